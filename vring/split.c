@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Placeholder until the split ring lands: every operation fails. */
+#include "vring_internal.h"
+
+int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p) { (void)vq; (void)p; return -ENOSYS; }
+int vre_split_fetch(struct vre_vq *vq, struct vre_chain *c, unsigned max, struct iovec *pool, unsigned pool_len) { (void)vq; (void)c; (void)max; (void)pool; (void)pool_len; return -ENOSYS; }
+int vre_split_complete(struct vre_vq *vq, const struct vre_used *u, unsigned n) { (void)vq; (void)u; (void)n; return -ENOSYS; }
+bool vre_split_needs_notify(struct vre_vq *vq) { (void)vq; return false; }
+bool vre_split_avail_pending(const struct vre_vq *vq) { (void)vq; return false; }
+bool vre_split_notify_enable(struct vre_vq *vq) { (void)vq; return false; }
+void vre_split_notify_disable(struct vre_vq *vq) { (void)vq; }
+int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features) { (void)vq; (void)region; (void)features; return -ENOSYS; }

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Ring-type dispatch and the parts both ring types share. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vre_log.h"
+#include "vring_internal.h"
+
+static const char *const ring_errors[VRE_RE_COUNT] = {
+	[VRE_RE_NONE] = "no error",
+	[VRE_RE_DESC_OUT_OF_MEMORY] = "descriptor outside guest memory",
+	[VRE_RE_DESC_OVERFLOW] = "descriptor address + length overflows",
+	[VRE_RE_CHAIN_TOO_LONG] = "descriptor chain loops or exceeds the queue size",
+	[VRE_RE_NEXT_OUT_OF_RANGE] = "descriptor next index out of range",
+	[VRE_RE_HEAD_OUT_OF_RANGE] = "avail ring head index out of range",
+	[VRE_RE_AVAIL_IDX_LEAP] = "avail index more than the queue size ahead",
+	[VRE_RE_INDIRECT_NOT_NEGOTIATED] = "indirect descriptor without INDIRECT_DESC",
+	[VRE_RE_INDIRECT_LEN_ZERO] = "indirect table of length 0",
+	[VRE_RE_INDIRECT_LEN_UNALIGNED] = "indirect table length not a multiple of 16",
+	[VRE_RE_INDIRECT_TOO_BIG] = "indirect table larger than the queue size",
+	[VRE_RE_INDIRECT_NESTED] = "indirect descriptor inside an indirect table",
+	[VRE_RE_INDIRECT_WITH_NEXT] = "indirect descriptor with NEXT set",
+	[VRE_RE_INDIRECT_OUT_OF_MEMORY] = "indirect table outside guest memory",
+	[VRE_RE_WRITE_THEN_READ] = "readable descriptor after a writable one",
+	[VRE_RE_ID_OUT_OF_RANGE] = "packed buffer id out of range",
+	[VRE_RE_ID_IN_USE] = "packed buffer id already in flight",
+	[VRE_RE_INFLIGHT_CORRUPT] = "inflight region corrupt",
+};
+
+const char *vre_ring_strerror(enum vre_ring_error e)
+{
+	return (unsigned)e < VRE_RE_COUNT ? ring_errors[e] : "unknown ring error";
+}
+
+void vre_vq_break(struct vre_vq *vq, enum vre_ring_error e)
+{
+	if (vq->broken)
+		return;
+	vq->broken = (uint8_t)e;
+	VRE_ERR("vring", "%s queue of size %u broken: %s (avail %u, used %u)",
+		vq->packed ? "packed" : "split", vq->size, vre_ring_strerror(e),
+		vq->last_avail_idx, vq->last_used_idx);
+}
+
+int vre_vq_init(struct vre_vq *vq, const struct vre_vq_params *p)
+{
+	memset(vq, 0, sizeof(*vq));
+	if (!p->mem || !p->desc || !p->driver || !p->device)
+		return -EINVAL;
+	if (p->size == 0 || p->size > VRE_VQ_MAX_SIZE)
+		return -EINVAL;
+	vq->mem = p->mem;
+	vq->size = p->size;
+	vq->packed = p->packed;
+	vq->event_idx = p->event_idx;
+	vq->indirect = p->indirect;
+	return p->packed ? vre_packed_init(vq, p) : vre_split_init(vq, p);
+}
+
+void vre_vq_fini(struct vre_vq *vq)
+{
+	if (vq->packed)
+		vre_packed_fini(vq);
+	free(vq->resubmit);
+	vq->resubmit = NULL;
+	vq->resubmit_num = vq->resubmit_pos = 0;
+}
+
+int vre_vq_set_base(struct vre_vq *vq, uint32_t base)
+{
+	if (!vq->packed) {
+		vq->last_avail_idx = (uint16_t)base;
+		vq->last_used_idx = (uint16_t)base;
+		vq->signalled_used_valid = false;
+		return 0;
+	}
+	uint16_t avail = base & 0x7fff, used = (base >> 16) & 0x7fff;
+
+	if (avail >= vq->size || used >= vq->size)
+		return -EINVAL;
+	vq->last_avail_idx = avail;
+	vq->avail_wrap = (base >> 15) & 1;
+	vq->last_used_idx = used;
+	vq->used_wrap = (base >> 31) & 1;
+	vq->signalled_used_valid = false;
+	return 0;
+}
+
+uint32_t vre_vq_get_base(const struct vre_vq *vq)
+{
+	if (!vq->packed)
+		return vq->last_avail_idx;
+	return (uint32_t)vq->last_avail_idx | (uint32_t)vq->avail_wrap << 15 |
+	       (uint32_t)vq->last_used_idx << 16 | (uint32_t)vq->used_wrap << 31;
+}
+
+int vre_vq_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		 struct iovec *pool, unsigned pool_len)
+{
+	if (vq->broken)
+		return -EIO;
+	if (max > VRE_BURST)
+		max = VRE_BURST;
+	return vq->packed ? vre_packed_fetch(vq, chains, max, pool, pool_len)
+			  : vre_split_fetch(vq, chains, max, pool, pool_len);
+}
+
+int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	if (n > VRE_BURST)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	return vq->packed ? vre_packed_complete(vq, used, n)
+			  : vre_split_complete(vq, used, n);
+}
+
+bool vre_vq_needs_notify(struct vre_vq *vq)
+{
+	return vq->packed ? vre_packed_needs_notify(vq) : vre_split_needs_notify(vq);
+}
+
+bool vre_vq_avail_pending(const struct vre_vq *vq)
+{
+	if (vq->broken)
+		return false;
+	if (vq->resubmit_pos < vq->resubmit_num)
+		return true;
+	return vq->packed ? vre_packed_avail_pending(vq) : vre_split_avail_pending(vq);
+}
+
+bool vre_vq_notify_enable(struct vre_vq *vq)
+{
+	vq->notify_enabled = true;
+	return vq->packed ? vre_packed_notify_enable(vq) : vre_split_notify_enable(vq);
+}
+
+void vre_vq_notify_disable(struct vre_vq *vq)
+{
+	vq->notify_enabled = false;
+	if (vq->packed)
+		vre_packed_notify_disable(vq);
+	else
+		vre_split_notify_disable(vq);
+}

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The device side of one virtqueue, split or packed, over guest memory that
+ * is never trusted.
+ *
+ * Life: vre_vq_init() with the ring's host pointers, optionally
+ * vre_vq_set_base() and vre_vq_inflight_attach(); then, on one thread at a
+ * time (the worker that owns the queue):
+ *   n = vre_vq_fetch(vq, chains, 32, iov_pool, pool_len);  ... use chains ...
+ *   vre_vq_complete(vq, used, n); if (vre_vq_needs_notify(vq)) write callfd;
+ *
+ * Every value read from guest memory is read once into a local and then
+ * checked. Input that breaks the ring's rules marks the queue broken
+ * (vq->broken holds a vre_ring_error, logged once); fetch then returns -EIO
+ * and nothing in or outside guest memory is touched by it again. Chains
+ * handed out before the fault stay valid and may be completed.
+ */
+#ifndef VRE_VQ_H
+#define VRE_VQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vre_inflight.h"
+#include "vre_mem.h"
+#include "vre_ring_layout.h"
+
+/* Largest burst one fetch or complete call handles. */
+#define VRE_BURST 32
+
+/* Why a queue was marked broken: each rule a guest can break has its own. */
+enum vre_ring_error {
+	VRE_RE_NONE = 0,
+	VRE_RE_DESC_OUT_OF_MEMORY,     /* descriptor addr/len not inside guest memory */
+	VRE_RE_DESC_OVERFLOW,          /* addr + len wraps around 2^64 */
+	VRE_RE_CHAIN_TOO_LONG,         /* loops, or more descriptors than the queue size */
+	VRE_RE_NEXT_OUT_OF_RANGE,      /* split next >= queue size (or table length) */
+	VRE_RE_HEAD_OUT_OF_RANGE,      /* split avail ring entry >= queue size */
+	VRE_RE_AVAIL_IDX_LEAP,         /* avail index runs more than size ahead */
+	VRE_RE_INDIRECT_NOT_NEGOTIATED,
+	VRE_RE_INDIRECT_LEN_ZERO,
+	VRE_RE_INDIRECT_LEN_UNALIGNED, /* not a multiple of 16 */
+	VRE_RE_INDIRECT_TOO_BIG,       /* more entries than the queue size */
+	VRE_RE_INDIRECT_NESTED,        /* indirect descriptor inside an indirect table */
+	VRE_RE_INDIRECT_WITH_NEXT,     /* split: INDIRECT together with NEXT */
+	VRE_RE_INDIRECT_OUT_OF_MEMORY, /* the table itself not inside guest memory */
+	VRE_RE_WRITE_THEN_READ,        /* readable descriptor after a writable one */
+	VRE_RE_ID_OUT_OF_RANGE,        /* packed buffer id >= queue size */
+	VRE_RE_ID_IN_USE,              /* packed buffer id already in flight */
+	VRE_RE_INFLIGHT_CORRUPT,       /* inflight region contradicts itself or the ring */
+	VRE_RE_COUNT
+};
+
+const char *vre_ring_strerror(enum vre_ring_error e);
+
+struct vre_chain {
+	struct iovec *iov; /* nr readable then nw writable, inside the caller's pool */
+	uint64_t rlen;     /* readable bytes */
+	uint64_t wlen;     /* writable bytes */
+	uint16_t nr;
+	uint16_t nw;
+	uint16_t id;       /* split: head index; packed: buffer id */
+	uint16_t ndesc;    /* ring slots the chain occupies (packed used-index step) */
+	uint16_t slot;     /* inflight entry that tracks it (packed); == id for split */
+	int16_t err;       /* 0, or -ENOBUFS: did not fit the iovec pool; consumed,
+			    * complete it with len 0 */
+};
+
+/* What the device hands back for one chain. */
+struct vre_used {
+	uint16_t id;
+	uint16_t ndesc;
+	uint16_t slot;
+	uint32_t len; /* bytes written into the chain's writable part */
+};
+
+static inline struct vre_used vre_used_of(const struct vre_chain *c, uint32_t len)
+{
+	struct vre_used u = { .id = c->id, .ndesc = c->ndesc, .slot = c->slot, .len = len };
+	return u;
+}
+
+struct vre_vq_params {
+	uint16_t size;   /* split: power of two, 1..32768; packed: 1..32768 */
+	bool packed;
+	bool event_idx;  /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;   /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	/* Host pointers, each already checked to cover its whole part:
+	 * split: desc table, avail ring, used ring;
+	 * packed: desc ring, driver event area, device event area. */
+	void *desc;
+	void *driver;
+	void *device;
+	const struct vre_mem_map *mem;
+};
+
+struct vre_vq {
+	/* Read on every fetch. */
+	const struct vre_mem_map *mem;
+	uint32_t mem_hint;
+	uint16_t size;
+	bool packed;
+	bool event_idx;
+	bool indirect;
+	uint8_t broken; /* enum vre_ring_error */
+
+	union {
+		struct {
+			struct vre_desc *desc;
+			struct vre_avail *avail;
+			struct vre_used_ring *used;
+			uint16_t *used_event;  /* in avail, after ring[size] */
+			uint16_t *avail_event; /* in used, after ring[size] */
+		} sp;
+		struct {
+			struct vre_packed_desc *desc;
+			struct vre_packed_event *driver;
+			struct vre_packed_event *device;
+			uint8_t *id_busy; /* ids handed out and not yet completed */
+		} pk;
+	};
+
+	/* Device indexes. Split: free-running u16; packed: slot + wrap. */
+	uint16_t last_avail_idx;
+	uint16_t last_used_idx;
+	bool avail_wrap;
+	bool used_wrap;
+	/* Where the driver was last notified (event-idx bookkeeping). */
+	uint16_t signalled_used;
+	bool signalled_used_valid;
+	bool notify_enabled;
+
+	/* Inflight tracking (NULL when not attached). */
+	void *inflight;
+	uint64_t inflight_counter;
+	uint16_t *resubmit;     /* chains to hand out before new ones, oldest first */
+	uint16_t resubmit_num;
+	uint16_t resubmit_pos;
+};
+
+/* Sets the queue up over ring memory. -EINVAL for a bad size, a NULL or
+ * misaligned part (desc 16, avail 2, used 4; packed: 16, 4, 4). The indexes
+ * start at 0 (packed: wrap counters 1). */
+int vre_vq_init(struct vre_vq *vq, const struct vre_vq_params *p);
+/* Frees what init and attach allocated. The ring memory is not touched. */
+void vre_vq_fini(struct vre_vq *vq);
+
+/* vhost-user SET/GET_VRING_BASE encoding. Split: the next avail index in the
+ * low 16 bits. Packed: bits 0-14 avail index, 15 avail wrap, 16-30 used
+ * index, 31 used wrap. set_base: -EINVAL when an index is >= size (packed). */
+int vre_vq_set_base(struct vre_vq *vq, uint32_t base);
+uint32_t vre_vq_get_base(const struct vre_vq *vq);
+
+/* Takes up to max available chains (max <= VRE_BURST), translating every
+ * descriptor into iovecs from pool (pool_len entries). A chain that would
+ * overflow what is left of the pool ends the burst before it; a chain too
+ * long for the whole pool is returned with err = -ENOBUFS and no iovecs.
+ * Returns the number of chains, or -EIO when the queue is (or becomes, before
+ * any chain of this burst) broken. Each chain is recorded in the inflight
+ * region, if attached, before it is returned. */
+int vre_vq_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		 struct iovec *pool, unsigned pool_len);
+
+/* Returns n chains to the driver, in this order, with one used-index store
+ * (split) or with the first chain's flags written last (packed). Inflight
+ * records are cleared in the spec's order. -EINVAL for n > VRE_BURST. */
+int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+
+/* After a complete: whether the driver asked to be notified of what was
+ * just published (used flags / used_event; packed driver event area). */
+bool vre_vq_needs_notify(struct vre_vq *vq);
+
+/* Whether the driver has made chains available that fetch has not taken. */
+bool vre_vq_avail_pending(const struct vre_vq *vq);
+
+/* Asks the driver for kicks (clears NO_NOTIFY / sets avail_event / device
+ * event flags). Returns true when chains became available meanwhile, so the
+ * caller polls again instead of sleeping. */
+bool vre_vq_notify_enable(struct vre_vq *vq);
+/* Tells the driver kicks are not needed while the device polls. */
+void vre_vq_notify_disable(struct vre_vq *vq);
+
+/*
+ * Attaches this queue's inflight region (len >= vre_inflight_queue_bytes).
+ * A region with version 0 is initialised. A region left by an earlier
+ * process is recovered: its repairs are applied, the chains still in flight
+ * are queued for resubmission in counter order (fetch returns them before any
+ * new chain), and the ring indexes are restored from it, overriding
+ * set_base. Call after init and set_base, before the first fetch.
+ * Returns the number of chains to resubmit, or -EINVAL (size mismatch,
+ * corrupt region: vq->broken = VRE_RE_INFLIGHT_CORRUPT), -ENOMEM.
+ */
+int vre_vq_inflight_attach(struct vre_vq *vq, void *region, size_t len,
+			   uint64_t features);
+
+/* Marks the queue broken for reason e and logs it once. */
+void vre_vq_break(struct vre_vq *vq, enum vre_ring_error e);
+
+#endif

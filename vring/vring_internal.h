@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* What vq.c dispatches to: one implementation per ring type. Not public. */
+#ifndef VRE_VRING_INTERNAL_H
+#define VRE_VRING_INTERNAL_H
+
+#include "vre_vq.h"
+
+int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p);
+int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		    struct iovec *pool, unsigned pool_len);
+int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+bool vre_split_needs_notify(struct vre_vq *vq);
+bool vre_split_avail_pending(const struct vre_vq *vq);
+bool vre_split_notify_enable(struct vre_vq *vq);
+void vre_split_notify_disable(struct vre_vq *vq);
+int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
+
+int vre_packed_init(struct vre_vq *vq, const struct vre_vq_params *p);
+void vre_packed_fini(struct vre_vq *vq);
+int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		     struct iovec *pool, unsigned pool_len);
+int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+bool vre_packed_needs_notify(struct vre_vq *vq);
+bool vre_packed_avail_pending(const struct vre_vq *vq);
+bool vre_packed_notify_enable(struct vre_vq *vq);
+void vre_packed_notify_disable(struct vre_vq *vq);
+int vre_packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
+
+#endif
