@@ -11,3 +11,4 @@ bool vre_packed_notify_enable(struct vre_vq *vq) { (void)vq; return false; }
 void vre_packed_notify_disable(struct vre_vq *vq) { (void)vq; }
 int vre_packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features) { (void)vq; (void)region; (void)features; return -ENOSYS; }
 void vre_packed_fini(struct vre_vq *vq) { (void)vq; }
+int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p) { (void)vq; (void)p; return -ENOSYS; }

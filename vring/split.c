@@ -10,3 +10,4 @@ bool vre_split_avail_pending(const struct vre_vq *vq) { (void)vq; return false; 
 bool vre_split_notify_enable(struct vre_vq *vq) { (void)vq; return false; }
 void vre_split_notify_disable(struct vre_vq *vq) { (void)vq; }
 int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features) { (void)vq; (void)region; (void)features; return -ENOSYS; }
+int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p) { (void)vq; (void)p; return -ENOSYS; }

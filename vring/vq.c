@@ -57,6 +57,17 @@ int vre_vq_init(struct vre_vq *vq, const struct vre_vq_params *p)
 	return p->packed ? vre_packed_init(vq, p) : vre_split_init(vq, p);
 }
 
+int vre_vq_rebind(struct vre_vq *vq, const struct vre_vq_params *p)
+{
+	if (!p->mem || !p->desc || !p->driver || !p->device)
+		return -EINVAL;
+	if (p->size != vq->size || p->packed != vq->packed)
+		return -EINVAL;
+	vq->mem = p->mem;
+	vq->mem_hint = 0;
+	return p->packed ? vre_packed_bind(vq, p) : vre_split_bind(vq, p);
+}
+
 void vre_vq_fini(struct vre_vq *vq)
 {
 	if (vq->packed)

@@ -143,6 +143,10 @@ struct vre_vq {
  * misaligned part (desc 16, avail 2, used 4; packed: 16, 4, 4). The indexes
  * start at 0 (packed: wrap counters 1). */
 int vre_vq_init(struct vre_vq *vq, const struct vre_vq_params *p);
+/* Points a set-up queue at new ring memory and a new map (after the memory
+ * table changed under a quiesced queue), keeping indexes, inflight state and
+ * resubmissions. Same checks as init. */
+int vre_vq_rebind(struct vre_vq *vq, const struct vre_vq_params *p);
 /* Frees what init and attach allocated. The ring memory is not touched. */
 void vre_vq_fini(struct vre_vq *vq);
 

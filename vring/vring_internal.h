@@ -5,7 +5,10 @@
 
 #include "vre_vq.h"
 
+/* init resets the type's state and binds; bind only (re)sets ring pointers
+ * from p after checking alignment, keeping every index. */
 int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p);
+int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p);
 int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		    struct iovec *pool, unsigned pool_len);
 int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
@@ -16,6 +19,7 @@ void vre_split_notify_disable(struct vre_vq *vq);
 int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
 
 int vre_packed_init(struct vre_vq *vq, const struct vre_vq_params *p);
+int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p);
 void vre_packed_fini(struct vre_vq *vq);
 int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		     struct iovec *pool, unsigned pool_len);
