@@ -17,6 +17,20 @@
 
 #define POOL 1024
 
+/* Checks inside per-chain and per-byte loops count failures instead of
+ * asserting (each check assertion costs a write to check's status channel;
+ * 70,000 chains of them take seconds). q_free() asserts none happened. */
+static unsigned soft_fail;
+static int soft_line;
+#define EXPECT(c)                                                              \
+	do {                                                                   \
+		if (!(c) && !soft_fail++)                                      \
+			soft_line = __LINE__;                                  \
+	} while (0)
+#define EXPECT_NONE()                                                          \
+	ck_assert_msg(soft_fail == 0, "%u failed expectations, first at line %d", \
+		      soft_fail, soft_line)
+
 /* Built with VRE_SPLIT_STEP_HOOK: called after each recovery-relevant store. */
 extern void (*vre_split_step_hook)(struct vre_vq *vq, const char *step);
 
@@ -53,6 +67,7 @@ static struct q *q_new(uint16_t size, size_t heap, size_t len1, bool event_idx,
 
 static void q_free(struct q *q)
 {
+	EXPECT_NONE();
 	vre_vq_fini(&q->vq);
 	vdrv_free(q->d);
 	free(q);
@@ -63,12 +78,12 @@ static struct vdrv_buf rbuf(struct vdrv *d, uint64_t gpa, uint32_t len, uint64_t
 			    uint64_t *off)
 {
 	struct vdrv_buf b = { .gpa = gpa, .len = len, .write = false };
+	uint8_t *tmp = malloc(len ? len : 1);
 
-	for (uint32_t k = 0; k < len; k++) {
-		uint8_t v = rpat(token, *off + k);
-
-		vdrv_write(d, gpa + k, &v, 1);
-	}
+	for (uint32_t k = 0; k < len; k++)
+		tmp[k] = rpat(token, *off + k);
+	vdrv_write(d, gpa, tmp, len);
+	free(tmp);
 	*off += len;
 	return b;
 }
@@ -84,16 +99,17 @@ static struct vdrv_buf wbuf(struct vdrv *d, uint64_t gpa, uint32_t len)
 /* The device side: readable bytes must be the token's pattern. */
 static void dev_check_readable(const struct vre_chain *c, uint64_t token)
 {
-	uint64_t k = 0;
+	uint64_t k = 0, bad = 0;
 
-	ck_assert_int_eq(c->err, 0);
+	EXPECT(c->err == 0);
 	for (unsigned i = 0; i < c->nr; i++) {
 		const uint8_t *p = c->iov[i].iov_base;
 
 		for (size_t j = 0; j < c->iov[i].iov_len; j++, k++)
-			ck_assert_uint_eq(p[j], rpat(token, k));
+			bad += p[j] != rpat(token, k);
 	}
-	ck_assert_uint_eq(k, c->rlen);
+	EXPECT(bad == 0);
+	EXPECT(k == c->rlen);
 }
 
 /* The device side: fill every writable byte; returns bytes written. */
@@ -107,7 +123,7 @@ static uint32_t dev_fill_writable(const struct vre_chain *c, uint64_t token)
 		for (size_t j = 0; j < c->iov[i].iov_len; j++, k++)
 			p[j] = wpat(token, k);
 	}
-	ck_assert_uint_eq(k, c->wlen);
+	EXPECT(k == c->wlen);
 	return (uint32_t)k;
 }
 
@@ -115,12 +131,15 @@ static uint32_t dev_fill_writable(const struct vre_chain *c, uint64_t token)
 static void drv_check_written(struct vdrv *d, uint64_t gpa, uint32_t len, uint64_t token,
 			      uint64_t *off)
 {
-	for (uint32_t k = 0; k < len; k++) {
-		uint8_t v;
+	uint8_t *tmp = malloc(len ? len : 1);
 
-		vdrv_read(d, gpa + k, &v, 1);
-		ck_assert_uint_eq(v, wpat(token, *off + k));
-	}
+	unsigned bad = 0;
+
+	vdrv_read(d, gpa, tmp, len);
+	for (uint32_t k = 0; k < len; k++)
+		bad += tmp[k] != wpat(token, *off + k);
+	free(tmp);
+	EXPECT(bad == 0);
 	*off += len;
 }
 
@@ -175,7 +194,7 @@ static void fill_drain(uint16_t size)
 		struct vdrv_buf b = i % 2 ? wbuf(q->d, base + 16ull * i, 16)
 					  : rbuf(q->d, base + 16ull * i, 8, i, &off);
 
-		ck_assert_int_eq(vdrv_add(q->d, &b, 1, i), (int)i);
+		EXPECT((vdrv_add(q->d, &b, 1, i)) == ((int)i));
 	}
 	ck_assert_int_eq(vdrv_add(q->d, NULL, 1, 0), -ENOSPC);
 	vdrv_kick(q->d);
@@ -183,20 +202,20 @@ static void fill_drain(uint16_t size)
 		int n = vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL);
 		struct vre_used u[VRE_BURST];
 
-		ck_assert_int_gt(n, 0);
-		ck_assert_int_le(n, VRE_BURST);
+		if (n <= 0 || n > VRE_BURST)
+			ck_assert_int_eq(n, -1000); /* fail, with the value */
 		for (int i = 0; i < n; i++) {
 			uint64_t token = q->d->token[q->ch[i].id];
 
 			/* In avail order: head == position. */
-			ck_assert_uint_eq(q->ch[i].id, got + (unsigned)i);
-			ck_assert_uint_eq(q->ch[i].nr, token % 2 ? 0 : 1);
-			ck_assert_uint_eq(q->ch[i].nw, token % 2 ? 1 : 0);
-			ck_assert_uint_eq(q->ch[i].wlen, token % 2 ? 16 : 0);
+			EXPECT((q->ch[i].id) == (got + (unsigned)i));
+			EXPECT((q->ch[i].nr) == (token % 2 ? 0 : 1));
+			EXPECT((q->ch[i].nw) == (token % 2 ? 1 : 0));
+			EXPECT((q->ch[i].wlen) == (token % 2 ? 16 : 0));
 			dev_check_readable(&q->ch[i], token);
 			u[i] = vre_used_of(&q->ch[i], dev_fill_writable(&q->ch[i], token));
 		}
-		ck_assert_int_eq(vre_vq_complete(&q->vq, u, (unsigned)n), 0);
+		EXPECT((vre_vq_complete(&q->vq, u, (unsigned)n)) == (0));
 		got += (unsigned)n;
 	}
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 0);
@@ -209,9 +228,10 @@ static void fill_drain(uint16_t size)
 
 		if (r == 0)
 			break;
-		ck_assert_int_eq(r, 1);
-		ck_assert_uint_eq(id, done);
-		ck_assert_uint_eq(len, token % 2 ? 16 : 0);
+		if (r != 1)
+			ck_assert_int_eq(r, 1);
+		EXPECT((id) == (done));
+		EXPECT((len) == (token % 2 ? 16 : 0));
 		drv_check_written(q->d, base + 16ull * token, len, token, &off);
 		done++;
 	}
@@ -312,7 +332,7 @@ static void wrap_run(uint16_t size, unsigned total)
 				b[nb++] = rbuf(q->d, slot + 16, 3, tok, &off);
 			if (wl)
 				b[nb++] = wbuf(q->d, slot + 32, wl);
-			ck_assert_int_eq(vdrv_add(q->d, b, nb, tok), head);
+			EXPECT((vdrv_add(q->d, b, nb, tok)) == (head));
 			next_token++;
 			added++;
 		}
@@ -323,7 +343,8 @@ static void wrap_run(uint16_t size, unsigned total)
 			int n = vre_vq_fetch(&q->vq, q->ch, max, q->pool, POOL);
 			struct vre_used u[VRE_BURST];
 
-			ck_assert_int_ge(n, 0);
+			if (n < 0)
+				ck_assert_int_ge(n, 0);
 			for (int i = 0; i < n; i++) {
 				uint64_t tok = q->d->token[q->ch[i].id];
 
@@ -331,7 +352,7 @@ static void wrap_run(uint16_t size, unsigned total)
 				u[n - 1 - i] = vre_used_of(&q->ch[i],
 							   dev_fill_writable(&q->ch[i], tok));
 			}
-			ck_assert_int_eq(vre_vq_complete(&q->vq, u, (unsigned)n), 0);
+			EXPECT((vre_vq_complete(&q->vq, u, (unsigned)n)) == (0));
 			completed += (unsigned)n;
 		}
 		if (q->vq.last_used_idx < 200 && completed > 65536)
@@ -345,8 +366,9 @@ static void wrap_run(uint16_t size, unsigned total)
 
 			if (!r)
 				break;
+			if (r != 1)
 			ck_assert_int_eq(r, 1);
-			ck_assert_uint_eq(len, tok % 3 ? 8 + tok % 20 : 0);
+			EXPECT((len) == (tok % 3 ? 8 + tok % 20 : 0));
 			drv_check_written(q->d, base + 64ull * id + 32, len, tok, &off);
 			seen++;
 		}
@@ -1278,15 +1300,15 @@ START_TEST(test_inflight_crash_every_step)
 	ck_assert_uint_eq(nf, 5);
 	for (unsigned i = 0; i < nf; i++)
 		ck_assert_uint_eq(fetched[i], i);
-	/* 5 walks x 3 fetch steps, 2 batches x (elems, linked, published,
-	 * used_idx) + 5 clears, plus the start. */
-	ck_assert_uint_eq(crash.n, 1 + 15 + 8 + 5);
 	for (unsigned i = 0; i < crash.n; i++) {
 		recover_and_check(&crash.s[i], orig, fetched, (const uint16_t (*)[3])batch,
 				  batch_n);
 		free(crash.s[i].mem);
 		free(crash.s[i].infl);
 	}
+	/* Every step was visited: 5 chains x 3 fetch steps, 2 batches x
+	 * (elems, linked, published, used_idx) + 5 clears, plus the start. */
+	ck_assert_uint_eq(crash.n, 1 + 15 + 8 + 5);
 	q_free(crash.q);
 	free(crash.region);
 }

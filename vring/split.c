@@ -163,14 +163,15 @@ static enum walk_res add_buffer(struct walk *w, const struct vre_desc *d)
 		return WALK_OK; /* nothing to translate, addr never used */
 	if (d->addr + d->len < d->addr)
 		return fail(w, VRE_RE_DESC_OVERFLOW);
-	if (!w->over) {
+	n = -ENOBUFS;
+	if (!w->over)
 		n = vre_mem_gpa_to_iov(w->vq->mem, &w->vq->mem_hint, d->addr, d->len,
 				       w->iov + w->niov, w->room - w->niov);
-		if (n == -ENOBUFS)
-			w->over = true;
-	}
-	if (w->over)
+	if (n == -ENOBUFS) {
+		/* Out of room: keep validating, only count what it would take. */
+		w->over = true;
 		n = mem_pieces(w->vq, d->addr, d->len);
+	}
 	if (n < 0)
 		return fail(w, VRE_RE_DESC_OUT_OF_MEMORY);
 	w->niov += (unsigned)n;
