@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -966,6 +967,213 @@ START_TEST(test_notify_enable_disable)
 }
 END_TEST
 
+/* ------------------------------------------------------- fuzz */
+
+static uint64_t rnd(uint64_t *st)
+{
+	*st ^= *st << 13;
+	*st ^= *st >> 7;
+	*st ^= *st << 17;
+	return *st;
+}
+
+static bool iov_inside(const struct vdrv *d, const struct iovec *v)
+{
+	for (unsigned i = 0; i < d->nreg; i++) {
+		const uint8_t *b = d->reg[i].hva, *p = v->iov_base;
+
+		if (p >= b && v->iov_len <= d->reg[i].len && p - b <= (ptrdiff_t)(d->reg[i].len - v->iov_len))
+			return v->iov_len > 0;
+	}
+	return false;
+}
+
+/* An address a hostile guest might use. */
+static uint64_t fuzz_addr(struct vdrv *d, uint64_t *st, uint64_t heap)
+{
+	uint64_t end0 = vdrv_end0(d), end1 = end0 + d->reg[1].len;
+
+	switch (rnd(st) % 8) {
+	case 0: return heap + rnd(st) % 512;
+	case 1: return end0 - rnd(st) % 64;              /* across the boundary */
+	case 2: return end1 - rnd(st) % 64;              /* off the end */
+	case 3: return UINT64_MAX - rnd(st) % 64;        /* wraps */
+	case 4: return rnd(st) % VDRV_GPA0;              /* below memory */
+	case 5: return d->desc_gpa + rnd(st) % 256;      /* the rings themselves */
+	default: return heap + rnd(st) % 2048;
+	}
+}
+
+static struct vre_desc fuzz_desc(struct vdrv *d, uint64_t *st, uint64_t heap,
+				 uint16_t nmax)
+{
+	struct vre_desc e;
+	uint64_t r = rnd(st);
+
+	e.addr = fuzz_addr(d, st, heap);
+	e.len = r % 4 == 0 ? 0 : r % 4 == 1 ? (uint32_t)(16 * (1 + rnd(st) % 20))
+			 : r % 4 == 2 ? (uint32_t)(rnd(st) % 200) : (uint32_t)rnd(st);
+	e.flags = (uint16_t)(rnd(st) % 3 ? rnd(st) % 8 : rnd(st));
+	e.next = (uint16_t)(rnd(st) % 4 ? rnd(st) % nmax : rnd(st) % (nmax + 3));
+	return e;
+}
+
+/* Random descriptor tables, indirect tables and avail rings: the device
+ * never hands out an iovec outside guest memory, never writes guest memory
+ * while fetching, every chain it returns adds up, and a broken queue has a
+ * real reason. */
+START_TEST(test_fuzz)
+{
+	struct q *q = q_new(16, 16384, 4096, false, true);
+	uint64_t st = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
+	uint64_t heap = vdrv_alloc(q->d, 8192);
+	uint8_t *snap0 = malloc(q->d->reg[0].len), *snap1 = malloc(q->d->reg[1].len);
+	unsigned broken = 0, chains = 0, reasons[VRE_RE_COUNT] = { 0 }, nreasons = 0;
+
+	vre_log_level = -1; /* thousands of expected breaks */
+	for (unsigned it = 0; it < 3000; it++) {
+		struct vre_vq_params p;
+		uint16_t idx = (uint16_t)rnd(&st);
+
+		for (uint16_t i = 0; i < 16; i++)
+			q->d->desc[i] = fuzz_desc(q->d, &st, heap, 16);
+		for (unsigned i = 0; i < 8192 / 16; i++) {
+			struct vre_desc e = fuzz_desc(q->d, &st, heap, 24);
+
+			vdrv_write(q->d, heap + 16ull * i, &e, sizeof(e));
+		}
+		for (uint16_t i = 0; i < 16; i++)
+			q->d->avail->ring[i] = (uint16_t)(rnd(&st) % 8 ? rnd(&st) % 16 : rnd(&st));
+		vdrv_params(q->d, &p, false, rnd(&st) % 4 != 0);
+		vre_vq_fini(&q->vq);
+		ck_assert_int_eq(vre_vq_init(&q->vq, &p), 0);
+		vre_vq_set_base(&q->vq, idx);
+		q->d->used->idx = idx;
+		q->d->avail->idx = (uint16_t)(idx + rnd(&st) % 19);
+		memcpy(snap0, q->d->reg[0].hva, q->d->reg[0].len);
+		memcpy(snap1, q->d->reg[1].hva, q->d->reg[1].len);
+		for (unsigned round = 0; round < 20; round++) {
+			unsigned pool_len = 1 + rnd(&st) % 40;
+			int n = vre_vq_fetch(&q->vq, q->ch, 1 + rnd(&st) % VRE_BURST, q->pool, pool_len);
+			unsigned used_iov = 0;
+
+			if (n <= 0) {
+				EXPECT(n == 0 || n == -EIO);
+				break;
+			}
+			for (int i = 0; i < n; i++) {
+				const struct vre_chain *c = &q->ch[i];
+				uint64_t rl = 0, wl = 0;
+
+				EXPECT(c->id < 16);
+				EXPECT(c->iov == q->pool + used_iov);
+				if (c->err) {
+					EXPECT(c->err == -ENOBUFS && c->nr + c->nw == 0);
+					continue;
+				}
+				used_iov += c->nr + c->nw;
+				for (unsigned k = 0; k < (unsigned)c->nr + c->nw; k++) {
+					EXPECT(iov_inside(q->d, &c->iov[k]));
+					*(k < c->nr ? &rl : &wl) += c->iov[k].iov_len;
+				}
+				EXPECT(rl == c->rlen && wl == c->wlen);
+			}
+			EXPECT(used_iov <= pool_len);
+			chains += (unsigned)n;
+		}
+		EXPECT(q->vq.broken < VRE_RE_COUNT);
+		broken += q->vq.broken != 0;
+		if (q->vq.broken < VRE_RE_COUNT)
+			reasons[q->vq.broken]++;
+		EXPECT(memcmp(snap0, q->d->reg[0].hva, q->d->reg[0].len) == 0);
+		EXPECT(memcmp(snap1, q->d->reg[1].hva, q->d->reg[1].len) == 0);
+	}
+	/* The generator reaches both outcomes and most rules. */
+	for (unsigned i = 1; i < VRE_RE_COUNT; i++)
+		nreasons += reasons[i] != 0;
+	if (getenv("FUZZ_STATS"))
+		for (unsigned i = 0; i < VRE_RE_COUNT; i++)
+			fprintf(stderr, "%-45s %u\n", vre_ring_strerror(i), reasons[i]);
+	ck_assert_uint_ge(nreasons, 12);
+	ck_assert_uint_gt(broken, 100);
+	ck_assert_uint_gt(chains, 100);
+	ck_assert(vdrv_guards_ok(q->d));
+	free(snap0);
+	free(snap1);
+	q_free(q);
+}
+END_TEST
+
+/* A guest that rewrites its descriptors, tables and avail ring while the
+ * device walks them: whatever it reads, the device only ever hands out
+ * iovecs inside guest memory and writes nothing outside the used ring. */
+struct mutator {
+	struct vdrv *d;
+	uint64_t heap;
+	int stop;
+};
+
+static void *mutate(void *arg)
+{
+	struct mutator *m = arg;
+	uint64_t st = 0x1234567;
+
+	while (!__atomic_load_n(&m->stop, __ATOMIC_RELAXED)) {
+		struct vre_desc e = fuzz_desc(m->d, &st, m->heap, 16);
+		uint64_t *w = (uint64_t *)&e;
+		uint64_t *t;
+		uint64_t r = rnd(&st);
+
+		if (r % 3 == 0)
+			t = (uint64_t *)&m->d->desc[r % 16];
+		else
+			t = (uint64_t *)(m->d->reg[0].hva + (m->heap - VDRV_GPA0) + 16 * (r % 64));
+		__atomic_store_n(&t[0], w[0], __ATOMIC_RELAXED);
+		__atomic_store_n(&t[1], w[1], __ATOMIC_RELAXED);
+		__atomic_store_n(&m->d->avail->ring[rnd(&st) % 16], (uint16_t)(rnd(&st) % 17),
+				 __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrent_guest)
+{
+	struct q *q = q_new(16, 16384, 4096, false, true);
+	struct mutator m = { .d = q->d, .heap = vdrv_alloc(q->d, 8192) };
+	struct vre_vq_params p;
+	pthread_t th;
+	unsigned chains = 0, rebuilt = 0;
+
+	vre_log_level = -1;
+	ck_assert_int_eq(pthread_create(&th, NULL, mutate, &m), 0);
+	vdrv_params(q->d, &p, false, true);
+	for (unsigned it = 0; it < 200000; it++) {
+		int n;
+
+		if (q->vq.broken) {
+			vre_vq_fini(&q->vq);
+			ck_assert_int_eq(vre_vq_init(&q->vq, &p), 0);
+			rebuilt++;
+		}
+		__atomic_store_n(&q->d->avail->idx, (uint16_t)(q->vq.last_avail_idx + it % 5),
+				 __ATOMIC_RELEASE);
+		n = vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, 64);
+		for (int i = 0; i < n; i++) {
+			for (unsigned k = 0; k < (unsigned)q->ch[i].nr + q->ch[i].nw; k++)
+				EXPECT(iov_inside(q->d, &q->ch[i].iov[k]));
+			complete_one(q, &q->ch[i], 0);
+		}
+		chains += n > 0 ? (unsigned)n : 0;
+	}
+	__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_gt(chains, 1000);
+	ck_assert_uint_gt(rebuilt, 100);
+	ck_assert(vdrv_guards_ok(q->d));
+	q_free(q);
+}
+END_TEST
+
 /* ------------------------------------------------------- rebind */
 
 START_TEST(test_rebind_keeps_indexes)
@@ -1385,6 +1593,9 @@ int main(void)
 	tcase_add_test(tv, test_validation_first);
 	tcase_add_test(tv, test_avail_leap);
 	tcase_add_test(tv, test_chain_bounds);
+	tcase_add_loop_test(tv, test_fuzz, 0, 4);
+	tcase_add_test(tv, test_concurrent_guest);
+	tcase_set_timeout(tv, 120);
 	suite_add_tcase(s, tv);
 	tcase_set_timeout(ti, 60);
 	tcase_add_test(ti, test_inflight_marking);
