@@ -1174,6 +1174,27 @@ START_TEST(test_concurrent_guest)
 }
 END_TEST
 
+/* max above VRE_BURST is clamped; max 0 takes nothing. */
+START_TEST(test_burst_limit)
+{
+	struct q *q = q_new(64, 4096, 0, false, false);
+	struct vre_chain ch[40];
+	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(vdrv_add(q->d, &e, 1, 0), i);
+	vdrv_kick(q->d);
+	ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 0, q->pool, POOL), 0);
+	ck_assert_uint_eq(q->vq.last_avail_idx, 0);
+	ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 40, q->pool, POOL), VRE_BURST);
+	ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 40, q->pool, POOL), 8);
+	ck_assert_uint_eq(ch[7].id, 39);
+	ck_assert_int_eq(vre_vq_complete(&q->vq, NULL, VRE_BURST + 1), -EINVAL);
+	ck_assert_uint_eq(q->d->used->idx, 0);
+	q_free(q);
+}
+END_TEST
+
 /* ------------------------------------------------------- rebind */
 
 START_TEST(test_rebind_keeps_indexes)
@@ -1547,6 +1568,18 @@ START_TEST(test_inflight_resubmit_counters)
 	ck_assert_int_eq(vre_vq_inflight_attach(&q->vq, r, len, 0), 2);
 	ck_assert(vre_vq_avail_pending(&q->vq));
 	ck_assert(vre_vq_notify_enable(&q->vq));
+	/* A rebind (memory table changed) keeps the region and the queue of
+	 * resubmissions. */
+	{
+		struct vre_vq_params p;
+
+		vdrv_params(q->d, &p, false, false);
+		ck_assert_int_eq(vre_vq_rebind(&q->vq, &p), 0);
+		ck_assert_ptr_eq(q->vq.inflight, r);
+		ck_assert_uint_eq(q->vq.resubmit_num, 2);
+		ck_assert_uint_eq(q->vq.resubmit_pos, 0);
+		ck_assert_uint_eq(q->vq.last_avail_idx, 2);
+	}
 	/* With a pool of one iovec, one chain per fetch: order 1, 0, then 2. */
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, 1), 1);
 	ck_assert_uint_eq(q->ch[0].id, 1);
@@ -1587,6 +1620,7 @@ int main(void)
 	tcase_add_test(tc, test_notify_event_idx);
 	tcase_add_test(tc, test_notify_enable_disable);
 	tcase_add_test(tc, test_rebind_keeps_indexes);
+	tcase_add_test(tc, test_burst_limit);
 	suite_add_tcase(s, tc);
 	tcase_add_loop_test(tv, test_validation, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
