@@ -1195,6 +1195,46 @@ START_TEST(test_burst_limit)
 }
 END_TEST
 
+/* 65,540 completions without asking needs_notify: the used index lapped
+ * the last signalled one, so the rule cannot be trusted and the device
+ * notifies (the index did pass used_event on the way). */
+START_TEST(test_notify_after_full_lap)
+{
+	struct q *q = q_new(256, 4096, 0, true, false);
+	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	unsigned done = 0;
+
+	start_at(q, 0);
+	*vdrv_used_event(q->d) = 0;
+	ck_assert(one_round(q)); /* signalled = 1 */
+	while (done < 65540) {
+		struct vre_used u[VRE_BURST];
+		uint16_t id;
+		uint32_t len;
+		int n;
+
+		for (unsigned k = 0; k < VRE_BURST && done + k < 65540; k++)
+			vdrv_add(q->d, &e, 1, 0);
+		vdrv_kick(q->d);
+		n = vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL);
+		if (n <= 0)
+			ck_assert_int_gt(n, 0);
+		for (int i = 0; i < n; i++)
+			u[i] = vre_used_of(&q->ch[i], 0);
+		vre_vq_complete(&q->vq, u, (unsigned)n);
+		while (vdrv_get_used(q->d, &id, &len, NULL) == 1)
+			;
+		done += (unsigned)n;
+	}
+	ck_assert_uint_eq(q->d->used->idx, 5);
+	/* Without the lap check: need_event(0, 5, 1) is false. */
+	ck_assert(!vre_need_event(0, 5, 1));
+	ck_assert(vre_vq_needs_notify(&q->vq));
+	ck_assert(!vre_vq_needs_notify(&q->vq));
+	q_free(q);
+}
+END_TEST
+
 /* ------------------------------------------------------- rebind */
 
 START_TEST(test_rebind_keeps_indexes)
@@ -1621,6 +1661,7 @@ int main(void)
 	tcase_add_test(tc, test_notify_enable_disable);
 	tcase_add_test(tc, test_rebind_keeps_indexes);
 	tcase_add_test(tc, test_burst_limit);
+	tcase_add_test(tc, test_notify_after_full_lap);
 	suite_add_tcase(s, tc);
 	tcase_add_loop_test(tv, test_validation, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));

@@ -450,6 +450,11 @@ int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned 
 	STEP(vq, "complete: elems");
 	if (ifl(vq))
 		inflight_link(vq, used, n);
+	/* More than a full lap of the index space since the last decision
+	 * would make the event-index rule compare against a stale wrap: treat
+	 * the last signalled index as unknown (notify next time). */
+	if ((uint16_t)(idx + n - vq->signalled_used) < (uint16_t)n)
+		vq->signalled_used_valid = false;
 	idx = (uint16_t)(idx + n);
 	/* Release: the elements (and the inflight links) are visible before
 	 * the index that hands them to the driver. */
