@@ -576,6 +576,8 @@ static int inflight_repair(struct vre_vq *vq, struct vre_inflight_split *r,
 		r->desc[head].inflight = 0;
 		head = r->desc[head].next;
 	}
+	/* Release: the clears land before used_idx says the batch is done,
+	 * so a crash during this repair repeats it next time. */
 	atomic_thread_fence(memory_order_release);
 	r->used_idx = used_idx;
 	return 0;
