@@ -838,6 +838,54 @@ static void one_trip(struct env *e, uint16_t id)
 	ck_assert_uint_eq(gid, id);
 }
 
+/* Serves k 1-slot chains completed in one batch. */
+static void batch_trip(struct env *e, unsigned k)
+{
+	struct iovec pool[VRE_BURST];
+	struct vre_chain c[VRE_BURST];
+	struct vre_used u[VRE_BURST];
+	uint16_t id;
+	uint32_t len;
+
+	for (unsigned i = 0; i < k; i++) {
+		post_one(e, A_GPA + 0x8000, 8, 0, (uint16_t)i);
+		e->drv.outstanding[i] = 1;
+		e->drv.ndesc_of[i] = 1;
+	}
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, k, pool, VRE_BURST), (int)k);
+	for (unsigned i = 0; i < k; i++)
+		u[i] = vre_used_of(&c[i], 0);
+	ck_assert_int_eq(vre_vq_complete(&e->vq, u, k), 0);
+	for (unsigned i = 0; i < k; i++)
+		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+}
+
+/* The last notification was in the old lap, the event before it in the
+ * same lap, the batch crosses the wrap: already notified, so no. */
+START_TEST(test_notify_old_lap)
+{
+	struct env *e = env_open(8, 1 << 16, 4096, true, false);
+
+	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 4, true);
+	batch_trip(e, 5);                        /* used 0 -> 5: passes 4 */
+	ck_assert(vre_vq_needs_notify(&e->vq));  /* (first one: always) */
+	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, true);
+	batch_trip(e, 4);                        /* used 5 -> 1, wrap 0 */
+	ck_assert(!e->vq.used_wrap);
+	ck_assert(!vre_vq_needs_notify(&e->vq));
+	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 0, false);
+	batch_trip(e, 1);                        /* 1 -> 2: 0 was passed before */
+	ck_assert(!vre_vq_needs_notify(&e->vq));
+	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 4, true);  /* old lap: passed */
+	batch_trip(e, 1);                        /* 2 -> 3 */
+	ck_assert(!vre_vq_needs_notify(&e->vq));
+	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, false);
+	batch_trip(e, 3);                        /* 3 -> 6 passes 3 */
+	ck_assert(vre_vq_needs_notify(&e->vq));
+	env_close(e);
+}
+END_TEST
+
 START_TEST(test_notify_flags)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
@@ -1089,9 +1137,9 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 	int seen[4] = { 0 }, resub_idx[4], nres, fetched_after = 0;
 	struct iovec pool[16];
 	struct vre_chain c;
-	uint16_t id, pos_idx;
+	uint16_t id, pos_idx, avail_idx;
 	uint32_t len, slots = 0;
-	bool pos_wrap;
+	bool pos_wrap, avail_wrap;
 
 	memcpy(e->host, s->host, e->host_len);
 	memcpy(e->inf, s->inf, e->inf_len);
@@ -1114,6 +1162,8 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 	ck_assert_msg(e->vq.last_used_idx == pos_idx && e->vq.used_wrap == pos_wrap,
 		      "%s: used %u/%d, driver at %u/%d", s->step, e->vq.last_used_idx,
 		      e->vq.used_wrap, pos_idx, pos_wrap);
+	avail_idx = e->vq.last_avail_idx;
+	avail_wrap = e->vq.avail_wrap;
 	/* nothing new is visible to the driver after the repair */
 	ck_assert_msg(vdrv_get_used(&e->drv, &id, &len) == 0, "%s: stale used %u", s->step, id);
 	/* resubmissions: in fetch order, exactly content */
@@ -1152,7 +1202,15 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 		}
 		ck_assert_msg(a < b, "%s: resubmit order", s->step);
 	}
-	(void)slots;
+	/* the avail position was restored to just after the resubmitted slots */
+	pos_idx = (uint16_t)(pos_idx + slots);
+	if (pos_idx >= e->size) {
+		pos_idx = (uint16_t)(pos_idx - e->size);
+		pos_wrap = !pos_wrap;
+	}
+	ck_assert_msg(avail_idx == pos_idx && avail_wrap == pos_wrap,
+		      "%s: avail %u/%d, want %u/%d", s->step, avail_idx, avail_wrap,
+		      pos_idx, pos_wrap);
 	/* the rest comes from the ring */
 	while (vre_vq_fetch(&e->vq, &c, 1, pool, 16) == 1) {
 		int i = x_of(sc, c.id);
@@ -1421,6 +1479,7 @@ static Suite *packed_suite(void)
 	tcase_add_loop_test(t, test_bad, 0, sizeof(bad_cases) / sizeof(bad_cases[0]));
 	tcase_add_test(t, test_notify_flags);
 	tcase_add_test(t, test_notify_event_idx);
+	tcase_add_test(t, test_notify_old_lap);
 	suite_add_tcase(s, t);
 	tcase_add_loop_test(slow, test_roundtrip_sizes, 0, sizeof(sizes) / sizeof(sizes[0]));
 	tcase_set_timeout(slow, 240);

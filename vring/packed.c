@@ -24,6 +24,17 @@
  * written, so the driver, which reads used slots in order and stops at the
  * first slot that is not used, never sees a completion the new process has
  * not made itself. See inflight_rehide().
+ *
+ * Ring errors with no code of their own, mapped to the nearest one:
+ * - a chain whose continuation slot is not available (NEXT set, next slot
+ *   not published with the right wrap): VRE_RE_CHAIN_TOO_LONG, the chain
+ *   claims more descriptors than the driver made available;
+ * - an indirect descriptor that is not alone in its chain (has NEXT, or
+ *   follows a descriptor with NEXT): VRE_RE_INDIRECT_WITH_NEXT;
+ * - a slot made available while the device still holds it (more than size
+ *   slots outstanding): VRE_RE_AVAIL_IDX_LEAP;
+ * - inflight records that cannot be followed while fetching (free list
+ *   index out of range): VRE_RE_INFLIGHT_CORRUPT.
  */
 #include <stdlib.h>
 #include <string.h>
