@@ -1374,6 +1374,90 @@ START_TEST(test_crash_gap)
 }
 END_TEST
 
+/* A copy of e as a process killed now would leave it, with a fresh vq. */
+static struct env *env_crash_copy(struct env *e)
+{
+	struct env *r = env_open(e->size, e->a_len, e->b_len, e->p.event_idx, e->p.indirect);
+	struct vdrv keep = e->drv;
+
+	memcpy(r->host, e->host, e->host_len);
+	memcpy(r->inf, e->inf, e->inf_len);
+	r->drv = keep;
+	r->drv.ring = r->p.desc;
+	r->drv.driver = r->p.driver;
+	r->drv.device = r->p.device;
+	r->bump = e->bump;
+	return r;
+}
+
+/*
+ * Two crashes in a row: the second process takes the resubmissions and a
+ * new chain, completes one of the old ones and dies too. The third must
+ * resubmit the remaining old chain before the new one (counter order
+ * survives recovery), and the driver sees each chain once.
+ */
+START_TEST(test_crash_twice)
+{
+	struct env *e = env_open(8, 1 << 16, 4096, false, false), *r1, *r2;
+	struct xchain x[3];
+	struct iovec pool[16];
+	struct vre_chain c[4];
+	struct vre_used u;
+	uint16_t id;
+	uint32_t len;
+
+	ck_assert_int_eq(vre_vq_inflight_attach(&e->vq, e->inf, e->inf_len, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		x[i] = (struct xchain){ .id = (uint16_t)(6 - i), .seq = 300u + (uint32_t)i };
+		x_add(&x[i], galloc(e, 8), 8, false);
+		if (i != 1)
+			x_add(&x[i], galloc(e, 24), 24, true);
+		x_post(e, &x[i]);
+	}
+	/* first process: fetches two, dies */
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 2, pool, 16), 2);
+	r1 = env_crash_copy(e);
+	ck_assert_int_eq(vre_vq_inflight_attach(&r1->vq, r1->inf, r1->inf_len, 0), 2);
+	ck_assert_uint_eq(r1->vq.last_avail_idx, 3);
+	ck_assert_int_eq(vre_vq_fetch(&r1->vq, c, 4, pool, 16), 3);
+	ck_assert_uint_eq(c[0].id, 6);
+	ck_assert_uint_eq(c[1].id, 5);
+	ck_assert_uint_eq(c[2].id, 4);
+	for (int i = 0; i < 3; i++)
+		x_serve(r1, &c[i], &x[i]);
+	/* second process: completes the second chain, dies */
+	u = vre_used_of(&c[1], 0);
+	ck_assert_int_eq(vre_vq_complete(&r1->vq, &u, 1), 0);
+	ck_assert_int_eq(vdrv_get_used(&r1->drv, &id, &len), 1);
+	ck_assert_uint_eq(id, 5);
+	x_check_used(r1, &x[1], len);
+	r2 = env_crash_copy(r1);
+	ck_assert_int_eq(vre_vq_inflight_attach(&r2->vq, r2->inf, r2->inf_len, 0), 2);
+	ck_assert_uint_eq(r2->vq.last_used_idx, 1); /* B took one slot */
+	ck_assert_uint_eq(r2->vq.last_avail_idx, 5);
+	ck_assert_int_eq(vdrv_get_used(&r2->drv, &id, &len), 0);
+	ck_assert_int_eq(vre_vq_fetch(&r2->vq, c, 4, pool, 16), 2);
+	ck_assert_uint_eq(c[0].id, 6);
+	ck_assert_uint_eq(c[1].id, 4);
+	for (int i = 0; i < 2; i++) {
+		int xi = i ? 2 : 0;
+
+		u = vre_used_of(&c[i], x_serve(r2, &c[i], &x[xi]));
+		ck_assert_int_eq(vre_vq_complete(&r2->vq, &u, 1), 0);
+		ck_assert_int_eq(vdrv_get_used(&r2->drv, &id, &len), 1);
+		ck_assert_uint_eq(id, x[xi].id);
+		x_check_used(r2, &x[xi], len);
+	}
+	ck_assert_int_eq(vdrv_get_used(&r2->drv, &id, &len), 0);
+	ck_assert_int_eq(vre_vq_fetch(&r2->vq, c, 4, pool, 16), 0);
+	ck_assert_uint_eq(r2->drv.free_slots, 8);
+	ck_assert_int_eq(free_count(r2), 8);
+	env_close(r2);
+	env_close(r1);
+	env_close(e);
+}
+END_TEST
+
 /* ---- Corrupt regions -------------------------------------------------- */
 
 static void corrupt_attach(void (*spoil)(struct vre_inflight_packed *r))
@@ -1487,6 +1571,7 @@ static Suite *packed_suite(void)
 	tcase_add_test(inf, test_inflight_records);
 	tcase_add_test(inf, test_crash_every_step);
 	tcase_add_test(inf, test_crash_gap);
+	tcase_add_test(inf, test_crash_twice);
 	tcase_add_loop_test(inf, test_inflight_corrupt, 0, sizeof(spoils) / sizeof(spoils[0]));
 	tcase_add_test(inf, test_recover_indirect);
 	suite_add_tcase(s, inf);
