@@ -1564,6 +1564,7 @@ static Suite *packed_suite(void)
 	tcase_add_test(t, test_notify_flags);
 	tcase_add_test(t, test_notify_event_idx);
 	tcase_add_test(t, test_notify_old_lap);
+	tcase_set_timeout(t, 60);
 	suite_add_tcase(s, t);
 	tcase_add_loop_test(slow, test_roundtrip_sizes, 0, sizeof(sizes) / sizeof(sizes[0]));
 	tcase_set_timeout(slow, 240);
@@ -1574,6 +1575,7 @@ static Suite *packed_suite(void)
 	tcase_add_test(inf, test_crash_twice);
 	tcase_add_loop_test(inf, test_inflight_corrupt, 0, sizeof(spoils) / sizeof(spoils[0]));
 	tcase_add_test(inf, test_recover_indirect);
+	tcase_set_timeout(inf, 120);
 	suite_add_tcase(s, inf);
 	return s;
 }

@@ -820,6 +820,8 @@ static void inflight_rebuild(struct vre_vq *vq, struct vre_inflight_packed *inf,
 	inf->free_head = inf->old_free_head = fh;
 	inf->used_wrap_counter = inf->old_used_wrap_counter = s->used_wrap;
 	inf->used_idx = inf->old_used_idx = s->used_idx;
+	/* release: the repaired region is complete before the first fetch
+	 * records into it (a crash from here on recovers from this state) */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
