@@ -630,6 +630,11 @@ START_TEST(test_batch_out_of_order)
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, pool, 16), 1);
 	u[0] = u[1] = vre_used_of(&c[0], 0);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 2), -EINVAL); /* duplicate */
+	u[0].ndesc = 9;
+	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), -EINVAL); /* > size */
+	u[0].ndesc = 2;
+	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), -EINVAL); /* > held */
+	u[0] = vre_used_of(&c[0], 0);
 	ck_assert_uint_eq(e->vq.last_used_idx, 6);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), 0);
 	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
@@ -1309,6 +1314,11 @@ END_TEST
  * the committed position; after recovery they must be gone, and the driver
  * must see each chain once, when the new process completes it.
  */
+static uint16_t avail_pat(bool w) { return w ? 0x0080 : 0x8000; }
+static uint16_t used_pat(bool w) { return w ? 0x8080 : 0x0000; }
+
+/* _i = 0: the batch sits at slots 0..3; _i = 1: at 7, 0, 1, 2 after a lap,
+ * so the re-hidden slots are across the wrap, with wrap counter 0. */
 START_TEST(test_crash_gap)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
@@ -1319,10 +1329,13 @@ START_TEST(test_crash_gap)
 	struct vre_used u[3];
 	struct env *r;
 	static const int batch[3] = { 3, 1, 2 };
-	uint16_t id;
+	unsigned pre = _i ? 7 : 0;
+	uint16_t id, s0 = (uint16_t)pre;
 	uint32_t len;
 
 	ck_assert_int_eq(vre_vq_inflight_attach(&e->vq, e->inf, e->inf_len, 0), 0);
+	for (unsigned k = 0; k < pre; k++)
+		one_trip(e, (uint16_t)k);
 	memset(&sc, 0, sizeof(sc));
 	sc.n = 4;
 	for (int i = 0; i < 4; i++) {
@@ -1352,20 +1365,30 @@ START_TEST(test_crash_gap)
 	r->drv.ring = r->p.desc;
 	r->drv.driver = r->p.driver;
 	r->drv.device = r->p.device;
-	/* the precondition: slots 1 and 2 look used, slot 0 does not */
-	ck_assert_uint_eq(r->drv.ring[0].flags & 0x8080, 0x0080);
-	ck_assert_uint_eq(r->drv.ring[1].flags & 0x8080, 0x8080);
-	ck_assert_uint_eq(r->drv.ring[1].id, 1);
-	ck_assert_uint_eq(r->drv.ring[2].flags & 0x8080, 0x8080);
+	/* the precondition: the 2nd and 3rd batch slots look used (ids 1, 2),
+	 * the first does not, and the driver sees nothing */
+	for (int k = 0; k < 4; k++) {
+		uint16_t slot = (uint16_t)((s0 + k) % 8);
+		bool w = (s0 + k) < 8;
+
+		ck_assert_uint_eq(r->drv.ring[slot].flags & 0x8080,
+				  (k == 1 || k == 2) ? used_pat(w) : avail_pat(w));
+		if (k == 1 || k == 2)
+			ck_assert_uint_eq(r->drv.ring[slot].id, k);
+	}
 	ck_assert_int_eq(vdrv_get_used(&r->drv, &id, &len), 0);
 	ck_assert_int_eq(vre_vq_inflight_attach(&r->vq, r->inf, r->inf_len, 0), 4);
-	/* re-hidden */
-	for (int i = 0; i < 4; i++)
-		ck_assert_uint_eq(r->drv.ring[i].flags & 0x8080, 0x0080);
-	ck_assert_uint_eq(r->vq.last_used_idx, 0);
-	ck_assert_uint_eq(r->vq.last_avail_idx, 4);
+	/* re-hidden: every held slot shows its available pattern again */
+	for (int k = 0; k < 4; k++) {
+		uint16_t slot = (uint16_t)((s0 + k) % 8);
+
+		ck_assert_uint_eq(r->drv.ring[slot].flags & 0x8080, avail_pat((s0 + k) < 8));
+	}
+	ck_assert_uint_eq(r->vq.last_used_idx, s0);
+	ck_assert_uint_eq(r->vq.last_avail_idx, (s0 + 4) % 8);
+	ck_assert_uint_eq(r->vq.avail_wrap, s0 + 4 < 8);
 	env_close(r);
-	/* and the full exactly-once run over the same snapshot */
+	/* and the full exactly-once run over both snapshots */
 	recover_check(e, drv0, &sc, &snaps[1]);
 	recover_check(e, drv0, &sc, &snaps[0]);
 	snaps_free();
@@ -1571,7 +1594,7 @@ static Suite *packed_suite(void)
 	suite_add_tcase(s, slow);
 	tcase_add_test(inf, test_inflight_records);
 	tcase_add_test(inf, test_crash_every_step);
-	tcase_add_test(inf, test_crash_gap);
+	tcase_add_loop_test(inf, test_crash_gap, 0, 2);
 	tcase_add_test(inf, test_crash_twice);
 	tcase_add_loop_test(inf, test_inflight_corrupt, 0, sizeof(spoils) / sizeof(spoils[0]));
 	tcase_add_test(inf, test_recover_indirect);

@@ -485,7 +485,7 @@ static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n
 
 		total += u->ndesc;
 		if (u->id >= vq->size || vq->pk.id_busy[u->id] != 1 ||
-		    u->ndesc == 0 || total > held ||
+		    u->ndesc == 0 || u->ndesc > vq->size || total > held ||
 		    (vq->inflight && u->slot >= vq->size))
 			err = -EINVAL;
 		else
