@@ -310,6 +310,7 @@ static int walk_ring(struct vre_vq *vq, uint16_t flags, struct walk *w,
 			if (i == 0)
 				rc->head_ent = ent;
 			record_desc(&inf->desc[ent], addr, len, flags, id);
+			STEP(vq, "fetch: desc recorded");
 		}
 		err = walk_desc(vq, w, i, addr, len, flags,
 				!(flags & VRE_DESC_F_NEXT));
@@ -399,7 +400,7 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 		     unsigned pool_len, unsigned *pool_used)
 {
 	unsigned left = pool_len - *pool_used, whole = pool_len;
-	struct walk w = { .iov = pool + *pool_used };
+	struct walk w = { .iov = pool ? pool + *pool_used : NULL };
 	struct ring_chain rc = { 0 };
 	bool resub = vq->resubmit_pos < vq->resubmit_num;
 	int err;
@@ -518,9 +519,10 @@ static void inflight_link(struct vre_vq *vq, const struct vre_used *used,
 		}
 		st16(&inf->desc[last].next, fh);
 		fh = used[k].slot;
+		STEP(vq, "complete: chain linked");
 	}
 	st16(&inf->free_head, fh);
-	STEP(vq, "complete: linked");
+	STEP(vq, "complete: free_head");
 	__atomic_store_n(&inf->used_wrap_counter, wrap, __ATOMIC_RELEASE);
 	STEP(vq, "complete: used_wrap_counter");
 	st16_rel(&inf->used_idx, idx);
