@@ -5,7 +5,9 @@
  * and apart in host memory, with guard bytes around both.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -368,6 +370,121 @@ static void roundtrip(uint16_t size, uint32_t ops)
 	free(buf);
 	env_close(e);
 }
+
+/* ---- Driver and device on two threads ---------------------------------- */
+
+struct duo {
+	struct env *e;
+	struct xchain *xs;
+	uint64_t *buf;
+	uint32_t ops;
+	uint32_t reaped;
+	uint32_t served;
+	double deadline;
+	int timed_out;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *duo_driver(void *arg)
+{
+	struct duo *d = arg;
+	struct env *e = d->e;
+	uint16_t free_ids[256];
+	uint32_t nfree = 0, seq = 0;
+
+	for (uint32_t i = 0; i < e->size; i++)
+		free_ids[nfree++] = (uint16_t)i;
+	while (d->reaped < d->ops) {
+		uint16_t id;
+		uint32_t len;
+		int r;
+
+		if (now_s() > d->deadline) {
+			d->timed_out = 1;
+			break;
+		}
+		while (seq < d->ops && nfree) {
+			unsigned n = 1 + seq % 3;
+			struct xchain *x;
+
+			if (n > e->drv.free_slots)
+				break;
+			id = free_ids[--nfree];
+			x = &d->xs[id];
+			memset(x, 0, sizeof(*x));
+			x->id = id;
+			x->seq = seq++;
+			for (unsigned j = 0; j < n; j++)
+				x_add(x, d->buf[id] + 8 * j, 8, j > 0);
+			x_post(e, x);
+		}
+		while ((r = vdrv_get_used(&e->drv, &id, &len)) == 1) {
+			x_check_used(e, &d->xs[id], len);
+			free_ids[nfree++] = id;
+			d->reaped++;
+		}
+		REQ(r == 0);
+	}
+	return NULL;
+}
+
+static void *duo_device(void *arg)
+{
+	struct duo *d = arg;
+	struct env *e = d->e;
+	struct iovec pool[128];
+	struct vre_chain ch[VRE_BURST];
+	struct vre_used used[VRE_BURST];
+
+	while (__atomic_load_n(&d->served, __ATOMIC_RELAXED) < d->ops) {
+		int n = vre_vq_fetch(&e->vq, ch, VRE_BURST, pool, 128);
+
+		REQ(n >= 0);
+		if (now_s() > d->deadline) {
+			d->timed_out = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			used[n - 1 - i] = vre_used_of(&ch[i], x_serve(e, &ch[i], &d->xs[ch[i].id]));
+		if (n)
+			REQ(vre_vq_complete(&e->vq, used, (unsigned)n) == 0);
+		d->served += (uint32_t)n;
+	}
+	return NULL;
+}
+
+/* Real concurrency: the ring's barriers are what keeps payloads and
+ * completions consistent between the two threads. */
+START_TEST(test_two_threads)
+{
+	struct env *e = env_open(256, 1 << 16, 4096, false, false);
+	struct duo d = { .e = e, .ops = 200000, .deadline = now_s() + 100 };
+	pthread_t td, tv;
+
+	d.xs = calloc(256, sizeof(*d.xs));
+	d.buf = malloc(256 * sizeof(*d.buf));
+	for (int i = 0; i < 256; i++)
+		d.buf[i] = galloc(e, 32);
+	ck_assert_int_eq(pthread_create(&tv, NULL, duo_device, &d), 0);
+	ck_assert_int_eq(pthread_create(&td, NULL, duo_driver, &d), 0);
+	ck_assert_int_eq(pthread_join(td, NULL), 0);
+	ck_assert_int_eq(pthread_join(tv, NULL), 0);
+	ck_assert_int_eq(d.timed_out, 0);
+	ck_assert_uint_eq(d.reaped, d.ops);
+	ck_assert_uint_eq(d.served, d.ops);
+	ck_assert_uint_eq(e->vq.broken, 0);
+	free(d.xs);
+	free(d.buf);
+	env_close(e);
+}
+END_TEST
 
 static const uint16_t sizes[] = { 1, 2, 100, 256, 32768 };
 
@@ -1601,6 +1718,7 @@ static Suite *packed_suite(void)
 	tcase_set_timeout(t, 60);
 	suite_add_tcase(s, t);
 	tcase_add_loop_test(slow, test_roundtrip_sizes, 0, sizeof(sizes) / sizeof(sizes[0]));
+	tcase_add_test(slow, test_two_threads);
 	tcase_set_timeout(slow, 240);
 	suite_add_tcase(s, slow);
 	tcase_add_test(inf, test_inflight_records);
