@@ -281,10 +281,16 @@ START_TEST(test_conformance)
 	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
 	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_CALL, 0, efd[0]), 0);
 	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_KICK, 0, efd[1]), 0);
-	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_ERR, 0, efd[2]), 0);
 	if (fx_vring_ready()) {
 		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 1);
 		ck_assert(fx.fake.start[0].inflight);
+	}
+	/* A ring fd change quiesces the running queue: stop, swap, start. */
+	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_ERR, 0, efd[2]), 0);
+	if (fx_vring_ready()) {
+		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.stops), 1);
+		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 2);
+		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.running), 1);
 	}
 	ck_assert_int_eq(vfront_get_u64(fx.fd, GET_MAX_MEM_SLOTS, &v), 0);
 	ck_assert_uint_eq(v, 509);
