@@ -451,3 +451,22 @@ void vre_queue_notify(struct vre_queue *q)
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		VRE_DEBUG(CTL_ROOM, "queue %u: call: %s", q->index, strerror(errno));
 }
+
+void vre_dev_get_snapshot(struct vre_dev *dev, struct vre_dev_snapshot *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&dev->srv->lock);
+	out->connected = dev->conn.fd >= 0;
+	out->owner = dev->owner;
+	out->features = dev->features;
+	out->protocol_features = dev->protocol_features;
+	out->mem_regions = dev->mem ? dev->mem->nregions : 0;
+	for (uint16_t i = 0; i < dev->ops->max_queues; i++) {
+		const struct vre_queue *q = &dev->queues[i].q;
+
+		out->queues_started += q->started;
+		out->queues_enabled += q->enabled;
+		out->queues_running += q->running;
+	}
+	pthread_mutex_unlock(&dev->srv->lock);
+}

@@ -150,6 +150,20 @@ struct vre_dev_stats {
 };
 void vre_dev_get_stats(struct vre_dev *dev, struct vre_dev_stats *out);
 
+/* A consistent picture of a device's negotiated state (taken under the
+ * server lock), for tests, monitoring and the integration suites. */
+struct vre_dev_snapshot {
+	bool connected;
+	bool owner;
+	uint64_t features;           /* negotiated virtio features */
+	uint64_t protocol_features;  /* negotiated protocol features */
+	uint32_t mem_regions;        /* regions mapped now */
+	uint16_t queues_started;
+	uint16_t queues_enabled;
+	uint16_t queues_running;     /* handed to the data plane */
+};
+void vre_dev_get_snapshot(struct vre_dev *dev, struct vre_dev_snapshot *out);
+
 /* Makes an already connected stream socket (e.g. one end of a socketpair)
  * this device's connection, dropping any current one. For tests and
  * fuzzing: the server owns fd from then on. */
