@@ -128,6 +128,11 @@ struct vre_dev_config {
 int vre_server_create(struct vre_server **out);
 /* Starts the control thread. */
 int vre_server_start(struct vre_server *s);
+/* Without a control thread (not started): runs one round of the loop on
+ * the caller's thread, waiting up to timeout_ms (0: only what is ready).
+ * Returns the number of events handled, -EBUSY when the thread runs. For
+ * fuzzing and single-threaded embedding. */
+int vre_server_poll(struct vre_server *s, int timeout_ms);
 /* Stops the control thread, disconnecting and destroying every device. */
 void vre_server_destroy(struct vre_server *s);
 
