@@ -207,12 +207,13 @@ static size_t build(uint8_t *out, size_t cap)
 		memcpy(chunk + 4, &t->flags, 4);
 		memcpy(chunk + 8, &t->size, 4);
 		memcpy(chunk + 12, t->payload, t->size);
-		/* Mutations: flip bytes, change lengths, swap fds. */
-		for (unsigned m = rnd() % 4; m; m--)
+		/* Mutations (one chunk in four): flip bits, cut lengths,
+		 * swap fds; the rest stays valid so sessions get deep. */
+		for (unsigned m = rnd() % 4 ? 0 : 1 + rnd() % 3; m; m--)
 			chunk[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
-		if (rnd() % 8 == 0)
+		if (rnd() % 16 == 0)
 			len = rnd() % len;
-		out[n] = rnd() % 8 ? t->fds : (uint8_t)(rnd() % 4);
+		out[n] = rnd() % 16 ? t->fds : (uint8_t)(rnd() % 4);
 		out[n + 1] = (uint8_t)len;
 		out[n + 2] = (uint8_t)(len >> 8);
 		n += 3 + len;
