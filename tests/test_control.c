@@ -406,6 +406,35 @@ START_TEST(test_stall_other_served)
 }
 END_TEST
 
+/* A frontend that floods requests and never reads the replies is dropped
+ * once its socket buffer is full; the control thread never blocks on it and
+ * another device is served meanwhile. */
+START_TEST(test_reply_flood_dropped)
+{
+	struct fake_dev f2;
+	char path2[128];
+	uint64_t v;
+	int fd2, sent = 0, buf = 4096;
+
+	snprintf(path2, sizeof(path2), "%s/sock2", fx.dir);
+	fake_init(&f2, F_VERSION_1, 1);
+	fx_add_dev(&f2, path2, false);
+	fd2 = vfront_connect(path2, VFRONT_TIMEOUT_MS);
+	ck_assert_int_ge(fd2, 0);
+	/* A small receive buffer fills after a few hundred replies. */
+	ck_assert_int_eq(setsockopt(fx.fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)), 0);
+	while (sent < 100000 && vfront_send(fx.fd, GET_FEATURES, 0, NULL, 0, NULL, 0) == 0) {
+		sent++;
+		if (sent % 1000 == 0)
+			ck_assert_int_eq(vfront_get_u64(fd2, GET_QUEUE_NUM, &v), 0);
+	}
+	ck_assert(fake_wait(&fx.fake, &fx.fake.disconnects, 1, VFRONT_TIMEOUT_MS));
+	ck_assert_int_eq(vfront_get_u64(fd2, GET_QUEUE_NUM, &v), 0);
+	ck_assert_uint_eq(v, 1);
+	close(fd2);
+}
+END_TEST
+
 /* A second frontend while one is connected is refused; the first is fine. */
 START_TEST(test_second_frontend_refused)
 {
@@ -484,6 +513,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_inflight_slices);
 	tcase_add_test(t, test_stall_other_served);
 	tcase_add_test(t, test_second_frontend_refused);
+	tcase_add_test(t, test_reply_flood_dropped);
 	tcase_add_test(t, test_client_reconnect);
 	tcase_add_test(t, test_attach_socketpair);
 	suite_add_tcase(s, t);
