@@ -239,6 +239,7 @@ const char *ctl_req_name(uint32_t req);
 /* queue.c */
 bool ctl_has_pf(const struct vre_dev *dev, unsigned bit);
 void ctl_queues_pause(struct vre_dev *dev);
+void ctl_queue_pause_one(struct vre_dev *dev, uint32_t index);
 void ctl_queues_reconcile(struct vre_dev *dev);
 void ctl_queue_stop(struct vre_dev *dev, struct ctl_queue *cq);
 void ctl_queue_reset(struct ctl_queue *cq);
