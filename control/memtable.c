@@ -70,7 +70,7 @@ static int map_region(const struct vhu_region *w, int fd, struct vre_mem_region 
 	*out = (struct vre_mem_region){
 		.gpa = w->gpa, .size = w->size, .uva = w->uva,
 		.hva = (uint8_t *)base + (w->mmap_offset - map_off),
-		.mmap_base = base, .mmap_len = len, .fd = -1,
+		.mmap_base = base, .mmap_len = len, .fd = -1, .refs = 1,
 	};
 	return 0;
 }
@@ -148,18 +148,43 @@ int ctl_mem_set_table(struct vre_dev *dev, struct vhu_msg *msg)
 	return 0;
 }
 
+/* The region of m with exactly w's gpa, size and uva, or NULL. */
+static struct vre_mem_region *find_same(struct vre_mem_map *m, const struct vhu_region *w)
+{
+	for (uint32_t i = 0; m && i < m->nregions; i++) {
+		struct vre_mem_region *r = &m->regions[i];
+
+		if (r->gpa == w->gpa && r->size == w->size && r->uva == w->uva)
+			return r;
+	}
+	return NULL;
+}
+
 int ctl_mem_add_region(struct vre_dev *dev, struct vhu_msg *msg)
 {
-	struct vre_mem_map *next = malloc(sizeof(*next));
+	const struct vhu_region *w = &msg->p.memreg.region;
+	struct vre_mem_region *same = find_same(dev->mem, w);
+	struct vre_mem_map *next;
 	int ret;
 
+	/* QEMU's multi-queue net has one vhost device per queue pair on the same
+	 * connection, and each adds (and later removes) every region itself. The
+	 * same region again is a reference, not an overlap; its fd is closed by
+	 * the dispatcher and the first mapping serves both. */
+	if (same) {
+		same->refs++;
+		VRE_DEBUG(CTL_ROOM, "%s: region gpa 0x%llx added again (%u references)",
+			  dev->path, (unsigned long long)w->gpa, same->refs);
+		return 0;
+	}
+	next = malloc(sizeof(*next));
 	if (!next)
 		return -ENOMEM;
 	if (dev->mem)
 		memcpy(next, dev->mem, sizeof(*next));
 	else
 		vre_mem_map_init(next);
-	ret = add_region(dev, next, &msg->p.memreg.region, msg->fds[0]);
+	ret = add_region(dev, next, w, msg->fds[0]);
 	if (ret < 0) {
 		free(next);
 		return ret;
@@ -172,12 +197,17 @@ int ctl_mem_add_region(struct vre_dev *dev, struct vhu_msg *msg)
 int ctl_mem_rem_region(struct vre_dev *dev, struct vhu_msg *msg)
 {
 	const struct vhu_region *w = &msg->p.memreg.region;
-	struct vre_mem_region gone;
+	struct vre_mem_region gone, *same;
 	struct vre_mem_map *next;
 	int ret;
 
 	if (!dev->mem)
 		return -ENOENT;
+	same = find_same(dev->mem, w);
+	if (same && same->refs > 1) {
+		same->refs--;
+		return 0;
+	}
 	next = malloc(sizeof(*next));
 	if (!next)
 		return -ENOMEM;

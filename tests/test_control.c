@@ -322,6 +322,18 @@ START_TEST(test_conformance)
 	ck_assert_int_eq(vfront_count_maps(), maps + 1);
 	ck_assert_int_eq(vfront_request_ack(fx.fd, REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 0);
 	ck_assert_int_eq(vfront_count_maps(), maps);
+	/* The same region twice (QEMU's per-queue-pair vhost devices each add
+	 * it) is one mapping with two references: the first removal keeps it. */
+	int fds_before = vfront_count_fds();
+	ck_assert_int_eq(vfront_request_ack(fx.fd, ADD_MEM_REG, &reg, sizeof(reg), &extra, 1), 0);
+	ck_assert_int_eq(vfront_request_ack(fx.fd, ADD_MEM_REG, &reg, sizeof(reg), &extra, 1), 0);
+	ck_assert_int_eq(vfront_count_maps(), maps + 1);
+	ck_assert_int_eq(vfront_count_fds(), fds_before);
+	ck_assert_int_eq(vfront_request_ack(fx.fd, REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 0);
+	ck_assert_int_eq(vfront_count_maps(), maps + 1);
+	ck_assert_int_eq(vfront_request_ack(fx.fd, REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 0);
+	ck_assert_int_eq(vfront_count_maps(), maps);
+	ck_assert_int_eq(vfront_request_ack(fx.fd, REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 1);
 	close(extra);
 
 	/* SET_LOG_BASE without LOG_SHMFD: a clean failure at once... */

@@ -40,6 +40,7 @@ struct vre_mem_region {
 	void *mmap_base;
 	uint64_t mmap_len;
 	int fd;
+	uint32_t refs; /* times the frontend added this same region */
 };
 
 struct vre_mem_map {
