@@ -192,6 +192,34 @@ static int walk_buf(struct vre_vq *vq, struct walk *w, uint64_t addr,
 	return 0;
 }
 
+/*
+ * DPDK's virtio PMD (22.11 and earlier) initialises every entry of its packed
+ * TX indirect tables with WRITE and never clears it on entry 0, the net
+ * header; the entries after it are readable. A table shaped exactly so (a
+ * writable first entry followed only by readable ones) is read as all
+ * readable: the device then only reads memory the driver offered, which is
+ * always safe, and the reference frontend interoperates. Any other
+ * writable-before-readable table still breaks the queue. The flags read here
+ * only choose how entry 0 is classified; the walk reads every entry again
+ * once and checks it on its own.
+ */
+static bool stale_write_header(const uint8_t *t, uint32_t n)
+{
+	uint16_t flags;
+
+	if (n < 2)
+		return false;
+	memcpy(&flags, t + offsetof(struct vre_packed_desc, flags), sizeof(flags));
+	if (!(flags & VRE_DESC_F_WRITE))
+		return false;
+	for (uint32_t i = 1; i < n; i++) {
+		memcpy(&flags, t + 16u * i + offsetof(struct vre_packed_desc, flags), sizeof(flags));
+		if (flags & VRE_DESC_F_WRITE)
+			return false;
+	}
+	return true;
+}
+
 /* An indirect table: entries carry their own flags; the table's size, not a
  * NEXT flag, bounds it (ids and NEXT in the entries are ignored, as the
  * spec says they are reserved there). */
@@ -212,8 +240,11 @@ static int walk_indirect(struct vre_vq *vq, struct walk *w, uint64_t addr,
 	t = vre_mem_gpa_ptr(vq->mem, &vq->mem_hint, addr, len);
 	if (!t)
 		return VRE_RE_INDIRECT_OUT_OF_MEMORY;
+	bool stale_write_head = stale_write_header(t, n);
+
 	for (uint32_t i = 0; i < n; i++) {
 		struct vre_packed_desc d;
+		bool write;
 		int err;
 
 		/* memcpy: the guest may place the table unaligned; the copy
@@ -221,7 +252,8 @@ static int walk_indirect(struct vre_vq *vq, struct walk *w, uint64_t addr,
 		memcpy(&d, t + 16u * i, sizeof(d));
 		if (d.flags & VRE_DESC_F_INDIRECT)
 			return VRE_RE_INDIRECT_NESTED;
-		err = walk_buf(vq, w, d.addr, d.len, d.flags & VRE_DESC_F_WRITE);
+		write = (d.flags & VRE_DESC_F_WRITE) && !(i == 0 && stale_write_head);
+		err = walk_buf(vq, w, d.addr, d.len, write);
 		if (err)
 			return err;
 	}
