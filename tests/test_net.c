@@ -420,6 +420,16 @@ START_TEST(test_tx_header_split)
 	ck_assert_uint_eq(token, 42);
 	ck_assert_uint_eq(guest_calls(p.tx), 1);
 
+	/* Header alone in its descriptor: the payload starts with the next one,
+	 * no empty segment in front. */
+	send_frame(p.tx, 12, frame, 100, true);
+	ck_assert_int_eq(vre_net_tx_fetch(p.txq, &b), 1);
+	ck_assert_uint_eq(b.pkts[0].niov, 1);
+	ck_assert_uint_eq(b.pkts[0].iov[0].iov_len, 100);
+	ck_assert_ptr_ne(b.pkts[0].eth, b.pkts[0].eth_copy);
+	ck_assert_mem_eq(b.pkts[0].eth, frame, 14);
+	vre_net_tx_done(p.txq, &b);
+
 	/* Contiguous header + frame: eth points into guest memory. */
 	send_frame(p.tx, 12, frame, 100, false);
 	ck_assert_int_eq(vre_net_tx_fetch(p.txq, &b), 1);
