@@ -212,6 +212,13 @@ START_TEST(test_features_mq_mtu_mask)
 	ck_assert_uint_eq(vre_net_dev_active_pairs(n), 1);
 	vre_net_dev_destroy(n);
 
+	/* Masking a bit takes what depends on it along. */
+	cfg.features_mask = F_V1 | F(VRE_NET_F_CTRL_VQ);
+	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), 0);
+	ck_assert(!(vre_net_dev_ops(n)->features & (F_V1 | F_PACKED | F(VRE_NET_F_MQ) |
+						    F(VRE_NET_F_CTRL_VQ))));
+	vre_net_dev_destroy(n);
+
 	cfg.max_queue_pairs = 0;
 	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), -EINVAL);
 	ck_assert_ptr_null(n);
@@ -273,12 +280,15 @@ START_TEST(test_set_features_hdr_len)
 	ck_assert_int_eq(o->set_features(n, F_V1), 0);
 	ck_assert_uint_eq(vre_net_dev_queue(n, 3)->hdr_len, 12);
 	ck_assert(!vre_net_dev_queue(n, 3)->mrg_rxbuf);
-	ck_assert_int_eq(o->set_features(n, F_PACKED), 0);
+	ck_assert_int_eq(o->set_features(n, F_PACKED | F_V1), 0);
 	ck_assert_uint_eq(vre_net_dev_queue(n, 0)->hdr_len, 12);
-	ck_assert_uint_eq(vre_net_dev_features(n), F_PACKED);
+	ck_assert_uint_eq(vre_net_dev_features(n), F_PACKED | F_V1);
 	/* A bit never offered (guest csum) is refused, state unchanged. */
 	ck_assert_int_eq(o->set_features(n, F_V1 | F(1)), -EINVAL);
-	ck_assert_uint_eq(vre_net_dev_features(n), F_PACKED);
+	/* Combinations the spec forbids. */
+	ck_assert_int_eq(o->set_features(n, F_PACKED), -EINVAL);
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(VRE_NET_F_MQ)), -EINVAL);
+	ck_assert_uint_eq(vre_net_dev_features(n), F_PACKED | F_V1);
 	vre_net_dev_destroy(n);
 }
 END_TEST
