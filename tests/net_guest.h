@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * A compact virtio DRIVER for the net tests, split or packed behind one
- * interface: one guest memory region (a plain buffer mapped at GUEST_GPA0),
- * a ring at its start, a bump heap for buffers, chains added the way a guest
- * adds them and used entries read back with a check that every id returned
- * was in flight (no double or bogus completion). The device side under test
- * is the real vring code, reached through a struct vre_queue as control
- * would set it up, with an eventfd as call fd to count notifications.
+ * The guest side for the net tests, split or packed behind one interface:
+ * one guest memory region fenced by guard bytes outside the map, a ring at
+ * its start, a bump heap for buffers, chains added the way a guest adds
+ * them and used entries read back with a check that every id returned was
+ * in flight (no double or bogus completion). Split rings are played by the
+ * split ring's own test driver (vdrv_split.h); packed rings by a compact
+ * driver here (no packed test driver existed when these tests were
+ * written). The device side under test is the real vring code, reached
+ * through a struct vre_queue as control would set it up, with an eventfd as
+ * call fd to count notifications.
  */
 #ifndef NET_GUEST_H
 #define NET_GUEST_H
@@ -14,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vdrv_split.h"
 #include "vre_control.h"
 
 #define GUEST_GPA0 0x100000ull
@@ -27,17 +31,13 @@ struct gbuf {
 struct guest {
 	bool packed;
 	uint16_t size;
+	struct vdrv *vd;       /* split: the split ring's test driver */
+	uint8_t *alloc;        /* packed: guard, region, guard */
 	uint8_t *mem;          /* region 0 */
 	size_t mem_len;
 	uint64_t heap;         /* next free GPA */
 	struct vre_mem_map map;
 	struct vre_queue q;    /* the device side, as control prepares it */
-	/* split */
-	struct vre_desc *desc;
-	struct vre_avail *avail;
-	struct vre_used_ring *used;
-	uint16_t avail_idx, last_used;
-	uint16_t free_head;
 	/* packed */
 	struct vre_packed_desc *pdesc;
 	struct vre_packed_event *drv_ev, *dev_ev;
@@ -69,5 +69,7 @@ int guest_get_used(struct guest *g, uint16_t *id, uint32_t *len, uint64_t *token
 uint64_t guest_calls(struct guest *g);
 /* Chains in flight (added, not returned). */
 unsigned guest_inflight(const struct guest *g);
+/* True when no byte just outside guest memory was touched. */
+bool guest_guards_ok(const struct guest *g);
 
 #endif

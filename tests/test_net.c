@@ -53,6 +53,7 @@ static void port_open(struct port *p, bool packed, uint64_t features)
 
 static void port_close(struct port *p)
 {
+	ck_assert(guest_guards_ok(p->rx) && guest_guards_ok(p->tx));
 	vre_net_dev_ops(p->n)->queue_stop(p->n, &p->rx->q);
 	vre_net_dev_ops(p->n)->queue_stop(p->n, &p->tx->q);
 	ck_assert_ptr_null(p->rx->q.dp);
@@ -848,6 +849,7 @@ static void ctrl_open(struct ctrl *c, bool packed)
 
 static void ctrl_close(struct ctrl *c)
 {
+	ck_assert(guest_guards_ok(c->g));
 	guest_free(c->g);
 	vre_net_dev_destroy(c->n);
 }

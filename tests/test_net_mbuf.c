@@ -49,6 +49,7 @@ static void port_open(struct port *p, bool packed, bool mrg)
 
 static void port_close(struct port *p)
 {
+	ck_assert(guest_guards_ok(p->rx) && guest_guards_ok(p->tx));
 	guest_free(p->rx);
 	guest_free(p->tx);
 	vre_net_dev_destroy(p->n);
