@@ -170,9 +170,9 @@ int guest_add(struct guest *g, const struct gbuf *bufs, unsigned n, uint64_t tok
 	int id;
 
 	if (g->vd) {
-		struct vdrv_buf vb[64];
+		struct vdrv_buf vb[VRE_VQ_MAX_SIZE / 64];
 
-		if (n > 64)
+		if (n > VRE_VQ_MAX_SIZE / 64)
 			return -ENOSPC;
 		for (unsigned k = 0; k < n; k++)
 			vb[k] = (struct vdrv_buf){ bufs[k].gpa, bufs[k].len, bufs[k].write };

@@ -16,7 +16,7 @@
 #define F_MRG F(VRE_NET_F_MRG_RXBUF)
 #define F_PACKED F(VRE_F_RING_PACKED)
 #define HEAP (4u << 20)
-#define QSIZE 256
+#define QSIZE 512
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -34,7 +34,7 @@ static struct vre_net_queue *start(struct vre_net_dev *n, struct guest *g)
 	return g->q.dp;
 }
 
-static void port_open(struct port *p, bool packed, uint64_t features)
+static void port_open_ex(struct port *p, bool packed, uint64_t features, bool event_idx)
 {
 	struct vre_net_config cfg = { .mac = { 2, 0, 0, 0, 0, 1 }, .max_queue_pairs = 1 };
 
@@ -43,12 +43,17 @@ static void port_open(struct port *p, bool packed, uint64_t features)
 	if (packed)
 		features |= F_PACKED | F_V1;
 	ck_assert_int_eq(vre_net_dev_ops(p->n)->set_features(p->n, features), 0);
-	p->rx = guest_new(packed, QSIZE, HEAP, false, 0);
-	p->tx = guest_new(packed, QSIZE, HEAP, false, 1);
+	p->rx = guest_new(packed, QSIZE, HEAP, event_idx, 0);
+	p->tx = guest_new(packed, QSIZE, HEAP, event_idx, 1);
 	p->rxq = start(p->n, p->rx);
 	p->txq = start(p->n, p->tx);
 	p->hdr = p->txq->hdr_len;
 	ck_assert(!p->rxq->is_tx && p->txq->is_tx);
+}
+
+static void port_open(struct port *p, bool packed, uint64_t features)
+{
+	port_open_ex(p, packed, features, false);
 }
 
 static void port_close(struct port *p)
@@ -825,6 +830,139 @@ START_TEST(test_forward_between_devices)
 }
 END_TEST
 
+
+/* Hostile RX layouts: a readable part in front of the writable one, the
+ * header (and num_buffers) split over descriptors, a chain too small for a
+ * header in the middle of a mergeable packet's chains. */
+START_TEST(test_rx_odd_chains)
+{
+	struct port p;
+	uint8_t big[1600], small[64], got[1700];
+	uint64_t a, bb, c, d, e, token;
+	uint16_t nbufs, id;
+	uint32_t len;
+
+	port_open(&p, _i, F_V1 | F_MRG);
+	make_frame(big, sizeof(big), 11);
+	make_frame(small, sizeof(small), 12);
+	/* a: readable 16 | writable 11 | writable 100 (num_buffers straddles) */
+	a = guest_alloc(p.rx, 16 + 111);
+	memset(guest_ptr(p.rx, a), 0x33, 16 + 111);
+	guest_add(p.rx, (struct gbuf[3]){ { a, 16, false }, { a + 16, 11, true },
+					 { a + 27, 100, true } }, 3, a + 16);
+	/* bb: readable only, no room at all */
+	bb = guest_alloc(p.rx, 8);
+	memset(guest_ptr(p.rx, bb), 0x44, 8);
+	guest_add(p.rx, (struct gbuf[1]){ { bb, 8, false } }, 1, bb);
+	c = guest_alloc(p.rx, 1526);
+	guest_add(p.rx, (struct gbuf[1]){ { c, 1526, true } }, 1, c);
+	/* e: 8 writable bytes, too small to start a packet with its header */
+	e = guest_alloc(p.rx, 8);
+	memset(guest_ptr(p.rx, e), 0x55, 8);
+	guest_add(p.rx, (struct gbuf[1]){ { e, 8, true } }, 1, e);
+	d = guest_alloc(p.rx, 1526);
+	guest_add(p.rx, (struct gbuf[1]){ { d, 1526, true } }, 1, d);
+	send_frame(p.tx, 12, big, sizeof(big), false);
+	send_frame(p.tx, 12, small, sizeof(small), false);
+	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 2);
+	ck_assert_uint_eq(p.rxq->st.drop_bad_chain, 2);
+	/* The unusable chains went back on their own, empty and untouched... */
+	ck_assert_int_eq(guest_get_used(p.rx, &id, &len, &token), 1);
+	ck_assert_uint_eq(token, bb);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(guest_get_used(p.rx, &id, &len, &token), 1);
+	ck_assert_uint_eq(token, e);
+	ck_assert_uint_eq(len, 0);
+	for (int i = 0; i < 8; i++) {
+		ck_assert_uint_eq(((uint8_t *)guest_ptr(p.rx, bb))[i], 0x44);
+		ck_assert_uint_eq(((uint8_t *)guest_ptr(p.rx, e))[i], 0x55);
+	}
+	/* ...so the big packet's chains (a, c) are consecutive. */
+	ck_assert_uint_eq(recv_frame(&p, got, &nbufs), sizeof(big));
+	ck_assert_uint_eq(nbufs, 2);
+	ck_assert_mem_eq(got, big, sizeof(big));
+	ck_assert_uint_eq(recv_frame(&p, got, &nbufs), sizeof(small));
+	ck_assert_mem_eq(got, small, sizeof(small));
+	for (int i = 0; i < 16; i++)
+		ck_assert_uint_eq(((uint8_t *)guest_ptr(p.rx, a))[i], 0x33);
+	port_close(&p);
+}
+END_TEST
+
+/* TX chains the ring can only hand over as -ENOBUFS (more descriptors
+ * than the burst's iovec pool), and frames longer than any Ethernet frame,
+ * are dropped and still completed. */
+START_TEST(test_tx_too_long)
+{
+	struct port p;
+	struct vre_net_tx_burst b;
+	struct gbuf many[300];
+	uint64_t gpa = 0;
+	uint32_t lens[4];
+	uint8_t *huge = calloc(1, VRE_NET_MAX_FRAME + 1);
+
+	port_open(&p, _i, F_V1);
+	gpa = guest_alloc(p.tx, 300);
+	for (int i = 0; i < 300; i++)
+		many[i] = (struct gbuf){ gpa + (uint64_t)i, 1, false };
+	ck_assert_int_ge(guest_add(p.tx, many, 300, 1), 0);
+	send_frame(p.tx, 12, huge, VRE_NET_MAX_FRAME + 1, false);
+	send_frame(p.tx, 12, huge, VRE_NET_MAX_FRAME, false);
+	ck_assert_int_eq(vre_net_tx_fetch(p.txq, &b), 1);
+	ck_assert_uint_eq(b.n, 3);
+	ck_assert_uint_eq(b.pkts[0].len, VRE_NET_MAX_FRAME);
+	ck_assert_uint_eq(p.txq->st.drop_bad_chain, 2);
+	vre_net_tx_done(p.txq, &b);
+	ck_assert_uint_eq(drain_used(p.tx, lens, 4), 3);
+	free(huge);
+	port_close(&p);
+}
+END_TEST
+
+/* The driver asked not to be notified: the device must not write the
+ * call fd (split: used_event far ahead; packed: events disabled). */
+START_TEST(test_notify_suppressed)
+{
+	struct port p;
+	uint8_t frame[64];
+
+	port_open_ex(&p, _i, F_V1 | F_MRG, true);
+	make_frame(frame, 64, 1);
+	post_rx(p.rx, 8, 1526, 1);
+	/* The first completion after start always notifies (the last index
+	 * the driver saw is unknown). */
+	send_frame(p.tx, 12, frame, 64, false);
+	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 1);
+	ck_assert_uint_eq(guest_calls(p.rx), 1);
+	ck_assert_uint_eq(guest_calls(p.tx), 1);
+	if (_i) {
+		p.rx->drv_ev->flags = VRE_PACKED_EVENT_DISABLE;
+		p.tx->drv_ev->flags = VRE_PACKED_EVENT_DISABLE;
+	} else {
+		*vdrv_used_event(p.rx->vd) = 100;
+		*vdrv_used_event(p.tx->vd) = 100;
+	}
+	send_frame(p.tx, 12, frame, 64, false);
+	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 1);
+	ck_assert_uint_eq(guest_calls(p.rx), 0);
+	ck_assert_uint_eq(guest_calls(p.tx), 0);
+	/* Asked again: one notification each. */
+	if (_i) {
+		p.rx->drv_ev->flags = VRE_PACKED_EVENT_ENABLE;
+		p.tx->drv_ev->flags = VRE_PACKED_EVENT_ENABLE;
+	} else {
+		*vdrv_used_event(p.rx->vd) = 2;
+		*vdrv_used_event(p.tx->vd) = 2;
+	}
+	send_frame(p.tx, 12, frame, 64, false);
+	send_frame(p.tx, 12, frame, 64, false);
+	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 2);
+	ck_assert_uint_eq(guest_calls(p.rx), 1);
+	ck_assert_uint_eq(guest_calls(p.tx), 1);
+	port_close(&p);
+}
+END_TEST
+
 /* ---- control queue ---------------------------------------------------------- */
 
 struct ctrl {
@@ -1029,6 +1167,9 @@ static Suite *net_suite(void)
 	tcase_add_loop_test(path, test_forward_burst, 0, 2);
 	tcase_add_loop_test(path, test_rx_put_mask, 0, 2);
 	tcase_add_loop_test(path, test_forward_between_devices, 0, 2);
+	tcase_add_loop_test(path, test_rx_odd_chains, 0, 2);
+	tcase_add_loop_test(path, test_tx_too_long, 0, 2);
+	tcase_add_loop_test(path, test_notify_suppressed, 0, 2);
 	suite_add_tcase(s, path);
 
 	tcase_add_loop_test(ctl, test_ctrl_mq, 0, 2);
