@@ -99,7 +99,8 @@ struct vre_net_stats {
 	uint64_t drop_short_hdr;   /* TX chain shorter than the net header */
 	uint64_t drop_no_rx_buf;   /* RX: no chain available */
 	uint64_t drop_too_big;     /* RX: packet larger than the chain(s) it could use */
-	uint64_t drop_bad_chain;   /* chain with wrong direction (TX chain with writable part only, RX without writable) or -ENOBUFS */
+	uint64_t drop_bad_chain;   /* chain with wrong direction (TX chain with writable part only, RX without writable) or -ENOBUFS;
+				    * also a TX frame over VRE_NET_MAX_FRAME and an RX chain too small for the header */
 	uint64_t drop_queue_broken;
 	uint64_t bursts, empty_polls;
 	/* Additions. */
@@ -168,7 +169,8 @@ struct vre_net_pkt {
 	struct iovec *iov;   /* payload segments */
 	uint16_t niov;
 	uint32_t len;        /* payload bytes */
-	const uint8_t *eth;  /* first bytes of the frame for MAC lookups, NULL when len < 14; points into guest memory or a small copy if the header spans segments */
+	const uint8_t *eth;  /* first bytes of the frame for MAC lookups, NULL when len < 14; points into guest memory or a small copy if the header spans segments
+			      * (in guest memory the guest may change it at any time: read the MACs once, into locals) */
 	uint8_t eth_copy[14];
 };
 
