@@ -35,14 +35,12 @@ static uint64_t net_features(const struct vre_net_config *cfg)
 	return f;
 }
 
-/* Combinations a conforming driver never accepts (virtio 1.1 2.1 and 5.1.3.1). */
+/* The packed layout exists only for VERSION_1 drivers. MQ without CTRL_VQ
+ * is normal here: QEMU and virtio-user serve the control queue themselves
+ * and never pass CTRL_VQ down to the backend. */
 static bool features_consistent(uint64_t f)
 {
-	if ((f & BIT(VRE_F_RING_PACKED)) && !(f & BIT(VRE_F_VERSION_1)))
-		return false;
-	if ((f & BIT(VRE_NET_F_MQ)) && !(f & BIT(VRE_NET_F_CTRL_VQ)))
-		return false;
-	return true;
+	return !(f & BIT(VRE_F_RING_PACKED)) || (f & BIT(VRE_F_VERSION_1));
 }
 
 static uint64_t net_protocol_features(void)
@@ -114,7 +112,7 @@ static int net_set_features(void *ctx, uint64_t features)
 		return -EINVAL;
 	}
 	if (!features_consistent(features)) {
-		VRE_ERR("net", "SET_FEATURES 0x%llx: RING_PACKED without VERSION_1 or MQ without CTRL_VQ",
+		VRE_ERR("net", "SET_FEATURES 0x%llx: RING_PACKED without VERSION_1",
 			(unsigned long long)features);
 		return -EINVAL;
 	}
