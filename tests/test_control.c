@@ -281,10 +281,16 @@ START_TEST(test_conformance)
 	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
 	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_CALL, 0, efd[0]), 0);
 	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_KICK, 0, efd[1]), 0);
-	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_ERR, 0, efd[2]), 0);
 	if (fx_vring_ready()) {
 		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 1);
 		ck_assert(fx.fake.start[0].inflight);
+	}
+	/* A ring fd change quiesces the running queue: stop, swap, start. */
+	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_ERR, 0, efd[2]), 0);
+	if (fx_vring_ready()) {
+		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.stops), 1);
+		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 2);
+		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.running), 1);
 	}
 	ck_assert_int_eq(vfront_get_u64(fx.fd, GET_MAX_MEM_SLOTS, &v), 0);
 	ck_assert_uint_eq(v, 509);
@@ -324,6 +330,50 @@ START_TEST(test_conformance)
 }
 END_TEST
 
+/* Each queue gets its own slice of the inflight region: queue 1 of a
+ * packed device initialises the slice at one packed stride, not queue 0's. */
+START_TEST(test_inflight_slices)
+{
+	struct inflight_msg in = { .num_queues = 2, .queue_size = 256 };
+	size_t stride = vre_inflight_queue_bytes(256, true);
+	int kick = fx_eventfd();
+	struct vfront_msg m;
+	uint8_t *reg;
+
+	if (!fx_vring_ready())
+		return;
+	fx_negotiate(fx.fd, ring_features(true), PF_REPLY_ACK | PF_INFLIGHT);
+	ck_assert_int_eq(vfront_send(fx.fd, GET_INFLIGHT_FD, 0, &in, sizeof(in), NULL, 0), 0);
+	ck_assert_int_eq(vfront_recv(fx.fd, &m, VFRONT_TIMEOUT_MS), 0);
+	ck_assert_uint_eq(m.nfds, 1);
+	int infl_fd = m.fds[0];
+	memcpy(&in, m.p.bytes, sizeof(in));
+	ck_assert_uint_eq(in.mmap_size, 2 * stride);
+	reg = mmap(NULL, in.mmap_size, PROT_READ, MAP_SHARED, infl_fd, 0);
+	ck_assert_ptr_ne(reg, MAP_FAILED);
+	ck_assert_int_eq(fx_mem_table(fx.fd), 0);
+	fx_ring(fx.fd, 1, 256, 0);
+	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_KICK, 1, kick), 0);
+	uint32_t st[2] = { 1, 1 };
+	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_VRING_ENABLE, st, 8, NULL, 0), 0);
+	ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 1);
+	ck_assert(fx.fake.start[0].inflight);
+	const struct vre_inflight_packed *q0 = (const void *)reg;
+	const struct vre_inflight_packed *q1 = (const void *)(reg + stride);
+	ck_assert_uint_eq(q0->version, 0);
+	ck_assert_uint_eq(q1->version, VRE_INFLIGHT_VERSION);
+	ck_assert_uint_eq(q1->desc_num, 256);
+	/* A second GET while a queue holds the region is refused. */
+	ck_assert_int_eq(vfront_send(fx.fd, GET_INFLIGHT_FD, 0, &in, sizeof(in), NULL, 0), 0);
+	ck_assert_int_eq(vfront_recv(fx.fd, &m, VFRONT_TIMEOUT_MS), 0);
+	ck_assert_uint_eq(m.nfds, 0);
+	ck_assert_uint_eq(m.p.u64, 0);
+	munmap(reg, in.mmap_size);
+	close(infl_fd);
+	close(kick);
+}
+END_TEST
+
 /* Half a message and a stall on one device; another device is served. */
 START_TEST(test_stall_other_served)
 {
@@ -352,6 +402,35 @@ START_TEST(test_stall_other_served)
 	ck_assert_int_eq(vfront_recv(fx.fd, &m, VFRONT_TIMEOUT_MS), 0);
 	ck_assert_uint_eq(m.request, GET_QUEUE_NUM);
 	ck_assert_uint_eq(m.p.u64, 2);
+	close(fd2);
+}
+END_TEST
+
+/* A frontend that floods requests and never reads the replies is dropped
+ * once its socket buffer is full; the control thread never blocks on it and
+ * another device is served meanwhile. */
+START_TEST(test_reply_flood_dropped)
+{
+	struct fake_dev f2;
+	char path2[128];
+	uint64_t v;
+	int fd2, sent = 0, buf = 4096;
+
+	snprintf(path2, sizeof(path2), "%s/sock2", fx.dir);
+	fake_init(&f2, F_VERSION_1, 1);
+	fx_add_dev(&f2, path2, false);
+	fd2 = vfront_connect(path2, VFRONT_TIMEOUT_MS);
+	ck_assert_int_ge(fd2, 0);
+	/* A small receive buffer fills after a few hundred replies. */
+	ck_assert_int_eq(setsockopt(fx.fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)), 0);
+	while (sent < 100000 && vfront_send(fx.fd, GET_FEATURES, 0, NULL, 0, NULL, 0) == 0) {
+		sent++;
+		if (sent % 1000 == 0)
+			ck_assert_int_eq(vfront_get_u64(fd2, GET_QUEUE_NUM, &v), 0);
+	}
+	ck_assert(fake_wait(&fx.fake, &fx.fake.disconnects, 1, VFRONT_TIMEOUT_MS));
+	ck_assert_int_eq(vfront_get_u64(fd2, GET_QUEUE_NUM, &v), 0);
+	ck_assert_uint_eq(v, 1);
 	close(fd2);
 }
 END_TEST
@@ -431,8 +510,10 @@ static Suite *suite(void)
 	tcase_add_test(t, test_enable_implied);
 	tcase_add_test(t, test_mem_change_quiesces);
 	tcase_add_test(t, test_conformance);
+	tcase_add_test(t, test_inflight_slices);
 	tcase_add_test(t, test_stall_other_served);
 	tcase_add_test(t, test_second_frontend_refused);
+	tcase_add_test(t, test_reply_flood_dropped);
 	tcase_add_test(t, test_client_reconnect);
 	tcase_add_test(t, test_attach_socketpair);
 	suite_add_tcase(s, t);

@@ -247,6 +247,13 @@ START_TEST(test_ring_rules)
 	ck_assert_int_eq(ack_state(SET_VRING_BASE, 0, 0x10000), 1); /* split base is 16 bits */
 	ck_assert_int_eq(ack_state(SET_VRING_BASE, 0x10000, 0), 1);
 	ck_assert_int_eq(ack_state(SET_VRING_ENABLE, 0, 2), 1);
+	/* Packed bases: indexes beyond the ring size. */
+	ck_assert_int_eq(vfront_set_u64(fx.fd, SET_FEATURES, F_VERSION_1 | F_PROTOCOL | F_PACKED, true), 0);
+	ck_assert_int_eq(ack_state(SET_VRING_NUM, 1, 100), 0);      /* packed: any size */
+	ck_assert_int_eq(ack_state(SET_VRING_BASE, 1, 100), 1);
+	ck_assert_int_eq(ack_state(SET_VRING_BASE, 1, 99u | 100u << 16), 1);
+	ck_assert_int_eq(ack_state(SET_VRING_BASE, 1, 99u | 1u << 15 | 99u << 16 | 1u << 31), 0);
+	ck_assert_int_eq(vfront_set_u64(fx.fd, SET_FEATURES, F_VERSION_1 | F_PROTOCOL, true), 0);
 	ck_assert_int_eq(ack_state(SET_VRING_ENABLE, 5, 1), 1);
 	ck_assert_int_eq(vfront_request_ack(fx.fd, GET_VRING_BASE + 0, NULL, 0, NULL, 0) < 0, 1);
 	ck_assert(vfront_closed(fx.fd, VFRONT_TIMEOUT_MS));

@@ -57,6 +57,7 @@ bool vfront_quiet(int fd, int ms);
 bool vfront_closed(int fd, int ms);
 
 int vfront_count_fds(void);
+/* Mappings of memfd files in this process. */
 int vfront_count_maps(void);
 
 void vfront_dump_fds(void);
