@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "net_guest.h"
+#include "vdrv_split.h"
 #include "vre_net.h"
 
 #define F(b) (1ull << (b))
