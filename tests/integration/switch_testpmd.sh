@@ -99,7 +99,7 @@ start_testpmd() {
 	app=("$@")
 	mkfifo "$DIR/tp.in"
 	stdbuf -o0 -e0 "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --in-memory --single-file-segments \
-		-m 512 "${eal[@]}" -- -i --nb-cores=1 --no-lsc-interrupt --forward-mode=io \
+		-m 512 "${eal[@]}" -- -i --total-num-mbufs=8192 --nb-cores=1 --no-lsc-interrupt --forward-mode=io \
 		"${app[@]}" <"$DIR/tp.in" >"$DIR/tp.log" 2>&1 &
 	TP_PID=$!
 	exec {TP_FD}>"$DIR/tp.in"
@@ -125,7 +125,7 @@ tp_total() {
 	awk -v f="$1:" '/Accumulated forward statistics/ {blk=1; next}
 		blk && /\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+\+$/ {blk=0}
 		blk { for (i = 1; i < NF; i++) if ($i == f) v = $(i + 1) }
-		END { print v + 0 }' "$DIR/tp.log"
+		END { printf "%.0f\n", v }' "$DIR/tp.log"
 }
 
 # sw_final FIELD [PORT]: from the switch's "final port N:" line (summed
@@ -134,7 +134,7 @@ sw_final() {
 	awk -v f="$1" -v p="${2:-}" '/^final port / {
 		if (p != "" && $3 != p ":") next
 		for (i = 4; i < NF; i++) if ($i == f) s += $(i + 1) }
-		END { print s + 0 }' "$DIR/sw.log"
+		END { printf "%.0f\n", s }' "$DIR/sw.log"
 }
 
 # run_traffic NPORTS QUEUES SIZE: one io-forwarding round, then checks.
@@ -253,11 +253,9 @@ case_idle() {
 	pct=$(((t1 - t0) * 100 * 100 / (5 * hz)))
 	echo "idle worker: $((t1 - t0)) ticks in 5 s = $((pct / 100)).$((pct % 100))% of a core"
 	[ "$pct" -lt 500 ] || fail "idle adaptive worker used $pct/100 % of a core"
-	# and traffic resumes without loss after the idle period
-	local before
-	before=$(tp_total TX-packets)
+	# and traffic resumes without loss after the idle period (testpmd's
+	# counters restart with each "start", so this round is checked alone)
 	run_traffic 1 1 64
-	[ "$(tp_total TX-packets)" -gt "$before" ] || fail "no traffic after idle"
 	tp_quit
 	stop_switch
 	[ "$(sw_final drops)" -eq 0 ] || fail "drops after idle"
