@@ -128,6 +128,11 @@ struct vre_dev_config {
 int vre_server_create(struct vre_server **out);
 /* Starts the control thread. */
 int vre_server_start(struct vre_server *s);
+/* Without a control thread (not started): runs one round of the loop on
+ * the caller's thread, waiting up to timeout_ms (0: only what is ready).
+ * Returns the number of events handled, -EBUSY when the thread runs. For
+ * fuzzing and single-threaded embedding. */
+int vre_server_poll(struct vre_server *s, int timeout_ms);
 /* Stops the control thread, disconnecting and destroying every device. */
 void vre_server_destroy(struct vre_server *s);
 
@@ -149,6 +154,20 @@ struct vre_dev_stats {
 	uint64_t disconnects; /* connections that ended */
 };
 void vre_dev_get_stats(struct vre_dev *dev, struct vre_dev_stats *out);
+
+/* A consistent picture of a device's negotiated state (taken under the
+ * server lock), for tests, monitoring and the integration suites. */
+struct vre_dev_snapshot {
+	bool connected;
+	bool owner;
+	uint64_t features;           /* negotiated virtio features */
+	uint64_t protocol_features;  /* negotiated protocol features */
+	uint32_t mem_regions;        /* regions mapped now */
+	uint16_t queues_started;
+	uint16_t queues_enabled;
+	uint16_t queues_running;     /* handed to the data plane */
+};
+void vre_dev_get_snapshot(struct vre_dev *dev, struct vre_dev_snapshot *out);
 
 /* Makes an already connected stream socket (e.g. one end of a socketpair)
  * this device's connection, dropping any current one. For tests and
