@@ -5,8 +5,8 @@
 #   switch_testpmd.sh SWITCH CASE
 #
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
-# queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt),
-# "idle" or "badopts".
+# queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
+# workers=CPULIST, pin=PORT:PAIR=WORKER), "idle" or "badopts".
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -192,19 +192,20 @@ vdev() { # vdev INDEX QUEUES RING MRG INORDER
 
 case_traffic() {
 	local ring=split mrg=1 inorder=0 queues=1 size=64 mode=loopback poll=adaptive
-	local kv
+	local workers=$SW_CPU pins=() kv
 	IFS=, read -ra kvs <<<"$1"
 	for kv in "${kvs[@]}"; do
 		case ${kv%%=*} in
 		ring) ring=${kv#*=} ;; mrg) mrg=${kv#*=} ;; inorder) inorder=${kv#*=} ;;
 		queues) queues=${kv#*=} ;; size) size=${kv#*=} ;; mode) mode=${kv#*=} ;;
-		poll) poll=${kv#*=} ;;
+		poll) poll=${kv#*=} ;; workers) workers=${kv#*=} ;;
+		pin) pins+=(--pin "${kv#*=}") ;;
 		*) fail "unknown case key $kv" ;;
 		esac
 	done
 	local nports=1
 	[ "$mode" = xconnect ] && nports=2
-	local swargs=(--mode "$mode" --workers "$SW_CPU" --poll "$poll")
+	local swargs=(--mode "$mode" --workers "$workers" --poll "$poll")
 	local eal=() app=(--rxq="$queues" --txq="$queues")
 	for i in $(seq 0 $((nports - 1))); do
 		swargs+=(--vhost "$DIR/s$i,queues=$queues")
@@ -221,12 +222,16 @@ case_traffic() {
 	else
 		app+=(--txpkts="$size")
 	fi
-	start_switch "${swargs[@]}"
+	start_switch "${swargs[@]}" "${pins[@]}"
 	start_testpmd "${eal[@]}" -- "${app[@]}"
 	run_traffic "$nports" "$queues" "$size"
 	tp_quit
 	stop_switch
 	check_switch "$size"
+	# every worker of the list carried its share
+	local idle_workers
+	idle_workers=$(awk '/^final worker/ && $6 == 0' "$DIR/sw.log" | wc -l)
+	[ "$idle_workers" -eq 0 ] || fail "$idle_workers worker(s) moved no packets"
 	echo "PASS: traffic $1"
 }
 
