@@ -230,7 +230,7 @@ case_traffic() {
 	check_switch "$size"
 	# every worker of the list carried its share
 	local idle_workers
-	idle_workers=$(awk '/^final worker/ && $6 == 0' "$DIR/sw.log" | wc -l)
+	idle_workers=$(awk '/^final worker/ && $6 == "packets" && $7 == 0' "$DIR/sw.log" | wc -l)
 	[ "$idle_workers" -eq 0 ] || fail "$idle_workers worker(s) moved no packets"
 	echo "PASS: traffic $1"
 }
