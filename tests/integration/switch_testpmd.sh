@@ -74,6 +74,16 @@ wait_for() {
 	return 1
 }
 
+# wait_count SECONDS FILE REGEX N: until FILE has N lines matching REGEX.
+wait_count() {
+	local end=$((SECONDS + $1))
+	while [ $SECONDS -lt $end ]; do
+		[ "$(grep -cE "$3" "$2" 2>/dev/null)" -ge "$4" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start_switch ARGS...: runs vre-switch, waits for its ready line.
 start_switch() {
 	"$SWITCH" "$@" >"$DIR/sw.log" 2>&1 &
@@ -139,13 +149,15 @@ sw_final() {
 
 # run_traffic NPORTS QUEUES SIZE: one io-forwarding round, then checks.
 run_traffic() {
-	local nports=$1 queues=$2 size=$3
+	local nports=$1 queues=$2 size=$3 round
+	# testpmd's log accumulates rounds: wait for this round's lines
+	round=$(($(grep -c 'Accumulated forward statistics' "$DIR/tp.log") + 1))
 	tp_cmd "start tx_first"
-	wait_for 10 "$DIR/tp.log" 'io packet forwarding' || fail "forwarding did not start"
+	wait_count 10 "$DIR/tp.log" 'io packet forwarding' "$round" || fail "forwarding did not start"
 	sleep "$RUN_SECS" # traffic duration, not synchronisation
 	tp_cmd "stop"
-	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
-	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	wait_count 10 "$DIR/tp.log" 'Accumulated forward statistics' "$round" || fail "no stats after stop"
+	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
 	check_counts "$nports" "$queues" "$size"
 }
 
