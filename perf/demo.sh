@@ -75,7 +75,7 @@ fi
 mkfifo "$DIR/tp.in"
 echo "demo: dpdk-testpmd, 2 virtio-user ports, io forwarding on CPU $TP_CPU, $SIZE-byte frames"
 stdbuf -o0 -e0 dpdk-testpmd --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --in-memory \
-	--single-file-segments -m 512 \
+	--single-file-segments \
 	--vdev="net_virtio_user0,path=$DIR/s0,queues=1" \
 	--vdev="net_virtio_user1,path=$DIR/s1,queues=1" \
 	-- -i --nb-cores=1 --no-lsc-interrupt --forward-mode=io --total-num-mbufs=16384 \

@@ -6,7 +6,7 @@
 #
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
 # queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
-# workers=CPULIST, pin=PORT:PAIR=WORKER), "idle" or "badopts".
+# workers=CPULIST, pin=PORT:PAIR=WORKER), "idle", "nopeer" or "badopts".
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -108,8 +108,10 @@ start_testpmd() {
 	shift
 	app=("$@")
 	mkfifo "$DIR/tp.in"
-	stdbuf -o0 -e0 "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --in-memory --single-file-segments \
-		-m 512 "${eal[@]}" -- -i --total-num-mbufs=8192 --nb-cores=1 --no-lsc-interrupt --forward-mode=io \
+	# --no-huge: virtio-user shares its memfd-backed memory, and the suite
+	# does not compete with other DPDK tests for hugepages
+	stdbuf -o0 -e0 "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --no-huge -m 256 --no-shconf \
+		"${eal[@]}" -- -i --total-num-mbufs=8192 --nb-cores=1 --no-lsc-interrupt --forward-mode=io \
 		"${app[@]}" <"$DIR/tp.in" >"$DIR/tp.log" 2>&1 &
 	TP_PID=$!
 	exec {TP_FD}>"$DIR/tp.in"
@@ -247,6 +249,39 @@ case_traffic() {
 	echo "PASS: traffic $1"
 }
 
+# xconnect with the peer port never connected: the TX queue of port 0 has
+# no destination; after the grace period its packets are completed and
+# counted as dropped (the guest is not stalled), and the switch takes every
+# packet testpmd sends.
+case_nopeer() {
+	start_switch --mode xconnect --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1"
+	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64 --forward-mode=txonly
+	run_txonly
+	tp_quit
+	stop_switch
+	local tx took nodst rx1
+	tx=$(tp_total TX-packets)
+	took=$(sw_final tx-pkts 0)
+	nodst=$(sw_final drop-no-dst 0)
+	rx1=$(sw_final rx-pkts 1)
+	echo "testpmd sent $tx; switch took $took, dropped (no destination) $nodst, delivered to port 1: $rx1"
+	[ "$tx" -gt 1000 ] || fail "too little traffic: $tx"
+	[ "$took" -eq "$tx" ] || fail "switch took $took of $tx"
+	[ "$nodst" -eq "$took" ] || fail "$nodst of $took counted as dropped"
+	[ "$rx1" -eq 0 ] || fail "packets reached the unconnected port"
+	echo "PASS: nopeer"
+}
+
+# run_txonly: one txonly round (testpmd sends, never receives).
+run_txonly() {
+	tp_cmd "start"
+	wait_for 10 "$DIR/tp.log" 'txonly packet forwarding' || fail "txonly did not start"
+	sleep "$RUN_SECS" # traffic duration, not synchronisation
+	tp_cmd "stop"
+	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
+	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+}
+
 # CPU time (utime + stime, clock ticks) of thread TID of PID.
 thread_ticks() {
 	awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/task/$2/stat"
@@ -325,6 +360,7 @@ command -v "$TESTPMD" >/dev/null || { echo "SKIP: $TESTPMD not installed"; exit 
 case $CASE in
 traffic:*) case_traffic "${CASE#traffic:}" ;;
 idle) case_idle ;;
+nopeer) case_nopeer ;;
 badopts) case_badopts ;;
 *) fail "unknown case $CASE" ;;
 esac
