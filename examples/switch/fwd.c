@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "switch.h"
 #include "vre_log.h"
@@ -24,13 +25,39 @@ static uint32_t mask_of(unsigned n)
 
 /* TX queue -> its RX queue: one burst, one copy per packet. The chains are
  * always completed, also when the packets could not be delivered. */
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	/* vDSO, no syscall; only read while a destination is missing */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+}
+
+/* Whether a TX queue without destination should keep its packets in the
+ * ring for now (see switch.h). */
+static bool hold_for_dst(struct sw_queue *sq)
+{
+	uint64_t now = coarse_ns();
+
+	if (!sq->dst_lost_ns)
+		sq->dst_lost_ns = now;
+	return now - sq->dst_lost_ns < SW_DST_GRACE_MS * 1000000ull;
+}
+
 static int tx_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
 	struct vre_net_tx_burst *b = &sq->burst;
 	struct vre_net_queue *dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
-	int n = vre_net_tx_fetch(sq->nq, b);
-	int taken = b->n; /* tx_done clears the burst */
+	int n, taken;
+
+	if (dst)
+		sq->dst_lost_ns = 0;
+	else if (hold_for_dst(sq))
+		return 0;
+	n = vre_net_tx_fetch(sq->nq, b);
+	taken = b->n; /* tx_done clears the burst */
 
 	if (n < 0 || taken == 0)
 		return 0;
@@ -205,6 +232,7 @@ static int sw_queue_start(void *app, struct vre_net_dev *n, struct vre_net_queue
 		struct sw_queue *rx = sq->dst_q;
 
 		__atomic_store_n(&sq->dst, rx->running ? rx->nq : NULL, __ATOMIC_RELEASE);
+		sq->dst_lost_ns = 0;
 		err = add_item(sq, tx_poll);
 	} else {
 		sq->running = true;
@@ -266,7 +294,9 @@ void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 			t->rx_bytes += ld(&nq->st.bytes);
 		}
 		t->drops += drops_of(&nq->st);
+		t->drop_no_rx_buf += ld(&nq->st.drop_no_rx_buf);
 	}
 	t->drops += t->drop_no_dst;
+	t->drop_bad = t->drops - t->drop_no_dst - t->drop_no_rx_buf;
 	pthread_mutex_unlock(&s->lock);
 }

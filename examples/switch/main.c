@@ -295,9 +295,10 @@ static void print_stats(struct sw *s, const struct snap *cur, const struct snap 
 		const struct sw_port_totals *t = &cur->port[i];
 
 		printf("%s port %u: rx-pkts %" PRIu64 " rx-bytes %" PRIu64 " tx-pkts %" PRIu64
-		       " tx-bytes %" PRIu64 " drops %" PRIu64 " drop-no-dst %" PRIu64,
+		       " tx-bytes %" PRIu64 " drops %" PRIu64 " drop-no-dst %" PRIu64
+		       " drop-no-rx-buf %" PRIu64 " drop-bad %" PRIu64,
 		       tag, i, t->rx_pkts, t->rx_bytes, t->tx_pkts, t->tx_bytes, t->drops,
-		       t->drop_no_dst);
+		       t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad);
 		if (prev && secs > 0) {
 			const struct sw_port_totals *o = &prev->port[i];
 

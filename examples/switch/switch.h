@@ -13,8 +13,11 @@
  * A TX item reaches its RX queue through an atomically published pointer
  * that is non-NULL only while the RX queue runs. Stopping an RX queue clears
  * the pointer and waits for the owning worker's handshake, so no TX item
- * touches a stopped RX queue; meanwhile TX chains are completed and their
- * packets counted as dropped.
+ * touches a stopped RX queue. A TX item without a destination first holds
+ * its packets in the ring for a grace period (SW_DST_GRACE_MS: control stops
+ * and restarts every queue of a device around many requests, and a packet
+ * should not be lost to that), then completes the chains and counts the
+ * packets as dropped, so a guest whose peer is gone does not stall.
  */
 #ifndef VRE_SWITCH_H
 #define VRE_SWITCH_H
@@ -29,6 +32,7 @@
 
 #define SW_MAX_PORTS 16
 #define SW_MAX_PAIRS 16
+#define SW_DST_GRACE_MS 50
 
 enum sw_mode { SW_LOOPBACK, SW_XCONNECT };
 
@@ -45,6 +49,7 @@ struct sw_queue {
 	struct sw_queue *dst_q;      /* the RX queue this TX feeds (static) */
 	struct vre_net_queue *dst;   /* dst_q->nq while dst_q runs, else NULL (atomic) */
 	uint64_t drop_no_dst;        /* packets dropped because dst was stopped */
+	uint64_t dst_lost_ns;        /* when dst was first seen NULL; 0: it is there */
 	struct vre_poll_item item;   /* TX and control queue */
 	struct vre_net_tx_burst burst;
 };
@@ -83,6 +88,8 @@ struct sw_port_totals {
 	uint64_t tx_pkts, tx_bytes;  /* taken from the guest (TX queues) */
 	uint64_t drops;              /* every reason, both directions */
 	uint64_t drop_no_dst;
+	uint64_t drop_no_rx_buf;     /* the guest gave no RX buffer in time */
+	uint64_t drop_bad;           /* short header, bad chain, too big, broken ring */
 };
 void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t);
 
