@@ -6,7 +6,8 @@
 #
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
 # queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
-# workers=CPULIST, pin=PORT:PAIR=WORKER), "idle", "nopeer" or "badopts".
+# workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer" or
+# "badopts".
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -206,14 +207,14 @@ vdev() { # vdev INDEX QUEUES RING MRG INORDER
 
 case_traffic() {
 	local ring=split mrg=1 inorder=0 queues=1 size=64 mode=loopback poll=adaptive
-	local workers=$SW_CPU pins=() kv
+	local workers=$SW_CPU pins=() client=0 kv
 	IFS=, read -ra kvs <<<"$1"
 	for kv in "${kvs[@]}"; do
 		case ${kv%%=*} in
 		ring) ring=${kv#*=} ;; mrg) mrg=${kv#*=} ;; inorder) inorder=${kv#*=} ;;
 		queues) queues=${kv#*=} ;; size) size=${kv#*=} ;; mode) mode=${kv#*=} ;;
 		poll) poll=${kv#*=} ;; workers) workers=${kv#*=} ;;
-		pin) pins+=(--pin "${kv#*=}") ;;
+		pin) pins+=(--pin "${kv#*=}") ;; client) client=${kv#*=} ;;
 		*) fail "unknown case key $kv" ;;
 		esac
 	done
@@ -222,8 +223,14 @@ case_traffic() {
 	local swargs=(--mode "$mode" --workers "$workers" --poll "$poll")
 	local eal=() app=(--rxq="$queues" --txq="$queues")
 	for i in $(seq 0 $((nports - 1))); do
-		swargs+=(--vhost "$DIR/s$i,queues=$queues")
-		eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder")")
+		if [ "$client" = 1 ]; then
+			# testpmd listens (virtio-user server=1), the switch connects
+			swargs+=(--vhost "$DIR/s$i,client,queues=$queues")
+			eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder"),server=1")
+		else
+			swargs+=(--vhost "$DIR/s$i,queues=$queues")
+			eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder")")
+		fi
 	done
 	if [ "$size" -gt 1518 ]; then
 		# jumbo: multi-segment TX, RX scattered over mergeable buffers
