@@ -6,8 +6,8 @@
 #
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
 # queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
-# workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer" or
-# "badopts".
+# workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
+# "reconnect" or "badopts".
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -279,6 +279,30 @@ case_nopeer() {
 	echo "PASS: nopeer"
 }
 
+# A frontend leaves and another one (packed this time) connects to the
+# same port: the queues are stopped and started again, traffic flows
+# without loss both times.
+case_reconnect() {
+	start_switch --workers "$SW_CPU" --vhost "$DIR/s0"
+	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64
+	run_traffic 1 1 64
+	local sent1
+	sent1=$(tp_total TX-packets)
+	tp_quit
+	wait_for 10 "$DIR/sw.log" 'frontend disconnected' || fail "no disconnect seen"
+	mv "$DIR/tp.log" "$DIR/tp1.log"
+	rm -f "$DIR/tp.in"
+	start_testpmd "$(vdev 0 1 packed 1 1)" -- --txpkts=1518
+	run_traffic 1 1 1518
+	local sent2
+	sent2=$(tp_total TX-packets)
+	tp_quit
+	stop_switch
+	[ "$(sw_final drops)" -eq 0 ] || fail "drops: $(grep '^final port' "$DIR/sw.log")"
+	[ "$(sw_final tx-pkts)" -eq $((sent1 + sent2)) ] || fail "switch took $(sw_final tx-pkts), testpmd sent $sent1 + $sent2"
+	echo "PASS: reconnect"
+}
+
 # run_txonly: one txonly round (testpmd sends, never receives).
 run_txonly() {
 	tp_cmd "start"
@@ -368,6 +392,7 @@ case $CASE in
 traffic:*) case_traffic "${CASE#traffic:}" ;;
 idle) case_idle ;;
 nopeer) case_nopeer ;;
+reconnect) case_reconnect ;;
 badopts) case_badopts ;;
 *) fail "unknown case $CASE" ;;
 esac
