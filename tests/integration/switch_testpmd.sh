@@ -87,7 +87,7 @@ wait_count() {
 
 # start_switch ARGS...: runs vre-switch, waits for its ready line.
 start_switch() {
-	"$SWITCH" "$@" >"$DIR/sw.log" 2>&1 &
+	"$SWITCH" --stats-interval 1 "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
 }
@@ -162,6 +162,25 @@ run_traffic() {
 	wait_count 10 "$DIR/tp.log" 'Accumulated forward statistics' "$round" || fail "no stats after stop"
 	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
 	check_counts "$nports" "$queues" "$size"
+	SENT_TOTAL=$((SENT_TOTAL + $(tp_total TX-packets)))
+	wait_switch_took "$nports"
+}
+
+# wait_switch_took NPORTS: until the switch's once-a-second counters show
+# that it took every packet testpmd sent so far (a loaded machine may keep
+# the worker off its CPU for a while; quitting testpmd earlier would cut
+# the last packets off).
+SENT_TOTAL=0
+wait_switch_took() {
+	local end=$((SECONDS + 15)) took=
+	while [ $SECONDS -lt $end ]; do
+		took=$(grep '^stats port ' "$DIR/sw.log" | tail -n "$1" | awk '
+			{ for (i = 4; i < NF; i++) if ($i == "tx-pkts") s += $(i + 1) }
+			END { printf "%.0f\n", s }')
+		[ "$took" -ge "$SENT_TOTAL" ] && return 0
+		sleep 0.2
+	done
+	fail "the switch took $took of $SENT_TOTAL packets"
 }
 
 check_counts() {
