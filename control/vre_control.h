@@ -24,9 +24,11 @@
  * lock per packet.
  *
  * Quiesce in detail (control/msg_table.c enforces it for every request
- * the message table marks "quiesce": memory table changes, ring num/addr/
- * base, GET_VRING_BASE, enable, features, inflight, reset):
- *   1. for every running queue: ops->queue_stop(q); q->running = false;
+ * the message table marks: the whole device for memory table changes,
+ * features, inflight regions and resets; only the named queue for ring
+ * num/addr/base, kick/call/err fds, enable and GET_VRING_BASE):
+ *   1. for every running queue in scope: ops->queue_stop(q);
+ *      q->running = false;
  *   2. the handler changes memory or ring state. A new memory map is built
  *      completely (every region mmapped and checked) before the old one is
  *      touched; the old regions are unmapped only now, when no queue runs;
@@ -45,8 +47,12 @@
  *                    \-------------------- EOF/error ------------------/
  *
  *   Inside CONNECTED, the protocol state: no owner -> SET_OWNER -> owned
- *   (a second SET_OWNER fails; every request but the GET_* queries and
- *   SET_OWNER needs an owner). Per queue:
+ *   (a second SET_OWNER fails). Before SET_OWNER only the handshake that
+ *   QEMU sends first is accepted: GET_FEATURES, GET/SET_PROTOCOL_FEATURES,
+ *   GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, GET_CONFIG.
+ *   Protocol features take effect at SET_PROTOCOL_FEATURES (QEMU uses
+ *   need_reply before SET_FEATURES). SET_VRING_ADDR needs a memory table.
+ *   Per queue:
  *     idle --NUM+ADDR+KICK(or no-fd bit)--> started
  *     started && enabled && memory  ==> running (queue_start called)
  *     enabled: implied at start without VHOST_USER_F_PROTOCOL_FEATURES,
@@ -58,11 +64,13 @@
  *   drops the connection; a bad request gets a failure reply when one is
  *   due and leaves the connection up.
  *
- * Replies: a request that always replies (GET_*) gets its reply, with a
- * failure encoding where the spec has one (GET_CONFIG: size 0; GET_VRING_BASE
- * ; GET_INFLIGHT_FD: mmap_size 0 and no fd; GET_VRING_BASE has no failure
- * encoding, so a bad one drops the connection). Other requests reply a u64 status (0 = ok) when
- * REPLY_ACK is negotiated and the request has the need_reply flag.
+ * Replies: a request that always replies (GET_*) gets its reply, with the
+ * spec's failure encoding where there is one (GET_CONFIG: size 0;
+ * GET_INFLIGHT_FD: mmap_size 0 and no fd). GET_VRING_BASE and the other
+ * GETs have none, so a malformed one drops the connection rather than
+ * leaving the frontend waiting. Other requests reply a u64 status (0 ok,
+ * 1 failure) when REPLY_ACK is negotiated and need_reply is set. Replies
+ * are never waited for: a frontend that does not read them is dropped.
  */
 #ifndef VRE_CONTROL_H
 #define VRE_CONTROL_H
@@ -78,7 +86,7 @@ struct vre_dev;
 /* Control's view of one virtqueue; the data plane reads it between
  * queue_start and queue_stop and never changes the configuration fields. */
 struct vre_queue {
-	struct vre_vq vq;   /* valid while started */
+	struct vre_vq vq;   /* valid while running */
 	struct vre_dev *dev;
 	uint16_t index;
 	int kick_fd;        /* -1: no kick fd (the queue is polled) */
@@ -92,7 +100,9 @@ struct vre_queue {
 
 /* A device model (virtio-net, virtio-blk). Callbacks run on the control
  * thread (or on the thread calling vre_dev_destroy / vre_server_destroy),
- * never two at once for one server. ctx is the pointer given to vre_dev_create. */
+ * never two at once for one server, and must not call vre_dev_destroy or
+ * vre_dev_get_* themselves (the server lock is held). ctx is the pointer
+ * given to vre_dev_create. */
 struct vre_device_ops {
 	const char *name;
 	uint64_t features;          /* virtio features offered */

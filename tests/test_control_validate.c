@@ -137,8 +137,8 @@ START_TEST(test_fds_rejected_and_closed)
 	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_BACKEND_REQ_FD, NULL, 0, NULL, 0), 1);
 	for (int i = 0; i < 3; i++)
 		close(e[i]);
-	/* The kick fd stored before the failed kick is the only one held;
-	 * dropping the connection releases it too. */
+	ck_assert_int_eq(vre_dev_queue(fx.dev, 0)->kick_fd, -1);
+	assert_no_leak(); /* none of them was kept */
 	close(fx.fd);
 	fx.fd = -1;
 	ck_assert(fake_wait(&fx.fake, &fx.fake.disconnects, 1, VFRONT_TIMEOUT_MS));
@@ -227,6 +227,55 @@ START_TEST(test_mem_table_rules)
 	reg.r = ok;
 	ck_assert_int_eq(vfront_request_ack(fx.fd, REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 0);
 	ck_assert_int_eq(vfront_count_maps(), maps_before - 1);
+}
+END_TEST
+
+/* CONFIGURE_MEM_SLOTS: exactly GET_MAX_MEM_SLOTS regions fit, one more is
+ * refused, and all of them are unmapped when the frontend leaves. */
+START_TEST(test_mem_slots_full)
+{
+	struct { uint64_t pad; struct region r; } reg;
+	uint64_t max;
+	int f;
+
+	ready();
+	ck_assert_int_eq(vfront_get_u64(fx.fd, GET_MAX_MEM_SLOTS, &max), 0);
+	ck_assert_uint_eq(max, 509);
+	mark();
+	f = memfd_create("slots", MFD_CLOEXEC);
+	ck_assert_int_eq(ftruncate(f, (max + 1) * 4096), 0);
+	for (uint64_t i = 0; i <= max; i++) {
+		reg.pad = 0;
+		reg.r = (struct region){ 0x100000000ull + i * 0x10000, 4096,
+					 0x7f0000000000ull + i * 0x10000, i * 4096 };
+		ck_assert_int_eq(vfront_request_ack(fx.fd, ADD_MEM_REG, &reg, sizeof(reg), &f, 1),
+				 i < max ? 0 : 1);
+	}
+	ck_assert_int_eq(vfront_count_maps(), maps_before + (int)max);
+	close(f);
+	close(fx.fd);
+	fx.fd = -1;
+	ck_assert(fake_wait(&fx.fake, &fx.fake.disconnects, 1, VFRONT_TIMEOUT_MS));
+	fds_before -= 2;
+	assert_no_leak();
+}
+END_TEST
+
+/* The no-fd bit: a ring without a kick fd starts (the data plane polls it). */
+START_TEST(test_kick_nofd)
+{
+	ready();
+	ck_assert_int_eq(fx_mem_table(fx.fd), 0);
+	fx_ring(fx.fd, 1, 64, 0);
+	ck_assert_int_eq(ack_u64(SET_VRING_KICK, 0x101, -1), 0);
+	ck_assert_int_eq(ack_state(SET_VRING_ENABLE, 1, 1), 0);
+	ck_assert(vre_dev_queue(fx.dev, 1)->started);
+	ck_assert_int_eq(vre_dev_queue(fx.dev, 1)->kick_fd, -1);
+	if (fx_vring_ready()) {
+		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 1);
+		ck_assert_int_eq(fx.fake.start[0].kick_fd, -1);
+		ck_assert_uint_eq(fx.fake.start[0].index, 1);
+	}
 }
 END_TEST
 
@@ -483,6 +532,8 @@ static Suite *suite(void)
 	tcase_add_test(t, test_fds_rejected_and_closed);
 	tcase_add_test(t, test_mem_table_rules);
 	tcase_add_test(t, test_ring_rules);
+	tcase_add_test(t, test_mem_slots_full);
+	tcase_add_test(t, test_kick_nofd);
 	tcase_add_test(t, test_config_rules);
 	tcase_add_test(t, test_inflight_rules);
 	tcase_add_test(t, test_framing);
