@@ -27,8 +27,7 @@
 #include <stdint.h>
 
 #include "vre_control.h"
-#include "vre_net.h"
-#include "vre_worker.h"
+#include "vre_dataplane.h"
 
 #define SW_MAX_PORTS 16
 #define SW_MAX_PAIRS 16
