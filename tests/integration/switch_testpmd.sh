@@ -7,7 +7,7 @@
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
 # queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
 # workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
-# "reconnect" or "badopts".
+# "reconnect", "flap" or "badopts".
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -16,8 +16,9 @@
 # bursts), testpmd dropped nothing, and the switch dropped nothing and moved
 # exactly what testpmd sent.
 #
-# Each run lives in its own temp dir; every wait is bounded; every process
-# started here is killed and reaped on exit.
+# Each run lives in its own temp dir (kept for inspection when KEEP_DIR is
+# set); every wait is bounded; every process started here is killed and
+# reaped on exit.
 set -uo pipefail
 
 SWITCH=$1
@@ -33,6 +34,7 @@ TP_CPU=0
 DIR=$(mktemp -d /tmp/vre-it.XXXXXX)
 SW_PID=
 TP_PID=
+TP_B_PID=
 TP_FD=
 
 fail() {
@@ -59,7 +61,9 @@ kill_wait() {
 cleanup() {
 	[ -n "$TP_FD" ] && exec {TP_FD}>&- 2>/dev/null
 	kill_wait "$TP_PID"
+	kill_wait "$TP_B_PID"
 	kill_wait "$SW_PID"
+	[ -n "${KEEP_DIR:-}" ] && { echo "kept $DIR"; return; }
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -322,6 +326,55 @@ case_reconnect() {
 	echo "PASS: reconnect"
 }
 
+# The peer's RX queue stops and starts under traffic: testpmd A sends on
+# port 0 (txonly) the whole time, a second testpmd B receives on port 1
+# (rxonly) and is stopped and restarted three times. Every packet A sent is
+# taken by the switch and either delivered to port 1 or counted as dropped;
+# B gets traffic in every one of its lives (little of it on 2 cores: A's
+# sending lcore and B's receiving one share CPU 0, so most packets meet a
+# full RX ring and are counted as drops).
+case_flap() {
+	start_switch --mode xconnect --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1"
+	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64 --forward-mode=txonly
+	tp_cmd "start"
+	wait_for 10 "$DIR/tp.log" 'txonly packet forwarding' || fail "txonly did not start"
+	local life b_pid b_rx
+	for life in 1 2 3; do
+		stdbuf -o0 -e0 "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --no-huge -m 256 \
+			--no-shconf "$(vdev 1 1 split 1 0)" -- --nb-cores=1 --no-lsc-interrupt \
+			--forward-mode=rxonly --total-num-mbufs=8192 --stats-period 1 \
+			>"$DIR/b$life.log" 2>&1 &
+		b_pid=$!
+		TP_B_PID=$b_pid
+		wait_for 30 "$DIR/b$life.log" 'rxonly packet forwarding' || fail "receiver $life did not start"
+		sleep 1 # receive for a while, not synchronisation
+		kill -INT "$b_pid"
+		wait_for 20 "$DIR/b$life.log" 'Accumulated forward statistics' || fail "receiver $life did not stop"
+		kill_wait "$b_pid"
+		TP_B_PID=
+		b_rx=$(awk '/Accumulated forward statistics/ {blk=1} blk && /RX-packets:/ {print $2; exit}' "$DIR/b$life.log")
+		echo "receiver $life: $b_rx packets"
+		[ "${b_rx:-0}" -gt 0 ] || fail "receiver $life got nothing"
+	done
+	tp_cmd "stop"
+	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
+	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	SENT_TOTAL=$(tp_total TX-packets)
+	wait_switch_took 2
+	tp_quit
+	stop_switch
+	local took rx1 drop0 drop1
+	took=$(sw_final tx-pkts 0)
+	rx1=$(sw_final rx-pkts 1)
+	drop0=$(sw_final drops 0)
+	drop1=$(sw_final drops 1)
+	echo "A sent $SENT_TOTAL; switch took $took, delivered $rx1, dropped $drop0 (no destination) + $drop1 (port 1)"
+	[ "$took" -eq "$SENT_TOTAL" ] || fail "switch took $took of $SENT_TOTAL"
+	[ $((rx1 + drop0 + drop1)) -eq "$took" ] || fail "delivered + dropped != taken"
+	[ "$(sw_final drop-bad)" -eq 0 ] || fail "bad-chain drops"
+	echo "PASS: flap"
+}
+
 # run_txonly: one txonly round (testpmd sends, never receives).
 run_txonly() {
 	tp_cmd "start"
@@ -412,6 +465,7 @@ traffic:*) case_traffic "${CASE#traffic:}" ;;
 idle) case_idle ;;
 nopeer) case_nopeer ;;
 reconnect) case_reconnect ;;
+flap) case_flap ;;
 badopts) case_badopts ;;
 *) fail "unknown case $CASE" ;;
 esac
