@@ -7,7 +7,7 @@
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
 # queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
 # workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
-# "reconnect", "flap" or "badopts".
+# "reconnect", "flap", "learn" or "badopts".
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -90,7 +90,10 @@ wait_count() {
 }
 
 # start_switch ARGS...: runs vre-switch, waits for its ready line.
+SW_NPORTS=0
 start_switch() {
+	local a
+	for a in "$@"; do [ "$a" = --vhost ] && SW_NPORTS=$((SW_NPORTS + 1)); done
 	"$SWITCH" --stats-interval 1 "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
@@ -167,10 +170,10 @@ run_traffic() {
 	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
 	check_counts "$nports" "$queues" "$size"
 	SENT_TOTAL=$((SENT_TOTAL + $(tp_total TX-packets)))
-	wait_switch_took "$nports"
+	wait_switch_took
 }
 
-# wait_switch_took NPORTS: until the switch's once-a-second counters show
+# wait_switch_took: until the switch's once-a-second counters show
 # that it took every packet testpmd sent so far (a loaded machine may keep
 # the worker off its CPU for a while; quitting testpmd earlier would cut
 # the last packets off).
@@ -178,7 +181,7 @@ SENT_TOTAL=0
 wait_switch_took() {
 	local end=$((SECONDS + 15)) took=
 	while [ $SECONDS -lt $end ]; do
-		took=$(grep '^stats port ' "$DIR/sw.log" | tail -n "$1" | awk '
+		took=$(grep '^stats port ' "$DIR/sw.log" | tail -n "$SW_NPORTS" | awk '
 			{ for (i = 4; i < NF; i++) if ($i == "tx-pkts") s += $(i + 1) }
 			END { printf "%.0f\n", s }')
 		[ "$took" -ge "$SENT_TOTAL" ] && return 0
@@ -361,7 +364,7 @@ case_flap() {
 	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
 	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
 	SENT_TOTAL=$(tp_total TX-packets)
-	wait_switch_took 2
+	wait_switch_took
 	tp_quit
 	stop_switch
 	local took rx1 drop0 drop1
@@ -374,6 +377,30 @@ case_flap() {
 	[ $((rx1 + drop0 + drop1)) -eq "$took" ] || fail "delivered + dropped != taken"
 	[ "$(sw_final drop-bad)" -eq 0 ] || fail "bad-chain drops"
 	echo "PASS: flap"
+}
+
+# Learn mode: three ports, testpmd forwards between ports 0 and 1 only
+# (mac mode: each frame leaves with its port's MAC as source and the other
+# port's as destination); port 2 is up but idle. After the first flood the
+# bridge knows both MACs, so port 2 sees at most the first bursts.
+case_learn() {
+	start_switch --mode learn --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2"
+	start_testpmd "$(vdev 0 1 split 1 0),mac=02:00:00:00:00:10" \
+		"$(vdev 1 1 packed 1 0),mac=02:00:00:00:00:11" \
+		"$(vdev 2 1 split 1 0),mac=02:00:00:00:00:12" -- \
+		--forward-mode=mac --portmask=0x3 --txpkts=64 \
+		--eth-peer=0,02:00:00:00:00:11 --eth-peer=1,02:00:00:00:00:10
+	run_traffic 2 1 64
+	tp_quit
+	stop_switch
+	local p2 learned
+	p2=$(sw_final rx-pkts 2)
+	learned=$(awk '/^final fdb:/ { print $3 }' "$DIR/sw.log")
+	echo "port 2 got $p2 flooded frames; $learned MACs learned"
+	[ "$(sw_final drops)" -eq 0 ] || fail "drops: $(grep '^final port' "$DIR/sw.log")"
+	[ "$p2" -le 64 ] || fail "port 2 got $p2 frames: the bridge keeps flooding"
+	[ "$learned" = 2 ] || fail "learned $learned MACs, want 2"
+	echo "PASS: learn"
 }
 
 # run_txonly: one txonly round (testpmd sends, never receives).
@@ -446,6 +473,7 @@ case_badopts() {
 	expect_usage --vhost "$DIR/s0" --stats-interval -1
 	expect_usage --vhost "$DIR/s0" --log-level loud
 	expect_usage --vhost "$DIR/s0" --pin 0:1=0
+	expect_usage --mode learn --vhost "$DIR/s0" --pin 0:0=0
 	expect_usage --no-huge -- --vhost "$DIR/s0" extra
 	# a clean start and SIGTERM leave no socket behind either
 	start_switch --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1"
@@ -467,6 +495,7 @@ idle) case_idle ;;
 nopeer) case_nopeer ;;
 reconnect) case_reconnect ;;
 flap) case_flap ;;
+learn) case_learn ;;
 badopts) case_badopts ;;
 *) fail "unknown case $CASE" ;;
 esac
