@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# vre-switch demo: two vhost-user ports cross-connected by the switch,
-# dpdk-testpmd with two virtio-user ports as the traffic source and sink.
+# vre-switch demo: two vhost-user ports bridged by the switch (MAC
+# learning), dpdk-testpmd with two virtio-user ports as the traffic source
+# and sink.
 #
-# testpmd runs io forwarding in a ring: port 0 -> switch -> port 1 ->
+# testpmd runs mac forwarding in a ring: port 0 -> switch -> port 1 ->
 # testpmd -> port 1 -> switch -> port 0 -> testpmd -> ..., seeded with
 # "start tx_first N". Every second it is asked for "show port stats all"
 # (through a FIFO) and the rates are printed; at the end a summary with
 # Mpps and Gbit/s per direction and the drops on both sides.
 #
-# Environment: DEMO_SECS (20), DEMO_SIZE (frame bytes, 64), DEMO_BURSTS
+# Environment: DEMO_SECS (20), DEMO_SIZE (frame bytes, 64), DEMO_MODE
+# (learn or xconnect), DEMO_BURSTS
 # (tx_first bursts of 32 per port seeding the ring, 4: half a 256-entry ring), SWITCH (build/examples/vre-switch).
 # Runs as root (hugepages for testpmd's shared memory).
 set -uo pipefail
@@ -61,9 +63,11 @@ wait_for() { # SECONDS FILE REGEX
 [ -x "$SWITCH" ] || die "no switch at $SWITCH (build first)"
 command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd is not installed"
 
-# The switch has no MAC-learning mode yet: xconnect pairs port 0 with 1.
-echo "demo: vre-switch, xconnect of 2 vhost-user ports, worker on CPU $SW_CPU, adaptive polling"
-"$SWITCH" --mode xconnect --workers "$SW_CPU" --poll adaptive \
+# learn mode: the switch bridges by MAC address (DEMO_MODE=xconnect pairs
+# the ports without looking at the frames)
+MODE=${DEMO_MODE:-learn}
+echo "demo: vre-switch, $MODE mode over 2 vhost-user ports, worker on CPU $SW_CPU, adaptive polling"
+"$SWITCH" --mode "$MODE" --workers "$SW_CPU" --poll adaptive \
 	--vhost "$DIR/s0" --vhost "$DIR/s1" >"$DIR/sw.log" 2>&1 &
 SW_PID=$!
 wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || die "the switch did not start"
@@ -73,12 +77,17 @@ if [ "$SIZE" -gt 1518 ]; then
 	app=(--max-pkt-len=9600 --mbuf-size=10240 --txpkts="$SIZE")
 fi
 mkfifo "$DIR/tp.in"
-echo "demo: dpdk-testpmd, 2 virtio-user ports, io forwarding on CPU $TP_CPU, $SIZE-byte frames"
+# mac forwarding: each frame leaves with its port's MAC as source and the
+# other port's as destination, so the switch learns both and forwards
+# unicast.
+MAC0=02:00:00:00:00:10 MAC1=02:00:00:00:00:11
+echo "demo: dpdk-testpmd, 2 virtio-user ports, mac forwarding on CPU $TP_CPU, $SIZE-byte frames"
 stdbuf -o0 -e0 dpdk-testpmd --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --in-memory \
 	--single-file-segments \
-	--vdev="net_virtio_user0,path=$DIR/s0,queues=1" \
-	--vdev="net_virtio_user1,path=$DIR/s1,queues=1" \
-	-- -i --nb-cores=1 --no-lsc-interrupt --forward-mode=io --total-num-mbufs=16384 \
+	--vdev="net_virtio_user0,path=$DIR/s0,queues=1,mac=$MAC0" \
+	--vdev="net_virtio_user1,path=$DIR/s1,queues=1,mac=$MAC1" \
+	-- -i --nb-cores=1 --no-lsc-interrupt --forward-mode=mac --total-num-mbufs=16384 \
+	--eth-peer=0,$MAC1 --eth-peer=1,$MAC0 \
 	"${app[@]}" <"$DIR/tp.in" >"$DIR/tp.log" 2>&1 &
 TP_PID=$!
 exec {TP_FD}>"$DIR/tp.in"
@@ -99,7 +108,7 @@ rates() {
 }
 
 cmd "start tx_first $BURSTS"
-wait_for 10 "$DIR/tp.log" 'io packet forwarding' || die "forwarding did not start"
+wait_for 10 "$DIR/tp.log" 'mac packet forwarding' || die "forwarding did not start"
 cmd "show port stats all" # sets the baseline of "since last show"
 printf "%4s  %-28s  %-28s\n" "sec" "port0 -> port1 (Mpps Gbit/s)" "port1 -> port0 (Mpps Gbit/s)"
 sum01=0 sum10=0 n=0
@@ -155,4 +164,4 @@ printf "  port1 -> port0: %10.0f frames  %7.3f Mpps  %7.3f Gbit/s (%7.3f Gbit/s 
 	"$(calc "$rx0 * $bits / $SECS / 1000000000")"
 echo "  testpmd drops: rx $((rxd0 + rxd1)), tx $((txd0 + txd1)); sent $((tx0 + tx1)), received $((rx0 + rx1)) (at most $((BURSTS * 32 * 2)) in flight at stop)"
 echo "  switch:"
-grep -E '^final (port|worker)' "$DIR/sw.log" | sed 's/^final /    /'
+grep -E '^final (port|worker|fdb)' "$DIR/sw.log" | sed 's/^final /    /'

@@ -107,6 +107,25 @@ static bool is_ctrl(const struct sw_port *p, uint16_t index)
 	return p->pairs > 1 && index == 2 * p->pairs;
 }
 
+/* Learn mode: one worker owns every queue (the MAC table is its own). */
+static int plan_learn(struct sw *s)
+{
+	for (unsigned i = 0; i < s->nports; i++) {
+		struct sw_port *p = &s->ports[i];
+
+		for (uint16_t k = 0; k < p->nq; k++)
+			p->q[k].w = s->pool.w[0];
+		for (uint16_t pair = 0; pair < p->pairs; pair++) {
+			struct sw_queue *tx = &p->q[2 * pair + 1];
+
+			for (unsigned j = 0; j < s->nports; j++)
+				if (j != i)
+					tx->dst_qs[j] = &s->ports[j].q[2 * (pair % s->ports[j].pairs)];
+		}
+	}
+	return 0;
+}
+
 int sw_plan(struct sw *s)
 {
 	unsigned rr = 0;
@@ -127,6 +146,8 @@ int sw_plan(struct sw *s)
 			p->q[k].index = k;
 		}
 	}
+	if (s->mode == SW_LEARN)
+		return plan_learn(s);
 	/* Owners of RX queues (even indexes) first, round-robin unless pinned. */
 	for (unsigned i = 0; i < s->nports; i++) {
 		struct sw_port *p = &s->ports[i];
@@ -190,10 +211,15 @@ static void publish_dst(struct sw *s, struct sw_queue *rx, struct vre_net_queue 
 		for (uint16_t pair = 0; pair < p->pairs; pair++) {
 			struct sw_queue *tx = &p->q[2 * pair + 1];
 
-			if (tx->dst_q != rx)
-				continue;
-			__atomic_store_n(&tx->dst, dst, __ATOMIC_RELEASE);
-			any |= tx->running;
+			if (tx->dst_q == rx) {
+				__atomic_store_n(&tx->dst, dst, __ATOMIC_RELEASE);
+				any |= tx->running;
+			}
+			for (unsigned j = 0; j < s->nports; j++)
+				if (tx->dst_qs[j] == rx) {
+					__atomic_store_n(&tx->dsts[j], dst, __ATOMIC_RELEASE);
+					any |= tx->running;
+				}
 		}
 	}
 	/* Every feeder runs on rx's worker: one handshake covers them all. */
@@ -228,6 +254,14 @@ static int sw_queue_start(void *app, struct vre_net_dev *n, struct vre_net_queue
 	sq->nq = nq;
 	if (is_ctrl(sq->port, sq->index)) {
 		err = add_item(sq, ctrl_poll);
+	} else if (nq->is_tx && s->mode == SW_LEARN) {
+		for (unsigned j = 0; j < s->nports; j++) {
+			struct sw_queue *rx = sq->dst_qs[j];
+
+			__atomic_store_n(&sq->dsts[j], rx && rx->running ? rx->nq : NULL,
+					 __ATOMIC_RELEASE);
+		}
+		err = add_item(sq, sw_learn_poll);
 	} else if (nq->is_tx) {
 		struct sw_queue *rx = sq->dst_q;
 
