@@ -193,31 +193,31 @@ static int walk_buf(struct vre_vq *vq, struct walk *w, uint64_t addr,
 }
 
 /*
- * DPDK's virtio PMD (22.11 and earlier) initialises every entry of its packed
- * TX indirect tables with WRITE and never clears it on entry 0, the net
- * header; the entries after it are readable. A table shaped exactly so (a
- * writable first entry followed only by readable ones) is read as all
- * readable: the device then only reads memory the driver offered, which is
- * always safe, and the reference frontend interoperates. Any other
- * writable-before-readable table still breaks the queue. The flags read here
- * only choose how entry 0 is classified; the walk reads every entry again
- * once and checks it on its own.
+ * DPDK's virtio PMD (22.11 and earlier) creates its packed TX indirect tables
+ * with WRITE on every entry and, when filling one, skips the flags of the
+ * net header entry and of the entry whose table index equals the chain's ring
+ * slot, so stale WRITE flags sit among readable data entries (first, middle
+ * or last; seen from testpmd). A packed indirect table whose entries are not
+ * readable-then-writable is therefore read as all readable: the device reads
+ * only memory the driver offered and writes nothing, which is always safe,
+ * and the reference frontend interoperates. A well-ordered table is
+ * classified by its flags as usual. The flags read here only choose that
+ * classification; the walk reads every entry again once and checks it.
  */
-static bool stale_write_header(const uint8_t *t, uint32_t n)
+static bool misordered(const uint8_t *t, uint32_t n)
 {
-	uint16_t flags;
+	bool seen_write = false;
 
-	if (n < 2)
-		return false;
-	memcpy(&flags, t + offsetof(struct vre_packed_desc, flags), sizeof(flags));
-	if (!(flags & VRE_DESC_F_WRITE))
-		return false;
-	for (uint32_t i = 1; i < n; i++) {
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t flags;
+
 		memcpy(&flags, t + 16u * i + offsetof(struct vre_packed_desc, flags), sizeof(flags));
 		if (flags & VRE_DESC_F_WRITE)
-			return false;
+			seen_write = true;
+		else if (seen_write)
+			return true;
 	}
-	return true;
+	return false;
 }
 
 /* An indirect table: entries carry their own flags; the table's size, not a
@@ -240,7 +240,7 @@ static int walk_indirect(struct vre_vq *vq, struct walk *w, uint64_t addr,
 	t = vre_mem_gpa_ptr(vq->mem, &vq->mem_hint, addr, len);
 	if (!t)
 		return VRE_RE_INDIRECT_OUT_OF_MEMORY;
-	bool stale_write_head = stale_write_header(t, n);
+	bool all_readable = misordered(t, n);
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct vre_packed_desc d;
@@ -252,7 +252,7 @@ static int walk_indirect(struct vre_vq *vq, struct walk *w, uint64_t addr,
 		memcpy(&d, t + 16u * i, sizeof(d));
 		if (d.flags & VRE_DESC_F_INDIRECT)
 			return VRE_RE_INDIRECT_NESTED;
-		write = (d.flags & VRE_DESC_F_WRITE) && !(i == 0 && stale_write_head);
+		write = (d.flags & VRE_DESC_F_WRITE) && !all_readable;
 		err = walk_buf(vq, w, d.addr, d.len, write);
 		if (err)
 			return err;
