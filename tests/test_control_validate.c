@@ -210,7 +210,9 @@ START_TEST(test_mem_table_rules)
 	mark();
 	m2 = memfd_create("m2", MFD_CLOEXEC);
 	ck_assert_int_eq(ftruncate(m2, 0x20000), 0);
+	/* Overlapping (not identical: the same region again is a reference). */
 	struct { uint64_t pad; struct region r; } reg = { 0, ok };
+	reg.r.gpa += 0x1000;
 	ck_assert_int_eq(vfront_request_ack(fx.fd, ADD_MEM_REG, &reg, sizeof(reg), &m2, 1), 1);
 	reg.r = r2;
 	ck_assert_int_eq(vfront_request_ack(fx.fd, ADD_MEM_REG, &reg, sizeof(reg), NULL, 0), 1);
