@@ -525,7 +525,7 @@ class OvsBackend(Backend):
             self.ofctl('add-flow', 'priority=0,actions=NORMAL')
             # No flooding to the bridge's own tap port: with two stations
             # NORMAL then only ever sends between the two vhost ports.
-            self.ofctl('mod-port', 'LOCAL', 'no-flood')
+            self.ofctl('mod-port', 'br0', 'no-flood')
         else:
             self.ofctl('add-flow', 'in_port=1,actions=output:2')
             self.ofctl('add-flow', 'in_port=2,actions=output:1')
