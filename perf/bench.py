@@ -36,6 +36,7 @@ HEADLINE_TOPOS = ('loopback', 'xconnect')
 PORTS = {'loopback': 1, 'xconnect': 2, 'learn': 2, 'oneway': 2}
 # Fixed generator MACs so a learning switch sees each station on one port.
 GEN_MACS = ['02:00:00:00:00:10', '02:00:00:00:00:11']
+PLOT_COLOURS = {'vre': '#d62728', 'dpdk': '#1f77b4', 'ovs': '#2ca02c'}
 FCS = 4  # sizes are Ethernet frame sizes with FCS, as in RFC 2544
 
 
@@ -173,8 +174,10 @@ class Generator:
     all` once a second (non-interactive --stats-period was seen printing only
     every other second on these machines)."""
 
-    def __init__(self, cfg, run_dir, ring, topo, socks, frame, server):
+    def __init__(self, cfg, run_dir, ring, topo, socks, frames, server):
         self.cfg, self.topo, self.nports = cfg, topo, len(socks)
+        self.frames = frames
+        frame = frames[0]
         argv = [TESTPMD, '-l', f'{cfg.gen_cpu},{cfg.backend_cpu}',
                 '--main-lcore', str(cfg.backend_cpu), '--no-pci',
                 '--in-memory', '--single-file-segments',
@@ -200,13 +203,17 @@ class Generator:
             app += ['--forward-mode=mac', '--port-topology=paired',
                     f'--eth-peer=0,{GEN_MACS[1]}', f'--eth-peer=1,{GEN_MACS[0]}']
         elif topo == 'oneway':
-            # A null port (2) is the source and the sink: streams
-            # null->port0, port0->port1 (idle), port1->null. Port 0 only
-            # sends, port 1 only receives: the backend forwards one way.
-            argv += ['--vdev', f'net_null0,size={frame},copy=0']
+            # A null port is the source and the sink: streams null->port0,
+            # port0->port1 (idle), port1->null. Port 0 only sends, port 1
+            # only receives: the backend forwards one way. A null port makes
+            # one frame size, so there is one per size (ports 2, 3, ...)
+            # and set_frame() picks it with the port list.
+            for i, f in enumerate(frames):
+                argv += ['--vdev', f'net_null{i},size={f},copy=0']
             app += ['--forward-mode=io', '--port-topology=chained',
                     '--portlist=2,0,1']
-        self.expect_ports = self.nports + (1 if topo == 'oneway' else 0)
+        self.expect_ports = self.nports + (len(frames) if topo == 'oneway'
+                                           else 0)
         self.proc = Proc('generator', argv + ['--'] + app,
                          os.path.join(run_dir, 'generator.log'), stdin=True)
 
@@ -253,7 +260,10 @@ class Generator:
         self.proc.expect(r'^Done\.', 10)
 
     def set_frame(self, frame):
-        self.proc.send(f'set txpkts {frame}')
+        if self.topo == 'oneway':
+            self.proc.send(f'set portlist {2 + self.frames.index(frame)},0,1')
+        else:
+            self.proc.send(f'set txpkts {frame}')
 
     def sample(self):
         """Counters of every port, with the time they were printed."""
@@ -355,21 +365,33 @@ def vre_cmdline(cfg, binary, ring, topo, socks):
     return argv
 
 
-# Parser hook for the cycles per packet vre-switch prints in its periodic
-# stats. Accepts "cycles/pkt 123.4", "cycles_per_pkt=123", "cyc/pkt: 99".
+# Parser hook for the cycles per packet vre-switch prints with its periodic
+# stats. Its worker lines carry running totals ("worker 0 cpu 1: packets N
+# busy-cycles C cycles/pkt X ..."): the window's value is the change in busy
+# cycles over the change in packets, summed over workers. Lines with only a
+# per-interval "cycles/pkt X" (or "cycles_per_pkt=X") give their median.
+VRE_TOTALS_RE = re.compile(r'worker (\d+)\b.*?\bpackets (\d+) busy-cycles (\d+)')
 VRE_CYCLES_RE = re.compile(r'(?:cycles|cyc)[/_ ](?:per[_ ])?(?:pkt|packet)s?'
                            r'\s*[=:]?\s*([0-9]+(?:\.[0-9]+)?)', re.I)
 
 
 def parse_vre_cycles(lines):
-    """Median of the cycles/packet values in the given stats lines."""
-    vals = []
+    """Cycles per packet over the given stats lines, or None."""
+    first, last, vals = {}, {}, []
     for line in lines:
-        m = VRE_CYCLES_RE.search(line)
+        m = VRE_TOTALS_RE.search(line)
         if m:
-            v = float(m.group(1))
-            if v > 0:
-                vals.append(v)
+            w, pk, cy = m.group(1), int(m.group(2)), int(m.group(3))
+            first.setdefault(w, (pk, cy))
+            last[w] = (pk, cy)
+            continue
+        m = VRE_CYCLES_RE.search(line)
+        if m and float(m.group(1)) > 0:
+            vals.append(float(m.group(1)))
+    dpk = sum(last[w][0] - first[w][0] for w in last)
+    dcy = sum(last[w][1] - first[w][1] for w in last)
+    if dpk > 0:
+        return dcy / dpk
     return statistics.median(vals) if vals else None
 
 
@@ -393,8 +415,14 @@ class VreBackend(Backend):
         wait_paths(socks, 20, self.proc)
 
     def size_end(self, t_from, t_to):
-        return parse_vre_cycles(line for t, line in self.proc.lines
-                                if t_from <= t <= t_to)
+        # Totals are printed once a second: the last line before the window
+        # is its baseline, so a short window still spans one interval.
+        lines = [(t, line) for t, line in self.proc.lines if t <= t_to]
+        before = [i for i, (t, line) in enumerate(lines)
+                  if t < t_from and VRE_TOTALS_RE.search(line)]
+        start = before[-1] if before else 0
+        return parse_vre_cycles(line for i, (t, line) in enumerate(lines)
+                                if i == start or (i > start and t >= t_from))
 
     def close(self):
         if self.proc:
@@ -580,7 +608,7 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
     Returns {size: dict}."""
     os.makedirs(run_dir)
     socks = [os.path.join(run_dir, f'p{i}.sock') for i in range(PORTS[topo])]
-    frame = sizes[0] - FCS
+    frames = [s - FCS for s in sizes]
     gen = None
     results = {}
     try:
@@ -589,7 +617,7 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
         # server mode blocks in its probe until the client arrives: so the
         # backend goes first either way.
         backend.start(run_dir, ring, topo, socks)
-        gen = Generator(cfg, run_dir, ring, topo, socks, frame,
+        gen = Generator(cfg, run_dir, ring, topo, socks, frames,
                         not backend.server)
         gen.wait_prompt(30)
         gen.wait_links(20)
@@ -714,7 +742,7 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
     mcols = ['cpu_model', 'cores', 'hugepages', 'kernel', 'dpdk', 'ovs']
     cols = ['stamp', 'backend', 'ring', 'topo', 'size', 'pair', 'order',
             'mpps', 'cycles_per_pkt', 'avg_frame', 'per_second_mpps',
-            'error'] + mcols
+            'loadavg', 'error'] + mcols
     with open(raw, 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -723,7 +751,7 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
                         r['pair'], r['order'], fmt(r['mpps'], '{:.4f}'),
                         fmt(r['cycles'], '{:.1f}'), fmt(r['avg_frame'], '{:.1f}'),
                         ' '.join(f'{x:.3f}' for x in r['per_sec']),
-                        r['error']] + [machine[c] for c in mcols])
+                        r['load'], r['error']] + [machine[c] for c in mcols])
     summ = os.path.join(out_dir, f'{stamp}-summary.csv')
     scols = ['topo', 'ring', 'size', 'backend', 'n', 'median_mpps',
              'min_mpps', 'max_mpps', 'median_cycles', 'ratio_vre',
@@ -777,9 +805,9 @@ def plot(out_dir, stamp, summary, machine):
                 with open(fn, 'w') as f:
                     for p in pts:
                         f.write('%d %.4f %.4f %.4f\n' % p)
-                dash = 1 if ring == 'split' else 2
+                dash, pt = (1, 7) if ring == 'split' else (2, 5)
                 series.append(f'"{fn}" using 1:2:3:4 with yerrorlines '
-                              f'lc {ALL_BACKENDS.index(b) + 1} dt {dash} '
+                              f'lc rgb "{PLOT_COLOURS[b]}" dt {dash} pt {pt} '
                               f'title "{b} {ring}"')
         script.append(f'set title "{t}"')
         script.append('plot ' + ', '.join(series) if series else
@@ -809,8 +837,8 @@ def parse_args(argv):
         description='Mpps of VRE and its peers behind one testpmd '
                     'virtio-user generator, alternating backends A B A B.')
     ap.add_argument('--quick', action='store_true',
-                    help='2-minute smoke run: 1 pair, 64 and 1518 B, split, '
-                         'loopback and xconnect, 2 s windows')
+                    help='2-minute smoke run: 1 pair, 64 and 1518 B, split '
+                         'rings, every topology, 2 s windows')
     ap.add_argument('--pairs', type=int, default=5,
                     help='alternating pairs for loopback and xconnect (5)')
     ap.add_argument('--pairs-other', type=int, default=2,
@@ -822,10 +850,10 @@ def parse_args(argv):
     ap.add_argument('--backends', default=','.join(ALL_BACKENDS))
     ap.add_argument('--seconds', type=int, default=3,
                     help='measured seconds per size (3)')
-    ap.add_argument('--warmup', type=float, default=1.5,
-                    help='seconds before the first size is measured (1.5)')
-    ap.add_argument('--settle', type=float, default=1.0,
-                    help='seconds after switching sizes (1)')
+    ap.add_argument('--warmup', type=float, default=1.0,
+                    help='seconds before the first size is measured (1)')
+    ap.add_argument('--settle', type=float, default=0.5,
+                    help='seconds after switching sizes (0.5)')
     ap.add_argument('--tx-first', type=int, default=4,
                     help='bursts of 32 the generator injects per port (4)')
     ap.add_argument('--gen-cpu', type=int, default=0)
@@ -834,6 +862,8 @@ def parse_args(argv):
                     '(default build/examples/vre-switch)')
     ap.add_argument('--out', default=os.path.join(ROOT, 'perf', 'results'),
                     help='results folder (perf/results)')
+    ap.add_argument('--dry-run', action='store_true',
+                    help='print the plan and the time it will take, run nothing')
     ap.add_argument('--keep-logs', action='store_true',
                     help='keep every run\'s logs, not just failed ones')
     a = ap.parse_args(argv)
@@ -844,8 +874,6 @@ def parse_args(argv):
             a.sizes = '64,1518'
         if a.rings == ap.get_default('rings'):
             a.rings = 'split'
-        if a.topos == ap.get_default('topos'):
-            a.topos = 'loopback,xconnect'
 
     def lst(s, allowed, conv=str):
         v = [conv(x) for x in s.split(',') if x]
@@ -867,15 +895,14 @@ def parse_args(argv):
 
 def plan(cfg, backends):
     """The runs in order: per (topology, ring, size group), pairs of
-    alternating backends. oneway fixes the frame size when the generator
-    starts (its null source), so it runs one size per run."""
+    alternating backends; each run measures every size in turn."""
     runs = []
     for topo in cfg.topos:
         bs = [b for b in backends if b.supports(topo)]
         if not bs:
             continue
         pairs = cfg.pairs if topo in HEADLINE_TOPOS else cfg.pairs_other
-        groups = [cfg.sizes] if topo != 'oneway' else [[s] for s in cfg.sizes]
+        groups = [cfg.sizes]
         for ring in cfg.rings:
             for sizes in groups:
                 for pair in range(pairs):
@@ -916,12 +943,7 @@ def main(argv):
     stamp = datetime.datetime.utcnow().strftime('%Y%m%d-%H%M%S')
     os.makedirs(cfg.out, exist_ok=True)
     machine = machine_info()
-    tmp = tempfile.mkdtemp(prefix='vre-bench.')
     log_dir = os.path.join(cfg.out, f'{stamp}-logs')
-    with open(os.path.join(cfg.out, f'{stamp}-machine.txt'), 'w') as f:
-        for k, v in machine.items():
-            f.write(f'{k}: {v}\n')
-        f.write('command: perf/bench ' + ' '.join(argv) + '\n')
     log(f"machine: {machine['cpu_model']}, {machine['cores']} cores, "
         f"hugepages {machine['hugepages']} ({machine['hugepages_free']} free), "
         f"load {machine['loadavg']}, dpdk {machine['dpdk']}, "
@@ -933,9 +955,16 @@ def main(argv):
     for topo in cfg.topos:
         if not any(b.supports(topo) for b in backends):
             log(f'skip {topo}: no selected backend does it')
-        elif 'vre' in cfg.backends and not any(b.name == 'vre'
-                                               for b in backends):
-            pass
+    if cfg.dry_run:
+        for topo, ring, sizes, pair, order, b in runs:
+            log(f'  {topo:8} {ring:6} {b.name:4} pair {pair + 1} sizes {sizes}')
+        return 0
+    with open(os.path.join(cfg.out, f'{stamp}-machine.txt'), 'w') as f:
+        for k, v in machine.items():
+            f.write(f'{k}: {v}\n')
+        f.write('command: perf/bench ' + ' '.join(argv) + '\n')
+
+    tmp = tempfile.mkdtemp(prefix='vre-bench.')
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt
@@ -947,6 +976,7 @@ def main(argv):
         for i, (topo, ring, sizes, pair, order, b) in enumerate(runs):
             run_dir = os.path.join(tmp, f'{i:03d}-{topo}-{ring}-{b.name}')
             err = ''
+            load = open('/proc/loadavg').read().split()[0]
             try:
                 res = one_run(cfg, b, ring, topo, sizes, run_dir)
             except BenchError as e:
@@ -965,6 +995,7 @@ def main(argv):
                              'cycles': r['cycles'] if r else None,
                              'avg_frame': r['avg_frame'] if r else None,
                              'per_sec': r['per_sec'] if r else [],
+                             'load': load,
                              'error': err or (r['note'] if r else '')})
                 if r:
                     parts.append(f"{s}B {r['mpps']:6.2f}"
