@@ -603,6 +603,10 @@ def measure(gen, topo, cfg, warm, secs):
     return mpps, per_sec, (by / pk if pk else 0.0), t_a, t_b
 
 
+def seconds_for(cfg, topo):
+    return cfg.seconds if topo in HEADLINE_TOPOS else cfg.seconds_other
+
+
 def one_run(cfg, backend, ring, topo, sizes, run_dir):
     """Starts backend and generator, measures every size in turn, stops both.
     Returns {size: dict}."""
@@ -630,7 +634,7 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
             gen.start(cfg.tx_first)
             warm = cfg.warmup if i == 0 else cfg.settle
             mpps, per_sec, avg, t_a, t_b = measure(gen, topo, cfg, warm,
-                                                   cfg.seconds)
+                                                   seconds_for(cfg, topo))
             cyc = backend.size_end(t_a, t_b)
             note = ''
             if mpps > 0 and abs(avg - frame) > 1:
@@ -849,7 +853,9 @@ def parse_args(argv):
     ap.add_argument('--topos', default=','.join(ALL_TOPOS))
     ap.add_argument('--backends', default=','.join(ALL_BACKENDS))
     ap.add_argument('--seconds', type=int, default=3,
-                    help='measured seconds per size (3)')
+                    help='measured seconds per size, loopback and xconnect (3)')
+    ap.add_argument('--seconds-other', type=int, default=2,
+                    help='measured seconds per size, learn and oneway (2)')
     ap.add_argument('--warmup', type=float, default=1.0,
                     help='seconds before the first size is measured (1)')
     ap.add_argument('--settle', type=float, default=0.5,
@@ -868,7 +874,7 @@ def parse_args(argv):
                     help='keep every run\'s logs, not just failed ones')
     a = ap.parse_args(argv)
     if a.quick:
-        a.pairs, a.pairs_other, a.seconds = 1, 1, 2
+        a.pairs, a.pairs_other, a.seconds, a.seconds_other = 1, 1, 2, 2
         a.warmup, a.settle = 1.0, 0.5
         if a.sizes == ap.get_default('sizes'):
             a.sizes = '64,1518'
@@ -888,7 +894,7 @@ def parse_args(argv):
     a.rings = lst(a.rings, ALL_RINGS)
     a.topos = lst(a.topos, ALL_TOPOS)
     a.backends = lst(a.backends, ALL_BACKENDS)
-    if a.seconds < 1 or a.pairs < 1 or a.pairs_other < 1:
+    if min(a.seconds, a.seconds_other, a.pairs, a.pairs_other) < 1:
         ap.error('--seconds and --pairs must be >= 1')
     return a
 
@@ -912,12 +918,14 @@ def plan(cfg, backends):
 
 
 def estimate(cfg, runs):
-    start = 3.0  # processes up and connected, measured here: ~2-3 s
+    # Seen here: ~2 s to start, connect and stop both processes (OVS 1.5 s
+    # more), ~0.15 s per size to switch and sample.
     t = 0.0
     for topo, ring, sizes, pair, order, b in runs:
-        t += start + cfg.warmup + cfg.seconds + 0.3
-        t += (len(sizes) - 1) * (cfg.settle + cfg.seconds + 0.5)
-        t += 4.0 if b.name == 'ovs' else 0.0
+        secs = seconds_for(cfg, topo)
+        t += 2.0 + cfg.warmup + (len(sizes) - 1) * cfg.settle
+        t += len(sizes) * (secs + 0.15)
+        t += 1.5 if b.name == 'ovs' else 0.0
     return t
 
 
@@ -950,7 +958,7 @@ def main(argv):
         f"ovs {machine['ovs']}")
     log(f"plan: {len(runs)} runs, backends {[b.name for b in backends]}, "
         f"topologies {cfg.topos}, rings {cfg.rings}, sizes {cfg.sizes}, "
-        f"{cfg.seconds} s measured per size; about "
+        f"{cfg.seconds}/{cfg.seconds_other} s measured per size; about "
         f"{estimate(cfg, runs) / 60:.1f} min")
     for topo in cfg.topos:
         if not any(b.supports(topo) for b in backends):
