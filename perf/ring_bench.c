@@ -435,8 +435,10 @@ int main(int argc, char **argv)
 				struct result res = { 0 };
 				int rc;
 
-				if (len < 1 || len > BUF_SIZE) {
-					fprintf(stderr, "ring_bench: size %s not in 1..%u\n",
+				/* At least an Ethernet header; also keeps the RX
+				 * check's first and last byte apart. */
+				if (len < 14 || len > BUF_SIZE) {
+					fprintf(stderr, "ring_bench: size %s not in 14..%u\n",
 						t, BUF_SIZE);
 					return 2;
 				}
