@@ -79,6 +79,12 @@ class Proc:
             self.q.put((t, line))
         self.q.put((time.monotonic(), None))
 
+    def tail(self, n=2):
+        """Its last words, for error messages."""
+        self.reader.join(1)
+        last = [line.strip() for _, line in self.lines if line.strip()]
+        return ' / '.join(last[-n:]) or f'rc {self.p.returncode}'
+
     def alive(self):
         return self.p.poll() is None
 
@@ -110,7 +116,7 @@ class Proc:
                 continue
             if line is None:
                 raise BenchError(f'{self.name} exited (rc {self.p.wait()}) '
-                                 f'waiting for /{regex}/; see {self.logf.name}')
+                                 f'waiting for /{regex}/: {self.tail()}')
             got.append((t, line))
             if rx.search(line):
                 return got
@@ -151,8 +157,8 @@ def wait_paths(paths, timeout, proc=None):
         if all(os.path.exists(p) for p in paths):
             return
         if proc is not None and not proc.alive():
-            raise BenchError(f'{proc.name} exited before creating {paths}; '
-                             f'see {proc.logf.name}')
+            raise BenchError(f'{proc.name} exited before creating its '
+                             f'sockets: {proc.tail()}')
         time.sleep(0.02)
     raise BenchError(f'{paths} not created within {timeout}s')
 
@@ -960,6 +966,9 @@ def main(argv):
         f"topologies {cfg.topos}, rings {cfg.rings}, sizes {cfg.sizes}, "
         f"{cfg.seconds}/{cfg.seconds_other} s measured per size; about "
         f"{estimate(cfg, runs) / 60:.1f} min")
+    if float(machine['loadavg']) > 1.0:
+        log(f"warning: load average {machine['loadavg']} before starting: "
+            'other work shares these CPUs; expect noisy absolute rates')
     for topo in cfg.topos:
         if not any(b.supports(topo) for b in backends):
             log(f'skip {topo}: no selected backend does it')
