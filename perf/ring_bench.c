@@ -465,5 +465,10 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (!csv)
+		printf("instructions per packet: perf/ring-bench, or valgrind "
+		       "--tool=callgrind %s -n 200000 and callgrind_annotate "
+		       "--inclusive=yes (perf stat is often unsupported on VMs)\n",
+		       argv[0]);
 	return failed;
 }
