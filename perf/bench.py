@@ -957,14 +957,14 @@ def plan(cfg, backends):
 
 
 def estimate(cfg, runs):
-    # Seen here: ~2 s to start, connect and stop both processes (OVS 1.5 s
+    # Seen here: ~2 s to start, connect and stop both processes (OVS 0.7 s
     # more), ~0.15 s per size to switch and sample.
     t = 0.0
     for topo, ring, sizes, pair, order, b in runs:
         secs = seconds_for(cfg, topo)
         t += 2.0 + cfg.warmup + (len(sizes) - 1) * cfg.settle
         t += len(sizes) * (secs + 0.15)
-        t += 1.5 if b.name == 'ovs' else 0.0
+        t += 0.7 if b.name == 'ovs' else 0.0
     return t
 
 
