@@ -730,12 +730,18 @@ def dpkg_version(pkg):
 def summarize(rows, backends):
     """Per (topo, ring, size): median Mpps per backend, and VRE/peer ratios:
     ratio of medians, and median of the ratios of runs paired in time."""
-    by = {}
+    by, bad = {}, {}
     for r in rows:
-        if r['mpps'] is None:
+        key = (r['topo'], r['ring'], r['size'])
+        if r['mpps'] is None or r['flagged']:
+            # Failed runs, and windows that did not measure a steady loop
+            # (rate collapsed, frames of another size), stay out of the
+            # medians; the table counts them.
+            bad.setdefault(key, {}).setdefault(r['backend'], 0)
+            bad[key][r['backend']] += 1
+            by.setdefault(key, {})
             continue
-        by.setdefault((r['topo'], r['ring'], r['size']), {}) \
-          .setdefault(r['backend'], []).append(r)
+        by.setdefault(key, {}).setdefault(r['backend'], []).append(r)
     out = []
     for key in sorted(by, key=lambda k: (ALL_TOPOS.index(k[0]),
                                          ALL_RINGS.index(k[1]), k[2])):
@@ -743,12 +749,20 @@ def summarize(rows, backends):
         vre = {r['pair']: r['mpps'] for r in per.get('vre', [])}
         for b in backends:
             runs = per.get(b)
+            nbad = bad.get(key, {}).get(b, 0)
             if not runs:
+                if nbad:
+                    out.append({'topo': key[0], 'ring': key[1],
+                                'size': key[2], 'backend': b, 'n': 0,
+                                'bad': nbad, 'median_mpps': None,
+                                'min_mpps': None, 'max_mpps': None,
+                                'median_cycles': None, 'ratio_vre': None,
+                                'pair_ratio_vre': None})
                 continue
             mp = [r['mpps'] for r in runs]
             cyc = [r['cycles'] for r in runs if r['cycles'] is not None]
             row = {'topo': key[0], 'ring': key[1], 'size': key[2],
-                   'backend': b, 'n': len(mp),
+                   'backend': b, 'n': len(mp), 'bad': nbad,
                    'median_mpps': statistics.median(mp),
                    'min_mpps': min(mp), 'max_mpps': max(mp),
                    'median_cycles': statistics.median(cyc) if cyc else None,
@@ -771,11 +785,12 @@ def fmt(v, f='{:.2f}'):
 def print_table(summary):
     log('')
     log(f"{'topology':9} {'ring':6} {'size':>5} {'backend':7} {'n':>2} "
+        f"{'bad':>3} "
         f"{'Mpps':>6} {'min':>6} {'max':>6} {'cyc/pkt':>8} "
         f"{'VRE/peer':>8} {'pairwise':>8}")
     for r in summary:
         log(f"{r['topo']:9} {r['ring']:6} {r['size']:>5} {r['backend']:7} "
-            f"{r['n']:>2} {fmt(r['median_mpps']):>6} {fmt(r['min_mpps']):>6} "
+            f"{r['n']:>2} {r['bad']:>3} {fmt(r['median_mpps']):>6} {fmt(r['min_mpps']):>6} "
             f"{fmt(r['max_mpps']):>6} {fmt(r['median_cycles'], '{:.0f}'):>8} "
             f"{fmt(r['ratio_vre']):>8} {fmt(r['pair_ratio_vre']):>8}")
 
@@ -785,7 +800,7 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
     mcols = ['cpu_model', 'cores', 'hugepages', 'kernel', 'dpdk', 'ovs']
     cols = ['stamp', 'backend', 'ring', 'topo', 'size', 'pair', 'order',
             'mpps', 'cycles_per_pkt', 'avg_frame', 'per_second_mpps',
-            'loadavg', 'error'] + mcols
+            'loadavg', 'excluded', 'error'] + mcols
     with open(raw, 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -794,9 +809,10 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
                         r['pair'], r['order'], fmt(r['mpps'], '{:.4f}'),
                         fmt(r['cycles'], '{:.1f}'), fmt(r['avg_frame'], '{:.1f}'),
                         ' '.join(f'{x:.3f}' for x in r['per_sec']),
-                        r['load'], r['error']] + [machine[c] for c in mcols])
+                        r['load'], int(r['flagged'] or r['mpps'] is None),
+                        r['error']] + [machine[c] for c in mcols])
     summ = os.path.join(out_dir, f'{stamp}-summary.csv')
-    scols = ['topo', 'ring', 'size', 'backend', 'n', 'median_mpps',
+    scols = ['topo', 'ring', 'size', 'backend', 'n', 'bad', 'median_mpps',
              'min_mpps', 'max_mpps', 'median_cycles', 'ratio_vre',
              'pair_ratio_vre']
     with open(summ, 'w', newline='') as f:
@@ -841,7 +857,7 @@ def plot(out_dir, stamp, summary, machine):
                 pts = sorted((r['size'], r['median_mpps'], r['min_mpps'],
                               r['max_mpps']) for r in summary
                              if r['topo'] == t and r['backend'] == b
-                             and r['ring'] == ring)
+                             and r['ring'] == ring and r['n'])
                 if not pts:
                     continue
                 fn = os.path.join(data_dir, f'{t}-{b}-{ring}.dat')
@@ -899,8 +915,8 @@ def parse_args(argv):
                     help='seconds before the first size is measured (0.8)')
     ap.add_argument('--settle', type=float, default=0.4,
                     help='seconds after switching sizes (0.4)')
-    ap.add_argument('--tx-first', type=int, default=4,
-                    help='bursts of 32 the generator injects per port (4)')
+    ap.add_argument('--tx-first', type=int, default=2,
+                    help='bursts of 32 the generator injects per port (2)')
     ap.add_argument('--gen-cpu', type=int, default=0)
     ap.add_argument('--backend-cpu', type=int, default=1)
     ap.add_argument('--vre-bin', help='vre-switch binary '
@@ -1046,6 +1062,8 @@ def main(argv):
                              'avg_frame': r['avg_frame'] if r else None,
                              'per_sec': r['per_sec'] if r else [],
                              'load': load,
+                             'flagged': bool(r and ('collapsed' in r['note']
+                                                    or 'avg frame' in r['note'])),
                              'error': err or (r['note'] if r else '')})
                 if r:
                     parts.append(f"{s}B {r['mpps']:6.2f}"
