@@ -1035,6 +1035,7 @@ def main(argv):
     def on_signal(sig, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started ignoring it
     rows = []
     t_start = time.monotonic()
     failures = 0
