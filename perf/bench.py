@@ -674,9 +674,11 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
                 notes.append(f'traffic restarted {restarts}x')
             if mpps > 0 and abs(avg - frame) > 1:
                 notes.append(f'avg frame {avg:.0f} != {frame}')
-            if per_sec and per_sec[-1] < 0.25 * max(per_sec):
-                # io forwarding never replaces a dropped packet
-                notes.append('rate collapsed in the window (packets lost)')
+            if per_sec and per_sec[-1] < 0.1 * max(per_sec):
+                # io forwarding never replaces a dropped packet: a loop that
+                # leaks ends near 0 (a busy machine alone swings by ~3x)
+                notes.append('rate collapsed in the window (<10% of its '
+                             'best second)')
             note = '; '.join(notes)
             results[size] = {'mpps': mpps, 'per_sec': per_sec, 'cycles': cyc,
                              'avg_frame': avg, 'note': note}
