@@ -1,13 +1,653 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Placeholder until the split ring lands: every operation fails. */
+/*
+ * The device side of a split virtqueue (virtio 1.x, 2.7) with the
+ * vhost-user split inflight records.
+ *
+ * The driver owns the descriptor table and the avail ring; everything read
+ * from them is copied into a local once and then checked, because the guest
+ * may rewrite it at any time. The device owns the used ring and the inflight
+ * region (the frontend only reads that one after we died).
+ *
+ * Memory ordering, in one place (the comments at each barrier say which
+ * pairing they serve):
+ *  - avail->idx is loaded with acquire: it pairs with the driver's write
+ *    barrier between filling ring entries/descriptors and bumping idx.
+ *  - used elements are written plainly, then used->idx is stored with
+ *    release: the driver reads idx and then the elements.
+ *  - a full fence separates "publish used->idx" from "read used_event /
+ *    avail->flags" (and "write avail_event / used->flags" from "re-read
+ *    avail->idx"): both are store-then-load patterns the driver mirrors, and
+ *    only a full fence orders a store before a later load.
+ *  - inflight records need program order only against a crash of this
+ *    process (the kernel keeps every store that executed), so release
+ *    stores/fences there keep the compiler (and weak CPUs) from moving them.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vre_log.h"
 #include "vring_internal.h"
 
-int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p) { (void)vq; (void)p; return -ENOSYS; }
-int vre_split_fetch(struct vre_vq *vq, struct vre_chain *c, unsigned max, struct iovec *pool, unsigned pool_len) { (void)vq; (void)c; (void)max; (void)pool; (void)pool_len; return -ENOSYS; }
-int vre_split_complete(struct vre_vq *vq, const struct vre_used *u, unsigned n) { (void)vq; (void)u; (void)n; return -ENOSYS; }
-bool vre_split_needs_notify(struct vre_vq *vq) { (void)vq; return false; }
-bool vre_split_avail_pending(const struct vre_vq *vq) { (void)vq; return false; }
-bool vre_split_notify_enable(struct vre_vq *vq) { (void)vq; return false; }
-void vre_split_notify_disable(struct vre_vq *vq) { (void)vq; }
-int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features) { (void)vq; (void)region; (void)features; return -ENOSYS; }
-int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p) { (void)vq; (void)p; return -ENOSYS; }
+/*
+ * Tests build this file with VRE_SPLIT_STEP_HOOK to stop after each store
+ * that matters for crash recovery and snapshot the memory. In the library it
+ * compiles to nothing.
+ */
+#ifdef VRE_SPLIT_STEP_HOOK
+void (*vre_split_step_hook)(struct vre_vq *vq, const char *step);
+#define STEP(vq, name)                                                         \
+	do {                                                                   \
+		if (vre_split_step_hook)                                       \
+			vre_split_step_hook((vq), (name));                     \
+	} while (0)
+#else
+#define STEP(vq, name) do { } while (0)
+#endif
+
+/* Walk outcome for one chain. */
+enum walk_res {
+	WALK_OK = 0,
+	WALK_NOFIT,  /* would fit an empty pool but not what is left: stop */
+	WALK_BROKEN, /* the queue is now broken */
+};
+
+/* Per-chain walk state: where iovecs go and what has been counted. */
+struct walk {
+	struct vre_vq *vq;
+	struct iovec *iov;  /* this chain's first iovec */
+	unsigned room;      /* iovecs left in the pool for this chain */
+	unsigned niov;      /* iovecs written (or needed, once over) */
+	bool over;          /* ran out of room: only count from here on */
+	bool writable;      /* a writable descriptor has been seen */
+	unsigned count;     /* descriptors visited, direct + indirect */
+	unsigned limit;     /* count may not exceed this */
+	uint16_t nr;
+	uint64_t rlen, wlen;
+};
+
+static inline struct vre_inflight_split *ifl(const struct vre_vq *vq)
+{
+	return vq->inflight;
+}
+
+/* One copy of a descriptor into a local. The compiler barrier keeps later
+ * uses on the copy: without it the compiler could re-load a field from guest
+ * memory after it was checked. Works for any alignment (indirect tables are
+ * wherever the guest put them). */
+static inline struct vre_desc desc_copy(const void *src)
+{
+	struct vre_desc d;
+
+	memcpy(&d, src, sizeof(d));
+	atomic_signal_fence(memory_order_seq_cst);
+	return d;
+}
+
+static inline uint16_t avail_idx_acquire(const struct vre_vq *vq)
+{
+	/* Pairs with the driver's barrier before it bumps avail->idx: ring
+	 * entries and descriptors below this index are visible after it. */
+	return __atomic_load_n(&vq->sp.avail->idx, __ATOMIC_ACQUIRE);
+}
+
+int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p)
+{
+	if ((uintptr_t)p->desc % 16 || (uintptr_t)p->driver % 2 ||
+	    (uintptr_t)p->device % 4)
+		return -EINVAL;
+	if (p->size == 0 || p->size > VRE_VQ_MAX_SIZE || (p->size & (p->size - 1)))
+		return -EINVAL;
+	vq->sp.desc = p->desc;
+	vq->sp.avail = p->driver;
+	vq->sp.used = p->device;
+	vq->sp.used_event = &vq->sp.avail->ring[p->size];
+	vq->sp.avail_event = (uint16_t *)&vq->sp.used->ring[p->size];
+	return 0;
+}
+
+int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p)
+{
+	vq->last_avail_idx = 0;
+	vq->last_used_idx = 0;
+	vq->signalled_used = 0;
+	vq->signalled_used_valid = false;
+	vq->notify_enabled = false;
+	vq->inflight = NULL;
+	vq->inflight_counter = 0;
+	return vre_split_bind(vq, p);
+}
+
+/* Pieces [gpa, gpa + len) takes in the map, or -EFAULT. Only used once a
+ * chain no longer fits, to learn whether it would fit an empty pool. */
+static int mem_pieces(struct vre_vq *vq, uint64_t gpa, uint64_t len)
+{
+	int n = 0;
+
+	while (len) {
+		int i = vre_mem_find_gpa(vq->mem, &vq->mem_hint, gpa);
+		const struct vre_mem_region *r;
+		uint64_t chunk;
+
+		if (i < 0)
+			return -EFAULT;
+		r = &vq->mem->regions[i];
+		chunk = r->size - (gpa - r->gpa);
+		if (chunk > len)
+			chunk = len;
+		gpa += chunk;
+		len -= chunk;
+		n++;
+	}
+	return n;
+}
+
+static enum walk_res fail(struct walk *w, enum vre_ring_error e)
+{
+	vre_vq_break(w->vq, e);
+	return WALK_BROKEN;
+}
+
+/* A buffer descriptor (not indirect): order rule, bounds, translation. */
+static enum walk_res add_buffer(struct walk *w, const struct vre_desc *d)
+{
+	bool wr = d->flags & VRE_DESC_F_WRITE;
+	int n;
+
+	if (wr)
+		w->writable = true;
+	else if (w->writable)
+		return fail(w, VRE_RE_WRITE_THEN_READ);
+	if (d->len == 0)
+		return WALK_OK; /* nothing to translate, addr never used */
+	if (d->addr + d->len < d->addr)
+		return fail(w, VRE_RE_DESC_OVERFLOW);
+	n = -ENOBUFS;
+	if (!w->over)
+		n = vre_mem_gpa_to_iov(w->vq->mem, &w->vq->mem_hint, d->addr, d->len,
+				       w->iov + w->niov, w->room - w->niov);
+	if (n == -ENOBUFS) {
+		/* Out of room: keep validating, only count what it would take. */
+		w->over = true;
+		n = mem_pieces(w->vq, d->addr, d->len);
+	}
+	if (n < 0)
+		return fail(w, VRE_RE_DESC_OUT_OF_MEMORY);
+	w->niov += (unsigned)n;
+	if (wr) {
+		w->wlen += d->len;
+	} else {
+		w->rlen += d->len;
+		w->nr += (uint16_t)n;
+	}
+	return WALK_OK;
+}
+
+/* Whether [gpa, gpa + len) lies wholly in guest memory (maybe in pieces). */
+static bool range_in_mem(struct vre_vq *vq, uint64_t gpa, uint64_t len)
+{
+	return mem_pieces(vq, gpa, len) > 0;
+}
+
+/* Reads entry i of an indirect table: directly when the table is contiguous
+ * here, else copied across the regions it spans (checked to be in memory). */
+static struct vre_desc table_entry(struct walk *w, const uint8_t *table,
+				   uint64_t gpa, uint16_t i)
+{
+	struct vre_desc d;
+
+	if (table)
+		return desc_copy(table + (size_t)i * sizeof(d));
+	if (vre_mem_read(w->vq->mem, &w->vq->mem_hint, gpa + (uint64_t)i * sizeof(d),
+			 &d, sizeof(d)) < 0)
+		memset(&d, 0, sizeof(d)); /* cannot happen: range checked */
+	return d;
+}
+
+static enum walk_res walk_indirect(struct walk *w, const struct vre_desc *ind)
+{
+	struct vre_vq *vq = w->vq;
+	const uint8_t *table;
+	uint32_t entries;
+	uint16_t i = 0;
+
+	if (!vq->indirect)
+		return fail(w, VRE_RE_INDIRECT_NOT_NEGOTIATED);
+	if (ind->flags & VRE_DESC_F_NEXT)
+		return fail(w, VRE_RE_INDIRECT_WITH_NEXT);
+	if (ind->len == 0)
+		return fail(w, VRE_RE_INDIRECT_LEN_ZERO);
+	if (ind->len % sizeof(struct vre_desc))
+		return fail(w, VRE_RE_INDIRECT_LEN_UNALIGNED);
+	entries = ind->len / sizeof(struct vre_desc);
+	if (entries > vq->size)
+		return fail(w, VRE_RE_INDIRECT_TOO_BIG);
+	if (ind->addr + ind->len < ind->addr)
+		return fail(w, VRE_RE_DESC_OVERFLOW);
+	table = vre_mem_gpa_ptr(vq->mem, &vq->mem_hint, ind->addr, ind->len);
+	if (!table && !range_in_mem(vq, ind->addr, ind->len))
+		return fail(w, VRE_RE_INDIRECT_OUT_OF_MEMORY);
+	/* A table's own next links can loop too: its walk is bounded by its
+	 * length, on top of the direct descriptors already counted. */
+	w->limit = w->count + entries;
+	for (;;) {
+		struct vre_desc d = table_entry(w, table, ind->addr, i);
+		enum walk_res r;
+
+		if (++w->count > w->limit)
+			return fail(w, VRE_RE_CHAIN_TOO_LONG);
+		if (d.flags & VRE_DESC_F_INDIRECT)
+			return fail(w, VRE_RE_INDIRECT_NESTED);
+		r = add_buffer(w, &d);
+		if (r != WALK_OK)
+			return r;
+		if (!(d.flags & VRE_DESC_F_NEXT))
+			return WALK_OK;
+		if (d.next >= entries)
+			return fail(w, VRE_RE_NEXT_OUT_OF_RANGE);
+		i = d.next;
+	}
+}
+
+/*
+ * Walks the chain at head into c, iovecs from iov (room entries left of a
+ * pool of pool_len). On WALK_OK the chain is filled in (err -ENOBUFS and no
+ * iovecs when it cannot fit even an empty pool).
+ */
+static enum walk_res walk_chain(struct vre_vq *vq, uint16_t head,
+				struct vre_chain *c, struct iovec *iov,
+				unsigned room, unsigned pool_len)
+{
+	struct walk w = { .vq = vq, .iov = iov, .room = room, .limit = vq->size };
+	uint16_t idx = head, ndesc = 0;
+
+	for (;;) {
+		struct vre_desc d = desc_copy(&vq->sp.desc[idx]);
+		enum walk_res r;
+
+		if (++w.count > w.limit)
+			return fail(&w, VRE_RE_CHAIN_TOO_LONG);
+		ndesc++;
+		if (d.flags & VRE_DESC_F_INDIRECT) {
+			r = walk_indirect(&w, &d);
+			if (r != WALK_OK)
+				return r;
+			break; /* INDIRECT without NEXT ends the chain */
+		}
+		r = add_buffer(&w, &d);
+		if (r != WALK_OK)
+			return r;
+		if (!(d.flags & VRE_DESC_F_NEXT))
+			break;
+		if (d.next >= vq->size)
+			return fail(&w, VRE_RE_NEXT_OUT_OF_RANGE);
+		idx = d.next;
+	}
+	if (w.over && w.niov <= pool_len)
+		return WALK_NOFIT;
+	c->iov = iov;
+	c->id = head;
+	c->slot = head;
+	c->ndesc = ndesc;
+	if (w.over) {
+		c->nr = c->nw = 0;
+		c->rlen = c->wlen = 0;
+		c->err = -ENOBUFS;
+	} else {
+		c->nr = w.nr;
+		c->nw = (uint16_t)(w.niov - w.nr);
+		c->rlen = w.rlen;
+		c->wlen = w.wlen;
+		c->err = 0;
+	}
+	return WALK_OK;
+}
+
+/* Records head as in flight before its chain is handed out: the counter
+ * first, then the flag, so a recovered entry always has its counter. */
+static void inflight_mark(struct vre_vq *vq, uint16_t head)
+{
+	struct vre_inflight_split *r = ifl(vq);
+
+	if (!r)
+		return;
+	r->desc[head].counter = vq->inflight_counter++;
+	STEP(vq, "fetch: counter");
+	/* Release: the counter store may not move after the flag. */
+	__atomic_store_n(&r->desc[head].inflight, 1, __ATOMIC_RELEASE);
+	STEP(vq, "fetch: inflight");
+}
+
+/* Hands out chains queued by inflight recovery. Returns chains produced;
+ * *iov_used advances. Stops early when the pool runs out. */
+static int fetch_resubmit(struct vre_vq *vq, struct vre_chain *chains,
+			  unsigned max, struct iovec *pool, unsigned pool_len,
+			  unsigned *iov_used)
+{
+	unsigned n = 0;
+
+	while (n < max && vq->resubmit_pos < vq->resubmit_num) {
+		uint16_t head = vq->resubmit[vq->resubmit_pos];
+		enum walk_res r = walk_chain(vq, head, &chains[n], pool + *iov_used,
+					     pool_len - *iov_used, pool_len);
+
+		if (r == WALK_BROKEN)
+			return n ? (int)n : -EIO;
+		if (r == WALK_NOFIT)
+			break;
+		vq->resubmit_pos++;
+		inflight_mark(vq, head);
+		*iov_used += chains[n].nr + chains[n].nw;
+		n++;
+	}
+	return (int)n;
+}
+
+int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		    struct iovec *pool, unsigned pool_len)
+{
+	uint16_t mask = vq->size - 1, avail, pending;
+	unsigned n = 0, iov_used = 0;
+	int r;
+
+	/* nr and nw are u16: a bigger pool could not be described. */
+	if (pool_len > UINT16_MAX)
+		pool_len = UINT16_MAX;
+	if (vq->resubmit_pos < vq->resubmit_num) {
+		r = fetch_resubmit(vq, chains, max, pool, pool_len, &iov_used);
+		if (r < 0 || vq->resubmit_pos < vq->resubmit_num || vq->broken)
+			return r;
+		n = (unsigned)r;
+	}
+	avail = avail_idx_acquire(vq);
+	pending = (uint16_t)(avail - vq->last_avail_idx);
+	if (pending > vq->size) {
+		vre_vq_break(vq, VRE_RE_AVAIL_IDX_LEAP);
+		return n ? (int)n : -EIO;
+	}
+	while (n < max && pending) {
+		uint16_t head = __atomic_load_n(&vq->sp.avail->ring[vq->last_avail_idx & mask],
+						__ATOMIC_RELAXED);
+		enum walk_res w;
+
+		if (head >= vq->size) {
+			vre_vq_break(vq, VRE_RE_HEAD_OUT_OF_RANGE);
+			return n ? (int)n : -EIO;
+		}
+		w = walk_chain(vq, head, &chains[n], pool + iov_used,
+			       pool_len - iov_used, pool_len);
+		if (w == WALK_BROKEN)
+			return n ? (int)n : -EIO;
+		if (w == WALK_NOFIT)
+			break;
+		STEP(vq, "fetch: walked");
+		vq->last_avail_idx++;
+		pending--;
+		inflight_mark(vq, head);
+		iov_used += chains[n].nr + chains[n].nw;
+		n++;
+	}
+	/* With notifications on, keep avail_event at what we have taken so
+	 * the driver's next addition past it kicks us. */
+	if (vq->event_idx && vq->notify_enabled && n)
+		__atomic_store_n(vq->sp.avail_event, vq->last_avail_idx, __ATOMIC_RELAXED);
+	return (int)n;
+}
+
+/* Spec order for a completed batch, part one (before used->idx): link the
+ * batch's heads into the last_batch_head list, newest first, so a restart
+ * that sees used->idx ahead of used_idx can find the batch. */
+static void inflight_link(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	struct vre_inflight_split *r = ifl(vq);
+	uint16_t last = r->last_batch_head;
+
+	for (unsigned i = 0; i < n; i++) {
+		r->desc[used[i].id].next = last;
+		last = used[i].id;
+	}
+	r->last_batch_head = last;
+	STEP(vq, "complete: linked");
+}
+
+/* Part two (after used->idx): the batch is no longer in flight. */
+static void inflight_clear(struct vre_vq *vq, const struct vre_used *used,
+			   unsigned n, uint16_t new_used)
+{
+	struct vre_inflight_split *r = ifl(vq);
+
+	/* Release fence: the used->idx store above may not move after the
+	 * clears below (a restart that saw cleared flags without the new
+	 * used->idx would lose the batch). */
+	atomic_thread_fence(memory_order_release);
+	for (unsigned i = 0; i < n; i++) {
+		__atomic_store_n(&r->desc[used[i].id].inflight, 0, __ATOMIC_RELAXED);
+		STEP(vq, "complete: cleared");
+	}
+	/* Release: every clear above is in place before used_idx says the
+	 * batch is done. */
+	__atomic_store_n(&r->used_idx, new_used, __ATOMIC_RELEASE);
+	STEP(vq, "complete: used_idx");
+}
+
+int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	struct vre_used_ring *ur = vq->sp.used;
+	uint16_t mask = vq->size - 1, idx = vq->last_used_idx;
+
+	/* Ids come from our own chains, but a bad one would write outside the
+	 * inflight table: refuse the batch before writing anything. */
+	for (unsigned i = 0; i < n; i++)
+		if (used[i].id >= vq->size)
+			return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		struct vre_used_elem *e = &ur->ring[(uint16_t)(idx + i) & mask];
+
+		e->id = used[i].id;
+		e->len = used[i].len;
+	}
+	STEP(vq, "complete: elems");
+	if (ifl(vq))
+		inflight_link(vq, used, n);
+	/* More than a full lap of the index space since the last decision
+	 * would make the event-index rule compare against a stale wrap: treat
+	 * the last signalled index as unknown (notify next time). */
+	if ((uint16_t)(idx + n - vq->signalled_used) < (uint16_t)n)
+		vq->signalled_used_valid = false;
+	idx = (uint16_t)(idx + n);
+	/* Release: the elements (and the inflight links) are visible before
+	 * the index that hands them to the driver. */
+	__atomic_store_n(&ur->idx, idx, __ATOMIC_RELEASE);
+	vq->last_used_idx = idx;
+	STEP(vq, "complete: published");
+	if (ifl(vq))
+		inflight_clear(vq, used, n, idx);
+	return 0;
+}
+
+bool vre_split_needs_notify(struct vre_vq *vq)
+{
+	uint16_t new_used = vq->last_used_idx, old, event;
+	bool valid;
+
+	/* Full fence: our used->idx store must be visible before we read the
+	 * driver's used_event / flags. The driver does the mirror image (write
+	 * used_event, fence, read used->idx); without both fences each side
+	 * can miss the other's store and the notification is lost. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!vq->event_idx) {
+		uint16_t flags = __atomic_load_n(&vq->sp.avail->flags, __ATOMIC_RELAXED);
+
+		return !(flags & VRE_AVAIL_F_NO_INTERRUPT);
+	}
+	event = __atomic_load_n(vq->sp.used_event, __ATOMIC_RELAXED);
+	old = vq->signalled_used;
+	valid = vq->signalled_used_valid;
+	/* Every index up to new_used has now been offered to the rule, so the
+	 * next decision only looks at what is published after it (as Linux
+	 * vhost and DPDK do); an unknown old index means we must notify. */
+	vq->signalled_used = new_used;
+	vq->signalled_used_valid = true;
+	if (!valid)
+		return true;
+	return vre_need_event(event, new_used, old);
+}
+
+bool vre_split_avail_pending(const struct vre_vq *vq)
+{
+	return avail_idx_acquire(vq) != vq->last_avail_idx;
+}
+
+bool vre_split_notify_enable(struct vre_vq *vq)
+{
+	if (vq->broken)
+		return false;
+	if (vq->event_idx)
+		__atomic_store_n(vq->sp.avail_event, vq->last_avail_idx, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&vq->sp.used->flags, 0, __ATOMIC_RELAXED);
+	/* Full fence: the store above must be visible before we re-read
+	 * avail->idx. Otherwise the driver may add a chain after our read while
+	 * still seeing notifications off, and neither side wakes the other. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return vq->resubmit_pos < vq->resubmit_num || vre_split_avail_pending(vq);
+}
+
+void vre_split_notify_disable(struct vre_vq *vq)
+{
+	if (vq->broken)
+		return;
+	/* With event idx there is nothing to set: avail_event stays where it
+	 * is, so at most one more kick arrives. */
+	if (!vq->event_idx)
+		__atomic_store_n(&vq->sp.used->flags, VRE_USED_F_NO_NOTIFY,
+				 __ATOMIC_RELAXED);
+}
+
+/* ---- inflight attach / recovery (cold path) ---- */
+
+struct resub {
+	uint64_t counter;
+	uint16_t head;
+};
+
+static int resub_cmp(const void *a, const void *b)
+{
+	const struct resub *x = a, *y = b;
+
+	if (x->counter != y->counter)
+		return x->counter < y->counter ? -1 : 1;
+	return (int)x->head - (int)y->head;
+}
+
+static int inflight_corrupt(struct vre_vq *vq, const char *why)
+{
+	VRE_ERR("vring", "split inflight region: %s", why);
+	vre_vq_break(vq, VRE_RE_INFLIGHT_CORRUPT);
+	return -EINVAL;
+}
+
+static void inflight_format(struct vre_vq *vq, struct vre_inflight_split *r,
+			    uint64_t features, uint16_t used_idx)
+{
+	memset(r->desc, 0, sizeof(r->desc[0]) * vq->size);
+	r->features = features;
+	r->desc_num = vq->size;
+	r->last_batch_head = 0;
+	r->used_idx = used_idx;
+	/* Release: the version makes the rest valid, so it goes last. */
+	__atomic_store_n(&r->version, VRE_INFLIGHT_VERSION, __ATOMIC_RELEASE);
+}
+
+/* The last batch reached used->idx but not its clears: clear along the
+ * last_batch_head list, (used - region used_idx) heads, each checked. */
+static int inflight_repair(struct vre_vq *vq, struct vre_inflight_split *r,
+			   uint16_t used_idx)
+{
+	uint16_t todo = (uint16_t)(used_idx - r->used_idx);
+	uint16_t head = r->last_batch_head;
+
+	if (todo > vq->size)
+		return inflight_corrupt(vq, "used_idx too far behind the used ring");
+	for (uint16_t k = 0; k < todo; k++) {
+		if (head >= vq->size)
+			return inflight_corrupt(vq, "batch list leaves the table");
+		r->desc[head].inflight = 0;
+		head = r->desc[head].next;
+	}
+	/* Release: the clears land before used_idx says the batch is done,
+	 * so a crash during this repair repeats it next time. */
+	atomic_thread_fence(memory_order_release);
+	r->used_idx = used_idx;
+	return 0;
+}
+
+/* Queues every entry with inflight == 1 for resubmission, oldest first. */
+static int inflight_collect(struct vre_vq *vq, struct vre_inflight_split *r)
+{
+	struct resub *list = malloc(sizeof(*list) * vq->size);
+	uint16_t *heads = malloc(sizeof(*heads) * vq->size);
+	uint64_t next_counter = 0;
+	unsigned n = 0;
+
+	if (!list || !heads) {
+		free(list);
+		free(heads);
+		return -ENOMEM;
+	}
+	/* One read of each flag and counter: the frontend's copy could change
+	 * under us, and the sort must see values that stay put. */
+	for (unsigned i = 0; i < vq->size; i++) {
+		if (__atomic_load_n(&r->desc[i].inflight, __ATOMIC_RELAXED) != 1)
+			continue;
+		list[n].counter = __atomic_load_n(&r->desc[i].counter, __ATOMIC_RELAXED);
+		list[n].head = (uint16_t)i;
+		if (list[n].counter >= next_counter)
+			next_counter = list[n].counter + 1;
+		n++;
+	}
+	qsort(list, n, sizeof(*list), resub_cmp);
+	for (unsigned i = 0; i < n; i++)
+		heads[i] = list[i].head;
+	free(list);
+	free(vq->resubmit);
+	vq->resubmit = heads;
+	vq->resubmit_num = (uint16_t)n;
+	vq->resubmit_pos = 0;
+	vq->inflight_counter = next_counter;
+	return (int)n;
+}
+
+int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features)
+{
+	struct vre_inflight_split *r = region;
+	uint16_t version = __atomic_load_n(&r->version, __ATOMIC_ACQUIRE);
+	/* Acquire: the driver's used ring as of now is what we recover to. */
+	uint16_t used_idx = __atomic_load_n(&vq->sp.used->idx, __ATOMIC_ACQUIRE);
+	int n;
+
+	if (version == 0) {
+		inflight_format(vq, r, features, used_idx);
+		vq->inflight = r;
+		return 0;
+	}
+	if (version != VRE_INFLIGHT_VERSION)
+		return inflight_corrupt(vq, "unknown version");
+	if (r->desc_num != vq->size)
+		return inflight_corrupt(vq, "desc_num differs from the queue size");
+	if (r->used_idx != used_idx) {
+		int e = inflight_repair(vq, r, used_idx);
+
+		if (e < 0)
+			return e;
+	}
+	n = inflight_collect(vq, r);
+	if (n < 0)
+		return n;
+	vq->inflight = r;
+	vq->last_used_idx = used_idx;
+	vq->last_avail_idx = (uint16_t)(used_idx + n);
+	vq->signalled_used_valid = false;
+	return n;
+}
