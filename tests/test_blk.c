@@ -1,0 +1,631 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * virtio-blk request parsing and the io_uring queue engine, driven over a
+ * split ring built in a plain buffer, against a real temporary file.
+ * Every test checks the file and the guest buffers, not only statuses.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blk_queue.h"
+#include "vre_vring.h"
+
+#define QSZ 16
+#define MEM_GPA 0x100000ull
+#define MEM_SIZE (1u << 20)
+#define DESC_GPA MEM_GPA
+#define AVAIL_GPA (MEM_GPA + 0x1000)
+#define USED_GPA (MEM_GPA + 0x2000)
+#define DATA_GPA (MEM_GPA + 0x10000)
+#define CAP_SECTORS 64ull
+
+static uint8_t *mem;
+static struct vre_mem_map map;
+static struct vre_vq vq;
+static struct vre_blk_disk disk;
+static struct vre_blk_queue bq;
+static char path[64];
+static uint16_t next_desc;
+static uint16_t avail_idx;
+static unsigned notifies;
+
+static void *gp(uint64_t gpa) { return mem + (gpa - MEM_GPA); }
+static struct vre_desc *descs(void) { return gp(DESC_GPA); }
+static struct vre_avail *avail(void) { return gp(AVAIL_GPA); }
+static struct vre_used_ring *used(void) { return gp(USED_GPA); }
+
+static void count_notify(void *arg)
+{
+	(void)arg;
+	notifies++;
+}
+
+static void fill_file(uint8_t byte)
+{
+	uint8_t buf[CAP_SECTORS * 512];
+
+	memset(buf, byte, sizeof(buf));
+	ck_assert_int_eq(pwrite(disk.fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+}
+
+static void vq_up(void)
+{
+	struct vre_vq_params p = {
+		.size = QSZ, .event_idx = false, .indirect = true,
+		.desc = gp(DESC_GPA), .driver = gp(AVAIL_GPA), .device = gp(USED_GPA),
+		.mem = &map,
+	};
+
+	ck_assert_int_eq(vre_vq_init(&vq, &p), 0);
+}
+
+static void setup(void)
+{
+	struct vre_mem_region r = { .gpa = MEM_GPA, .size = MEM_SIZE, .uva = 0x7f0000000000ull };
+
+	mem = aligned_alloc(4096, MEM_SIZE);
+	ck_assert_ptr_nonnull(mem);
+	memset(mem, 0, MEM_SIZE);
+	r.hva = mem;
+	vre_mem_map_init(&map);
+	ck_assert_int_eq(vre_mem_map_add(&map, &r), 0);
+	vq_up();
+	snprintf(path, sizeof(path), "/tmp/vre-test-blk.XXXXXX");
+	disk.fd = mkstemp(path);
+	ck_assert_int_ge(disk.fd, 0);
+	unlink(path);
+	disk.geom = (struct vre_blk_geom){
+		.capacity = CAP_SECTORS, .max_discard_sectors = 32,
+		.max_wz_sectors = 32, .max_dwz_seg = 4,
+	};
+	memcpy(disk.serial, "vre-serial-123", 14);
+	fill_file(0xaa);
+	ck_assert_int_eq(vre_blk_queue_init(&bq, &vq, &disk, 0, count_notify, NULL), 0);
+	next_desc = 0;
+	avail_idx = 0;
+	notifies = 0;
+}
+
+static void teardown(void)
+{
+	ck_assert_int_eq(vre_blk_queue_drain(&bq, 5000), 0);
+	vre_blk_queue_fini(&bq);
+	vre_vq_fini(&vq);
+	close(disk.fd);
+	free(mem);
+}
+
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+	bool write;
+};
+
+/* Posts one chain (direct descriptors) and returns its head. */
+static uint16_t post(const struct seg *s, unsigned n)
+{
+	uint16_t head = next_desc;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t d = (uint16_t)((next_desc + i) % QSZ);
+
+		descs()[d].addr = s[i].gpa;
+		descs()[d].len = s[i].len;
+		descs()[d].flags = (uint16_t)((s[i].write ? VRE_DESC_F_WRITE : 0) |
+					      (i + 1 < n ? VRE_DESC_F_NEXT : 0));
+		descs()[d].next = (uint16_t)((d + 1) % QSZ);
+	}
+	next_desc = (uint16_t)((next_desc + n) % QSZ);
+	avail()->ring[avail_idx % QSZ] = head;
+	avail_idx++;
+	__atomic_store_n(&avail()->idx, avail_idx, __ATOMIC_RELEASE);
+	return head;
+}
+
+/* Polls until the used index reaches want; fails the test after 5 s. */
+static void run_until(uint16_t want)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (__atomic_load_n(&used()->idx, __ATOMIC_ACQUIRE) != want) {
+		vre_blk_queue_poll(&bq);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ck_assert_msg(t.tv_sec - t0.tv_sec < 5, "timeout: used %u want %u",
+			      used()->idx, want);
+	}
+}
+
+/* The used element for head (searched: completions may be out of order). */
+static uint32_t used_len_of(uint16_t head)
+{
+	for (unsigned i = 0; i < used()->idx && i < QSZ; i++)
+		if (used()->ring[i].id == head)
+			return used()->ring[i].len;
+	ck_abort_msg("head %u not used", head);
+	return 0;
+}
+
+static void put_hdr(uint64_t gpa, uint32_t type, uint64_t sector)
+{
+	struct vre_blk_outhdr h = { .type = type, .sector = sector };
+
+	memcpy(gp(gpa), &h, sizeof(h));
+}
+
+static void pattern(uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 7 + seed);
+}
+
+static void read_file(uint64_t off, void *buf, size_t len)
+{
+	ck_assert_int_eq(pread(disk.fd, buf, len, (off_t)off), (ssize_t)len);
+}
+
+#define HDR DATA_GPA
+#define BUF (DATA_GPA + 0x1000)
+#define ST (DATA_GPA + 0x800)
+
+START_TEST(test_write_then_read)
+{
+	uint8_t want[1024], got[1024];
+	uint16_t h1, h2;
+
+	put_hdr(HDR, VIRTIO_BLK_T_OUT, 2);
+	pattern(gp(BUF), 1024, 3);
+	memcpy(want, gp(BUF), 1024);
+	*(uint8_t *)gp(ST) = 0xff;
+	h1 = post((struct seg[]){ { HDR, 16, false }, { BUF, 1024, false },
+				  { ST, 1, true } }, 3);
+	run_until(1);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(used_len_of(h1), 1);
+	read_file(1024, got, sizeof(got));
+	ck_assert_mem_eq(got, want, 1024);
+	read_file(1024 - 512, got, 512);
+	ck_assert_uint_eq(got[0], 0xaa); /* sector 1 untouched */
+	ck_assert_uint_eq(got[511], 0xaa);
+
+	/* Read it back into two buffers split across descriptors. */
+	put_hdr(HDR + 0x100, VIRTIO_BLK_T_IN, 2);
+	memset(gp(BUF + 0x2000), 0, 0x1000);
+	*(uint8_t *)gp(ST + 1) = 0xff;
+	h2 = post((struct seg[]){ { HDR + 0x100, 16, false }, { BUF + 0x2000, 100, true },
+				  { BUF + 0x2400, 924, true }, { ST + 1, 1, true } }, 4);
+	run_until(2);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST + 1), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(used_len_of(h2), 1025);
+	ck_assert_mem_eq(gp(BUF + 0x2000), want, 100);
+	ck_assert_mem_eq(gp(BUF + 0x2400), want + 100, 924);
+	ck_assert_uint_eq(bq.stats.completed, 2);
+	ck_assert_uint_eq(bq.stats.errors, 0);
+}
+END_TEST
+
+/* Header in three pieces, the status sharing a descriptor with read data. */
+START_TEST(test_split_header_and_shared_status)
+{
+	uint8_t want[512];
+	uint16_t h;
+
+	pattern(want, 512, 9);
+	ck_assert_int_eq(pwrite(disk.fd, want, 512, 5 * 512), 512);
+	put_hdr(HDR, VIRTIO_BLK_T_IN, 5);
+	memset(gp(BUF), 0x55, 513);
+	h = post((struct seg[]){ { HDR, 5, false }, { HDR + 5, 7, false },
+				 { HDR + 12, 4, false }, { BUF, 513, true } }, 4);
+	run_until(1);
+	ck_assert_mem_eq(gp(BUF), want, 512);
+	ck_assert_uint_eq(*(uint8_t *)gp(BUF + 512), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(used_len_of(h), 513);
+}
+END_TEST
+
+/* A write whose header is split and whose data shares its descriptor. */
+START_TEST(test_write_header_shares_data)
+{
+	uint8_t got[512];
+	uint16_t h;
+
+	put_hdr(HDR, VIRTIO_BLK_T_OUT, 7);
+	pattern(gp(HDR + 16), 512, 1);
+	h = post((struct seg[]){ { HDR, 10, false }, { HDR + 10, 518, false },
+				 { ST, 1, true } }, 3);
+	run_until(1);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(used_len_of(h), 1);
+	read_file(7 * 512, got, 512);
+	ck_assert_mem_eq(got, gp(HDR + 16), 512);
+}
+END_TEST
+
+static void expect_ioerr_write(uint64_t sector, uint32_t len)
+{
+	uint8_t got[CAP_SECTORS * 512], all_aa[CAP_SECTORS * 512];
+	uint16_t want = (uint16_t)(used()->idx + 1), h;
+
+	put_hdr(HDR, VIRTIO_BLK_T_OUT, sector);
+	memset(gp(BUF), 0x11, len);
+	*(uint8_t *)gp(ST) = 0xff;
+	h = post((struct seg[]){ { HDR, 16, false }, { BUF, len, false },
+				 { ST, 1, true } }, 3);
+	run_until(want);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_IOERR);
+	ck_assert_uint_eq(used_len_of(h), 1);
+	memset(all_aa, 0xaa, sizeof(all_aa));
+	read_file(0, got, sizeof(got));
+	ck_assert_mem_eq(got, all_aa, sizeof(got));
+}
+
+START_TEST(test_bad_ranges)
+{
+	expect_ioerr_write(CAP_SECTORS, 512);          /* starts at the end */
+	expect_ioerr_write(CAP_SECTORS - 1, 1024);     /* runs past the end */
+	expect_ioerr_write(UINT64_MAX, 512);           /* sector + n wraps */
+	expect_ioerr_write(1ull << 55, 512);           /* sector << 9 wraps */
+	expect_ioerr_write(0, 100);                    /* not whole sectors */
+	ck_assert_uint_eq(bq.stats.errors, 5);
+}
+END_TEST
+
+START_TEST(test_read_out_of_range_leaves_buffer)
+{
+	uint16_t h;
+
+	put_hdr(HDR, VIRTIO_BLK_T_IN, CAP_SECTORS - 1);
+	memset(gp(BUF), 0x5a, 1024);
+	*(uint8_t *)gp(ST) = 0xff;
+	h = post((struct seg[]){ { HDR, 16, false }, { BUF, 1024, true },
+				 { ST, 1, true } }, 3);
+	run_until(1);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_IOERR);
+	ck_assert_uint_eq(used_len_of(h), 1);
+	for (unsigned i = 0; i < 1024; i++)
+		ck_assert_uint_eq(((uint8_t *)gp(BUF))[i], 0x5a);
+}
+END_TEST
+
+START_TEST(test_missing_status)
+{
+	uint8_t got[512];
+	uint16_t h;
+
+	put_hdr(HDR, VIRTIO_BLK_T_OUT, 0);
+	memset(gp(BUF), 0x22, 512);
+	h = post((struct seg[]){ { HDR, 16, false }, { BUF, 512, false } }, 2);
+	run_until(1);
+	ck_assert_uint_eq(used_len_of(h), 0);
+	ck_assert_uint_eq(bq.stats.no_status, 1);
+	read_file(0, got, 512);
+	ck_assert_uint_eq(got[0], 0xaa); /* not written: it could not be reported */
+	ck_assert_uint_eq(got[511], 0xaa);
+}
+END_TEST
+
+START_TEST(test_no_readable_header)
+{
+	uint16_t h1, h2;
+
+	memset(gp(BUF), 0x33, 32);
+	h1 = post((struct seg[]){ { BUF, 17, true } }, 1);
+	run_until(1);
+	ck_assert_uint_eq(used_len_of(h1), 1);
+	ck_assert_uint_eq(*(uint8_t *)gp(BUF + 16), VIRTIO_BLK_S_IOERR);
+	ck_assert_uint_eq(*(uint8_t *)gp(BUF + 15), 0x33); /* only the status byte */
+
+	put_hdr(HDR, VIRTIO_BLK_T_IN, 0);
+	h2 = post((struct seg[]){ { HDR, 8, false }, { BUF + 0x100, 513, true } }, 2);
+	run_until(2);
+	ck_assert_uint_eq(used_len_of(h2), 1);
+	ck_assert_uint_eq(*(uint8_t *)gp(BUF + 0x100 + 512), VIRTIO_BLK_S_IOERR);
+}
+END_TEST
+
+START_TEST(test_flush_getid_unsupp)
+{
+	uint16_t h1, h2, h3, h4;
+
+	put_hdr(HDR, VIRTIO_BLK_T_FLUSH, 0);
+	*(uint8_t *)gp(ST) = 0xff;
+	h1 = post((struct seg[]){ { HDR, 16, false }, { ST, 1, true } }, 2);
+
+	put_hdr(HDR + 0x40, VIRTIO_BLK_T_GET_ID, 0);
+	memset(gp(BUF), 0x77, 32);
+	h2 = post((struct seg[]){ { HDR + 0x40, 16, false }, { BUF, 20, true },
+				  { ST + 1, 1, true } }, 3);
+
+	put_hdr(HDR + 0x80, VIRTIO_BLK_T_GET_ID, 0);
+	memset(gp(BUF + 0x100), 0x77, 32);
+	h3 = post((struct seg[]){ { HDR + 0x80, 16, false }, { BUF + 0x100, 9, true } }, 2);
+
+	put_hdr(HDR + 0xc0, 99, 0);
+	h4 = post((struct seg[]){ { HDR + 0xc0, 16, false }, { ST + 2, 1, true } }, 2);
+	run_until(4);
+
+	ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(used_len_of(h1), 1);
+	ck_assert_uint_eq(used_len_of(h2), 21);
+	ck_assert_mem_eq(gp(BUF), "vre-serial-123\0\0\0\0\0\0", 20);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST + 1), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(used_len_of(h3), 9);
+	ck_assert_mem_eq(gp(BUF + 0x100), "vre-seri", 8);
+	ck_assert_uint_eq(*(uint8_t *)gp(BUF + 0x108), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(*(uint8_t *)gp(BUF + 0x109), 0x77);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST + 2), VIRTIO_BLK_S_UNSUPP);
+	ck_assert_uint_eq(used_len_of(h4), 1);
+}
+END_TEST
+
+static void put_seg(uint64_t gpa, uint64_t sector, uint32_t num, uint32_t flags)
+{
+	struct vre_blk_dwz_seg s = { .sector = sector, .num_sectors = num, .flags = flags };
+
+	memcpy(gp(gpa), &s, sizeof(s));
+}
+
+/* Sends a DISCARD/WRITE_ZEROES with nseg segments already at BUF; the
+ * header and first segments share one descriptor to cross a boundary. */
+static uint8_t dwz(uint32_t type, unsigned nseg)
+{
+	uint16_t want = (uint16_t)(used()->idx + 1), h;
+
+	put_hdr(HDR, type, 0);
+	memcpy(gp(HDR + 16), gp(BUF), nseg * 16u);
+	*(uint8_t *)gp(ST) = 0xff;
+	if (nseg > 1)
+		h = post((struct seg[]){ { HDR, 24, false },
+					 { HDR + 24, 16 * nseg - 8, false },
+					 { ST, 1, true } }, 3);
+	else
+		h = post((struct seg[]){ { HDR, 16 + 16 * nseg, false },
+					 { ST, 1, true } }, 2);
+	run_until(want);
+	ck_assert_uint_eq(used_len_of(h), 1);
+	return *(uint8_t *)gp(ST);
+}
+
+static void expect_sectors(unsigned first, unsigned n, uint8_t byte)
+{
+	uint8_t got[512];
+
+	for (unsigned s = first; s < first + n; s++) {
+		read_file(s * 512ull, got, 512);
+		for (unsigned i = 0; i < 512; i++)
+			ck_assert_msg(got[i] == byte, "sector %u byte %u is %#x, want %#x",
+				      s, i, got[i], byte);
+	}
+}
+
+START_TEST(test_discard_write_zeroes)
+{
+	put_seg(BUF, 4, 2, 0);
+	put_seg(BUF + 16, 10, 3, 0);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_DISCARD, 2), VIRTIO_BLK_S_OK);
+	expect_sectors(0, 4, 0xaa);
+	expect_sectors(4, 2, 0);
+	expect_sectors(6, 4, 0xaa);
+	expect_sectors(10, 3, 0);
+	expect_sectors(13, CAP_SECTORS - 13, 0xaa);
+
+	fill_file(0xaa);
+	put_seg(BUF, 20, 1, 0);
+	put_seg(BUF + 16, 30, 2, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+	put_seg(BUF + 32, 40, 0, 0); /* empty: nothing to do */
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_WRITE_ZEROES, 3), VIRTIO_BLK_S_OK);
+	expect_sectors(19, 1, 0xaa);
+	expect_sectors(20, 1, 0);
+	expect_sectors(21, 9, 0xaa);
+	expect_sectors(30, 2, 0);
+	expect_sectors(32, CAP_SECTORS - 32, 0xaa);
+}
+END_TEST
+
+START_TEST(test_discard_write_zeroes_rejects)
+{
+	fill_file(0xaa);
+	put_seg(BUF, 0, 1, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_DISCARD, 1), VIRTIO_BLK_S_UNSUPP);
+	put_seg(BUF, 0, 1, 2);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_WRITE_ZEROES, 1), VIRTIO_BLK_S_UNSUPP);
+	put_seg(BUF, CAP_SECTORS - 1, 2, 0);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_WRITE_ZEROES, 1), VIRTIO_BLK_S_IOERR);
+	put_seg(BUF, UINT64_MAX - 1, 4, 0);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_DISCARD, 1), VIRTIO_BLK_S_IOERR);
+	put_seg(BUF, 0, 33, 0); /* over max_discard_sectors */
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_DISCARD, 1), VIRTIO_BLK_S_IOERR);
+	/* One good segment then a bad one: nothing may be done. */
+	put_seg(BUF, 0, 1, 0);
+	put_seg(BUF + 16, CAP_SECTORS, 1, 0);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_WRITE_ZEROES, 2), VIRTIO_BLK_S_IOERR);
+	for (unsigned i = 0; i < 5; i++)
+		put_seg(BUF + 16 * i, i, 1, 0);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_DISCARD, 5), VIRTIO_BLK_S_UNSUPP);
+	expect_sectors(0, CAP_SECTORS, 0xaa);
+
+	/* Segment bytes that are not whole segments. */
+	put_hdr(HDR, VIRTIO_BLK_T_DISCARD, 0);
+	put_seg(HDR + 16, 0, 1, 0);
+	post((struct seg[]){ { HDR, 16 + 12, false }, { ST, 1, true } }, 2);
+	run_until((uint16_t)(used()->idx + 1));
+	ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_IOERR);
+	expect_sectors(0, CAP_SECTORS, 0xaa);
+}
+END_TEST
+
+START_TEST(test_readonly)
+{
+	disk.geom.readonly = true;
+	expect_ioerr_write(0, 512);
+	put_seg(BUF, 0, 1, 0);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_DISCARD, 1), VIRTIO_BLK_S_IOERR);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_WRITE_ZEROES, 1), VIRTIO_BLK_S_IOERR);
+	expect_sectors(0, CAP_SECTORS, 0xaa);
+}
+END_TEST
+
+/* A full ring of reads: every one lands, with at most one notification per
+ * pass that returned requests. */
+START_TEST(test_burst_notify)
+{
+	uint16_t heads[8];
+	unsigned passes = 0;
+	uint16_t last = 0;
+	struct timespec t0, t;
+
+	for (unsigned s = 0; s < 8; s++) {
+		uint8_t p[512];
+
+		pattern(p, 512, s);
+		ck_assert_int_eq(pwrite(disk.fd, p, 512, s * 512), 512);
+	}
+	for (unsigned i = 0; i < 8; i++) {
+		put_hdr(HDR + 16 * i, VIRTIO_BLK_T_IN, i);
+		heads[i] = post((struct seg[]){ { HDR + 16 * i, 16, false },
+						{ BUF + 0x400 * i, 513, true } }, 2);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (used()->idx != 8) {
+		vre_blk_queue_poll(&bq);
+		if (used()->idx != last)
+			passes++;
+		last = used()->idx;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ck_assert_int_lt(t.tv_sec - t0.tv_sec, 5);
+	}
+	ck_assert_uint_ge(notifies, 1);
+	ck_assert_uint_le(notifies, passes);
+	for (unsigned i = 0; i < 8; i++) {
+		uint8_t p[512];
+
+		pattern(p, 512, i);
+		ck_assert_mem_eq(gp(BUF + 0x400 * i), p, 512);
+		ck_assert_uint_eq(*(uint8_t *)gp(BUF + 0x400 * i + 512), VIRTIO_BLK_S_OK);
+		ck_assert_uint_eq(used_len_of(heads[i]), 513);
+	}
+}
+END_TEST
+
+/* A chain taken by a backend that died is resubmitted from the inflight
+ * region to the next one, which must serve it like any other. */
+START_TEST(test_inflight_resubmit)
+{
+	size_t len = vre_inflight_queue_bytes(QSZ, false);
+	void *region = calloc(1, len);
+	struct vre_chain c[4];
+	struct iovec pool[16];
+	uint8_t got[512];
+	uint16_t h1, h2;
+
+	vre_blk_queue_fini(&bq);
+	ck_assert_int_eq(vre_vq_inflight_attach(&vq, region, len, 0), 0);
+	put_hdr(HDR, VIRTIO_BLK_T_OUT, 3);
+	memset(gp(BUF), 0x31, 512);
+	h1 = post((struct seg[]){ { HDR, 16, false }, { BUF, 512, false },
+				  { ST, 1, true } }, 3);
+	put_hdr(HDR + 0x40, VIRTIO_BLK_T_OUT, 9);
+	memset(gp(BUF + 0x200), 0x32, 512);
+	h2 = post((struct seg[]){ { HDR + 0x40, 16, false }, { BUF + 0x200, 512, false },
+				  { ST + 1, 1, true } }, 3);
+	ck_assert_int_eq(vre_vq_fetch(&vq, c, 4, pool, 16), 2);
+	/* The process dies here: nothing was written or completed. */
+	vre_vq_fini(&vq);
+	expect_sectors(3, 1, 0xaa);
+
+	vq_up();
+	ck_assert_int_eq(vre_vq_inflight_attach(&vq, region, len, 0), 2);
+	ck_assert_int_eq(vre_blk_queue_init(&bq, &vq, &disk, 0, count_notify, NULL), 0);
+	run_until(2);
+	ck_assert_uint_eq(used_len_of(h1), 1);
+	ck_assert_uint_eq(used_len_of(h2), 1);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_OK);
+	ck_assert_uint_eq(*(uint8_t *)gp(ST + 1), VIRTIO_BLK_S_OK);
+	read_file(3 * 512, got, 512);
+	ck_assert_uint_eq(got[0], 0x31);
+	ck_assert_uint_eq(got[511], 0x31);
+	read_file(9 * 512, got, 512);
+	ck_assert_uint_eq(got[0], 0x32);
+	ck_assert_uint_eq(got[511], 0x32);
+	ck_assert_uint_eq(bq.stats.requests, 2);
+	vre_blk_queue_drain(&bq, 1000);
+	vre_blk_queue_fini(&bq);
+	vre_vq_fini(&vq);
+	vq_up();
+	ck_assert_int_eq(vre_blk_queue_init(&bq, &vq, &disk, 0, count_notify, NULL), 0);
+	free(region);
+}
+END_TEST
+
+/* Parser alone: a chain too long for the request's iovecs is refused. */
+START_TEST(test_parse_too_many_iov)
+{
+	static struct iovec civ[VRE_BLK_MAX_IOV + 3];
+	static struct iovec out[VRE_BLK_MAX_IOV];
+	static uint8_t data[(VRE_BLK_MAX_IOV + 1) * 512];
+	struct vre_blk_outhdr h = { .type = VIRTIO_BLK_T_IN, .sector = 0 };
+	uint8_t st = 0xff;
+	struct vre_chain c = { .iov = civ, .nr = 1, .nw = VRE_BLK_MAX_IOV + 2 };
+	struct vre_blk_geom g = { .capacity = 1 << 20 };
+	struct vre_blk_req r;
+
+	civ[0] = (struct iovec){ &h, sizeof(h) };
+	c.rlen = sizeof(h);
+	for (unsigned i = 0; i < VRE_BLK_MAX_IOV + 1; i++)
+		civ[1 + i] = (struct iovec){ data + 512 * i, 512 };
+	civ[VRE_BLK_MAX_IOV + 2] = (struct iovec){ &st, 1 };
+	c.wlen = (VRE_BLK_MAX_IOV + 1) * 512ull + 1;
+	vre_blk_parse(&g, &c, &r, out, VRE_BLK_MAX_IOV);
+	ck_assert_int_eq(r.op, VRE_BLK_OP_NONE);
+	ck_assert_uint_eq(r.status, VIRTIO_BLK_S_IOERR);
+	ck_assert_ptr_eq(r.status_ptr, &st);
+	ck_assert_uint_eq(vre_blk_finish(&r, r.status, 0), 1);
+	ck_assert_uint_eq(st, VIRTIO_BLK_S_IOERR);
+
+	/* One iovec fewer fits. */
+	c.nw--;
+	civ[VRE_BLK_MAX_IOV + 1] = (struct iovec){ &st, 1 };
+	c.wlen -= 512;
+	vre_blk_parse(&g, &c, &r, out, VRE_BLK_MAX_IOV);
+	ck_assert_int_eq(r.op, VRE_BLK_OP_READ);
+	ck_assert_uint_eq(r.niov, VRE_BLK_MAX_IOV);
+	ck_assert_uint_eq(r.len, VRE_BLK_MAX_IOV * 512ull);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("blk");
+	TCase *tc = tcase_create("blk");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_write_then_read);
+	tcase_add_test(tc, test_split_header_and_shared_status);
+	tcase_add_test(tc, test_write_header_shares_data);
+	tcase_add_test(tc, test_bad_ranges);
+	tcase_add_test(tc, test_read_out_of_range_leaves_buffer);
+	tcase_add_test(tc, test_missing_status);
+	tcase_add_test(tc, test_no_readable_header);
+	tcase_add_test(tc, test_flush_getid_unsupp);
+	tcase_add_test(tc, test_discard_write_zeroes);
+	tcase_add_test(tc, test_discard_write_zeroes_rejects);
+	tcase_add_test(tc, test_readonly);
+	tcase_add_test(tc, test_burst_notify);
+	tcase_add_test(tc, test_inflight_resubmit);
+	tcase_add_test(tc, test_parse_too_many_iov);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
