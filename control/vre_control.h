@@ -23,9 +23,46 @@
  * ops->queue_start() for the queues that are still ready. Workers take no
  * lock per packet.
  *
- * The connection state machine, the message table and the validation rules
- * are documented in control.md-style comments in the .c files and summarised
- * here as they land.
+ * Quiesce in detail (control/msg_table.c enforces it for every request
+ * the message table marks "quiesce": memory table changes, ring num/addr/
+ * base, GET_VRING_BASE, enable, features, inflight, reset):
+ *   1. for every running queue: ops->queue_stop(q); q->running = false;
+ *   2. the handler changes memory or ring state. A new memory map is built
+ *      completely (every region mmapped and checked) before the old one is
+ *      touched; the old regions are unmapped only now, when no queue runs;
+ *   3. every queue that is started && enabled && has memory is rebound to
+ *      the current map (vre_vq_rebind, indexes and inflight kept) or set up
+ *      (vre_vq_init, set_base, inflight attach) and handed back with
+ *      ops->queue_start(q).
+ * Disconnect runs steps 1 and then drops everything (unmap, close fds).
+ *
+ * Connection state machine (per device; one frontend at a time):
+ *
+ *   server mode:  LISTENING --accept--> CONNECTED --EOF/error--> LISTENING
+ *                 (a second frontend while CONNECTED is refused: closed)
+ *   client mode:  WAITING --timer--> connect() --ok--> CONNECTED
+ *                    ^      \--fail: back-off 100 ms, doubling to 1 s--/
+ *                    \-------------------- EOF/error ------------------/
+ *
+ *   Inside CONNECTED, the protocol state: no owner -> SET_OWNER -> owned
+ *   (a second SET_OWNER fails; every request but the GET_* queries and
+ *   SET_OWNER needs an owner). Per queue:
+ *     idle --NUM+ADDR+KICK(or no-fd bit)--> started
+ *     started && enabled && memory  ==> running (queue_start called)
+ *     enabled: implied at start without VHOST_USER_F_PROTOCOL_FEATURES,
+ *              else SET_VRING_ENABLE(1)
+ *     running/started --GET_VRING_BASE, RESET_OWNER/RESET_DEVICE,
+ *              disconnect--> idle (queue_stop first if running);
+ *              SET_VRING_ENABLE(0) only takes it out of running.
+ *   A protocol violation (bad header, oversized payload, send failure)
+ *   drops the connection; a bad request gets a failure reply when one is
+ *   due and leaves the connection up.
+ *
+ * Replies: a request that always replies (GET_*) gets its reply, with a
+ * failure encoding where the spec has one (GET_CONFIG: size 0; GET_VRING_BASE
+ * ; GET_INFLIGHT_FD: mmap_size 0 and no fd; GET_VRING_BASE has no failure
+ * encoding, so a bad one drops the connection). Other requests reply a u64 status (0 = ok) when
+ * REPLY_ACK is negotiated and the request has the need_reply flag.
  */
 #ifndef VRE_CONTROL_H
 #define VRE_CONTROL_H
@@ -54,11 +91,17 @@ struct vre_queue {
 };
 
 /* A device model (virtio-net, virtio-blk). Callbacks run on the control
- * thread. ctx is the pointer given to vre_dev_create. */
+ * thread (or on the thread calling vre_dev_destroy / vre_server_destroy),
+ * never two at once for one server. ctx is the pointer given to vre_dev_create. */
 struct vre_device_ops {
 	const char *name;
 	uint64_t features;          /* virtio features offered */
-	uint64_t protocol_features; /* vhost-user protocol features offered */
+	/* vhost-user protocol features the model allows; control offers the
+	 * intersection with what it implements (MQ, RARP if send_rarp,
+	 * REPLY_ACK, MTU if set_mtu, BACKEND_REQ, CONFIG if config_size,
+	 * INFLIGHT_SHMFD, RESET_DEVICE, CONFIGURE_MEM_SLOTS, STATUS).
+	 * 0 means "no opt-outs": everything control implements. */
+	uint64_t protocol_features;
 	uint16_t max_queues;        /* GET_QUEUE_NUM (queues per device) */
 	uint32_t config_size;       /* bytes of config space, 0 for none */
 	int (*get_config)(void *ctx, uint32_t offset, void *buf, uint32_t len);
@@ -96,6 +139,23 @@ void vre_dev_destroy(struct vre_dev *dev);
 uint64_t vre_dev_features(const struct vre_dev *dev);
 uint16_t vre_dev_num_queues(const struct vre_dev *dev);
 struct vre_queue *vre_dev_queue(struct vre_dev *dev, uint16_t index);
+
+/* Message counters of one device (read without a lock: approximate). */
+struct vre_dev_stats {
+	uint64_t messages;    /* requests handled */
+	uint64_t failed;      /* requests that failed validation or handling */
+	uint64_t unknown;     /* unknown or unsupported request codes */
+	uint64_t connects;    /* frontends that connected */
+	uint64_t disconnects; /* connections that ended */
+};
+void vre_dev_get_stats(struct vre_dev *dev, struct vre_dev_stats *out);
+
+/* Makes an already connected stream socket (e.g. one end of a socketpair)
+ * this device's connection, dropping any current one. For tests and
+ * fuzzing: the server owns fd from then on. */
+int vre_dev_attach_fd(struct vre_dev *dev, int fd);
+/* Whether a frontend is connected now. */
+bool vre_dev_connected(struct vre_dev *dev);
 
 /* Writes the call eventfd (no-op without one). Safe from a worker. */
 void vre_queue_notify(struct vre_queue *q);

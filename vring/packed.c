@@ -1,14 +1,897 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Placeholder until the packed ring lands: every operation fails. */
+/*
+ * Device side of the packed virtqueue (virtio 1.1+ "Packed Virtqueues"),
+ * with the vhost-user packed inflight records ("Inflight I/O tracking").
+ *
+ * Positions are (index, wrap) pairs; the device holds the ring slots from
+ * its used position up to its avail position. Out-of-order completion is
+ * allowed, so a used descriptor goes to the next used slot, not to the slot
+ * the chain was read from; the used position advances by the slots the
+ * chain occupied (vre_chain.ndesc), which keeps "avail - used" equal to the
+ * slots still held. That invariant bounds what a driver can make us hold
+ * (size slots) and is what recovery uses to rebuild the avail position.
+ *
+ * Inflight records, per chain: the ring descriptors are copied into entries
+ * taken from the region's free list (head entry first), then the head entry
+ * gets num/last/counter and, last of all, inflight = 1; only then does the
+ * free list head move. A crash anywhere before the mark leaves the entries
+ * free and the chain still available in the ring.
+ *
+ * The gap in the spec's recovery (a batch whose later used flags were
+ * written but whose first flags were not) is closed on recovery: after the
+ * roll-back every slot the device still holds that shows the used pattern is
+ * turned back to the available pattern (re-hidden) before anything else is
+ * written, so the driver, which reads used slots in order and stops at the
+ * first slot that is not used, never sees a completion the new process has
+ * not made itself. See inflight_rehide().
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vre_log.h"
 #include "vring_internal.h"
 
-int vre_packed_init(struct vre_vq *vq, const struct vre_vq_params *p) { (void)vq; (void)p; return -ENOSYS; }
-int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *c, unsigned max, struct iovec *pool, unsigned pool_len) { (void)vq; (void)c; (void)max; (void)pool; (void)pool_len; return -ENOSYS; }
-int vre_packed_complete(struct vre_vq *vq, const struct vre_used *u, unsigned n) { (void)vq; (void)u; (void)n; return -ENOSYS; }
-bool vre_packed_needs_notify(struct vre_vq *vq) { (void)vq; return false; }
-bool vre_packed_avail_pending(const struct vre_vq *vq) { (void)vq; return false; }
-bool vre_packed_notify_enable(struct vre_vq *vq) { (void)vq; return false; }
-void vre_packed_notify_disable(struct vre_vq *vq) { (void)vq; }
-int vre_packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features) { (void)vq; (void)region; (void)features; return -ENOSYS; }
-void vre_packed_fini(struct vre_vq *vq) { (void)vq; }
-int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p) { (void)vq; (void)p; return -ENOSYS; }
+#define F_AVAIL VRE_PACKED_DESC_F_AVAIL
+#define F_USED  VRE_PACKED_DESC_F_USED
+
+#ifdef VRE_PACKED_TEST_HOOKS
+/* Test builds stop here at every store that matters for crash recovery, so
+ * a test can snapshot ring and region as a process killed there would have
+ * left them. Production builds compile this away. */
+void (*vre_packed_step_hook)(struct vre_vq *vq, const char *step);
+#define STEP(vq, s)                                                            \
+	do {                                                                   \
+		if (vre_packed_step_hook)                                      \
+			vre_packed_step_hook((vq), (s));                       \
+	} while (0)
+#else
+#define STEP(vq, s) do { (void)(vq); } while (0)
+#endif
+
+/* Guest-shared fields are accessed with explicit atomics: each is read once
+ * (the compiler may not re-read or tear it) and the stores keep their order
+ * where recovery or the driver depends on it. */
+static inline uint16_t ld16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint16_t ld16_acq(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline uint32_t ld32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint8_t ld8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void st16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline void st16_rel(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline void st8_rel(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+static inline bool desc_avail(uint16_t flags, bool wrap)
+{
+	return ((flags & F_AVAIL) != 0) == wrap && ((flags & F_USED) != 0) != wrap;
+}
+
+static inline bool desc_used(uint16_t flags, bool wrap)
+{
+	return ((flags & F_AVAIL) != 0) == wrap && ((flags & F_USED) != 0) == wrap;
+}
+
+static inline void pos_step(uint16_t *idx, bool *wrap, uint32_t n, uint16_t size)
+{
+	uint32_t v = (uint32_t)*idx + n; /* n <= size, so one lap at most */
+
+	if (v >= size) {
+		v -= size;
+		*wrap = !*wrap;
+	}
+	*idx = (uint16_t)v;
+}
+
+/* Ring slots the device holds: fetched and not yet returned. */
+static inline uint32_t held_slots(const struct vre_vq *vq)
+{
+	uint32_t lap = 2u * vq->size;
+	uint32_t a = vq->last_avail_idx + (vq->avail_wrap ? 0u : vq->size);
+	uint32_t u = vq->last_used_idx + (vq->used_wrap ? 0u : vq->size);
+
+	return (a + lap - u) % lap;
+}
+
+int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p)
+{
+	if ((uintptr_t)p->desc % 16 || (uintptr_t)p->driver % 4 ||
+	    (uintptr_t)p->device % 4)
+		return -EINVAL;
+	vq->pk.desc = p->desc;
+	vq->pk.driver = p->driver;
+	vq->pk.device = p->device;
+	return 0;
+}
+
+int vre_packed_init(struct vre_vq *vq, const struct vre_vq_params *p)
+{
+	int err = vre_packed_bind(vq, p);
+
+	if (err)
+		return err;
+	vq->pk.id_busy = calloc(p->size, 1);
+	if (!vq->pk.id_busy)
+		return -ENOMEM;
+	vq->last_avail_idx = vq->last_used_idx = 0;
+	vq->avail_wrap = vq->used_wrap = true;
+	vq->signalled_used_valid = false;
+	vq->inflight = NULL;
+	vq->inflight_counter = 0;
+	return 0;
+}
+
+void vre_packed_fini(struct vre_vq *vq)
+{
+	free(vq->pk.id_busy);
+	vq->pk.id_busy = NULL;
+	vq->inflight = NULL;
+}
+
+/* ---- Chain walking ---------------------------------------------------- */
+
+/* What one chain turns into while it is walked. Pieces beyond room are
+ * counted but not stored, so a chain too big for the pool is still fully
+ * validated and its size known. */
+struct walk {
+	struct iovec *iov;
+	unsigned room;
+	unsigned pieces;
+	unsigned nr;
+	uint64_t rlen;
+	uint64_t wlen;
+	bool writing;
+};
+
+static int walk_buf(struct vre_vq *vq, struct walk *w, uint64_t addr,
+		    uint32_t len, bool write)
+{
+	uint64_t rem = len;
+
+	if (write)
+		w->writing = true;
+	else if (w->writing)
+		return VRE_RE_WRITE_THEN_READ;
+	if (len == 0)
+		return 0; /* no iovec; addr is never looked at */
+	if (addr + rem < addr)
+		return VRE_RE_DESC_OVERFLOW;
+	do {
+		int i = vre_mem_find_gpa(vq->mem, &vq->mem_hint, addr);
+		const struct vre_mem_region *r;
+		uint64_t off, chunk;
+
+		if (i < 0)
+			return VRE_RE_DESC_OUT_OF_MEMORY;
+		r = &vq->mem->regions[i];
+		off = addr - r->gpa;
+		chunk = r->size - off < rem ? r->size - off : rem;
+		if (w->pieces < w->room) {
+			w->iov[w->pieces].iov_base = r->hva + off;
+			w->iov[w->pieces].iov_len = (size_t)chunk;
+		}
+		w->pieces++;
+		if (!write)
+			w->nr++;
+		addr += chunk;
+		rem -= chunk;
+	} while (rem);
+	if (write)
+		w->wlen += len;
+	else
+		w->rlen += len;
+	return 0;
+}
+
+/* An indirect table: entries carry their own flags; the table's size, not a
+ * NEXT flag, bounds it (ids and NEXT in the entries are ignored, as the
+ * spec says they are reserved there). */
+static int walk_indirect(struct vre_vq *vq, struct walk *w, uint64_t addr,
+			 uint32_t len)
+{
+	const uint8_t *t;
+	uint32_t n = len / 16;
+
+	if (!vq->indirect)
+		return VRE_RE_INDIRECT_NOT_NEGOTIATED;
+	if (len == 0)
+		return VRE_RE_INDIRECT_LEN_ZERO;
+	if (len % 16)
+		return VRE_RE_INDIRECT_LEN_UNALIGNED;
+	if (n > vq->size)
+		return VRE_RE_INDIRECT_TOO_BIG;
+	t = vre_mem_gpa_ptr(vq->mem, &vq->mem_hint, addr, len);
+	if (!t)
+		return VRE_RE_INDIRECT_OUT_OF_MEMORY;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vre_packed_desc d;
+		int err;
+
+		/* memcpy: the guest may place the table unaligned; the copy
+		 * is the only read of this entry. */
+		memcpy(&d, t + 16u * i, sizeof(d));
+		if (d.flags & VRE_DESC_F_INDIRECT)
+			return VRE_RE_INDIRECT_NESTED;
+		err = walk_buf(vq, w, d.addr, d.len, d.flags & VRE_DESC_F_WRITE);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* One descriptor of a chain (from the ring or from an inflight copy). i is
+ * its place in the chain; an indirect one must stand alone. */
+static int walk_desc(struct vre_vq *vq, struct walk *w, unsigned i,
+		     uint64_t addr, uint32_t len, uint16_t flags, bool last)
+{
+	if (!(flags & VRE_DESC_F_INDIRECT))
+		return walk_buf(vq, w, addr, len, flags & VRE_DESC_F_WRITE);
+	if (!vq->indirect)
+		return VRE_RE_INDIRECT_NOT_NEGOTIATED;
+	if (i > 0 || !last)
+		return VRE_RE_INDIRECT_WITH_NEXT;
+	return walk_indirect(vq, w, addr, len);
+}
+
+/* What a walk found out about the chain at the avail position. */
+struct ring_chain {
+	uint16_t ndesc;
+	uint16_t id;
+	uint16_t head_ent; /* inflight entries used, when attached */
+	uint16_t last_ent;
+	uint16_t next_free;
+};
+
+static void record_desc(struct vre_inflight_packed_desc *e, uint64_t addr,
+			uint32_t len, uint16_t flags, uint16_t id)
+{
+	e->inflight = 0;
+	e->addr = addr;
+	e->len = len;
+	e->flags = flags;
+	e->id = id;
+}
+
+/*
+ * Walks the chain whose head (flags already loaded with acquire and seen
+ * available) sits at the avail position. Each ring descriptor is copied
+ * once into locals, recorded into a free inflight entry (nothing is
+ * committed: the entries stay on the free list until commit_ring), then
+ * validated. Returns 0 or a ring error.
+ *
+ * A continuation slot that is not available with its wrap is an error, not
+ * "come back later": the driver publishes a chain by writing the head's
+ * flags last, so when the head is visible the whole chain must be. We call
+ * it VRE_RE_CHAIN_TOO_LONG: the head claims more descriptors (NEXT) than
+ * the driver made available.
+ */
+static int walk_ring(struct vre_vq *vq, uint16_t flags, struct walk *w,
+		     struct ring_chain *rc)
+{
+	struct vre_inflight_packed *inf = vq->inflight;
+	uint16_t size = vq->size, idx = vq->last_avail_idx, ent = 0;
+	uint32_t held = held_slots(vq);
+	bool wrap = vq->avail_wrap;
+
+	for (unsigned i = 0;; i++) {
+		struct vre_packed_desc *d = &vq->pk.desc[idx];
+		uint64_t addr;
+		uint32_t len;
+		uint16_t id;
+		int err;
+
+		if (i == size)
+			return VRE_RE_CHAIN_TOO_LONG;
+		/* The driver may not make available a slot we still hold. */
+		if (held + i >= size)
+			return VRE_RE_AVAIL_IDX_LEAP;
+		if (i > 0) {
+			/* Acquire: this slot's body is read after its flags. */
+			flags = ld16_acq(&d->flags);
+			if (!desc_avail(flags, wrap))
+				return VRE_RE_CHAIN_TOO_LONG;
+		}
+		addr = ld64(&d->addr);
+		len = ld32(&d->len);
+		id = ld16(&d->id);
+		if (inf) {
+			ent = i ? ld16(&inf->desc[ent].next) : ld16(&inf->free_head);
+			if (ent >= size)
+				return VRE_RE_INFLIGHT_CORRUPT;
+			if (i == 0)
+				rc->head_ent = ent;
+			record_desc(&inf->desc[ent], addr, len, flags, id);
+		}
+		err = walk_desc(vq, w, i, addr, len, flags,
+				!(flags & VRE_DESC_F_NEXT));
+		if (err)
+			return err;
+		pos_step(&idx, &wrap, 1, size);
+		if (!(flags & VRE_DESC_F_NEXT)) {
+			rc->ndesc = (uint16_t)(i + 1);
+			rc->id = id;
+			if (inf) {
+				rc->last_ent = ent;
+				rc->next_free = ld16(&inf->desc[ent].next);
+				if (rc->next_free > size)
+					return VRE_RE_INFLIGHT_CORRUPT;
+			}
+			break;
+		}
+	}
+	if (rc->id >= size)
+		return VRE_RE_ID_OUT_OF_RANGE;
+	if (vq->pk.id_busy[rc->id])
+		return VRE_RE_ID_IN_USE;
+	return 0;
+}
+
+/* Marks the recorded chain in flight: contents first, inflight = 1 last,
+ * then the free list moves past its entries. */
+static void commit_ring(struct vre_vq *vq, const struct ring_chain *rc)
+{
+	struct vre_inflight_packed *inf = vq->inflight;
+	struct vre_inflight_packed_desc *h = &inf->desc[rc->head_ent];
+
+	h->num = rc->ndesc;
+	h->last = rc->last_ent;
+	h->counter = vq->inflight_counter++;
+	STEP(vq, "fetch: head recorded");
+	st8_rel(&h->inflight, 1); /* release: the record is whole before it counts */
+	STEP(vq, "fetch: inflight set");
+	st16_rel(&inf->free_head, rc->next_free);
+	STEP(vq, "fetch: free_head");
+	st16_rel(&inf->old_free_head, rc->next_free);
+	STEP(vq, "fetch: old_free_head");
+}
+
+/* A chain left in flight by an earlier process, rebuilt from its stored
+ * descriptor copies (indirect tables are read again from guest memory). */
+static int walk_stored(struct vre_vq *vq, uint16_t head, struct walk *w,
+		       uint16_t *ndesc, uint16_t *id)
+{
+	struct vre_inflight_packed *inf = vq->inflight;
+	uint16_t size = vq->size, num = ld16(&inf->desc[head].num), ent = head;
+
+	if (num == 0 || num > size)
+		return VRE_RE_INFLIGHT_CORRUPT;
+	for (unsigned i = 0; i < num; i++) {
+		struct vre_inflight_packed_desc *e;
+		int err;
+
+		if (i > 0) {
+			ent = ld16(&inf->desc[ent].next);
+			if (ent >= size)
+				return VRE_RE_INFLIGHT_CORRUPT;
+		}
+		e = &inf->desc[ent];
+		*id = ld16(&e->id);
+		err = walk_desc(vq, w, i, ld64(&e->addr), ld32(&e->len),
+				ld16(&e->flags), i + 1 == num);
+		if (err)
+			return err;
+	}
+	if (*id >= size)
+		return VRE_RE_INFLIGHT_CORRUPT;
+	*ndesc = num;
+	return 0;
+}
+
+static void resubmit_done(struct vre_vq *vq)
+{
+	free(vq->resubmit);
+	vq->resubmit = NULL;
+	vq->resubmit_num = vq->resubmit_pos = 0;
+}
+
+/* Takes the next chain: a resubmission or the one at the avail position.
+ * 1 taken, 0 nothing (or no room left in the pool), -1 queue broken. */
+static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
+		     unsigned pool_len, unsigned *pool_used)
+{
+	unsigned left = pool_len - *pool_used, whole = pool_len;
+	struct walk w = { .iov = pool + *pool_used };
+	struct ring_chain rc = { 0 };
+	bool resub = vq->resubmit_pos < vq->resubmit_num;
+	int err;
+
+	/* nr/nw are 16 bits: a chain needing more pieces never fits. */
+	if (whole > UINT16_MAX)
+		whole = UINT16_MAX;
+	w.room = left < whole ? left : whole;
+	if (resub) {
+		rc.head_ent = vq->resubmit[vq->resubmit_pos];
+		err = walk_stored(vq, rc.head_ent, &w, &rc.ndesc, &rc.id);
+	} else {
+		/* Acquire: the descriptor body is read only after its flags
+		 * say the driver has published it. */
+		uint16_t f = ld16_acq(&vq->pk.desc[vq->last_avail_idx].flags);
+
+		if (!desc_avail(f, vq->avail_wrap))
+			return 0;
+		err = walk_ring(vq, f, &w, &rc);
+	}
+	if (err) {
+		vre_vq_break(vq, err);
+		return -1;
+	}
+	c->iov = w.iov;
+	c->err = 0;
+	if (w.pieces > whole) {
+		c->err = -ENOBUFS;
+		c->nr = c->nw = 0;
+		c->rlen = c->wlen = 0;
+	} else if (w.pieces > left) {
+		return 0; /* fits a fresh pool: leave it for the next burst */
+	} else {
+		c->nr = (uint16_t)w.nr;
+		c->nw = (uint16_t)(w.pieces - w.nr);
+		c->rlen = w.rlen;
+		c->wlen = w.wlen;
+		*pool_used += w.pieces;
+	}
+	c->id = rc.id;
+	c->ndesc = rc.ndesc;
+	c->slot = vq->inflight ? rc.head_ent : rc.id;
+	if (resub) {
+		if (++vq->resubmit_pos == vq->resubmit_num)
+			resubmit_done(vq);
+		return 1;
+	}
+	if (vq->inflight)
+		commit_ring(vq, &rc);
+	vq->pk.id_busy[rc.id] = 1;
+	pos_step(&vq->last_avail_idx, &vq->avail_wrap, rc.ndesc, vq->size);
+	return 1;
+}
+
+int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		     struct iovec *pool, unsigned pool_len)
+{
+	unsigned n = 0, pool_used = 0;
+
+	while (n < max) {
+		int r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used);
+
+		if (r <= 0)
+			break;
+		n++;
+	}
+	if (n == 0 && vq->broken)
+		return -EIO;
+	return (int)n;
+}
+
+/* ---- Completion ------------------------------------------------------- */
+
+static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	uint32_t total = 0, held = held_slots(vq);
+	unsigned k;
+	int err = 0;
+
+	/* id_busy 2 marks "in this batch" so a duplicate id is caught. */
+	for (k = 0; k < n && !err; k++) {
+		const struct vre_used *u = &used[k];
+
+		total += u->ndesc;
+		if (u->id >= vq->size || vq->pk.id_busy[u->id] != 1 ||
+		    u->ndesc == 0 || total > held ||
+		    (vq->inflight && u->slot >= vq->size))
+			err = -EINVAL;
+		else
+			vq->pk.id_busy[u->id] = 2;
+	}
+	while (k--)
+		if (vq->pk.id_busy[used[k].id] == 2)
+			vq->pk.id_busy[used[k].id] = 1;
+	return err;
+}
+
+/* Spec order, first half: chains back onto the free list, then the live
+ * used position. A crash from here on is sorted out by comparing the ring
+ * slot at old_used_idx with its available pattern. */
+static void inflight_link(struct vre_vq *vq, const struct vre_used *used,
+			  unsigned n, uint16_t idx, bool wrap)
+{
+	struct vre_inflight_packed *inf = vq->inflight;
+	uint16_t fh = ld16(&inf->free_head);
+
+	for (unsigned k = 0; k < n; k++) {
+		uint16_t last = ld16(&inf->desc[used[k].slot].last);
+
+		if (last >= vq->size) {
+			/* The record was overwritten under us; the ring still
+			 * completes, the entries leak until recovery rebuilds
+			 * the free list. */
+			vre_vq_break(vq, VRE_RE_INFLIGHT_CORRUPT);
+			continue;
+		}
+		st16(&inf->desc[last].next, fh);
+		fh = used[k].slot;
+	}
+	st16(&inf->free_head, fh);
+	STEP(vq, "complete: linked");
+	__atomic_store_n(&inf->used_wrap_counter, wrap, __ATOMIC_RELEASE);
+	STEP(vq, "complete: used_wrap_counter");
+	st16_rel(&inf->used_idx, idx);
+	STEP(vq, "complete: used_idx");
+}
+
+/* Spec order, second half: clear the marks, then commit the live fields. */
+static void inflight_retire(struct vre_vq *vq, const struct vre_used *used,
+			    unsigned n)
+{
+	struct vre_inflight_packed *inf = vq->inflight;
+
+	for (unsigned k = 0; k < n; k++) {
+		/* release: after the used flags */
+		st8_rel(&inf->desc[used[k].slot].inflight, 0);
+		STEP(vq, "complete: inflight cleared");
+	}
+	st16_rel(&inf->old_free_head, ld16(&inf->free_head));
+	STEP(vq, "complete: old_free_head");
+	__atomic_store_n(&inf->old_used_wrap_counter,
+			 ld8(&inf->used_wrap_counter), __ATOMIC_RELEASE);
+	STEP(vq, "complete: old_used_wrap_counter");
+	st16_rel(&inf->old_used_idx, ld16(&inf->used_idx));
+	STEP(vq, "complete: old_used_idx");
+}
+
+static inline uint16_t used_flags(bool wrap, uint32_t len)
+{
+	return (wrap ? F_AVAIL | F_USED : 0) | (len ? VRE_DESC_F_WRITE : 0);
+}
+
+int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	uint16_t pos[VRE_BURST], idx = vq->last_used_idx;
+	bool wr[VRE_BURST], wrap = vq->used_wrap;
+	int err = check_used(vq, used, n);
+
+	if (err)
+		return err;
+	for (unsigned k = 0; k < n; k++) {
+		struct vre_packed_desc *d = &vq->pk.desc[idx];
+
+		pos[k] = idx;
+		wr[k] = wrap;
+		__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
+		__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
+		pos_step(&idx, &wrap, used[k].ndesc, vq->size);
+	}
+	STEP(vq, "complete: id/len written");
+	if (vq->inflight)
+		inflight_link(vq, used, n, idx, wrap);
+	/* Release: every id/len (and the inflight live state) is stored before
+	 * any of the flags below can be seen. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (unsigned k = 1; k < n; k++) {
+		st16(&vq->pk.desc[pos[k]].flags, used_flags(wr[k], used[k].len));
+		STEP(vq, "complete: later flags");
+	}
+	/* Release, last: the driver reads used slots in order, so the whole
+	 * batch appears when the first chain's flags do. */
+	st16_rel(&vq->pk.desc[pos[0]].flags, used_flags(wr[0], used[0].len));
+	STEP(vq, "complete: first flags");
+	if (vq->inflight)
+		inflight_retire(vq, used, n);
+	for (unsigned k = 0; k < n; k++)
+		vq->pk.id_busy[used[k].id] = 0;
+	vq->last_used_idx = idx;
+	vq->used_wrap = wrap;
+	return 0;
+}
+
+/* ---- Notifications ---------------------------------------------------- */
+
+/* Whether the used position moved past the driver's event position since
+ * the last notification. Positions are made linear relative to the current
+ * lap: one with the other wrap counter is taken as a lap behind (the
+ * kernel's rule). An event really a lap ahead then looks passed: a spurious
+ * notification, never a missed one. */
+static bool event_passed(const struct vre_vq *vq, uint16_t off_wrap, uint16_t old_enc)
+{
+	uint16_t event = off_wrap & 0x7fff, old = old_enc & 0x7fff;
+	bool w = vq->used_wrap;
+
+	if (((off_wrap >> 15) & 1) != w)
+		event = (uint16_t)(event - vq->size);
+	if (((old_enc >> 15) & 1) != w)
+		old = (uint16_t)(old - vq->size);
+	return vre_need_event(event, vq->last_used_idx, old);
+}
+
+bool vre_packed_needs_notify(struct vre_vq *vq)
+{
+	uint16_t flags, old = vq->signalled_used;
+	bool valid = vq->signalled_used_valid;
+
+	/* Full fence: our used flags must be globally visible before we read
+	 * the driver's suppression area; otherwise the driver could read the
+	 * old flags, decide to wait for an interrupt, and we could read its
+	 * old "disable" and never send one. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	flags = ld16(&vq->pk.driver->flags);
+	/* signalled_used keeps the position with its wrap in bit 15, as
+	 * off_wrap does. */
+	vq->signalled_used = (uint16_t)(vq->last_used_idx | (vq->used_wrap ? 0x8000 : 0));
+	vq->signalled_used_valid = true;
+	if (flags == VRE_PACKED_EVENT_DISABLE)
+		return false;
+	/* ENABLE, DESC without EVENT_IDX, or a reserved value: notify. */
+	if (flags != VRE_PACKED_EVENT_DESC || !vq->event_idx || !valid)
+		return true;
+	return event_passed(vq, ld16(&vq->pk.driver->off_wrap), old);
+}
+
+bool vre_packed_avail_pending(const struct vre_vq *vq)
+{
+	uint16_t f = ld16_acq(&vq->pk.desc[vq->last_avail_idx].flags);
+
+	return desc_avail(f, vq->avail_wrap);
+}
+
+bool vre_packed_notify_enable(struct vre_vq *vq)
+{
+	struct vre_packed_event *ev = vq->pk.device;
+
+	if (vq->event_idx) {
+		st16(&ev->off_wrap, (uint16_t)(vq->last_avail_idx |
+					       (vq->avail_wrap ? 0x8000 : 0)));
+		/* release: off_wrap is in place when DESC is seen */
+		st16_rel(&ev->flags, VRE_PACKED_EVENT_DESC);
+	} else {
+		st16(&ev->flags, VRE_PACKED_EVENT_ENABLE);
+	}
+	/* Full fence: the driver stores a descriptor then loads our flags; we
+	 * store our flags then load its descriptor. Without a store-load
+	 * fence on both sides each could miss the other's store and the queue
+	 * would sleep with work in it. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vq->broken)
+		return false;
+	if (vq->resubmit_pos < vq->resubmit_num)
+		return true;
+	return vre_packed_avail_pending(vq);
+}
+
+void vre_packed_notify_disable(struct vre_vq *vq)
+{
+	st16(&vq->pk.device->flags, VRE_PACKED_EVENT_DISABLE);
+}
+
+/* ---- Inflight attach and recovery ------------------------------------- */
+
+static void inflight_format(struct vre_vq *vq, struct vre_inflight_packed *inf,
+			    uint64_t features)
+{
+	for (uint32_t i = 0; i < vq->size; i++) {
+		memset(&inf->desc[i], 0, sizeof(inf->desc[i]));
+		inf->desc[i].next = (uint16_t)(i + 1);
+	}
+	inf->features = features;
+	inf->desc_num = vq->size;
+	inf->free_head = inf->old_free_head = 0;
+	inf->used_idx = inf->old_used_idx = vq->last_used_idx;
+	inf->used_wrap_counter = inf->old_used_wrap_counter = vq->used_wrap;
+	/* release: a region reads as formatted only once it is */
+	st16_rel(&inf->version, VRE_INFLIGHT_VERSION);
+	vq->inflight = inf;
+	vq->inflight_counter = 0;
+}
+
+enum { MARK_NONE, MARK_FREE, MARK_HEAD, MARK_BODY };
+
+struct head_ref {
+	uint64_t counter;
+	uint16_t ent;
+};
+
+static int head_cmp(const void *a, const void *b)
+{
+	const struct head_ref *x = a, *y = b;
+
+	if (x->counter != y->counter)
+		return x->counter < y->counter ? -1 : 1;
+	return x->ent < y->ent ? -1 : x->ent > y->ent;
+}
+
+/* The header as read once, after the commit/roll-back decision. */
+struct inf_state {
+	uint16_t free_head;
+	uint16_t used_idx;
+	bool used_wrap;
+};
+
+/* Spec: if a batch was being completed (live != old), look at the ring slot
+ * at old_used_idx. Still showing the available pattern of the old lap: the
+ * batch never became visible, roll back. Anything else (used, or already
+ * reused by the driver in a later lap): it was published, commit. */
+static int inflight_header(struct vre_vq *vq, struct vre_inflight_packed *inf,
+			   struct inf_state *s)
+{
+	uint16_t size = vq->size;
+	uint16_t fh = ld16(&inf->free_head), ofh = ld16(&inf->old_free_head);
+	uint16_t ui = ld16(&inf->used_idx), oui = ld16(&inf->old_used_idx);
+	uint8_t uw = ld8(&inf->used_wrap_counter), ouw = ld8(&inf->old_used_wrap_counter);
+
+	if (ld16(&inf->version) != VRE_INFLIGHT_VERSION || ld16(&inf->desc_num) != size ||
+	    fh > size || ofh > size || ui >= size || oui >= size || uw > 1 || ouw > 1)
+		return -EINVAL;
+	s->free_head = ofh;
+	s->used_idx = oui;
+	s->used_wrap = ouw;
+	if (ui != oui || uw != ouw) {
+		uint16_t f = ld16_acq(&vq->pk.desc[oui].flags);
+
+		if (!desc_avail(f, ouw)) {
+			s->free_head = fh;
+			s->used_idx = ui;
+			s->used_wrap = uw;
+		}
+	}
+	return 0;
+}
+
+/* Walks the free list (bounded: every entry at most once). */
+static int inflight_mark_free(struct vre_vq *vq, struct vre_inflight_packed *inf,
+			      uint16_t head, uint8_t *mark)
+{
+	for (uint16_t i = head; i != vq->size; i = ld16(&inf->desc[i].next)) {
+		if (i > vq->size || mark[i])
+			return -EINVAL;
+		mark[i] = MARK_FREE;
+	}
+	return 0;
+}
+
+/* Entry i has inflight == 1 and is not on the free list: it heads a chain
+ * of num entries linked by next and ending at last. */
+static int inflight_mark_chain(struct vre_vq *vq, struct vre_inflight_packed *inf,
+			       uint16_t i, uint8_t *mark, uint16_t *num_out)
+{
+	uint16_t size = vq->size, num = ld16(&inf->desc[i].num);
+	uint16_t last = ld16(&inf->desc[i].last), e = i, id;
+
+	if (num == 0 || num > size || last >= size)
+		return -EINVAL;
+	for (uint16_t k = 0; k < num; k++) {
+		if (k > 0)
+			e = ld16(&inf->desc[e].next);
+		if (e >= size || mark[e])
+			return -EINVAL;
+		mark[e] = k ? MARK_BODY : MARK_HEAD;
+	}
+	id = ld16(&inf->desc[last].id);
+	if (e != last || id >= size || vq->pk.id_busy[id])
+		return -EINVAL;
+	vq->pk.id_busy[id] = 1;
+	*num_out = num;
+	return 0;
+}
+
+/*
+ * The gap: a process that died between writing the used flags of a batch's
+ * later chains and the first chain's flags left used-looking slots past the
+ * committed used position. Everything from there to the avail position is
+ * held by the device (the driver gave those slots and has not had them
+ * back), so turning a used-looking slot back to its available pattern takes
+ * nothing from the driver; the driver cannot have consumed it, as it reads
+ * in order and the slot at the used position is not used.
+ */
+static void inflight_rehide(struct vre_vq *vq, uint16_t idx, bool wrap, uint32_t total)
+{
+	for (uint32_t s = 0; s < total; s++) {
+		uint16_t *fp = &vq->pk.desc[idx].flags, f = ld16(fp);
+
+		if (desc_used(f, wrap))
+			st16(fp, (uint16_t)((f & ~(F_AVAIL | F_USED)) |
+					    (wrap ? F_AVAIL : F_USED)));
+		pos_step(&idx, &wrap, 1, vq->size);
+	}
+	/* release: re-hidden before any new used flag is written */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+/* Everything not part of a chain in flight goes back on the free list, in
+ * index order, and the header is made consistent (old == live). */
+static void inflight_rebuild(struct vre_vq *vq, struct vre_inflight_packed *inf,
+			     const uint8_t *mark, const struct inf_state *s)
+{
+	uint16_t fh = vq->size;
+
+	for (uint32_t i = vq->size; i-- > 0;) {
+		if (mark[i] == MARK_HEAD || mark[i] == MARK_BODY)
+			continue;
+		inf->desc[i].inflight = 0;
+		inf->desc[i].next = fh;
+		fh = (uint16_t)i;
+	}
+	inf->free_head = inf->old_free_head = fh;
+	inf->used_wrap_counter = inf->old_used_wrap_counter = s->used_wrap;
+	inf->used_idx = inf->old_used_idx = s->used_idx;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static int inflight_recover(struct vre_vq *vq, struct vre_inflight_packed *inf)
+{
+	uint16_t size = vq->size, nheads = 0;
+	uint8_t *mark = calloc(size, 1);
+	struct head_ref *heads = calloc(size, sizeof(*heads));
+	uint16_t *resub = NULL;
+	uint64_t next_counter = 0;
+	uint32_t total = 0;
+	struct inf_state s;
+	int err = -ENOMEM;
+
+	memset(vq->pk.id_busy, 0, size);
+	if (!mark || !heads)
+		goto out;
+	err = inflight_header(vq, inf, &s);
+	if (!err)
+		err = inflight_mark_free(vq, inf, s.free_head, mark);
+	for (uint32_t i = 0; i < size && !err; i++) {
+		uint16_t num;
+
+		if (mark[i] == MARK_FREE || ld8(&inf->desc[i].inflight) != 1)
+			continue;
+		err = inflight_mark_chain(vq, inf, (uint16_t)i, mark, &num);
+		if (err)
+			break;
+		heads[nheads].counter = ld64(&inf->desc[i].counter);
+		heads[nheads].ent = (uint16_t)i;
+		if (heads[nheads].counter >= next_counter)
+			next_counter = heads[nheads].counter + 1;
+		nheads++;
+		total += num;
+	}
+	if (err == -EINVAL) {
+		memset(vq->pk.id_busy, 0, size);
+		vre_vq_break(vq, VRE_RE_INFLIGHT_CORRUPT);
+	}
+	if (err)
+		goto out;
+	err = -ENOMEM;
+	if (nheads && !(resub = malloc(nheads * sizeof(*resub)))) {
+		memset(vq->pk.id_busy, 0, size);
+		goto out;
+	}
+	qsort(heads, nheads, sizeof(*heads), head_cmp);
+	for (uint16_t k = 0; k < nheads; k++)
+		resub[k] = heads[k].ent;
+
+	inflight_rehide(vq, s.used_idx, s.used_wrap, total);
+	inflight_rebuild(vq, inf, mark, &s);
+	free(vq->resubmit);
+	vq->resubmit = resub;
+	vq->resubmit_num = nheads;
+	vq->resubmit_pos = 0;
+	vq->inflight = inf;
+	vq->inflight_counter = next_counter;
+	vq->last_used_idx = s.used_idx;
+	vq->used_wrap = s.used_wrap;
+	vq->last_avail_idx = s.used_idx;
+	vq->avail_wrap = s.used_wrap;
+	pos_step(&vq->last_avail_idx, &vq->avail_wrap, total, size);
+	vq->signalled_used_valid = false;
+	err = nheads;
+	VRE_INFO("vring", "packed queue of size %u recovered: %u chains to resubmit, "
+		 "used %u/%d avail %u/%d", size, nheads, vq->last_used_idx,
+		 vq->used_wrap, vq->last_avail_idx, vq->avail_wrap);
+out:
+	free(mark);
+	free(heads);
+	return err;
+}
+
+int vre_packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features)
+{
+	struct vre_inflight_packed *inf = region;
+
+	if (vq->inflight)
+		return -EINVAL; /* attached already: recovery runs once */
+	if (ld16(&inf->version) == 0) {
+		inflight_format(vq, inf, features);
+		return 0;
+	}
+	return inflight_recover(vq, inf);
+}

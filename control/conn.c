@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * One connection's bytes: non-blocking reads into a per-connection buffer
+ * (a frontend that sends half a message and stalls only parks its bytes),
+ * SCM_RIGHTS collection, and reply writes.
+ *
+ * Reads never ask for more than the current message still needs, so the fds
+ * that arrive during one message's reads belong to that message: the kernel
+ * attaches SCM_RIGHTS to the first byte of the sender's sendmsg.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+/* How long a reply may wait for room in the socket buffer before the
+ * frontend is considered dead (it is not reading its replies). */
+#define CTL_SEND_TIMEOUT_MS 1000
+
+void ctl_close_fds(int *fds, unsigned *nfds)
+{
+	for (unsigned i = 0; i < *nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	*nfds = 0;
+}
+
+void ctl_conn_reset_msg(struct ctl_conn *c)
+{
+	ctl_close_fds(c->msg.fds, &c->msg.nfds);
+	c->have = 0;
+}
+
+/* Takes every fd out of the control messages; beyond VHU_MAX_FDS per
+ * message they are closed at once (the dispatcher rejects the message). */
+static int collect_fds(struct ctl_conn *c, struct msghdr *mh, bool *too_many)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fd;
+
+		for (size_t i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			if (c->msg.nfds < VHU_MAX_FDS) {
+				c->msg.fds[c->msg.nfds++] = fd;
+			} else {
+				close(fd);
+				*too_many = true;
+			}
+		}
+	}
+	if (mh->msg_flags & MSG_CTRUNC)
+		*too_many = true;
+	return 0;
+}
+
+static ssize_t read_some(struct ctl_conn *c, void *dst, size_t len, bool *too_many)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VHU_MAX_FDS)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { .iov_base = dst, .iov_len = len };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
+	};
+	ssize_t n;
+
+	do {
+		n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	collect_fds(c, &mh, too_many);
+	return n;
+}
+
+int ctl_conn_read(struct ctl_conn *c)
+{
+	uint8_t *raw = (uint8_t *)&c->msg.hdr;
+	bool too_many = false;
+
+	for (;;) {
+		size_t want;
+		uint8_t *dst;
+		ssize_t n;
+
+		if (c->have < VHU_HDR_SIZE) {
+			want = VHU_HDR_SIZE - c->have;
+			dst = raw + c->have;
+		} else {
+			if (c->msg.hdr.size > VHU_MAX_PAYLOAD) {
+				VRE_ERR(CTL_ROOM, "request %u: payload of %u bytes (max %u), dropping the connection",
+					c->msg.hdr.request, c->msg.hdr.size, VHU_MAX_PAYLOAD);
+				return -EMSGSIZE;
+			}
+			want = VHU_HDR_SIZE + c->msg.hdr.size - c->have;
+			dst = c->msg.p.bytes + (c->have - VHU_HDR_SIZE);
+		}
+		if (want == 0)
+			break;
+		n = read_some(c, dst, want, &too_many);
+		if (too_many) {
+			VRE_ERR(CTL_ROOM, "more than %u fds on one message, dropping the connection",
+				VHU_MAX_FDS);
+			return -EBADMSG;
+		}
+		if (n <= 0)
+			return (int)n;
+		c->have += (size_t)n;
+	}
+	return 1;
+}
+
+static int wait_writable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int r;
+
+	do {
+		r = poll(&p, 1, CTL_SEND_TIMEOUT_MS);
+	} while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ETIMEDOUT;
+	return r < 0 ? -errno : 0;
+}
+
+int ctl_conn_send(int fd, const struct vhu_hdr *hdr, const void *payload,
+		  const int *fds, unsigned nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VHU_MAX_FDS)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)hdr, .iov_len = VHU_HDR_SIZE },
+		{ .iov_base = (void *)payload, .iov_len = hdr->size },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = hdr->size ? 2 : 1 };
+	size_t total = VHU_HDR_SIZE + hdr->size, sent = 0;
+
+	if (nfds > VHU_MAX_FDS)
+		return -EINVAL;
+	if (nfds) {
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	while (sent < total) {
+		ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				int r = wait_writable(fd);
+
+				if (r < 0)
+					return r;
+				continue;
+			}
+			return -errno;
+		}
+		sent += (size_t)n;
+		/* fds went with the first bytes; step over what was written. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		while (n > 0 && mh.msg_iovlen) {
+			size_t step = (size_t)n < mh.msg_iov->iov_len ? (size_t)n : mh.msg_iov->iov_len;
+
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + step;
+			mh.msg_iov->iov_len -= step;
+			n -= (ssize_t)step;
+			if (mh.msg_iov->iov_len == 0) {
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			}
+		}
+	}
+	return 0;
+}

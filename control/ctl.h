@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * control's private types: the device, its connection, its queues and the
+ * vhost-user wire format. Not installed; only control/ and its tests'
+ * white-box checks include it.
+ */
+#ifndef VRE_CTL_H
+#define VRE_CTL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vre_control.h"
+
+#define CTL_ROOM "control"
+
+/* Wire format (vhost-user spec, host byte order). */
+#define VHU_VERSION      0x1u
+#define VHU_VERSION_MASK 0x3u
+#define VHU_FLAG_REPLY   0x4u
+#define VHU_FLAG_NEED_REPLY 0x8u
+#define VHU_HDR_SIZE     12u
+#define VHU_MAX_FDS      8u
+/* Largest payload any request we know carries (a 509-slot table is sent
+ * region by region with ADD_MEM_REG; SET_MEM_TABLE holds 8). Anything larger
+ * is a protocol error, not a reason to allocate. */
+#define VHU_MAX_PAYLOAD  4096u
+#define VHU_MEM_TABLE_REGIONS 8u
+#define VHU_CONFIG_MAX   256u
+#define VHU_VRING_NOFD   0x100u
+#define VHU_VRING_IDX_MASK 0xffu
+#define VHU_ADDR_F_LOG   0x1u
+
+enum vhu_req {
+	VHU_GET_FEATURES = 1, VHU_SET_FEATURES, VHU_SET_OWNER, VHU_RESET_OWNER,
+	VHU_SET_MEM_TABLE, VHU_SET_LOG_BASE, VHU_SET_LOG_FD, VHU_SET_VRING_NUM,
+	VHU_SET_VRING_ADDR, VHU_SET_VRING_BASE, VHU_GET_VRING_BASE,
+	VHU_SET_VRING_KICK, VHU_SET_VRING_CALL, VHU_SET_VRING_ERR,
+	VHU_GET_PROTOCOL_FEATURES, VHU_SET_PROTOCOL_FEATURES, VHU_GET_QUEUE_NUM,
+	VHU_SET_VRING_ENABLE, VHU_SEND_RARP, VHU_NET_SET_MTU,
+	VHU_SET_BACKEND_REQ_FD, VHU_IOTLB_MSG, VHU_SET_VRING_ENDIAN,
+	VHU_GET_CONFIG, VHU_SET_CONFIG, VHU_CREATE_CRYPTO_SESSION,
+	VHU_CLOSE_CRYPTO_SESSION, VHU_POSTCOPY_ADVISE, VHU_POSTCOPY_LISTEN,
+	VHU_POSTCOPY_END, VHU_GET_INFLIGHT_FD, VHU_SET_INFLIGHT_FD,
+	VHU_GPU_SET_SOCKET, VHU_RESET_DEVICE, VHU_VRING_KICK,
+	VHU_GET_MAX_MEM_SLOTS, VHU_ADD_MEM_REG, VHU_REM_MEM_REG,
+	VHU_SET_STATUS, VHU_GET_STATUS, VHU_GET_SHARED_OBJECT,
+	VHU_SET_DEVICE_STATE_FD, VHU_CHECK_DEVICE_STATE,
+	VHU_REQ_MAX
+};
+
+/* Protocol feature bits. */
+#define VHU_PF_MQ                  0
+#define VHU_PF_LOG_SHMFD           1
+#define VHU_PF_RARP                2
+#define VHU_PF_REPLY_ACK           3
+#define VHU_PF_MTU                 4
+#define VHU_PF_BACKEND_REQ         5
+#define VHU_PF_CONFIG              9
+#define VHU_PF_INFLIGHT_SHMFD      12
+#define VHU_PF_RESET_DEVICE        13
+#define VHU_PF_CONFIGURE_MEM_SLOTS 15
+#define VHU_PF_STATUS              16
+
+/* Virtio feature bits control itself looks at. */
+#define VHU_F_INDIRECT_DESC     28
+#define VHU_F_EVENT_IDX         29
+#define VHU_F_PROTOCOL_FEATURES 30
+#define VHU_F_RING_PACKED       34
+
+#define BIT64(n) (1ull << (n))
+
+struct vhu_hdr {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+};
+
+struct vhu_state { uint32_t index; uint32_t num; };
+
+struct vhu_addr {
+	uint32_t index;
+	uint32_t flags;
+	uint64_t desc;
+	uint64_t used;
+	uint64_t avail;
+	uint64_t log;
+};
+
+struct vhu_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t uva;
+	uint64_t mmap_offset;
+};
+
+struct vhu_mem_table {
+	uint32_t nregions;
+	uint32_t padding;
+	struct vhu_region regions[VHU_MEM_TABLE_REGIONS];
+};
+
+struct vhu_mem_reg {
+	uint64_t padding;
+	struct vhu_region region;
+};
+
+struct vhu_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
+struct vhu_config {
+	uint32_t offset;
+	uint32_t size;
+	uint32_t flags;
+	uint8_t data[VHU_CONFIG_MAX];
+};
+
+struct vhu_log { uint64_t size; uint64_t offset; };
+
+_Static_assert(sizeof(struct vhu_hdr) == VHU_HDR_SIZE, "wire layout");
+_Static_assert(sizeof(struct vhu_addr) == 40, "wire layout");
+_Static_assert(sizeof(struct vhu_mem_table) == 8 + 8 * 32, "wire layout");
+_Static_assert(sizeof(struct vhu_mem_reg) == 40, "wire layout");
+_Static_assert(sizeof(struct vhu_inflight) == 24, "wire layout");
+_Static_assert(sizeof(struct vhu_config) == 12 + 256, "wire layout");
+
+/* One message being received, then handled. */
+struct vhu_msg {
+	struct vhu_hdr hdr;
+	union {
+		uint8_t bytes[VHU_MAX_PAYLOAD];
+		uint64_t u64;
+		struct vhu_state state;
+		struct vhu_addr addr;
+		struct vhu_mem_table mem;
+		struct vhu_mem_reg memreg;
+		struct vhu_inflight inflight;
+		struct vhu_config config;
+		struct vhu_log log;
+	} p;
+	int fds[VHU_MAX_FDS];
+	unsigned nfds;
+};
+
+/* The connection's receive state: a frontend that stalls mid-message only
+ * leaves its bytes here; the control thread serves other sockets. */
+struct ctl_conn {
+	int fd;               /* -1 when none */
+	size_t have;          /* bytes of header+payload received so far */
+	struct vhu_msg msg;
+};
+
+/* Control's per-queue state around the public struct vre_queue. */
+struct ctl_queue {
+	struct vre_queue q;
+	uint32_t num;         /* SET_VRING_NUM, 0 = not set */
+	bool addr_set;
+	struct vhu_addr addr;
+	uint32_t base;        /* SET_VRING_BASE, applied at start */
+	bool vq_ready;        /* vre_vq_init done; state kept across quiesce */
+	bool failed;          /* ring setup failed; waits for reconfiguration */
+	bool paused;          /* stopped by the dispatcher's quiesce */
+};
+
+struct ctl_inflight {
+	int fd;               /* -1 when none */
+	void *base;           /* mmap of the whole region */
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
+struct vre_dev {
+	struct vre_server *srv;
+	struct vre_dev *next;
+	uint32_t id;
+	char *path;
+	bool client;
+	const struct vre_device_ops *ops;
+	void *ctx;
+
+	int listen_fd;        /* server mode */
+	int timer_fd;         /* client mode: reconnect back-off */
+	unsigned backoff_ms;
+	struct ctl_conn conn;
+
+	/* Per-connection protocol state, reset on disconnect. */
+	bool owner;
+	bool features_set;
+	uint64_t features;           /* negotiated */
+	uint64_t protocol_features;  /* negotiated */
+	uint8_t status;
+	int backend_req_fd;
+	struct vre_mem_map *mem;     /* NULL until a table arrives */
+	struct ctl_inflight inflight;
+	struct ctl_queue *queues;    /* ops->max_queues entries */
+	struct vre_dev_stats stats;
+};
+
+struct vre_server {
+	pthread_mutex_t lock;  /* devices list and every device's state */
+	pthread_t thread;
+	bool running;
+	int epoll_fd;
+	int wake_fd;           /* eventfd: asks the thread to stop */
+	uint32_t next_id;
+	struct vre_dev *devs;
+};
+
+/* epoll keys: device id and what the fd is. */
+enum ctl_fd_kind { CTL_FD_WAKE, CTL_FD_LISTEN, CTL_FD_CONN, CTL_FD_TIMER };
+
+/* server.c */
+void ctl_dev_disconnect(struct vre_dev *dev);
+int ctl_epoll_add(struct vre_dev *dev, int fd, enum ctl_fd_kind kind);
+
+/* conn.c: 1 a whole message is in conn->msg, 0 need more bytes, <0 drop
+ * the connection. */
+int ctl_conn_read(struct ctl_conn *c);
+void ctl_conn_reset_msg(struct ctl_conn *c);
+int ctl_conn_send(int fd, const struct vhu_hdr *hdr, const void *payload,
+		  const int *fds, unsigned nfds);
+void ctl_close_fds(int *fds, unsigned *nfds);
+
+/* msg_table.c: handles conn->msg; <0 means drop the connection. */
+int ctl_dispatch(struct vre_dev *dev, struct vhu_msg *msg);
+const char *ctl_req_name(uint32_t req);
+
+/* queue.c */
+bool ctl_has_pf(const struct vre_dev *dev, unsigned bit);
+void ctl_queues_pause(struct vre_dev *dev);
+void ctl_queues_reconcile(struct vre_dev *dev);
+void ctl_queue_stop(struct vre_dev *dev, struct ctl_queue *cq);
+void ctl_queue_reset(struct ctl_queue *cq);
+
+/* memtable.c */
+int ctl_mem_set_table(struct vre_dev *dev, struct vhu_msg *msg);
+int ctl_mem_add_region(struct vre_dev *dev, struct vhu_msg *msg);
+int ctl_mem_rem_region(struct vre_dev *dev, struct vhu_msg *msg);
+void ctl_mem_free(struct vre_dev *dev);
+
+/* inflight.c */
+int ctl_inflight_get(struct vre_dev *dev, struct vhu_msg *msg, int *out_fd);
+int ctl_inflight_set(struct vre_dev *dev, struct vhu_msg *msg);
+int ctl_inflight_slice(struct vre_dev *dev, uint16_t index, bool packed,
+		       void **region, size_t *len);
+void ctl_inflight_free(struct vre_dev *dev);
+
+static inline struct ctl_queue *ctl_queue_of(struct vre_queue *q)
+{
+	return (struct ctl_queue *)((char *)q - offsetof(struct ctl_queue, q));
+}
+
+#endif

@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * One handler per request. The dispatcher (msg_table.c) has already checked
+ * the payload size, the fd count, the owner and the protocol feature the
+ * request needs, and has quiesced the queues where the table says so; a
+ * handler checks the request's own fields before it uses any of them. Fds a
+ * handler keeps are set to -1 in msg->fds; the dispatcher closes the rest.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handlers.h"
+
+#define CTL_PF_IMPLEMENTED                                                     \
+	(BIT64(VHU_PF_MQ) | BIT64(VHU_PF_RARP) | BIT64(VHU_PF_REPLY_ACK) |     \
+	 BIT64(VHU_PF_MTU) | BIT64(VHU_PF_BACKEND_REQ) | BIT64(VHU_PF_CONFIG) | \
+	 BIT64(VHU_PF_INFLIGHT_SHMFD) | BIT64(VHU_PF_RESET_DEVICE) |           \
+	 BIT64(VHU_PF_CONFIGURE_MEM_SLOTS) | BIT64(VHU_PF_STATUS))
+
+uint64_t ctl_offered_protocol_features(const struct vre_dev *dev)
+{
+	const struct vre_device_ops *ops = dev->ops;
+	uint64_t pf = CTL_PF_IMPLEMENTED;
+
+	if (ops->protocol_features)
+		pf &= ops->protocol_features;
+	if (!ops->send_rarp)
+		pf &= ~BIT64(VHU_PF_RARP);
+	if (!ops->set_mtu)
+		pf &= ~BIT64(VHU_PF_MTU);
+	if (!ops->config_size || !ops->get_config)
+		pf &= ~BIT64(VHU_PF_CONFIG);
+	if (ops->max_queues < 2)
+		pf &= ~BIT64(VHU_PF_MQ);
+	return pf;
+}
+
+uint64_t ctl_offered_features(const struct vre_dev *dev)
+{
+	return dev->ops->features | BIT64(VHU_F_PROTOCOL_FEATURES);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Takes a queue index from the wire: the whole u32 is checked before it is
+ * narrowed (a frontend sending 0x10000 must not reach queue 0). */
+static struct ctl_queue *queue_at(struct vre_dev *dev, uint32_t index, const char *what)
+{
+	if (index >= dev->ops->max_queues) {
+		VRE_ERR(CTL_ROOM, "%s: %s for queue %u, the device has %u", dev->path, what,
+			index, dev->ops->max_queues);
+		return NULL;
+	}
+	return &dev->queues[index];
+}
+
+static bool packed(const struct vre_dev *dev)
+{
+	return dev->features & BIT64(VHU_F_RING_PACKED);
+}
+
+void ctl_dev_reset_state(struct vre_dev *dev, bool keep_owner)
+{
+	ctl_queues_pause(dev);
+	for (uint16_t i = 0; i < dev->ops->max_queues; i++)
+		ctl_queue_reset(&dev->queues[i]);
+	ctl_mem_free(dev);
+	dev->features = 0;
+	dev->features_set = false;
+	dev->status = 0;
+	if (keep_owner)
+		return;
+	ctl_inflight_free(dev);
+	close_fd(&dev->backend_req_fd);
+	dev->owner = false;
+	dev->protocol_features = 0;
+}
+
+int ctl_h_get_features(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)msg;
+	rep->size = 8;
+	rep->p.u64 = ctl_offered_features(dev);
+	return 0;
+}
+
+int ctl_h_set_features(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	uint64_t f = msg->p.u64, extra = f & ~ctl_offered_features(dev);
+	int r;
+
+	(void)rep;
+	if (extra) {
+		VRE_ERR(CTL_ROOM, "%s: SET_FEATURES 0x%llx has bits never offered: 0x%llx",
+			dev->path, (unsigned long long)f, (unsigned long long)extra);
+		return -EINVAL;
+	}
+	for (uint16_t i = 0; i < dev->ops->max_queues; i++) {
+		if (dev->queues[i].q.started && f != dev->features) {
+			VRE_ERR(CTL_ROOM, "%s: features changed while queue %u is started",
+				dev->path, i);
+			return -EBUSY;
+		}
+	}
+	if (dev->ops->set_features) {
+		r = dev->ops->set_features(dev->ctx, f);
+		if (r < 0)
+			return r;
+	}
+	dev->features = f;
+	dev->features_set = true;
+	return 0;
+}
+
+int ctl_h_set_owner(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)msg;
+	(void)rep;
+	if (dev->owner) {
+		VRE_ERR(CTL_ROOM, "%s: second SET_OWNER", dev->path);
+		return -EBUSY;
+	}
+	dev->owner = true;
+	return 0;
+}
+
+/* RESET_OWNER (deprecated) and RESET_DEVICE: back to a device that has an
+ * owner and its protocol features but no rings, memory or virtio features. */
+int ctl_h_reset(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)msg;
+	(void)rep;
+	ctl_dev_reset_state(dev, true);
+	if (dev->ops->disconnected)
+		dev->ops->disconnected(dev->ctx);
+	return 0;
+}
+
+int ctl_h_set_mem_table(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	return ctl_mem_set_table(dev, msg);
+}
+
+int ctl_h_set_vring_num(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "SET_VRING_NUM");
+	uint32_t n = msg->p.state.num;
+
+	(void)rep;
+	if (!cq)
+		return -EINVAL;
+	if (cq->q.started)
+		return -EBUSY;
+	if (n == 0 || n > VRE_VQ_MAX_SIZE ||
+	    (dev->features_set && !packed(dev) && (n & (n - 1)))) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: bad ring size %u", dev->path, cq->q.index, n);
+		return -EINVAL;
+	}
+	cq->num = n;
+	cq->failed = false;
+	return 0;
+}
+
+int ctl_h_set_vring_addr(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	const struct vhu_addr *a = &msg->p.addr;
+	struct ctl_queue *cq = queue_at(dev, a->index, "SET_VRING_ADDR");
+
+	(void)rep;
+	if (!cq)
+		return -EINVAL;
+	if (a->flags & ~VHU_ADDR_F_LOG) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: unknown address flags 0x%x", dev->path,
+			cq->q.index, a->flags);
+		return -EINVAL;
+	}
+	if (!dev->mem) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: ring addresses before the memory table",
+			dev->path, cq->q.index);
+		return -EINVAL;
+	}
+	/* The log address is only used for dirty logging, which is never
+	 * negotiated here; it is kept out of every translation. */
+	cq->addr = *a;
+	cq->addr_set = true;
+	cq->failed = false;
+	return 0;
+}
+
+/* Packed rings: QEMU sends the full encoding; DPDK's virtio-user sends only
+ * the avail half (bits 16-31 zero, i.e. "used index 0, used wrap 0", which
+ * is not a state a fresh ring can be in: wrap counters start at 1). When the
+ * upper half is zero the used side is taken to equal the avail side, as
+ * DPDK's own backend does; a ring restored with in-flight requests gets its
+ * indexes from the inflight region instead. */
+static uint32_t packed_base(uint32_t num)
+{
+	if ((num >> 16) == 0)
+		num |= (num & 0xffff) << 16;
+	return num;
+}
+
+int ctl_h_set_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "SET_VRING_BASE");
+	uint32_t num = msg->p.state.num;
+
+	(void)rep;
+	if (!cq)
+		return -EINVAL;
+	if (cq->q.started)
+		return -EBUSY;
+	if (packed(dev)) {
+		num = packed_base(num);
+		/* Indexes are checked against the size when the ring starts. */
+	} else if (num > 0xffff) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: split base 0x%x beyond 16 bits", dev->path,
+			cq->q.index, num);
+		return -EINVAL;
+	}
+	cq->base = num;
+	cq->failed = false;
+	return 0;
+}
+
+int ctl_h_get_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "GET_VRING_BASE");
+
+	if (!cq)
+		return -EINVAL;
+	/* The dispatcher stopped it already (quiesce); now it leaves started. */
+	if (cq->vq_ready) {
+		cq->base = vre_vq_get_base(&cq->q.vq);
+		vre_vq_fini(&cq->q.vq);
+		cq->vq_ready = false;
+	}
+	cq->q.started = false;
+	cq->failed = false;
+	close_fd(&cq->q.kick_fd);
+	rep->size = sizeof(rep->p.state);
+	rep->p.state.index = cq->q.index;
+	rep->p.state.num = cq->base;
+	return 0;
+}
+
+/* SET_VRING_KICK / CALL / ERR: u64 with the index in bits 0-7 and bit 8 for
+ * "no fd"; every other bit must be clear. */
+int ctl_h_set_vring_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	uint64_t v = msg->p.u64;
+	bool nofd = v & VHU_VRING_NOFD;
+	const char *name = ctl_req_name(msg->hdr.request);
+	struct ctl_queue *cq;
+	int *slot;
+
+	(void)rep;
+	if (v & ~(uint64_t)(VHU_VRING_NOFD | VHU_VRING_IDX_MASK)) {
+		VRE_ERR(CTL_ROOM, "%s: %s with unknown bits 0x%llx", dev->path, name,
+			(unsigned long long)v);
+		return -EINVAL;
+	}
+	cq = queue_at(dev, (uint32_t)(v & VHU_VRING_IDX_MASK), name);
+	if (!cq)
+		return -EINVAL;
+	if (nofd != (msg->nfds == 0)) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: %s with %u fds and no-fd bit %d", dev->path,
+			cq->q.index, name, msg->nfds, nofd);
+		return -EINVAL;
+	}
+	slot = msg->hdr.request == VHU_SET_VRING_KICK ? &cq->q.kick_fd :
+	       msg->hdr.request == VHU_SET_VRING_CALL ? &cq->q.call_fd : &cq->q.err_fd;
+	close_fd(slot);
+	if (!nofd) {
+		*slot = msg->fds[0];
+		msg->fds[0] = -1;
+	}
+	if (msg->hdr.request != VHU_SET_VRING_KICK)
+		return 0;
+	if (!cq->num || !cq->addr_set) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: kick before size and addresses", dev->path,
+			cq->q.index);
+		return -EINVAL;
+	}
+	cq->q.started = true;
+	cq->failed = false;
+	if (!(dev->features & BIT64(VHU_F_PROTOCOL_FEATURES)))
+		cq->q.enabled = true;
+	return 0;
+}
+
+int ctl_h_get_protocol_features(struct vre_dev *dev, struct vhu_msg *msg,
+				struct ctl_reply *rep)
+{
+	(void)msg;
+	rep->size = 8;
+	rep->p.u64 = ctl_offered_protocol_features(dev);
+	return 0;
+}
+
+int ctl_h_set_protocol_features(struct vre_dev *dev, struct vhu_msg *msg,
+				struct ctl_reply *rep)
+{
+	uint64_t pf = msg->p.u64, extra = pf & ~ctl_offered_protocol_features(dev);
+
+	(void)rep;
+	if (extra) {
+		VRE_ERR(CTL_ROOM, "%s: SET_PROTOCOL_FEATURES has bits never offered: 0x%llx",
+			dev->path, (unsigned long long)extra);
+		return -EINVAL;
+	}
+	dev->protocol_features = pf;
+	return 0;
+}
+
+int ctl_h_get_queue_num(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)msg;
+	rep->size = 8;
+	rep->p.u64 = dev->ops->max_queues;
+	return 0;
+}
+
+int ctl_h_set_vring_enable(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "SET_VRING_ENABLE");
+
+	(void)rep;
+	if (!cq)
+		return -EINVAL;
+	if (msg->p.state.num > 1) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: SET_VRING_ENABLE %u", dev->path, cq->q.index,
+			msg->p.state.num);
+		return -EINVAL;
+	}
+	cq->q.enabled = msg->p.state.num;
+	return 0;
+}
+
+int ctl_h_send_rarp(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	return dev->ops->send_rarp(dev->ctx, msg->p.bytes);
+}
+
+int ctl_h_net_set_mtu(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	uint64_t mtu = msg->p.u64;
+
+	(void)rep;
+	/* 68: the smallest IPv4 MTU; a u16 holds the rest. */
+	if (mtu < 68 || mtu > 65535) {
+		VRE_ERR(CTL_ROOM, "%s: MTU %llu refused", dev->path, (unsigned long long)mtu);
+		return -EINVAL;
+	}
+	return dev->ops->set_mtu(dev->ctx, (uint16_t)mtu);
+}
+
+int ctl_h_set_backend_req_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	if (msg->nfds != 1)
+		return -EINVAL;
+	close_fd(&dev->backend_req_fd);
+	dev->backend_req_fd = msg->fds[0];
+	msg->fds[0] = -1;
+	return 0;
+}
+
+/* Offset and size against the model's config space, in u64 so that
+ * offset + size cannot wrap. */
+static int config_range(struct vre_dev *dev, const struct vhu_msg *msg)
+{
+	const struct vhu_config *c = &msg->p.config;
+
+	if (!dev->ops->config_size || !dev->ops->get_config) {
+		VRE_ERR(CTL_ROOM, "%s: the device has no config space", dev->path);
+		return -ENOTSUP;
+	}
+	if (c->size == 0 || c->size > VHU_CONFIG_MAX || msg->hdr.size < 12 + c->size ||
+	    (uint64_t)c->offset + c->size > dev->ops->config_size) {
+		VRE_ERR(CTL_ROOM, "%s: config access of %u bytes at %u (space %u, payload %u)",
+			dev->path, c->size, c->offset, dev->ops->config_size, msg->hdr.size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int ctl_h_get_config(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	const struct vhu_config *c = &msg->p.config;
+	int r = config_range(dev, msg);
+
+	if (r < 0)
+		return r;
+	memset(&rep->p.config, 0, sizeof(rep->p.config));
+	r = dev->ops->get_config(dev->ctx, c->offset, rep->p.config.data, c->size);
+	if (r < 0)
+		return r;
+	rep->p.config.offset = c->offset;
+	rep->p.config.size = c->size;
+	rep->p.config.flags = c->flags;
+	rep->size = 12 + c->size;
+	return 0;
+}
+
+int ctl_h_set_config(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	const struct vhu_config *c = &msg->p.config;
+	int r = config_range(dev, msg);
+
+	(void)rep;
+	if (r < 0)
+		return r;
+	if (!dev->ops->set_config)
+		return -ENOTSUP;
+	return dev->ops->set_config(dev->ctx, c->offset, c->data, c->size);
+}
+
+int ctl_h_get_inflight_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	int fd, r = ctl_inflight_get(dev, msg, &fd);
+
+	if (r < 0)
+		return r;
+	rep->size = sizeof(rep->p.inflight);
+	rep->p.inflight = msg->p.inflight;
+	rep->fd = fd;
+	return 0;
+}
+
+int ctl_h_set_inflight_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	if (msg->nfds != 1)
+		return -EINVAL;
+	return ctl_inflight_set(dev, msg);
+}
+
+int ctl_h_get_max_mem_slots(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)dev;
+	(void)msg;
+	rep->size = 8;
+	rep->p.u64 = VRE_MEM_MAX_REGIONS;
+	return 0;
+}
+
+int ctl_h_add_mem_reg(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	if (msg->nfds != 1)
+		return -EINVAL;
+	return ctl_mem_add_region(dev, msg);
+}
+
+int ctl_h_rem_mem_reg(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	return ctl_mem_rem_region(dev, msg);
+}
+
+int ctl_h_set_status(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	if (msg->p.u64 > 0xff)
+		return -EINVAL;
+	dev->status = (uint8_t)msg->p.u64;
+	return 0;
+}
+
+int ctl_h_get_status(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)msg;
+	rep->size = 8;
+	rep->p.u64 = dev->status;
+	return 0;
+}

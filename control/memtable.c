@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The guest memory table: SET_MEM_TABLE, ADD_MEM_REG, REM_MEM_REG.
+ *
+ * Every request builds a complete new map (all regions mapped and checked)
+ * next to the current one; only when it is whole does it replace the current
+ * map, so a bad region leaves the old table in force. The dispatcher has
+ * quiesced the device's queues before the handler runs, so the old regions
+ * can be unmapped as soon as the new map is installed; the queues are rebound
+ * to the new map when they are restarted.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+static void unmap_region(struct vre_mem_region *r)
+{
+	if (r->mmap_base)
+		munmap(r->mmap_base, r->mmap_len);
+	r->mmap_base = NULL;
+}
+
+static void unmap_all(struct vre_mem_map *m)
+{
+	for (uint32_t i = 0; i < m->nregions; i++)
+		unmap_region(&m->regions[i]);
+	m->nregions = 0;
+}
+
+/* Maps one region from fd after checking it against the file: offset and
+ * size must not wrap and must lie inside the file. The mapping starts at the
+ * page (or huge page, st_blksize) below mmap_offset. */
+static int map_region(const struct vhu_region *w, int fd, struct vre_mem_region *out)
+{
+	struct stat st;
+	uint64_t end, align, map_off, map_end, len;
+	void *base;
+
+	if (w->size == 0 || w->gpa + w->size < w->gpa || w->uva + w->size < w->uva ||
+	    w->mmap_offset + w->size < w->mmap_offset)
+		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	end = w->mmap_offset + w->size;
+	if (st.st_size < 0 || end > (uint64_t)st.st_size) {
+		VRE_ERR(CTL_ROOM, "region of 0x%llx bytes at offset 0x%llx beyond its file (0x%llx bytes)",
+			(unsigned long long)w->size, (unsigned long long)w->mmap_offset,
+			(unsigned long long)st.st_size);
+		return -EINVAL;
+	}
+	align = (uint64_t)sysconf(_SC_PAGESIZE);
+	if (st.st_blksize > 0 && (uint64_t)st.st_blksize > align &&
+	    ((uint64_t)st.st_blksize & ((uint64_t)st.st_blksize - 1)) == 0)
+		align = (uint64_t)st.st_blksize;
+	map_off = w->mmap_offset & ~(align - 1);
+	map_end = end + align - 1;
+	if (map_end < end || map_end - map_off > SIZE_MAX)
+		return -EINVAL;
+	map_end &= ~(align - 1);
+	len = map_end - map_off;
+	base = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		    fd, (off_t)map_off);
+	if (base == MAP_FAILED)
+		return -errno;
+	*out = (struct vre_mem_region){
+		.gpa = w->gpa, .size = w->size, .uva = w->uva,
+		.hva = (uint8_t *)base + (w->mmap_offset - map_off),
+		.mmap_base = base, .mmap_len = len, .fd = -1,
+	};
+	return 0;
+}
+
+/* Adds a wire region to m, mapping it; on failure nothing is left mapped. */
+static int add_region(struct vre_dev *dev, struct vre_mem_map *m,
+		      const struct vhu_region *w, int fd)
+{
+	struct vre_mem_region r;
+	int ret = map_region(w, fd, &r);
+
+	if (ret < 0) {
+		VRE_ERR(CTL_ROOM, "%s: region gpa 0x%llx size 0x%llx uva 0x%llx offset 0x%llx refused: %s",
+			dev->path, (unsigned long long)w->gpa, (unsigned long long)w->size,
+			(unsigned long long)w->uva, (unsigned long long)w->mmap_offset,
+			strerror(-ret));
+		return ret;
+	}
+	ret = vre_mem_map_add(m, &r);
+	if (ret < 0) {
+		VRE_ERR(CTL_ROOM, "%s: region gpa 0x%llx size 0x%llx overlaps or does not fit: %s",
+			dev->path, (unsigned long long)w->gpa, (unsigned long long)w->size,
+			strerror(-ret));
+		unmap_region(&r);
+	}
+	return ret;
+}
+
+/* Puts next in force and unmaps what the old map held that next does not
+ * (all of it, for a fresh table). Queues are quiesced. */
+static void install(struct vre_dev *dev, struct vre_mem_map *next, bool fresh)
+{
+	struct vre_mem_map *old = dev->mem;
+
+	dev->mem = next;
+	for (uint16_t i = 0; i < dev->ops->max_queues; i++)
+		dev->queues[i].failed = false;
+	if (!old)
+		return;
+	if (fresh)
+		unmap_all(old);
+	free(old);
+}
+
+int ctl_mem_set_table(struct vre_dev *dev, struct vhu_msg *msg)
+{
+	const struct vhu_mem_table *t = &msg->p.mem;
+	struct vre_mem_map *next;
+	int ret = 0;
+
+	if (msg->hdr.size < 8 || t->nregions == 0 || t->nregions > VHU_MEM_TABLE_REGIONS ||
+	    msg->hdr.size < 8 + t->nregions * sizeof(struct vhu_region)) {
+		VRE_ERR(CTL_ROOM, "%s: memory table of %u regions in %u bytes", dev->path,
+			msg->hdr.size >= 8 ? t->nregions : 0, msg->hdr.size);
+		return -EINVAL;
+	}
+	if (msg->nfds != t->nregions) {
+		VRE_ERR(CTL_ROOM, "%s: memory table of %u regions with %u fds", dev->path,
+			t->nregions, msg->nfds);
+		return -EINVAL;
+	}
+	next = malloc(sizeof(*next));
+	if (!next)
+		return -ENOMEM;
+	vre_mem_map_init(next);
+	for (uint32_t i = 0; i < t->nregions && ret == 0; i++)
+		ret = add_region(dev, next, &t->regions[i], msg->fds[i]);
+	if (ret < 0) {
+		unmap_all(next);
+		free(next);
+		return ret;
+	}
+	install(dev, next, true);
+	VRE_INFO(CTL_ROOM, "%s: memory table of %u regions", dev->path, next->nregions);
+	return 0;
+}
+
+int ctl_mem_add_region(struct vre_dev *dev, struct vhu_msg *msg)
+{
+	struct vre_mem_map *next = malloc(sizeof(*next));
+	int ret;
+
+	if (!next)
+		return -ENOMEM;
+	if (dev->mem)
+		memcpy(next, dev->mem, sizeof(*next));
+	else
+		vre_mem_map_init(next);
+	ret = add_region(dev, next, &msg->p.memreg.region, msg->fds[0]);
+	if (ret < 0) {
+		free(next);
+		return ret;
+	}
+	/* The old map's regions live on in next: nothing to unmap. */
+	install(dev, next, false);
+	return 0;
+}
+
+int ctl_mem_rem_region(struct vre_dev *dev, struct vhu_msg *msg)
+{
+	const struct vhu_region *w = &msg->p.memreg.region;
+	struct vre_mem_region gone;
+	struct vre_mem_map *next;
+	int ret;
+
+	if (!dev->mem)
+		return -ENOENT;
+	next = malloc(sizeof(*next));
+	if (!next)
+		return -ENOMEM;
+	memcpy(next, dev->mem, sizeof(*next));
+	ret = vre_mem_map_remove(next, w->gpa, w->size, w->uva, &gone);
+	if (ret < 0) {
+		VRE_ERR(CTL_ROOM, "%s: no region gpa 0x%llx size 0x%llx uva 0x%llx to remove",
+			dev->path, (unsigned long long)w->gpa, (unsigned long long)w->size,
+			(unsigned long long)w->uva);
+		free(next);
+		return ret;
+	}
+	install(dev, next, false);
+	/* Queues are quiesced: nobody can be inside the removed region. */
+	unmap_region(&gone);
+	return 0;
+}
+
+void ctl_mem_free(struct vre_dev *dev)
+{
+	if (!dev->mem)
+		return;
+	unmap_all(dev->mem);
+	free(dev->mem);
+	dev->mem = NULL;
+}

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Test driver for split rings: see vdrv_split.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vdrv_split.h"
+
+#define GUARD_BYTE 0xA5
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static void region_alloc(struct vdrv_region *r, uint64_t gpa, size_t len)
+{
+	r->alloc = aligned_alloc(4096, len + 2 * VDRV_GUARD);
+	if (!r->alloc)
+		abort();
+	memset(r->alloc, GUARD_BYTE, VDRV_GUARD);
+	memset(r->alloc + VDRV_GUARD + len, GUARD_BYTE, VDRV_GUARD);
+	r->hva = r->alloc + VDRV_GUARD;
+	memset(r->hva, 0, len);
+	r->gpa = gpa;
+	r->len = len;
+}
+
+struct vdrv *vdrv_new(uint16_t size, size_t heap, size_t len1)
+{
+	struct vdrv *d = calloc(1, sizeof(*d));
+	uint64_t off = 0, len0;
+
+	if (!d)
+		abort();
+	d->size = size;
+	d->desc_gpa = VDRV_GPA0;
+	off = vre_split_desc_bytes(size);
+	d->avail_gpa = VDRV_GPA0 + align_up(off, 64);
+	off = align_up(off, 64) + vre_split_avail_bytes(size);
+	d->used_gpa = VDRV_GPA0 + align_up(off, 4096);
+	off = align_up(off, 4096) + vre_split_used_bytes(size);
+	d->heap = VDRV_GPA0 + align_up(off, 64);
+	len0 = align_up(d->heap - VDRV_GPA0 + heap, 4096);
+	d->heap_end = VDRV_GPA0 + len0;
+
+	vre_mem_map_init(&d->map);
+	region_alloc(&d->reg[0], VDRV_GPA0, len0);
+	d->nreg = 1;
+	if (len1) {
+		region_alloc(&d->reg[1], VDRV_GPA0 + len0, len1);
+		d->nreg = 2;
+	}
+	for (unsigned i = 0; i < d->nreg; i++) {
+		struct vre_mem_region r = {
+			.gpa = d->reg[i].gpa, .size = d->reg[i].len,
+			.uva = 0x7f0000000000ull + d->reg[i].gpa, .hva = d->reg[i].hva,
+			.fd = -1,
+		};
+		if (vre_mem_map_add(&d->map, &r))
+			abort();
+	}
+	d->desc = (void *)(d->reg[0].hva + (d->desc_gpa - VDRV_GPA0));
+	d->avail = (void *)(d->reg[0].hva + (d->avail_gpa - VDRV_GPA0));
+	d->used = (void *)(d->reg[0].hva + (d->used_gpa - VDRV_GPA0));
+
+	d->chain_ndesc = calloc(size, sizeof(*d->chain_ndesc));
+	d->token = calloc(size, sizeof(*d->token));
+	if (!d->chain_ndesc || !d->token)
+		abort();
+	/* Free list threaded through desc.next, as a guest driver does. */
+	for (uint32_t i = 0; i < size; i++)
+		d->desc[i].next = (uint16_t)(i + 1);
+	d->free_head = 0;
+	d->num_free = size;
+	return d;
+}
+
+void vdrv_free(struct vdrv *d)
+{
+	if (!d)
+		return;
+	for (unsigned i = 0; i < d->nreg; i++)
+		free(d->reg[i].alloc);
+	free(d->chain_ndesc);
+	free(d->token);
+	free(d);
+}
+
+void vdrv_params(const struct vdrv *d, struct vre_vq_params *p, bool event_idx,
+		 bool indirect)
+{
+	memset(p, 0, sizeof(*p));
+	p->size = d->size;
+	p->event_idx = event_idx;
+	p->indirect = indirect;
+	p->desc = d->desc;
+	p->driver = d->avail;
+	p->device = d->used;
+	p->mem = &d->map;
+}
+
+uint64_t vdrv_alloc(struct vdrv *d, size_t len)
+{
+	uint64_t gpa = align_up(d->heap, 16);
+
+	if (gpa + len > d->heap_end) {
+		fprintf(stderr, "vdrv: heap exhausted\n");
+		abort();
+	}
+	d->heap = gpa + len;
+	return gpa;
+}
+
+uint64_t vdrv_end0(const struct vdrv *d)
+{
+	return d->reg[0].gpa + d->reg[0].len;
+}
+
+static uint8_t *piece(struct vdrv *d, uint64_t gpa, size_t *avail)
+{
+	for (unsigned i = 0; i < d->nreg; i++) {
+		struct vdrv_region *r = &d->reg[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->len) {
+			*avail = r->len - (gpa - r->gpa);
+			return r->hva + (gpa - r->gpa);
+		}
+	}
+	fprintf(stderr, "vdrv: gpa 0x%llx outside memory\n", (unsigned long long)gpa);
+	abort();
+}
+
+void vdrv_write(struct vdrv *d, uint64_t gpa, const void *src, size_t len)
+{
+	const uint8_t *s = src;
+
+	while (len) {
+		size_t n;
+		uint8_t *p = piece(d, gpa, &n);
+
+		if (n > len)
+			n = len;
+		memcpy(p, s, n);
+		s += n;
+		gpa += n;
+		len -= n;
+	}
+}
+
+void vdrv_read(struct vdrv *d, uint64_t gpa, void *dst, size_t len)
+{
+	uint8_t *o = dst;
+
+	while (len) {
+		size_t n;
+		uint8_t *p = piece(d, gpa, &n);
+
+		if (n > len)
+			n = len;
+		memcpy(o, p, n);
+		o += n;
+		gpa += n;
+		len -= n;
+	}
+}
+
+void vdrv_fill(struct vdrv *d, uint64_t gpa, uint8_t byte, size_t len)
+{
+	while (len) {
+		size_t n;
+		uint8_t *p = piece(d, gpa, &n);
+
+		if (n > len)
+			n = len;
+		memset(p, byte, n);
+		gpa += n;
+		len -= n;
+	}
+}
+
+bool vdrv_guards_ok(const struct vdrv *d)
+{
+	for (unsigned i = 0; i < d->nreg; i++) {
+		const struct vdrv_region *r = &d->reg[i];
+
+		for (size_t k = 0; k < VDRV_GUARD; k++)
+			if (r->alloc[k] != GUARD_BYTE ||
+			    r->hva[r->len + k] != GUARD_BYTE)
+				return false;
+	}
+	return true;
+}
+
+static void post(struct vdrv *d, uint16_t head)
+{
+	d->avail->ring[d->avail_shadow & (d->size - 1)] = head;
+	d->avail_shadow++;
+}
+
+int vdrv_add(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n, uint64_t token)
+{
+	uint16_t head, idx, prev = 0;
+
+	if (n == 0 || n > d->num_free)
+		return -ENOSPC;
+	head = idx = d->free_head;
+	for (unsigned i = 0; i < n; i++) {
+		struct vre_desc *e = &d->desc[idx];
+
+		prev = idx;
+		idx = e->next; /* next free */
+		e->addr = bufs[i].gpa;
+		e->len = bufs[i].len;
+		e->flags = (uint16_t)((bufs[i].write ? VRE_DESC_F_WRITE : 0) |
+				      (i + 1 < n ? VRE_DESC_F_NEXT : 0));
+	}
+	(void)prev;
+	d->free_head = idx;
+	d->num_free = (uint16_t)(d->num_free - n);
+	d->chain_ndesc[head] = (uint16_t)n;
+	d->token[head] = token;
+	post(d, head);
+	return head;
+}
+
+int vdrv_add_indirect(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n,
+		      uint64_t table_gpa, uint64_t token)
+{
+	struct vdrv_buf one = { .gpa = table_gpa, .len = (uint32_t)(16 * n) };
+	int head;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct vre_desc e = {
+			.addr = bufs[i].gpa, .len = bufs[i].len,
+			.flags = (uint16_t)((bufs[i].write ? VRE_DESC_F_WRITE : 0) |
+					    (i + 1 < n ? VRE_DESC_F_NEXT : 0)),
+			.next = (uint16_t)(i + 1 < n ? i + 1 : 0),
+		};
+		vdrv_write(d, table_gpa + 16ull * i, &e, sizeof(e));
+	}
+	head = vdrv_add(d, &one, 1, token);
+	if (head >= 0)
+		d->desc[head].flags = VRE_DESC_F_INDIRECT;
+	return head;
+}
+
+void vdrv_post_raw(struct vdrv *d, uint16_t head)
+{
+	post(d, head);
+}
+
+void vdrv_kick(struct vdrv *d)
+{
+	/* Ring entries and descriptors before the index, as a guest's wmb. */
+	__atomic_store_n(&d->avail->idx, d->avail_shadow, __ATOMIC_RELEASE);
+}
+
+int vdrv_get_used(struct vdrv *d, uint16_t *id, uint32_t *len, uint64_t *token)
+{
+	uint16_t uidx = __atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE);
+	struct vre_used_elem e;
+	uint16_t n, idx;
+
+	if (uidx == d->last_used)
+		return 0;
+	e = d->used->ring[d->last_used & (d->size - 1)];
+	d->last_used++;
+	if (e.id >= d->size)
+		return -ERANGE;
+	if (!d->chain_ndesc[e.id])
+		return -EPROTO;
+	*id = (uint16_t)e.id;
+	*len = e.len;
+	if (token)
+		*token = d->token[e.id];
+	/* Back onto the free list: the chain's slots in table order. */
+	n = d->chain_ndesc[e.id];
+	idx = (uint16_t)e.id;
+	for (uint16_t i = 1; i < n; i++)
+		idx = d->desc[idx].next;
+	d->desc[idx].next = d->free_head;
+	d->free_head = (uint16_t)e.id;
+	d->num_free = (uint16_t)(d->num_free + n);
+	d->chain_ndesc[e.id] = 0;
+	return 1;
+}

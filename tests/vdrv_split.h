@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A small virtio split-ring DRIVER for tests: it lays the rings out in
+ * buffers that play guest memory (one region, or two adjacent GPA ranges
+ * backed by separate allocations), adds chains the way a guest does, and
+ * reads the used ring back. The device under test talks to it only through
+ * that memory. Each region is fenced by guard bytes that are not in the map,
+ * so a test can prove nothing outside guest memory was touched.
+ */
+#ifndef VDRV_SPLIT_H
+#define VDRV_SPLIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vre_mem.h"
+#include "vre_ring_layout.h"
+#include "vre_vq.h"
+
+#define VDRV_GPA0 0x100000ull /* GPA of region 0 */
+#define VDRV_GUARD 4096       /* guard bytes before and after each region */
+
+struct vdrv_region {
+	uint8_t *alloc; /* guard, region, guard */
+	uint8_t *hva;
+	uint64_t gpa;
+	size_t len;
+};
+
+struct vdrv_buf {
+	uint64_t gpa;
+	uint32_t len;
+	bool write;
+};
+
+struct vdrv {
+	struct vre_mem_map map;
+	struct vdrv_region reg[2];
+	unsigned nreg;
+	uint16_t size;
+	struct vre_desc *desc;
+	struct vre_avail *avail;
+	struct vre_used_ring *used;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint64_t heap, heap_end; /* bump allocator in region 0 (GPA) */
+	/* Driver state. */
+	uint16_t free_head, num_free;
+	uint16_t avail_shadow; /* next avail->idx to publish */
+	uint16_t last_used;    /* next used entry to read */
+	uint16_t *chain_ndesc; /* descriptors a head's chain holds, 0 = free */
+	uint64_t *token;       /* caller's cookie per head */
+};
+
+/* Rings for a queue of size entries at the start of region 0, followed by
+ * heap bytes; region 1 (len1 > 0) follows region 0 in GPA directly but lives
+ * in a separate allocation. */
+struct vdrv *vdrv_new(uint16_t size, size_t heap, size_t len1);
+void vdrv_free(struct vdrv *d);
+void vdrv_params(const struct vdrv *d, struct vre_vq_params *p, bool event_idx,
+		 bool indirect);
+
+/* GPA of len fresh bytes (16-aligned) in region 0's heap. */
+uint64_t vdrv_alloc(struct vdrv *d, size_t len);
+/* GPA where region 0 ends (region 1 starts). */
+uint64_t vdrv_end0(const struct vdrv *d);
+/* Copies to / from guest memory across regions; aborts outside memory. */
+void vdrv_write(struct vdrv *d, uint64_t gpa, const void *src, size_t len);
+void vdrv_read(struct vdrv *d, uint64_t gpa, void *dst, size_t len);
+void vdrv_fill(struct vdrv *d, uint64_t gpa, uint8_t byte, size_t len);
+/* True when every guard byte still holds its pattern. */
+bool vdrv_guards_ok(const struct vdrv *d);
+
+/* Adds a direct chain from the free list; returns its head, or -ENOSPC.
+ * Not visible to the device until vdrv_kick. */
+int vdrv_add(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n, uint64_t token);
+/* Adds one INDIRECT descriptor whose table (n entries) is written at
+ * table_gpa (which may span regions). */
+int vdrv_add_indirect(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n,
+		      uint64_t table_gpa, uint64_t token);
+/* Puts head into the avail ring without any descriptor bookkeeping (for
+ * hostile tests that build the table by hand). */
+void vdrv_post_raw(struct vdrv *d, uint16_t head);
+/* Publishes everything added so far (release store of avail->idx). */
+void vdrv_kick(struct vdrv *d);
+
+/* Takes the next used entry: 1 and id, len and token, 0 when none, -EPROTO
+ * when the device returned a head that is not in flight (a double or bogus
+ * completion), -ERANGE for an id >= size. The chain returns to the free list. */
+int vdrv_get_used(struct vdrv *d, uint16_t *id, uint32_t *len, uint64_t *token);
+
+static inline uint16_t *vdrv_used_event(struct vdrv *d)
+{
+	return &d->avail->ring[d->size];
+}
+
+static inline uint16_t *vdrv_avail_event(struct vdrv *d)
+{
+	return (uint16_t *)&d->used->ring[d->size];
+}
+
+#endif
