@@ -49,6 +49,7 @@ struct vre_blk_dev {
 	struct vre_blk_disk disk;
 	struct vre_device_ops ops;
 	struct vre_worker_pool *pool;
+	uint32_t test_delay_us;
 	uint16_t num_queues;
 	uint8_t config[VRE_BLK_CONFIG_SIZE];
 	struct blk_q qs[VRE_BLK_MAX_QUEUES];
@@ -147,6 +148,7 @@ static int queue_start(void *ctx, struct vre_queue *q)
 		VRE_ERR("blk", "queue %u: cannot set up io_uring: %s", q->index, strerror(-r));
 		return r;
 	}
+	vre_blk_queue_set_test_delay(&bq->eng, b->test_delay_us);
 	memset(&bq->item, 0, sizeof(bq->item));
 	bq->item.poll = item_poll;
 	/* Without a kick fd nothing would wake a sleeping worker. */
@@ -225,6 +227,7 @@ int vre_blk_dev_create(const struct vre_blk_dev_config *cfg, struct vre_blk_dev 
 		memcpy(b->disk.serial, cfg->serial, strnlen(cfg->serial, VRE_BLK_ID_BYTES));
 	b->num_queues = cfg->num_queues;
 	b->pool = cfg->pool;
+	b->test_delay_us = cfg->test_delay_us;
 	build_config(b);
 
 	b->ops.name = "virtio-blk";
@@ -232,6 +235,8 @@ int vre_blk_dev_create(const struct vre_blk_dev_config *cfg, struct vre_blk_dev 
 	b->ops.protocol_features = BIT64(PF_MQ) | BIT64(PF_REPLY_ACK) | BIT64(PF_CONFIG) |
 				   BIT64(PF_INFLIGHT_SHMFD) | BIT64(PF_RESET_DEVICE) |
 				   BIT64(PF_CONFIGURE_MEM_SLOTS) | BIT64(PF_STATUS);
+	if (cfg->no_inflight)
+		b->ops.protocol_features &= ~BIT64(PF_INFLIGHT_SHMFD);
 	b->ops.max_queues = cfg->num_queues;
 	b->ops.config_size = VRE_BLK_CONFIG_SIZE;
 	b->ops.get_config = get_config;

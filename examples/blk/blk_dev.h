@@ -30,6 +30,8 @@ struct vre_blk_dev_config {
 	uint16_t num_queues; /* 1..VRE_BLK_MAX_QUEUES */
 	const char *serial;  /* GET_ID string, at most 20 bytes used */
 	struct vre_worker_pool *pool; /* queue i runs on worker i % pool->n */
+	bool no_inflight;    /* leave INFLIGHT_SHMFD out of the protocol features */
+	uint32_t test_delay_us; /* vre_blk_queue_set_test_delay on every queue */
 };
 
 /* -EINVAL for a bad config (size below one sector, queue count), -ENOMEM. */

@@ -115,6 +115,35 @@ static struct io_uring_sqe *get_sqe(struct vre_blk_queue *q)
 	return sqe;
 }
 
+void vre_blk_queue_set_test_delay(struct vre_blk_queue *q, uint32_t max_us)
+{
+	q->delay_max_us = max_us;
+	q->rng = 0x2545f4914f6cdd1dull ^ (uintptr_t)q;
+}
+
+/* Links a random timeout in front of the next SQE (test knob). Its CQE
+ * carries an id no slot has, so reap skips it. */
+static void maybe_delay(struct vre_blk_queue *q, struct vre_blk_slot *s)
+{
+	struct io_uring_sqe *sqe;
+	uint64_t us;
+
+	if (!q->delay_max_us)
+		return;
+	q->rng ^= q->rng << 13;
+	q->rng ^= q->rng >> 7;
+	q->rng ^= q->rng << 17;
+	us = q->rng % ((uint64_t)q->delay_max_us + 1);
+	sqe = get_sqe(q);
+	if (!sqe)
+		return;
+	s->delay.tv_sec = (long long)(us / 1000000);
+	s->delay.tv_nsec = (long long)(us % 1000000) * 1000;
+	io_uring_prep_timeout(sqe, &s->delay, 0, IORING_TIMEOUT_ETIME_SUCCESS);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, UINT64_MAX);
+}
+
 /* Queues the (rest of the) transfer of a READ or WRITE. */
 static bool submit_rw(struct vre_blk_queue *q, struct vre_blk_slot *s, uint16_t idx)
 {
@@ -164,8 +193,10 @@ static bool submit(struct vre_blk_queue *q, struct vre_blk_slot *s, uint16_t idx
 	switch (s->req.op) {
 	case VRE_BLK_OP_READ:
 	case VRE_BLK_OP_WRITE:
+		maybe_delay(q, s);
 		return submit_rw(q, s, idx);
 	case VRE_BLK_OP_FLUSH:
+		maybe_delay(q, s);
 		sqe = get_sqe(q);
 		if (!sqe)
 			return false;

@@ -44,6 +44,7 @@ struct vre_blk_slot {
 	uint8_t status;        /* VIRTIO_BLK_S_*, worst seen so far */
 	bool zero_fallback;    /* a ZERO_RANGE was refused: redo as PUNCH_HOLE */
 	bool punching;         /* the fallback is running */
+	struct __kernel_timespec delay; /* test delay before the I/O */
 	struct iovec iov[VRE_BLK_MAX_IOV];
 };
 
@@ -71,6 +72,8 @@ struct vre_blk_queue {
 	struct vre_chain chains[VRE_BURST];
 	struct iovec *pool;     /* VRE_BLK_FETCH_IOV entries */
 	struct vre_blk_queue_stats stats;
+	uint32_t delay_max_us;  /* test knob, see vre_blk_queue_set_test_delay */
+	uint64_t rng;
 };
 
 /* Sets q up for vq (which must stay valid until fini). notify is called,
@@ -81,6 +84,12 @@ int vre_blk_queue_init(struct vre_blk_queue *q, struct vre_vq *vq,
 		       void (*notify)(void *arg), void *notify_arg);
 /* Frees q. Requests still in flight must have been drained. */
 void vre_blk_queue_fini(struct vre_blk_queue *q);
+
+/* Fault injection for restart tests: every READ, WRITE and FLUSH waits a
+ * random 0..max_us in the kernel (a linked io_uring timeout) before it
+ * runs, so requests are in flight, and finish out of order, when a test
+ * kills the process. The worker never sleeps for it. 0 turns it off. */
+void vre_blk_queue_set_test_delay(struct vre_blk_queue *q, uint32_t max_us);
 
 /* One pass. Returns the requests taken plus those completed (0: idle), or
  * -EIO when the ring is broken and nothing is in flight. */

@@ -38,7 +38,9 @@ struct opts {
 	const char *log_level;
 	bool client;
 	bool readonly;
+	bool no_inflight;
 	unsigned queues;
+	unsigned test_delay_us;
 	enum vre_poll_mode poll;
 };
 
@@ -55,7 +57,11 @@ static void usage(FILE *f)
 		"  --workers CPULIST  one pinned worker per CPU, e.g. 1 or 0-1 (default: the last CPU)\n"
 		"  --serial STR       disk id for GET_ID, up to 20 bytes (default vre-blk)\n"
 		"  --poll MODE        poll, adaptive or interrupt (default adaptive)\n"
-		"  --log-level LEVEL  err, warn, info or debug\n",
+		"  --log-level LEVEL  err, warn, info or debug\n"
+		"  --no-inflight      do not offer INFLIGHT_SHMFD (shows what a restart loses\n"
+		"                     without it; for tests)\n"
+		"  --test-delay-us N  delay every read, write and flush by a random 0..N us in\n"
+		"                     the kernel, so restart tests find requests in flight\n",
 		VRE_BLK_MAX_QUEUES);
 }
 
@@ -118,7 +124,7 @@ static void check_cpus(const char *list)
 static void parse(struct opts *o, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_WORKERS, O_SERIAL,
-	       O_POLL, O_LOG, O_HELP };
+	       O_POLL, O_LOG, O_NO_INFLIGHT, O_TEST_DELAY, O_HELP };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "client", no_argument, NULL, O_CLIENT },
@@ -129,6 +135,8 @@ static void parse(struct opts *o, int argc, char **argv)
 		{ "serial", required_argument, NULL, O_SERIAL },
 		{ "poll", required_argument, NULL, O_POLL },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "no-inflight", no_argument, NULL, O_NO_INFLIGHT },
+		{ "test-delay-us", required_argument, NULL, O_TEST_DELAY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -163,6 +171,11 @@ static void parse(struct opts *o, int argc, char **argv)
 			if (vre_log_parse_level(optarg) < 0)
 				bad("--log-level: '%s' is not err, warn, info or debug", optarg);
 			o->log_level = optarg;
+			break;
+		case O_NO_INFLIGHT: o->no_inflight = true; break;
+		case O_TEST_DELAY:
+			o->test_delay_us = (unsigned)parse_num(optarg, 0, 10000000,
+							       "--test-delay-us");
 			break;
 		case O_HELP:
 			usage(stdout);
@@ -253,7 +266,9 @@ int main(int argc, char **argv)
 		bad("cannot start workers on CPUs %s: %s", o.workers, strerror(-err));
 	bc = (struct vre_blk_dev_config){ .fd = fd, .size = size, .readonly = o.readonly,
 					  .num_queues = (uint16_t)o.queues,
-					  .serial = o.serial, .pool = &pool };
+					  .serial = o.serial, .pool = &pool,
+					  .no_inflight = o.no_inflight,
+					  .test_delay_us = o.test_delay_us };
 	err = vre_blk_dev_create(&bc, &blk);
 	if (err == 0)
 		err = vre_server_create(&server);
