@@ -8,11 +8,17 @@
  * vre.secs seconds have passed; every block carries (magic, block, round)
  * and bytes derived from them. Several writers keep several requests in
  * flight, so the backend completes them out of order. Then readers check
- * every block for vre.vsecs seconds (at least one pass). Console markers:
- *   VRE_BLK_WRITING, VRE_BLK_ROUNDS r0 r1 ..., VRE_BLK_VERIFYING,
- *   VRE_BLK_VERIFY_OK passes=N blocks=M, or VRE_BLK_FAIL <why>.
+ * every block for vre.vsecs seconds (at least one pass). Then it flushes,
+ * zeroes the first ZERO_BLOCKS blocks with BLKZEROOUT (WRITE_ZEROES) and
+ * discards the next ZERO_BLOCKS with BLKDISCARD (DISCARD, which the backend
+ * turns into holes that read back as zeroes), and reads them back.
+ * Console markers:
+ *   VRE_BLK_SERIAL <id>, VRE_BLK_WRITING, VRE_BLK_ROUNDS r0 r1 ...,
+ *   VRE_BLK_VERIFYING, VRE_BLK_VERIFY_OK passes=N blocks=M, VRE_BLK_DWZ_OK,
+ *   or VRE_BLK_FAIL <why>.
  *
- * Host: blk-job --check IMG r0 r1 ... checks the image the same way.
+ * Host: blk-job --check IMG r0 r1 ... checks the image the same way
+ * (the first 2 * ZERO_BLOCKS blocks must be zero).
  */
 #include <stdbool.h>
 #include <errno.h>
@@ -21,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +38,7 @@
 #define WRITERS 8
 #define MAGIC 0x5652452d424c4b31ull /* "VRE-BLK1" */
 #define MAX_ROUNDS 250
+#define ZERO_BLOCKS 64
 
 static void fill(uint64_t *w, unsigned block, unsigned round)
 {
@@ -166,6 +175,74 @@ static int run_children(int fd, const unsigned *rounds, double end, bool write,
 	return failed ? -1 : 0;
 }
 
+static const unsigned *cur_rounds;
+
+static bool is_zero(const uint64_t *w)
+{
+	for (unsigned i = 0; i < BLOCK / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Flush, WRITE_ZEROES and DISCARD through the guest's block layer. */
+static int zero_and_discard(int fd)
+{
+	uint64_t zr[2] = { 0, (uint64_t)ZERO_BLOCKS * BLOCK };
+	uint64_t dr[2] = { (uint64_t)ZERO_BLOCKS * BLOCK, (uint64_t)ZERO_BLOCKS * BLOCK };
+	uint64_t *buf = block_buf();
+
+	if (fsync(fd)) {
+		printf("VRE_BLK_FAIL flush: %s\n", strerror(errno));
+		return -1;
+	}
+	if (ioctl(fd, BLKZEROOUT, zr)) {
+		printf("VRE_BLK_FAIL BLKZEROOUT: %s\n", strerror(errno));
+		return -1;
+	}
+	if (ioctl(fd, BLKDISCARD, dr)) {
+		printf("VRE_BLK_FAIL BLKDISCARD: %s\n", strerror(errno));
+		return -1;
+	}
+	for (unsigned b = 0; b < NBLOCKS; b++) {
+		if (pread(fd, buf, BLOCK, (off_t)b * BLOCK) != BLOCK) {
+			printf("VRE_BLK_FAIL read back block %u\n", b);
+			return -1;
+		}
+		if (b < 2 * ZERO_BLOCKS ? !is_zero(buf) : check(buf, b, cur_rounds[b % WRITERS], "untouched") < 0) {
+			if (b < 2 * ZERO_BLOCKS)
+				printf("VRE_BLK_FAIL block %u not zero after %s\n", b,
+				       b < ZERO_BLOCKS ? "BLKZEROOUT" : "BLKDISCARD");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void print_serial(void)
+{
+	char s[80] = "";
+	FILE *f = fopen("/sys/block/vda/serial", "r");
+
+	if (f) {
+		if (!fgets(s, sizeof(s), f))
+			s[0] = 0;
+		fclose(f);
+	}
+	s[strcspn(s, "\n")] = 0;
+	printf("VRE_BLK_SERIAL %s\n", s);
+	/* The negotiated virtio features, one character per bit. */
+	f = fopen("/sys/block/vda/device/features", "r");
+	s[0] = 0;
+	if (f) {
+		if (!fgets(s, sizeof(s), f))
+			s[0] = 0;
+		fclose(f);
+	}
+	s[strcspn(s, "\n")] = 0;
+	printf("VRE_BLK_FEATURES %s\n", s);
+}
+
 static int guest(void)
 {
 	unsigned secs = cmdline_num("vre.secs=", 20), vsecs = cmdline_num("vre.vsecs=", 6);
@@ -181,6 +258,7 @@ static int guest(void)
 		printf("VRE_BLK_FAIL open /dev/vda: %s\n", strerror(errno));
 		return 1;
 	}
+	print_serial();
 	printf("VRE_BLK_WRITING secs=%u blocks=%u writers=%u\n", secs, NBLOCKS, WRITERS);
 	fflush(stdout);
 	if (run_children(fd, NULL, now() + secs, true, rounds)) {
@@ -199,6 +277,11 @@ static int guest(void)
 	for (unsigned k = 0; k < WRITERS; k++)
 		total += passes[k];
 	printf("VRE_BLK_VERIFY_OK passes=%u blocks=%u\n", total, NBLOCKS);
+	fflush(stdout);
+	cur_rounds = rounds;
+	if (zero_and_discard(fd))
+		return 1;
+	printf("VRE_BLK_DWZ_OK blocks=%u\n", 2 * ZERO_BLOCKS);
 	fflush(stdout);
 	return 0;
 }
@@ -225,8 +308,14 @@ static int host_check(int argc, char **argv)
 			printf("VRE_BLK_FAIL host read block %u\n", b);
 			return 1;
 		}
-		if (check(buf, b, rounds[b % WRITERS], "host"))
+		if (b < 2 * ZERO_BLOCKS) {
+			if (!is_zero(buf)) {
+				printf("VRE_BLK_FAIL host block %u is not zero\n", b);
+				return 1;
+			}
+		} else if (check(buf, b, rounds[b % WRITERS], "host")) {
 			return 1;
+		}
 	}
 	printf("VRE_BLK_HOST_OK blocks=%u\n", NBLOCKS);
 	return 0;
