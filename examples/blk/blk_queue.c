@@ -16,6 +16,7 @@ int vre_blk_queue_init(struct vre_blk_queue *q, struct vre_vq *vq,
 		       const struct vre_blk_disk *disk, unsigned depth,
 		       void (*notify)(void *arg), void *notify_arg)
 {
+	struct io_uring_params p;
 	int rc;
 
 	memset(q, 0, sizeof(*q));
@@ -40,7 +41,15 @@ int vre_blk_queue_init(struct vre_blk_queue *q, struct vre_vq *vq,
 	for (unsigned i = 0; i < depth; i++)
 		q->free[i] = (uint16_t)(depth - 1 - i);
 	q->nfree = depth;
-	rc = io_uring_queue_init(SQ_ENTRIES, &q->ring, 0);
+	/* The completion ring holds every operation that can be in flight
+	 * (a DISCARD is one per segment), so no completion ever overflows
+	 * into the kernel's backlog that for_each_cqe would not see. */
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = depth * VRE_BLK_MAX_DWZ_SEG;
+	if (p.cq_entries < 2 * SQ_ENTRIES)
+		p.cq_entries = 2 * SQ_ENTRIES;
+	rc = io_uring_queue_init_params(SQ_ENTRIES, &q->ring, &p);
 	if (rc < 0) {
 		vre_blk_queue_fini(q);
 		return rc;
