@@ -163,14 +163,15 @@ static enum walk_res add_buffer(struct walk *w, const struct vre_desc *d)
 		return WALK_OK; /* nothing to translate, addr never used */
 	if (d->addr + d->len < d->addr)
 		return fail(w, VRE_RE_DESC_OVERFLOW);
-	if (!w->over) {
+	n = -ENOBUFS;
+	if (!w->over)
 		n = vre_mem_gpa_to_iov(w->vq->mem, &w->vq->mem_hint, d->addr, d->len,
 				       w->iov + w->niov, w->room - w->niov);
-		if (n == -ENOBUFS)
-			w->over = true;
-	}
-	if (w->over)
+	if (n == -ENOBUFS) {
+		/* Out of room: keep validating, only count what it would take. */
+		w->over = true;
 		n = mem_pieces(w->vq, d->addr, d->len);
+	}
 	if (n < 0)
 		return fail(w, VRE_RE_DESC_OUT_OF_MEMORY);
 	w->niov += (unsigned)n;
@@ -449,6 +450,11 @@ int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned 
 	STEP(vq, "complete: elems");
 	if (ifl(vq))
 		inflight_link(vq, used, n);
+	/* More than a full lap of the index space since the last decision
+	 * would make the event-index rule compare against a stale wrap: treat
+	 * the last signalled index as unknown (notify next time). */
+	if ((uint16_t)(idx + n - vq->signalled_used) < (uint16_t)n)
+		vq->signalled_used_valid = false;
 	idx = (uint16_t)(idx + n);
 	/* Release: the elements (and the inflight links) are visible before
 	 * the index that hands them to the driver. */
@@ -570,6 +576,8 @@ static int inflight_repair(struct vre_vq *vq, struct vre_inflight_split *r,
 		r->desc[head].inflight = 0;
 		head = r->desc[head].next;
 	}
+	/* Release: the clears land before used_idx says the batch is done,
+	 * so a crash during this repair repeats it next time. */
 	atomic_thread_fence(memory_order_release);
 	r->used_idx = used_idx;
 	return 0;
