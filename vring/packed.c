@@ -24,6 +24,17 @@
  * written, so the driver, which reads used slots in order and stops at the
  * first slot that is not used, never sees a completion the new process has
  * not made itself. See inflight_rehide().
+ *
+ * Ring errors with no code of their own, mapped to the nearest one:
+ * - a chain whose continuation slot is not available (NEXT set, next slot
+ *   not published with the right wrap): VRE_RE_CHAIN_TOO_LONG, the chain
+ *   claims more descriptors than the driver made available;
+ * - an indirect descriptor that is not alone in its chain (has NEXT, or
+ *   follows a descriptor with NEXT): VRE_RE_INDIRECT_WITH_NEXT;
+ * - a slot made available while the device still holds it (more than size
+ *   slots outstanding): VRE_RE_AVAIL_IDX_LEAP;
+ * - inflight records that cannot be followed while fetching (free list
+ *   index out of range): VRE_RE_INFLIGHT_CORRUPT.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +310,7 @@ static int walk_ring(struct vre_vq *vq, uint16_t flags, struct walk *w,
 			if (i == 0)
 				rc->head_ent = ent;
 			record_desc(&inf->desc[ent], addr, len, flags, id);
+			STEP(vq, "fetch: desc recorded");
 		}
 		err = walk_desc(vq, w, i, addr, len, flags,
 				!(flags & VRE_DESC_F_NEXT));
@@ -388,7 +400,7 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 		     unsigned pool_len, unsigned *pool_used)
 {
 	unsigned left = pool_len - *pool_used, whole = pool_len;
-	struct walk w = { .iov = pool + *pool_used };
+	struct walk w = { .iov = pool ? pool + *pool_used : NULL };
 	struct ring_chain rc = { 0 };
 	bool resub = vq->resubmit_pos < vq->resubmit_num;
 	int err;
@@ -474,7 +486,7 @@ static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n
 
 		total += u->ndesc;
 		if (u->id >= vq->size || vq->pk.id_busy[u->id] != 1 ||
-		    u->ndesc == 0 || total > held ||
+		    u->ndesc == 0 || u->ndesc > vq->size || total > held ||
 		    (vq->inflight && u->slot >= vq->size))
 			err = -EINVAL;
 		else
@@ -507,9 +519,10 @@ static void inflight_link(struct vre_vq *vq, const struct vre_used *used,
 		}
 		st16(&inf->desc[last].next, fh);
 		fh = used[k].slot;
+		STEP(vq, "complete: chain linked");
 	}
 	st16(&inf->free_head, fh);
-	STEP(vq, "complete: linked");
+	STEP(vq, "complete: free_head");
 	__atomic_store_n(&inf->used_wrap_counter, wrap, __ATOMIC_RELEASE);
 	STEP(vq, "complete: used_wrap_counter");
 	st16_rel(&inf->used_idx, idx);
@@ -809,6 +822,8 @@ static void inflight_rebuild(struct vre_vq *vq, struct vre_inflight_packed *inf,
 	inf->free_head = inf->old_free_head = fh;
 	inf->used_wrap_counter = inf->old_used_wrap_counter = s->used_wrap;
 	inf->used_idx = inf->old_used_idx = s->used_idx;
+	/* release: the repaired region is complete before the first fetch
+	 * records into it (a crash from here on recovers from this state) */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
