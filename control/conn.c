@@ -9,16 +9,11 @@
  * attaches SCM_RIGHTS to the first byte of the sender's sendmsg.
  */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "ctl.h"
-
-/* How long a reply may wait for room in the socket buffer before the
- * frontend is considered dead (it is not reading its replies). */
-#define CTL_SEND_TIMEOUT_MS 1000
 
 void ctl_close_fds(int *fds, unsigned *nfds)
 {
@@ -120,19 +115,12 @@ int ctl_conn_read(struct ctl_conn *c)
 	return 1;
 }
 
-static int wait_writable(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int r;
-
-	do {
-		r = poll(&p, 1, CTL_SEND_TIMEOUT_MS);
-	} while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return -ETIMEDOUT;
-	return r < 0 ? -errno : 0;
-}
-
+/*
+ * Replies are never waited for: a frontend waits for each reply it asked
+ * for, so the socket buffer only fills when a frontend sends requests and
+ * does not read the answers. Such a frontend is dropped at once rather than
+ * allowed to block the control thread that serves every other device.
+ */
 int ctl_conn_send(int fd, const struct vhu_hdr *hdr, const void *payload,
 		  const int *fds, unsigned nfds)
 {
@@ -145,7 +133,7 @@ int ctl_conn_send(int fd, const struct vhu_hdr *hdr, const void *payload,
 		{ .iov_base = (void *)payload, .iov_len = hdr->size },
 	};
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = hdr->size ? 2 : 1 };
-	size_t total = VHU_HDR_SIZE + hdr->size, sent = 0;
+	ssize_t n;
 
 	if (nfds > VHU_MAX_FDS)
 		return -EINVAL;
@@ -160,36 +148,15 @@ int ctl_conn_send(int fd, const struct vhu_hdr *hdr, const void *payload,
 		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
 	}
-	while (sent < total) {
-		ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				int r = wait_writable(fd);
-
-				if (r < 0)
-					return r;
-				continue;
-			}
-			return -errno;
-		}
-		sent += (size_t)n;
-		/* fds went with the first bytes; step over what was written. */
-		mh.msg_control = NULL;
-		mh.msg_controllen = 0;
-		while (n > 0 && mh.msg_iovlen) {
-			size_t step = (size_t)n < mh.msg_iov->iov_len ? (size_t)n : mh.msg_iov->iov_len;
-
-			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + step;
-			mh.msg_iov->iov_len -= step;
-			n -= (ssize_t)step;
-			if (mh.msg_iov->iov_len == 0) {
-				mh.msg_iov++;
-				mh.msg_iovlen--;
-			}
-		}
+	do {
+		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		VRE_ERR(CTL_ROOM, "reply to request %u: %s%s", hdr->request, strerror(errno),
+			errno == EAGAIN ? " (the frontend does not read its replies)" : "");
+		return -errno;
 	}
+	if ((size_t)n != VHU_HDR_SIZE + hdr->size)
+		return -EIO; /* a short write on a stream socket: buffer full */
 	return 0;
 }

@@ -219,7 +219,13 @@ int ctl_h_set_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_re
 		return -EBUSY;
 	if (packed(dev)) {
 		num = packed_base(num);
-		/* Indexes are checked against the size when the ring starts. */
+		/* Checked again by vre_vq_set_base when the ring starts (the
+		 * size may still change before then). */
+		if (cq->num && ((num & 0x7fff) >= cq->num || ((num >> 16) & 0x7fff) >= cq->num)) {
+			VRE_ERR(CTL_ROOM, "%s queue %u: packed base 0x%x beyond size %u",
+				dev->path, cq->q.index, num, cq->num);
+			return -EINVAL;
+		}
 	} else if (num > 0xffff) {
 		VRE_ERR(CTL_ROOM, "%s queue %u: split base 0x%x beyond 16 bits", dev->path,
 			cq->q.index, num);

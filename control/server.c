@@ -184,28 +184,48 @@ static void handle(struct vre_server *s, uint64_t k)
 	}
 }
 
+/* One round of the loop: waits up to timeout_ms, handles what is ready.
+ * Returns the number of events, -ESHUTDOWN when asked to stop, or -errno. */
+static int poll_once(struct vre_server *s, int timeout_ms)
+{
+	struct epoll_event evs[16];
+	int n = epoll_wait(s->epoll_fd, evs, 16, timeout_ms);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.u64 == key(0, CTL_FD_WAKE)) {
+			pthread_mutex_unlock(&s->lock);
+			return -ESHUTDOWN;
+		}
+		handle(s, evs[i].data.u64);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 static void *control_thread(void *arg)
 {
 	struct vre_server *s = arg;
-	struct epoll_event evs[16];
 
 	for (;;) {
-		int n = epoll_wait(s->epoll_fd, evs, 16, -1);
+		int r = poll_once(s, -1);
 
-		if (n < 0 && errno != EINTR) {
-			VRE_ERR(CTL_ROOM, "epoll_wait: %s", strerror(errno));
+		if (r == -ESHUTDOWN)
+			return NULL;
+		if (r < 0) {
+			VRE_ERR(CTL_ROOM, "epoll_wait: %s", strerror(-r));
 			return NULL;
 		}
-		pthread_mutex_lock(&s->lock);
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.u64 == key(0, CTL_FD_WAKE)) {
-				pthread_mutex_unlock(&s->lock);
-				return NULL;
-			}
-			handle(s, evs[i].data.u64);
-		}
-		pthread_mutex_unlock(&s->lock);
 	}
+}
+
+int vre_server_poll(struct vre_server *s, int timeout_ms)
+{
+	if (s->running)
+		return -EBUSY;
+	return poll_once(s, timeout_ms);
 }
 
 int vre_server_create(struct vre_server **out)
@@ -450,4 +470,23 @@ void vre_queue_notify(struct vre_queue *q)
 
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		VRE_DEBUG(CTL_ROOM, "queue %u: call: %s", q->index, strerror(errno));
+}
+
+void vre_dev_get_snapshot(struct vre_dev *dev, struct vre_dev_snapshot *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&dev->srv->lock);
+	out->connected = dev->conn.fd >= 0;
+	out->owner = dev->owner;
+	out->features = dev->features;
+	out->protocol_features = dev->protocol_features;
+	out->mem_regions = dev->mem ? dev->mem->nregions : 0;
+	for (uint16_t i = 0; i < dev->ops->max_queues; i++) {
+		const struct vre_queue *q = &dev->queues[i].q;
+
+		out->queues_started += q->started;
+		out->queues_enabled += q->enabled;
+		out->queues_running += q->running;
+	}
+	pthread_mutex_unlock(&dev->srv->lock);
 }

@@ -25,7 +25,8 @@
  *
  * Quiesce in detail (control/msg_table.c enforces it for every request
  * the message table marks "quiesce": memory table changes, ring num/addr/
- * base, GET_VRING_BASE, enable, features, inflight, reset):
+ * base, kick/call/err fds, GET_VRING_BASE, enable, features, inflight,
+ * reset):
  *   1. for every running queue: ops->queue_stop(q); q->running = false;
  *   2. the handler changes memory or ring state. A new memory map is built
  *      completely (every region mmapped and checked) before the old one is
@@ -45,8 +46,12 @@
  *                    \-------------------- EOF/error ------------------/
  *
  *   Inside CONNECTED, the protocol state: no owner -> SET_OWNER -> owned
- *   (a second SET_OWNER fails; every request but the GET_* queries and
- *   SET_OWNER needs an owner). Per queue:
+ *   (a second SET_OWNER fails). Before SET_OWNER only the handshake that
+ *   QEMU sends first is accepted: GET_FEATURES, GET/SET_PROTOCOL_FEATURES,
+ *   GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, GET_CONFIG.
+ *   Protocol features take effect at SET_PROTOCOL_FEATURES (QEMU uses
+ *   need_reply before SET_FEATURES). SET_VRING_ADDR needs a memory table.
+ *   Per queue:
  *     idle --NUM+ADDR+KICK(or no-fd bit)--> started
  *     started && enabled && memory  ==> running (queue_start called)
  *     enabled: implied at start without VHOST_USER_F_PROTOCOL_FEATURES,
@@ -58,11 +63,13 @@
  *   drops the connection; a bad request gets a failure reply when one is
  *   due and leaves the connection up.
  *
- * Replies: a request that always replies (GET_*) gets its reply, with a
- * failure encoding where the spec has one (GET_CONFIG: size 0; GET_VRING_BASE
- * ; GET_INFLIGHT_FD: mmap_size 0 and no fd; GET_VRING_BASE has no failure
- * encoding, so a bad one drops the connection). Other requests reply a u64 status (0 = ok) when
- * REPLY_ACK is negotiated and the request has the need_reply flag.
+ * Replies: a request that always replies (GET_*) gets its reply, with the
+ * spec's failure encoding where there is one (GET_CONFIG: size 0;
+ * GET_INFLIGHT_FD: mmap_size 0 and no fd). GET_VRING_BASE and the other
+ * GETs have none, so a malformed one drops the connection rather than
+ * leaving the frontend waiting. Other requests reply a u64 status (0 ok,
+ * 1 failure) when REPLY_ACK is negotiated and need_reply is set. Replies
+ * are never waited for: a frontend that does not read them is dropped.
  */
 #ifndef VRE_CONTROL_H
 #define VRE_CONTROL_H
@@ -78,7 +85,7 @@ struct vre_dev;
 /* Control's view of one virtqueue; the data plane reads it between
  * queue_start and queue_stop and never changes the configuration fields. */
 struct vre_queue {
-	struct vre_vq vq;   /* valid while started */
+	struct vre_vq vq;   /* valid while running */
 	struct vre_dev *dev;
 	uint16_t index;
 	int kick_fd;        /* -1: no kick fd (the queue is polled) */
@@ -92,7 +99,9 @@ struct vre_queue {
 
 /* A device model (virtio-net, virtio-blk). Callbacks run on the control
  * thread (or on the thread calling vre_dev_destroy / vre_server_destroy),
- * never two at once for one server. ctx is the pointer given to vre_dev_create. */
+ * never two at once for one server, and must not call vre_dev_destroy or
+ * vre_dev_get_* themselves (the server lock is held). ctx is the pointer
+ * given to vre_dev_create. */
 struct vre_device_ops {
 	const char *name;
 	uint64_t features;          /* virtio features offered */
@@ -128,6 +137,11 @@ struct vre_dev_config {
 int vre_server_create(struct vre_server **out);
 /* Starts the control thread. */
 int vre_server_start(struct vre_server *s);
+/* Without a control thread (not started): runs one round of the loop on
+ * the caller's thread, waiting up to timeout_ms (0: only what is ready).
+ * Returns the number of events handled, -EBUSY when the thread runs. For
+ * fuzzing and single-threaded embedding. */
+int vre_server_poll(struct vre_server *s, int timeout_ms);
 /* Stops the control thread, disconnecting and destroying every device. */
 void vre_server_destroy(struct vre_server *s);
 
@@ -149,6 +163,20 @@ struct vre_dev_stats {
 	uint64_t disconnects; /* connections that ended */
 };
 void vre_dev_get_stats(struct vre_dev *dev, struct vre_dev_stats *out);
+
+/* A consistent picture of a device's negotiated state (taken under the
+ * server lock), for tests, monitoring and the integration suites. */
+struct vre_dev_snapshot {
+	bool connected;
+	bool owner;
+	uint64_t features;           /* negotiated virtio features */
+	uint64_t protocol_features;  /* negotiated protocol features */
+	uint32_t mem_regions;        /* regions mapped now */
+	uint16_t queues_started;
+	uint16_t queues_enabled;
+	uint16_t queues_running;     /* handed to the data plane */
+};
+void vre_dev_get_snapshot(struct vre_dev *dev, struct vre_dev_snapshot *out);
 
 /* Makes an already connected stream socket (e.g. one end of a socketpair)
  * this device's connection, dropping any current one. For tests and
