@@ -26,7 +26,21 @@ static uint64_t net_features(const struct vre_net_config *cfg)
 	if (cfg->max_queue_pairs > 1)
 		f |= BIT(VRE_NET_F_MQ) | BIT(VRE_NET_F_CTRL_VQ);
 	/* PROTOCOL_FEATURES is the vhost-user handshake, not a device choice. */
-	return f & ~(cfg->features_mask & ~BIT(VRE_F_PROTOCOL_FEATURES));
+	f &= ~(cfg->features_mask & ~BIT(VRE_F_PROTOCOL_FEATURES));
+	/* What the spec makes depend on a masked bit goes with it. */
+	if (!(f & BIT(VRE_F_VERSION_1)))
+		f &= ~BIT(VRE_F_RING_PACKED);
+	if (!(f & BIT(VRE_NET_F_CTRL_VQ)))
+		f &= ~(BIT(VRE_NET_F_MQ) | BIT(VRE_NET_F_CTRL_RX));
+	return f;
+}
+
+/* The packed layout exists only for VERSION_1 drivers. MQ without CTRL_VQ
+ * is normal here: QEMU and virtio-user serve the control queue themselves
+ * and never pass CTRL_VQ down to the backend. */
+static bool features_consistent(uint64_t f)
+{
+	return !(f & BIT(VRE_F_RING_PACKED)) || (f & BIT(VRE_F_VERSION_1));
 }
 
 static uint64_t net_protocol_features(void)
@@ -95,6 +109,11 @@ static int net_set_features(void *ctx, uint64_t features)
 	if (features & ~n->ops.features) {
 		VRE_ERR("net", "SET_FEATURES 0x%llx has bits not offered (0x%llx)",
 			(unsigned long long)features, (unsigned long long)n->ops.features);
+		return -EINVAL;
+	}
+	if (!features_consistent(features)) {
+		VRE_ERR("net", "SET_FEATURES 0x%llx: RING_PACKED without VERSION_1",
+			(unsigned long long)features);
 		return -EINVAL;
 	}
 	n->features = features;

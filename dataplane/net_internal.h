@@ -51,8 +51,4 @@ bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned nio
 /* Publishes what is left, returns unused chains with len 0, notifies once. */
 void vre_net_rx_end(struct vre_net_rx *rx);
 
-/* Copies up to len bytes starting at byte off of iov[0..n) into dst;
- * returns bytes copied. */
-size_t vre_net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len);
-
 #endif

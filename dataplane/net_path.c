@@ -226,8 +226,14 @@ static struct vre_chain *rx_peek(struct vre_net_rx *rx)
 {
 	int got;
 
-	if (rx->next < rx->n)
+	if (rx->next < rx->n) {
+		const struct vre_chain *after = &rx->chains[rx->next + 1];
+
+		/* The chain after this one is written next: warm its first line. */
+		if (rx->next + 1 < rx->n && !after->err && after->nw)
+			__builtin_prefetch(after->iov[after->nr].iov_base, 1);
 		return &rx->chains[rx->next];
+	}
 	if (rx->dry || rx->broken)
 		return NULL;
 	rx->n = rx->next = 0;
@@ -316,14 +322,22 @@ static void copy_into(const struct vre_chain *c, uint64_t doff, const struct iov
 static void write_hdr(const struct vre_chain *c, uint16_t hdr_len, uint16_t nbufs)
 {
 	struct vre_net_hdr h = { .num_buffers = nbufs };
+	const struct iovec *w = &c->iov[c->nr];
 
-	iov_write(c->iov + c->nr, c->nw, 0, &h, hdr_len);
+	if (w->iov_len >= sizeof(h) && hdr_len == sizeof(h))
+		memcpy(w->iov_base, &h, sizeof(h)); /* the usual layout: one store */
+	else
+		iov_write(w, c->nw, 0, &h, hdr_len);
 }
 
 /* Where byte off of c's writable part lives in guest memory. */
 static uint8_t *wbyte(const struct vre_chain *c, uint64_t off)
 {
-	for (unsigned i = 0; i < c->nw; i++) {
+	/* Callers pass chains with a writable part. */
+	if (off < c->iov[c->nr].iov_len)
+		return (uint8_t *)c->iov[c->nr].iov_base + off;
+	off -= c->iov[c->nr].iov_len;
+	for (unsigned i = 1; i < c->nw; i++) {
 		const struct iovec *v = &c->iov[c->nr + i];
 
 		if (off < v->iov_len)

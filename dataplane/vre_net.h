@@ -18,6 +18,7 @@
 #define VRE_NET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -98,7 +99,8 @@ struct vre_net_stats {
 	uint64_t drop_short_hdr;   /* TX chain shorter than the net header */
 	uint64_t drop_no_rx_buf;   /* RX: no chain available */
 	uint64_t drop_too_big;     /* RX: packet larger than the chain(s) it could use */
-	uint64_t drop_bad_chain;   /* chain with wrong direction (TX chain with writable part only, RX without writable) or -ENOBUFS */
+	uint64_t drop_bad_chain;   /* chain with wrong direction (TX chain with writable part only, RX without writable) or -ENOBUFS;
+				    * also a TX frame over VRE_NET_MAX_FRAME and an RX chain too small for the header */
 	uint64_t drop_queue_broken;
 	uint64_t bursts, empty_polls;
 	/* Additions. */
@@ -158,12 +160,17 @@ bool vre_net_dev_rarp_mac(const struct vre_net_dev *n, uint8_t mac[6]);
  * only: the data plane does not filter (CTRL_RX is not offered). */
 uint32_t vre_net_dev_rx_mode(const struct vre_net_dev *n);
 
+/* Copies up to len bytes starting at byte off of iov[0..n) into dst (e.g. a
+ * packet's headers for parsing); returns bytes copied. */
+size_t vre_net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len);
+
 /* A packet taken from a TX queue: header stripped, payload as iovecs into guest memory. */
 struct vre_net_pkt {
 	struct iovec *iov;   /* payload segments */
 	uint16_t niov;
 	uint32_t len;        /* payload bytes */
-	const uint8_t *eth;  /* first bytes of the frame for MAC lookups, NULL when len < 14; points into guest memory or a small copy if the header spans segments */
+	const uint8_t *eth;  /* first bytes of the frame for MAC lookups, NULL when len < 14; points into guest memory or a small copy if the header spans segments
+			      * (in guest memory the guest may change it at any time: read the MACs once, into locals) */
 	uint8_t eth_copy[14];
 };
 

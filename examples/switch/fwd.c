@@ -30,8 +30,9 @@ static int tx_poll(struct vre_poll_item *it)
 	struct vre_net_tx_burst *b = &sq->burst;
 	struct vre_net_queue *dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
 	int n = vre_net_tx_fetch(sq->nq, b);
+	int taken = b->n; /* tx_done clears the burst */
 
-	if (n < 0 || b->n == 0)
+	if (n < 0 || taken == 0)
 		return 0;
 	if (b->npkts) {
 		if (dst)
@@ -41,7 +42,7 @@ static int tx_poll(struct vre_poll_item *it)
 					 __ATOMIC_RELAXED);
 	}
 	vre_net_tx_done(sq->nq, b);
-	return b->n;
+	return taken;
 }
 
 static int ctrl_poll(struct vre_poll_item *it)

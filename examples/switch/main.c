@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		"  --poll poll|adaptive|interrupt    polling policy (default adaptive)\n"
 		"  --stats-interval SECONDS          print counters every SECONDS (default 0: at exit)\n"
 		"  --log-level err|warn|info|debug   (default info)\n"
-		"Without EAL options, the EAL runs with --no-pci --in-memory --no-huge.\n");
+		"Without EAL options, the EAL runs with --no-pci --no-huge --no-shconf (no files left behind).\n");
 }
 
 /* One line, exit 2: nothing has been created yet, so nothing to clean. */
@@ -239,7 +239,7 @@ static void parse_app(struct sw *s, struct opts *o, int argc, char **argv)
 static int eal_init(int argc, char **argv, bool have_eal_args)
 {
 	char lcore[32];
-	char *def[] = { argv[0], "--no-pci", "--in-memory", "--no-huge", "-m", "64",
+	char *def[] = { argv[0], "--no-pci", "--no-huge", "--no-shconf", "-m", "64",
 			"--no-telemetry", "--log-level=lib.eal:warning", "-l", lcore, NULL };
 	int r;
 
@@ -352,12 +352,17 @@ static int open_ports(struct sw *s)
 	return 0;
 }
 
-static void close_ports(struct sw *s)
+/* Destroying the server stops every running queue (queue_stop takes the
+ * items off the workers) and removes the sockets; the net devices keep
+ * their counters until close_ports. */
+static void stop_server(struct sw *s)
 {
-	/* Destroying the server stops every running queue (queue_stop takes
-	 * the items off the workers) and removes the sockets. */
 	vre_server_destroy(s->server);
 	s->server = NULL;
+}
+
+static void close_ports(struct sw *s)
+{
 	for (unsigned i = 0; i < s->nports; i++) {
 		vre_net_dev_destroy(s->ports[i].net);
 		s->ports[i].net = NULL;
@@ -417,10 +422,10 @@ static int run(struct sw *s, const struct opts *o)
 	}
 	printf(PROG ": signal received, stopping\n");
 out:
-	if (s->server)
-		close_ports(s);
+	stop_server(s);
 	take_snap(s, cur);
 	print_stats(s, cur, NULL, "final");
+	close_ports(s);
 	sw_unplan(s);
 	vre_worker_pool_destroy(&s->pool);
 	free(a);
