@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "blk_queue.h"
+#include "vdrv_packed.h"
 #include "vre_vring.h"
 
 #define QSZ 16
@@ -601,6 +602,88 @@ START_TEST(test_inflight_resubmit)
 }
 END_TEST
 
+/* The same engine over a packed ring: two laps of delayed reads and
+ * writes, completed out of order, each back with its own id and length. */
+START_TEST(test_packed_ring)
+{
+	static struct vdrv d;
+	struct vre_vq pvq;
+	struct vre_blk_queue pbq;
+	struct vre_vq_params p = {
+		.size = QSZ, .packed = true, .event_idx = false, .indirect = true,
+		.desc = gp(MEM_GPA + 0x4000), .driver = gp(MEM_GPA + 0x5000),
+		.device = gp(MEM_GPA + 0x5100), .mem = &map,
+	};
+	struct timespec t0, t;
+	bool in_order = true;
+
+	ck_assert_int_eq(vre_vq_init(&pvq, &p), 0);
+	vdrv_init(&d, QSZ, p.desc, p.driver, p.device);
+	ck_assert_int_eq(vre_blk_queue_init(&pbq, &pvq, &disk, 0, count_notify, NULL), 0);
+	vre_blk_queue_set_test_delay(&pbq, 10000);
+	for (unsigned lap = 0; lap < 2; lap++) {
+		unsigned got = 0, order = 0;
+
+		/* ids 0..5 read sectors 8+id; id 6 writes sector 20 + lap. */
+		for (uint16_t id = 0; id < 7; id++) {
+			uint64_t hdr = HDR + 32 * id, buf = BUF + 0x400 * id;
+			uint8_t pat[512];
+
+			if (id < 6) {
+				pattern(pat, 512, 60 + id + lap);
+				ck_assert_int_eq(pwrite(disk.fd, pat, 512, (8 + id) * 512), 512);
+				put_hdr(hdr, VIRTIO_BLK_T_IN, 8 + id);
+				memset(gp(buf), 0, 513);
+				ck_assert_int_eq(vdrv_post(&d, (struct vdrv_desc[]){
+					{ hdr, 16, 0 }, { buf, 513, VRE_DESC_F_WRITE } }, 2, id, false), 0);
+			} else {
+				put_hdr(hdr, VIRTIO_BLK_T_OUT, 20 + lap);
+				pattern(gp(buf), 512, 90 + lap);
+				*(uint8_t *)gp(ST) = 0xff;
+				ck_assert_int_eq(vdrv_post(&d, (struct vdrv_desc[]){
+					{ hdr, 16, 0 }, { buf, 512, 0 },
+					{ ST, 1, VRE_DESC_F_WRITE } }, 3, id, false), 0);
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while (got < 7) {
+			uint16_t id;
+			uint32_t len;
+			int r;
+
+			vre_blk_queue_poll(&pbq);
+			while ((r = vdrv_get_used(&d, &id, &len)) == 1) {
+				uint8_t pat[512];
+
+				if (id != order++)
+					in_order = false;
+				got++;
+				if (id < 6) {
+					pattern(pat, 512, 60 + id + lap);
+					ck_assert_uint_eq(len, 513);
+					ck_assert_mem_eq(gp(BUF + 0x400 * id), pat, 512);
+					ck_assert_uint_eq(*(uint8_t *)gp(BUF + 0x400 * id + 512),
+							  VIRTIO_BLK_S_OK);
+				} else {
+					ck_assert_uint_eq(id, 6);
+					ck_assert_uint_eq(len, 1);
+					ck_assert_uint_eq(*(uint8_t *)gp(ST), VIRTIO_BLK_S_OK);
+					read_file((20 + lap) * 512ull, pat, 512);
+					ck_assert_mem_eq(pat, gp(BUF + 0x400 * 6), 512);
+				}
+			}
+			ck_assert_int_eq(r, 0);
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			ck_assert_int_lt(t.tv_sec - t0.tv_sec, 5);
+		}
+	}
+	ck_assert_msg(!in_order, "14 delayed requests completed in submission order");
+	ck_assert_int_eq(vre_blk_queue_drain(&pbq, 1000), 0);
+	vre_blk_queue_fini(&pbq);
+	vre_vq_fini(&pvq);
+}
+END_TEST
+
 /* Parser alone: a chain too long for the request's iovecs is refused. */
 START_TEST(test_parse_too_many_iov)
 {
@@ -661,6 +744,7 @@ int main(void)
 	tcase_add_test(tc, test_out_of_order);
 	tcase_add_test(tc, test_inflight_resubmit);
 	tcase_add_test(tc, test_parse_too_many_iov);
+	tcase_add_test(tc, test_packed_ring);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
