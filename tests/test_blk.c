@@ -684,6 +684,107 @@ START_TEST(test_packed_ring)
 }
 END_TEST
 
+static uint64_t rnd_state = 88172645463325252ull;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/* Parser properties over random chains (random splits of a random header,
+ * segments and buffers): whatever it accepts lies inside the disk and the
+ * chain, and it never touches bytes outside the iovecs (ASan checks). */
+START_TEST(test_parse_random)
+{
+	static uint8_t bytes[8192];
+	static struct iovec civ[40], out[16];
+	static const uint32_t types[] = { 0, 1, 4, 8, 11, 13, 2, 0xffffffff };
+	struct vre_blk_geom g = { .capacity = 1000, .max_discard_sectors = 64,
+				  .max_wz_sectors = 64, .max_dwz_seg = 4 };
+
+	for (unsigned iter = 0; iter < 200000; iter++) {
+		struct vre_chain c = { .iov = civ };
+		struct vre_blk_req r;
+		unsigned pos = 0, n = 1 + rnd() % 6;
+		struct vre_blk_outhdr *h = (void *)bytes;
+
+		for (unsigned i = 0; i < 64; i++)
+			bytes[i] = (uint8_t)rnd();
+		h->type = types[rnd() % 8];
+		h->sector = rnd() % 4 == 0 ? rnd() : rnd() % 1010;
+		if (rnd() % 2) {
+			struct vre_blk_dwz_seg *sg = (void *)(bytes + 16);
+
+			for (unsigned i = 0; i < 3; i++) {
+				sg[i].sector = rnd() % 1100;
+				sg[i].num_sectors = (uint32_t)(rnd() % 80);
+				sg[i].flags = (uint32_t)(rnd() % 3);
+			}
+		}
+		for (unsigned i = 0; i < n; i++) {
+			static const unsigned lens[] = { 0, 1, 5, 16, 32, 48, 512, 1024, 513 };
+			unsigned len = rnd() % 2 ? lens[rnd() % 9] : (unsigned)(rnd() % 700);
+
+			if (pos + len > sizeof(bytes))
+				len = 0;
+			civ[i] = (struct iovec){ bytes + pos, len };
+			pos += len;
+			if (rnd() % 3 || c.nw) {
+				if (c.nw || rnd() % 2) {
+					c.nw++;
+					c.wlen += len;
+				} else {
+					c.nr++;
+					c.rlen += len;
+				}
+			} else {
+				c.nr++;
+				c.rlen += len;
+			}
+		}
+		g.readonly = rnd() % 8 == 0;
+		vre_blk_parse(&g, &c, &r, out, 16);
+		ck_assert_uint_le(r.status, VIRTIO_BLK_S_UNSUPP);
+		if (r.status_ptr) {
+			ck_assert(r.status_ptr >= bytes);
+			ck_assert(r.status_ptr < bytes + pos);
+		}
+		if (r.op == VRE_BLK_OP_READ || r.op == VRE_BLK_OP_WRITE) {
+			uint64_t sum = 0;
+
+			ck_assert(r.len > 0 && r.len % 512 == 0);
+			ck_assert_uint_le(r.offset + r.len, g.capacity * 512);
+			ck_assert(!(g.readonly && r.op == VRE_BLK_OP_WRITE));
+			for (unsigned i = 0; i < r.niov; i++) {
+				ck_assert((uint8_t *)out[i].iov_base >= bytes);
+				ck_assert((uint8_t *)out[i].iov_base + out[i].iov_len <=
+					  bytes + pos);
+				/* READ data never covers the status byte. */
+				ck_assert(r.op == VRE_BLK_OP_WRITE ||
+					  r.status_ptr < (uint8_t *)out[i].iov_base ||
+					  r.status_ptr >= (uint8_t *)out[i].iov_base + out[i].iov_len);
+				sum += out[i].iov_len;
+			}
+			ck_assert_uint_eq(sum, r.len);
+		}
+		if (r.op == VRE_BLK_OP_DISCARD || r.op == VRE_BLK_OP_WRITE_ZEROES) {
+			ck_assert(!g.readonly);
+			ck_assert_uint_ge(r.nrange, 1);
+			for (unsigned i = 0; i < r.nrange; i++) {
+				ck_assert_uint_le(r.range[i].offset + r.range[i].len,
+						  g.capacity * 512);
+				ck_assert_uint_le(r.range[i].len, 64 * 512);
+			}
+		}
+		if (r.op != VRE_BLK_OP_NONE)
+			ck_assert_ptr_nonnull(r.status_ptr);
+	}
+}
+END_TEST
+
 /* Parser alone: a chain too long for the request's iovecs is refused. */
 START_TEST(test_parse_too_many_iov)
 {
@@ -745,6 +846,7 @@ int main(void)
 	tcase_add_test(tc, test_inflight_resubmit);
 	tcase_add_test(tc, test_parse_too_many_iov);
 	tcase_add_test(tc, test_packed_ring);
+	tcase_add_test(tc, test_parse_random);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
