@@ -813,6 +813,77 @@ START_TEST(test_parse_random)
 }
 END_TEST
 
+/* Packed ring: chains taken by a backend that died come back from the
+ * packed inflight region and are served, with the driver seeing each id
+ * exactly once. */
+START_TEST(test_packed_inflight_resubmit)
+{
+	static struct vdrv d;
+	struct vre_vq pvq;
+	struct vre_blk_queue pbq;
+	struct vre_vq_params p = {
+		.size = QSZ, .packed = true, .event_idx = false, .indirect = true,
+		.desc = gp(MEM_GPA + 0x4000), .driver = gp(MEM_GPA + 0x5000),
+		.device = gp(MEM_GPA + 0x5100), .mem = &map,
+	};
+	size_t len = vre_inflight_queue_bytes(QSZ, true);
+	void *region = calloc(1, len);
+	struct vre_chain c[4];
+	struct iovec pool[16];
+	struct timespec t0, t;
+	unsigned seen[3] = { 0 }, got = 0;
+	uint8_t b[512];
+
+	ck_assert_int_eq(vre_vq_init(&pvq, &p), 0);
+	ck_assert_int_eq(vre_vq_inflight_attach(&pvq, region, len, 0), 0);
+	vdrv_init(&d, QSZ, p.desc, p.driver, p.device);
+	for (uint16_t id = 0; id < 3; id++) {
+		put_hdr(HDR + 32 * id, VIRTIO_BLK_T_OUT, 40 + id);
+		memset(gp(BUF + 0x200 * id), 0x41 + id, 512);
+		*(uint8_t *)gp(ST + id) = 0xff;
+		ck_assert_int_eq(vdrv_post(&d, (struct vdrv_desc[]){
+			{ HDR + 32 * id, 16, 0 }, { BUF + 0x200 * id, 512, 0 },
+			{ ST + id, 1, VRE_DESC_F_WRITE } }, 3, id, false), 0);
+	}
+	ck_assert_int_eq(vre_vq_fetch(&pvq, c, 4, pool, 16), 3);
+	vre_vq_fini(&pvq); /* killed: nothing written, nothing completed */
+	expect_sectors(40, 3, 0xaa);
+
+	ck_assert_int_eq(vre_vq_init(&pvq, &p), 0);
+	ck_assert_int_eq(vre_vq_inflight_attach(&pvq, region, len, 0), 3);
+	ck_assert_int_eq(vre_blk_queue_init(&pbq, &pvq, &disk, 0, count_notify, NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (got < 3) {
+		uint16_t id;
+		uint32_t ulen;
+		int r;
+
+		vre_blk_queue_poll(&pbq);
+		while ((r = vdrv_get_used(&d, &id, &ulen)) == 1) {
+			ck_assert_uint_lt(id, 3);
+			ck_assert_uint_eq(ulen, 1);
+			seen[id]++;
+			got++;
+		}
+		ck_assert_int_eq(r, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ck_assert_int_lt(t.tv_sec - t0.tv_sec, 5);
+	}
+	for (unsigned id = 0; id < 3; id++) {
+		ck_assert_uint_eq(seen[id], 1);
+		ck_assert_uint_eq(*(uint8_t *)gp(ST + id), VIRTIO_BLK_S_OK);
+		read_file((40 + id) * 512ull, b, 512);
+		ck_assert_uint_eq(b[0], 0x41 + id);
+		ck_assert_uint_eq(b[511], 0x41 + id);
+	}
+	ck_assert_uint_eq(pbq.stats.requests, 3);
+	ck_assert_int_eq(vre_blk_queue_drain(&pbq, 1000), 0);
+	vre_blk_queue_fini(&pbq);
+	vre_vq_fini(&pvq);
+	free(region);
+}
+END_TEST
+
 /* Parser alone: a chain too long for the request's iovecs is refused. */
 START_TEST(test_parse_too_many_iov)
 {
@@ -874,6 +945,7 @@ int main(void)
 	tcase_add_test(tc, test_inflight_resubmit);
 	tcase_add_test(tc, test_parse_too_many_iov);
 	tcase_add_test(tc, test_packed_ring);
+	tcase_add_test(tc, test_packed_inflight_resubmit);
 	tcase_add_test(tc, test_parse_random);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
