@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -884,6 +886,73 @@ START_TEST(test_packed_inflight_resubmit)
 }
 END_TEST
 
+/* epoll_wait that retries when io_uring's task work interrupts it (a
+ * sleeping worker just wakes early then). */
+static int wait_ready(int ep, int ms)
+{
+	struct epoll_event ev;
+	struct timespec t0, t;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		n = epoll_wait(ep, &ev, 1, ms);
+		if (n >= 0 || errno != EINTR)
+			return n;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > ms)
+			return 0;
+	}
+}
+
+/* The wake fd a worker sleeps on: quiet when there is nothing, readable on
+ * an I/O completion (so the worker may sleep while I/O runs), and again on
+ * a kick, when watched edge-triggered as the worker does. */
+START_TEST(test_wake_fd)
+{
+	int kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), w, outer, dupw;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	uint64_t one = 1;
+	uint8_t p[512];
+
+	ck_assert_int_ge(kick, 0);
+	w = vre_blk_queue_wake_fd(&bq, kick);
+	ck_assert_int_ge(w, 0);
+	ck_assert_int_eq(vre_blk_queue_wake_fd(&bq, kick), w);
+	outer = epoll_create1(EPOLL_CLOEXEC);
+	dupw = dup(w);
+	ck_assert_int_eq(epoll_ctl(outer, EPOLL_CTL_ADD, dupw, &ev), 0);
+	ck_assert_int_eq(wait_ready(outer, 0), 0);
+	ck_assert(!vre_blk_queue_arm(&bq));
+
+	pattern(p, 512, 77);
+	ck_assert_int_eq(pwrite(disk.fd, p, 512, 3 * 512), 512);
+	vre_blk_queue_set_test_delay(&bq, 300000);
+	vre_blk_queue_disarm(&bq);
+	put_hdr(HDR, VIRTIO_BLK_T_IN, 3);
+	post((struct seg[]){ { HDR, 16, false }, { BUF, 513, true } }, 2);
+	ck_assert_int_eq(vre_blk_queue_poll(&bq), 1);
+	ck_assert_uint_eq(vre_blk_queue_inflight(&bq), 1);
+	/* In flight, nothing to reap yet (a 0..300 ms delay): may sleep. */
+	if (!io_uring_cq_ready(&bq.ring))
+		ck_assert(!vre_blk_queue_arm(&bq));
+	ck_assert_int_eq(wait_ready(outer, 3000), 1);
+	ck_assert(vre_blk_queue_arm(&bq)); /* the completion waits to be reaped */
+	run_until(1);
+	ck_assert_mem_eq(gp(BUF), p, 512);
+	ck_assert_uint_eq(vre_blk_queue_inflight(&bq), 0);
+
+	ck_assert_int_eq(wait_ready(outer, 0), 0);
+	ck_assert_int_eq(write(kick, &one, 8), 8);
+	ck_assert_int_eq(wait_ready(outer, 1000), 1);
+	ck_assert_int_eq(write(kick, &one, 8), 8);
+	ck_assert_int_eq(wait_ready(outer, 1000), 1);
+	close(outer);
+	close(dupw);
+	close(kick);
+}
+END_TEST
+
 /* Parser alone: a chain too long for the request's iovecs is refused. */
 START_TEST(test_parse_too_many_iov)
 {
@@ -944,6 +1013,7 @@ int main(void)
 	tcase_add_test(tc, test_out_of_order);
 	tcase_add_test(tc, test_inflight_resubmit);
 	tcase_add_test(tc, test_parse_too_many_iov);
+	tcase_add_test(tc, test_wake_fd);
 	tcase_add_test(tc, test_packed_ring);
 	tcase_add_test(tc, test_packed_inflight_resubmit);
 	tcase_add_test(tc, test_parse_random);

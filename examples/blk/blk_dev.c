@@ -155,6 +155,16 @@ static int queue_start(void *ctx, struct vre_queue *q)
 	bq->item.arm = q->kick_fd >= 0 ? item_arm : NULL;
 	bq->item.disarm = item_disarm;
 	bq->item.wake_fd = q->kick_fd;
+	if (q->kick_fd >= 0) {
+		/* Kicks and I/O completions both wake the worker, so it may
+		 * sleep while a slow disk works. */
+		r = vre_blk_queue_wake_fd(&bq->eng, q->kick_fd);
+		if (r >= 0)
+			bq->item.wake_fd = r;
+		else
+			VRE_WARN("blk", "queue %u: no completion wake-up (%s): polling while I/O runs",
+				 q->index, strerror(-r));
+	}
 	bq->item.ctx = bq;
 	snprintf(bq->name, sizeof(bq->name), "blk-q%u", q->index);
 	bq->item.name = bq->name;

@@ -5,7 +5,10 @@
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blk_queue.h"
 #include "vre_log.h"
@@ -20,6 +23,8 @@ int vre_blk_queue_init(struct vre_blk_queue *q, struct vre_vq *vq,
 	int rc;
 
 	memset(q, 0, sizeof(*q));
+	q->done_fd = -1;
+	q->wake_fd = -1;
 	q->vq = vq;
 	q->disk = disk;
 	q->notify = notify;
@@ -63,6 +68,11 @@ void vre_blk_queue_fini(struct vre_blk_queue *q)
 	if (q->ring_ok)
 		io_uring_queue_exit(&q->ring);
 	q->ring_ok = false;
+	if (q->wake_fd >= 0)
+		close(q->wake_fd);
+	if (q->done_fd >= 0)
+		close(q->done_fd);
+	q->wake_fd = q->done_fd = -1;
 	free(q->slots);
 	free(q->free);
 	free(q->pool);
@@ -357,11 +367,48 @@ int vre_blk_queue_poll(struct vre_blk_queue *q)
 	return (int)reaped + taken;
 }
 
+int vre_blk_queue_wake_fd(struct vre_blk_queue *q, int kick_fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep, efd, r;
+
+	if (q->wake_fd >= 0)
+		return q->wake_fd;
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (efd < 0)
+		return -errno;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0) {
+		r = -errno;
+		close(efd);
+		return r;
+	}
+	/* Level-triggered on eventfds nobody reads: the set stays readable,
+	 * and every later kick or completion still wakes whoever watches the
+	 * set (the worker watches it edge-triggered). */
+	r = epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) < 0 ? -errno : 0;
+	if (r == 0 && kick_fd >= 0)
+		r = epoll_ctl(ep, EPOLL_CTL_ADD, kick_fd, &ev) < 0 ? -errno : 0;
+	if (r == 0)
+		r = io_uring_register_eventfd(&q->ring, efd);
+	if (r < 0) {
+		close(ep);
+		close(efd);
+		return r;
+	}
+	q->done_fd = efd;
+	q->wake_fd = ep;
+	return ep;
+}
+
 bool vre_blk_queue_arm(struct vre_blk_queue *q)
 {
-	bool pending = vre_vq_notify_enable(q->vq);
-
-	return pending || vre_blk_queue_inflight(q) > 0;
+	if (vre_vq_notify_enable(q->vq))
+		return true;
+	/* A completion after this check writes done_fd and wakes the worker. */
+	if (io_uring_cq_ready(&q->ring))
+		return true;
+	return q->wake_fd < 0 && vre_blk_queue_inflight(q) > 0;
 }
 
 void vre_blk_queue_disarm(struct vre_blk_queue *q)

@@ -72,6 +72,8 @@ struct vre_blk_queue {
 	struct vre_chain chains[VRE_BURST];
 	struct iovec *pool;     /* VRE_BLK_FETCH_IOV entries */
 	struct vre_blk_queue_stats stats;
+	int done_fd;            /* eventfd io_uring writes on completion, or -1 */
+	int wake_fd;            /* epoll set of kick and done_fd, or -1 */
 	uint32_t delay_max_us;  /* test knob, see vre_blk_queue_set_test_delay */
 	uint64_t rng;
 };
@@ -94,9 +96,15 @@ void vre_blk_queue_set_test_delay(struct vre_blk_queue *q, uint32_t max_us);
 /* One pass. Returns the requests taken plus those completed (0: idle), or
  * -EIO when the ring is broken and nothing is in flight. */
 int vre_blk_queue_poll(struct vre_blk_queue *q);
+/* An fd that becomes readable on a guest kick (kick_fd) or on any I/O
+ * completion, for the worker to sleep on: an epoll set of kick_fd and an
+ * eventfd registered with io_uring. Owned by q (closed by fini); kick_fd
+ * must stay open until then. -errno on failure, and q keeps working with
+ * the kick fd alone (the worker then polls while I/O is in flight). */
+int vre_blk_queue_wake_fd(struct vre_blk_queue *q, int kick_fd);
 /* Before the worker sleeps: enables guest kicks. True when it must not
- * sleep: chains are pending, or I/O is in flight (its completion wakes
- * nothing, so the worker keeps polling until it is reaped). */
+ * sleep: chains are pending, completions are waiting, or I/O is in flight
+ * and no wake fd tells of its completion. */
 bool vre_blk_queue_arm(struct vre_blk_queue *q);
 void vre_blk_queue_disarm(struct vre_blk_queue *q);
 /* Requests taken and not yet returned. */
