@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <libgen.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "blk_dev.h"
@@ -121,6 +123,23 @@ static void check_cpus(const char *list)
 			    cpus[i]);
 }
 
+/* Catches the usual socket path mistakes before anything starts, so they
+ * are one clean line instead of a failure deep in control. */
+static void check_socket_path(const char *path)
+{
+	struct sockaddr_un sun;
+	char dir[sizeof(sun.sun_path)];
+	struct stat st;
+	const char *d;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		bad("--socket: '%s' is longer than %zu bytes", path, sizeof(sun.sun_path) - 1);
+	snprintf(dir, sizeof(dir), "%s", path);
+	d = dirname(dir);
+	if (stat(d, &st) < 0 || !S_ISDIR(st.st_mode))
+		bad("--socket %s: directory %s does not exist", path, d);
+}
+
 static void parse(struct opts *o, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_WORKERS, O_SERIAL,
@@ -192,6 +211,7 @@ static void parse(struct opts *o, int argc, char **argv)
 		bad("--socket PATH is required");
 	if (!o->file)
 		bad("--file IMG is required");
+	check_socket_path(o->socket);
 	if (!o->workers)
 		o->workers = default_cpu();
 	check_cpus(o->workers);
@@ -246,6 +266,7 @@ int main(int argc, char **argv)
 	struct vre_dev_config dc;
 	uint64_t size;
 	sigset_t set;
+	const char *what = "device";
 	int fd, err;
 
 	parse(&o, argc, argv);
@@ -270,17 +291,20 @@ int main(int argc, char **argv)
 					  .no_inflight = o.no_inflight,
 					  .test_delay_us = o.test_delay_us };
 	err = vre_blk_dev_create(&bc, &blk);
-	if (err == 0)
+	if (err == 0) {
+		what = "control server";
 		err = vre_server_create(&server);
+	}
 	if (err == 0) {
 		dc = (struct vre_dev_config){ .path = o.socket, .client = o.client,
 					      .ops = vre_blk_dev_ops(blk), .ctx = blk };
+		what = o.socket;
 		err = vre_dev_create(server, &dc, &dev);
-		if (err < 0)
-			fprintf(stderr, PROG ": %s: %s\n", o.socket, strerror(-err));
 	}
-	if (err == 0)
+	if (err == 0) {
+		what = "control thread";
 		err = vre_server_start(server);
+	}
 	if (err == 0) {
 		printf(PROG ": ready: %s (%llu sectors%s), %u queue(s), workers on CPUs %s, %s\n",
 		       o.file, (unsigned long long)(size >> VRE_BLK_SECTOR_SHIFT),
@@ -290,8 +314,6 @@ int main(int argc, char **argv)
 		wait_signal(&set);
 		printf(PROG ": signal received, stopping\n");
 		fflush(stdout);
-	} else {
-		fprintf(stderr, PROG ": cannot start: %s\n", strerror(-err));
 	}
 	/* The server stops and drains every running queue before it goes. */
 	if (server)
@@ -299,5 +321,7 @@ int main(int argc, char **argv)
 	vre_blk_dev_destroy(blk);
 	vre_worker_pool_destroy(&pool);
 	close(fd);
-	return err < 0 ? 1 : 0;
+	if (err < 0)
+		bad("cannot start: %s: %s", what, strerror(-err));
+	return 0;
 }
