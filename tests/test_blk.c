@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,35 @@ START_TEST(test_discard_write_zeroes)
 	expect_sectors(21, 9, 0xaa);
 	expect_sectors(30, 2, 0);
 	expect_sectors(32, CAP_SECTORS - 32, 0xaa);
+}
+END_TEST
+
+/* On tmpfs, which has no ZERO_RANGE, WRITE_ZEROES without unmap falls back
+ * to punching holes: the sectors still read back as zeroes. */
+START_TEST(test_write_zeroes_fallback)
+{
+	char shm[] = "/dev/shm/vre-test-blk.XXXXXX";
+	int fd = mkstemp(shm), old = disk.fd;
+
+	if (fd < 0)
+		return; /* no /dev/shm here: nothing to test */
+	unlink(shm);
+	if (fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 512) == 0 || errno != EOPNOTSUPP) {
+		close(fd);
+		return; /* this file system zeroes ranges itself */
+	}
+	disk.fd = fd;
+	fill_file(0xaa);
+	put_seg(BUF, 5, 3, 0);
+	put_seg(BUF + 16, 20, 1, 0);
+	ck_assert_uint_eq(dwz(VIRTIO_BLK_T_WRITE_ZEROES, 2), VIRTIO_BLK_S_OK);
+	expect_sectors(4, 1, 0xaa);
+	expect_sectors(5, 3, 0);
+	expect_sectors(8, 12, 0xaa);
+	expect_sectors(20, 1, 0);
+	expect_sectors(21, CAP_SECTORS - 21, 0xaa);
+	disk.fd = old;
+	close(fd);
 }
 END_TEST
 
@@ -1008,6 +1038,7 @@ int main(void)
 	tcase_add_test(tc, test_flush_getid_unsupp);
 	tcase_add_test(tc, test_discard_write_zeroes);
 	tcase_add_test(tc, test_discard_write_zeroes_rejects);
+	tcase_add_test(tc, test_write_zeroes_fallback);
 	tcase_add_test(tc, test_readonly);
 	tcase_add_test(tc, test_burst_notify);
 	tcase_add_test(tc, test_out_of_order);
