@@ -228,6 +228,7 @@ int vre_blk_dev_create(const struct vre_blk_dev_config *cfg, struct vre_blk_dev 
 	if (!b)
 		return -ENOMEM;
 	b->disk.fd = cfg->fd;
+	b->disk.dfd = cfg->direct ? cfg->direct_fd : -1;
 	b->disk.geom.capacity = cfg->size >> VRE_BLK_SECTOR_SHIFT;
 	b->disk.geom.readonly = cfg->readonly;
 	b->disk.geom.max_discard_sectors = VRE_BLK_MAX_DISCARD_SECTORS;

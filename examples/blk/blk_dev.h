@@ -25,6 +25,8 @@ struct vre_blk_dev;
 
 struct vre_blk_dev_config {
 	int fd;              /* the image, opened O_RDWR (O_RDONLY if readonly) */
+	bool direct;         /* direct_fd is the image opened with O_DIRECT too */
+	int direct_fd;
 	uint64_t size;       /* bytes; capacity is size / 512 */
 	bool readonly;
 	uint16_t num_queues; /* 1..VRE_BLK_MAX_QUEUES */

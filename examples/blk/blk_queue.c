@@ -169,12 +169,14 @@ static bool submit_rw(struct vre_blk_queue *q, struct vre_blk_slot *s, uint16_t 
 	struct io_uring_sqe *sqe = get_sqe(q);
 	const struct vre_blk_req *r = &s->req;
 
+	int fd = q->disk->dfd >= 0 && !s->buffered ? q->disk->dfd : q->disk->fd;
+
 	if (!sqe)
 		return false;
 	if (r->op == VRE_BLK_OP_READ)
-		io_uring_prep_readv(sqe, q->disk->fd, r->iov, r->niov, r->offset + s->done);
+		io_uring_prep_readv(sqe, fd, r->iov, r->niov, r->offset + s->done);
 	else
-		io_uring_prep_writev(sqe, q->disk->fd, r->iov, r->niov, r->offset + s->done);
+		io_uring_prep_writev(sqe, fd, r->iov, r->niov, r->offset + s->done);
 	io_uring_sqe_set_data64(sqe, idx);
 	s->pending++;
 	return true;
@@ -257,6 +259,14 @@ static void on_cqe(struct vre_blk_queue *q, uint16_t idx, int res)
 	switch (r->op) {
 	case VRE_BLK_OP_READ:
 	case VRE_BLK_OP_WRITE:
+		if (res == -EINVAL && q->disk->dfd >= 0 && !s->buffered) {
+			s->buffered = true;
+			q->stats.direct_fallbacks++;
+			if (submit_rw(q, s, idx))
+				return;
+			s->status = VIRTIO_BLK_S_IOERR;
+			break;
+		}
 		if (res <= 0) {
 			s->status = VIRTIO_BLK_S_IOERR;
 			break;
@@ -326,6 +336,7 @@ static void start(struct vre_blk_queue *q, const struct vre_chain *c)
 	s->pending = 0;
 	s->zero_fallback = false;
 	s->punching = false;
+	s->buffered = false;
 	s->status = s->req.status;
 	if (!submit(q, s, idx)) {
 		s->status = VIRTIO_BLK_S_IOERR;

@@ -26,6 +26,10 @@
 /* The backing store, shared read-only by every queue of a device. */
 struct vre_blk_disk {
 	int fd;
+	/* The same image opened with O_DIRECT, or -1. Reads and writes go
+	 * through it; one it refuses (-EINVAL: buffers or offsets not
+	 * aligned as the file system wants) is redone through fd. */
+	int dfd;
 	struct vre_blk_geom geom;
 	char serial[VRE_BLK_ID_BYTES];
 };
@@ -44,6 +48,7 @@ struct vre_blk_slot {
 	uint8_t status;        /* VIRTIO_BLK_S_*, worst seen so far */
 	bool zero_fallback;    /* a ZERO_RANGE was refused: redo as PUNCH_HOLE */
 	bool punching;         /* the fallback is running */
+	bool buffered;         /* O_DIRECT refused this request: use fd */
 	struct __kernel_timespec delay; /* test delay before the I/O */
 	struct iovec iov[VRE_BLK_MAX_IOV];
 };
@@ -53,6 +58,7 @@ struct vre_blk_queue_stats {
 	uint64_t completed;  /* requests returned */
 	uint64_t errors;     /* requests returned with a status other than OK */
 	uint64_t no_status;  /* chains with no status byte (returned with len 0) */
+	uint64_t direct_fallbacks; /* requests O_DIRECT refused, redone buffered */
 };
 
 struct vre_blk_queue {

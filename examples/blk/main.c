@@ -41,6 +41,7 @@ struct opts {
 	bool client;
 	bool readonly;
 	bool no_inflight;
+	bool direct;
 	unsigned queues;
 	unsigned test_delay_us;
 	enum vre_poll_mode poll;
@@ -49,12 +50,14 @@ struct opts {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " --socket PATH [--client] --file IMG [--readonly] [--queues N]\n"
+		"usage: " PROG " --socket PATH [--client] --file IMG [--readonly] [--direct] [--queues N]\n"
 		"               [--workers CPULIST] [--serial STR] [--poll MODE] [--log-level LEVEL]\n"
 		"  --socket PATH      vhost-user socket (listened on, or connected to with --client)\n"
 		"  --client           connect to a listening frontend, reconnecting when it goes\n"
 		"  --file IMG         regular file or block device to serve\n"
 		"  --readonly         offer a read-only disk (VIRTIO_BLK_F_RO)\n"
+		"  --direct           read and write with O_DIRECT (bypass the host page cache;\n"
+		"                     requests the file system refuses that way go buffered)\n"
 		"  --queues N         request queues, 1..%d (default 1)\n"
 		"  --workers CPULIST  one pinned worker per CPU, e.g. 1 or 0-1 (default: the last CPU)\n"
 		"  --serial STR       disk id for GET_ID, up to 20 bytes (default vre-blk)\n"
@@ -143,12 +146,13 @@ static void check_socket_path(const char *path)
 static void parse(struct opts *o, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_WORKERS, O_SERIAL,
-	       O_POLL, O_LOG, O_NO_INFLIGHT, O_TEST_DELAY, O_HELP };
+	       O_POLL, O_LOG, O_NO_INFLIGHT, O_TEST_DELAY, O_DIRECT_IO, O_HELP };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "client", no_argument, NULL, O_CLIENT },
 		{ "file", required_argument, NULL, O_FILE },
 		{ "readonly", no_argument, NULL, O_RO },
+		{ "direct", no_argument, NULL, O_DIRECT_IO },
 		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "serial", required_argument, NULL, O_SERIAL },
@@ -171,6 +175,7 @@ static void parse(struct opts *o, int argc, char **argv)
 		case O_CLIENT: o->client = true; break;
 		case O_FILE: o->file = optarg; break;
 		case O_RO: o->readonly = true; break;
+		case O_DIRECT_IO: o->direct = true; break;
 		case O_QUEUES:
 			o->queues = (unsigned)parse_num(optarg, 1, VRE_BLK_MAX_QUEUES, "--queues");
 			break;
@@ -244,6 +249,16 @@ static int open_image(const struct opts *o, uint64_t *size)
 	return fd;
 }
 
+/* A second descriptor of the image with O_DIRECT, for --direct. */
+static int open_direct(const struct opts *o)
+{
+	int fd = open(o->file, (o->readonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+
+	if (fd < 0)
+		bad("--direct: cannot open %s with O_DIRECT: %s", o->file, strerror(errno));
+	return fd;
+}
+
 static int wait_signal(const sigset_t *set)
 {
 	int sig;
@@ -267,12 +282,13 @@ int main(int argc, char **argv)
 	uint64_t size;
 	sigset_t set;
 	const char *what = "device";
-	int fd, err;
+	int fd, dfd, err;
 
 	parse(&o, argc, argv);
 	if (o.log_level)
 		vre_log_set_level((enum vre_log_level)vre_log_parse_level(o.log_level));
 	fd = open_image(&o, &size);
+	dfd = o.direct ? open_direct(&o) : -1;
 
 	/* Threads started from here on inherit the blocked set, so SIGINT and
 	 * SIGTERM reach only sigwaitinfo below. */
@@ -288,6 +304,7 @@ int main(int argc, char **argv)
 	bc = (struct vre_blk_dev_config){ .fd = fd, .size = size, .readonly = o.readonly,
 					  .num_queues = (uint16_t)o.queues,
 					  .serial = o.serial, .pool = &pool,
+					  .direct = o.direct, .direct_fd = dfd,
 					  .no_inflight = o.no_inflight,
 					  .test_delay_us = o.test_delay_us };
 	err = vre_blk_dev_create(&bc, &blk);
@@ -306,9 +323,10 @@ int main(int argc, char **argv)
 		err = vre_server_start(server);
 	}
 	if (err == 0) {
-		printf(PROG ": ready: %s (%llu sectors%s), %u queue(s), workers on CPUs %s, %s\n",
+		printf(PROG ": ready: %s (%llu sectors%s%s), %u queue(s), workers on CPUs %s, %s\n",
 		       o.file, (unsigned long long)(size >> VRE_BLK_SECTOR_SHIFT),
-		       o.readonly ? ", read-only" : "", o.queues, o.workers,
+		       o.readonly ? ", read-only" : "", o.direct ? ", O_DIRECT" : "",
+		       o.queues, o.workers,
 		       o.client ? "client" : "server");
 		fflush(stdout);
 		wait_signal(&set);
@@ -321,6 +339,8 @@ int main(int argc, char **argv)
 	vre_blk_dev_destroy(blk);
 	vre_worker_pool_destroy(&pool);
 	close(fd);
+	if (dfd >= 0)
+		close(dfd);
 	if (err < 0)
 		bad("cannot start: %s: %s", what, strerror(-err));
 	return 0;
