@@ -107,9 +107,9 @@ static struct env *env_open(uint16_t size, uint64_t a_len, uint64_t b_len,
 static void guards_ok(struct env *e)
 {
 	for (size_t i = 0; i < GUARD; i++) {
-		ck_assert_uint_eq(e->host[i], GUARD_BYTE);
-		ck_assert_uint_eq(e->a[e->a_len + i], GUARD_BYTE);
-		ck_assert_uint_eq(e->b[e->b_len + i], GUARD_BYTE);
+		REQ(e->host[i] == GUARD_BYTE);
+		REQ(e->a[e->a_len + i] == GUARD_BYTE);
+		REQ(e->b[e->b_len + i] == GUARD_BYTE);
 	}
 }
 
@@ -1196,7 +1196,7 @@ END_TEST
 
 /* ---- Crash at every step, recovery -------------------------------------- */
 
-#define MAX_SNAP 96
+#define MAX_SNAP 256
 
 struct snap {
 	char step[48];
@@ -1240,8 +1240,8 @@ static void snaps_free(void)
 /* The scenario both crash tests share. */
 struct scen {
 	unsigned n;
-	struct xchain x[4];
-	int fetch_order[4]; /* index into x, as the first process fetched */
+	struct xchain x[8];
+	int fetch_order[8]; /* index into x, as the first process fetched */
 };
 
 static int x_of(const struct scen *sc, uint16_t id)
@@ -1266,7 +1266,7 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 {
 	struct env *e = env_open(orig->size, orig->a_len, orig->b_len,
 				 orig->p.event_idx, orig->p.indirect);
-	int seen[4] = { 0 }, resub_idx[4], nres, fetched_after = 0;
+	int seen[8] = { 0 }, resub_idx[8], nres, fetched_after = 0;
 	struct iovec pool[16];
 	struct vre_chain c;
 	uint16_t id, pos_idx, avail_idx;
@@ -1525,6 +1525,96 @@ START_TEST(test_crash_gap)
 }
 END_TEST
 
+static uint32_t rnd_state;
+
+static uint32_t rnd(void)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return rnd_state >> 8;
+}
+
+/*
+ * Random runs: 2..8 chains of 1..3 descriptors (some indirect) after a
+ * random number of warm-up trips, fetched in random bursts and completed in
+ * random batches and orders, with a snapshot at every step; each snapshot
+ * must recover to exactly-once delivery.
+ */
+START_TEST(test_crash_random)
+{
+	struct env *e = env_open(16, 1 << 16, 4096, false, true);
+	struct vdrv *drv0 = malloc(sizeof(*drv0));
+	struct scen sc;
+	struct iovec pool[32];
+	struct vre_chain held[8], c[8];
+	unsigned nheld = 0, fetched = 0, done = 0, slots = 0, warm;
+
+	rnd_state = 0x1234u + (uint32_t)_i * 7919u;
+	warm = rnd() % 20;
+	ck_assert_int_eq(vre_vq_inflight_attach(&e->vq, e->inf, e->inf_len, 0), 0);
+	for (unsigned k = 0; k < warm; k++)
+		one_trip(e, (uint16_t)(k % 16));
+	memset(&sc, 0, sizeof(sc));
+	while (sc.n < 8) {
+		struct xchain *x = &sc.x[sc.n];
+		unsigned nd = 1 + rnd() % 3;
+
+		if (slots + nd > 16)
+			break;
+		*x = (struct xchain){ .id = (uint16_t)((sc.n * 5 + 3) % 16), .seq = rnd() };
+		if (rnd() % 4 == 0) {
+			struct xbuf tb[2] = { { galloc(e, 12), 12, false }, { galloc(e, 20), 20, true } };
+
+			x_indirect(e, x, tb, 1 + rnd() % 2);
+			nd = 1;
+		} else {
+			for (unsigned j = 0; j < nd; j++)
+				x_add(x, galloc(e, 8 + j), 8 + j, j + 1 == nd && nd > 1);
+		}
+		x_post(e, x);
+		sc.fetch_order[sc.n] = (int)sc.n;
+		slots += nd;
+		sc.n++;
+	}
+	*drv0 = e->drv;
+	nsnap = 0;
+	snap_only = NULL;
+	hook_env = e;
+	snap_take(e, "posted");
+	vre_packed_step_hook = snap_hook;
+	while (done < sc.n) {
+		if (fetched < sc.n && (nheld == 0 || rnd() % 2)) {
+			int n = vre_vq_fetch(&e->vq, c, 1 + rnd() % 4, pool, 32);
+
+			ck_assert_int_gt(n, 0);
+			for (int i = 0; i < n; i++) {
+				x_serve(e, &c[i], &sc.x[x_of(&sc, c[i].id)]);
+				held[nheld++] = c[i];
+			}
+			fetched += (unsigned)n;
+		} else {
+			unsigned k = 1 + rnd() % nheld;
+			struct vre_used u[8];
+
+			for (unsigned i = 0; i < k; i++) {
+				unsigned pick = rnd() % nheld;
+				const struct xchain *x = &sc.x[x_of(&sc, held[pick].id)];
+
+				u[i] = vre_used_of(&held[pick], (uint32_t)x_rlen(x, true));
+				held[pick] = held[--nheld];
+			}
+			ck_assert_int_eq(vre_vq_complete(&e->vq, u, k), 0);
+			done += k;
+		}
+	}
+	vre_packed_step_hook = NULL;
+	for (unsigned i = 0; i < nsnap; i++)
+		recover_check(e, drv0, &sc, &snaps[i]);
+	snaps_free();
+	free(drv0);
+	env_close(e);
+}
+END_TEST
+
 /* A copy of e as a process killed now would leave it, with a fresh vq. */
 static struct env *env_crash_copy(struct env *e)
 {
@@ -1725,6 +1815,7 @@ static Suite *packed_suite(void)
 	tcase_add_test(inf, test_crash_every_step);
 	tcase_add_loop_test(inf, test_crash_gap, 0, 2);
 	tcase_add_test(inf, test_crash_twice);
+	tcase_add_loop_test(inf, test_crash_random, 0, 40);
 	tcase_add_loop_test(inf, test_inflight_corrupt, 0, sizeof(spoils) / sizeof(spoils[0]));
 	tcase_add_test(inf, test_recover_indirect);
 	tcase_set_timeout(inf, 120);
