@@ -31,7 +31,7 @@ void ctl_conn_reset_msg(struct ctl_conn *c)
 
 /* Takes every fd out of the control messages; beyond VHU_MAX_FDS per
  * message they are closed at once (the dispatcher rejects the message). */
-static int collect_fds(struct ctl_conn *c, struct msghdr *mh, bool *too_many)
+static void collect_fds(struct ctl_conn *c, struct msghdr *mh, bool *too_many)
 {
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
@@ -49,9 +49,9 @@ static int collect_fds(struct ctl_conn *c, struct msghdr *mh, bool *too_many)
 			}
 		}
 	}
+	/* Truncated: the kernel dropped (closed) the fds that did not fit. */
 	if (mh->msg_flags & MSG_CTRUNC)
 		*too_many = true;
-	return 0;
 }
 
 static ssize_t read_some(struct ctl_conn *c, void *dst, size_t len, bool *too_many)

@@ -217,8 +217,12 @@ struct vre_server {
 enum ctl_fd_kind { CTL_FD_WAKE, CTL_FD_LISTEN, CTL_FD_CONN, CTL_FD_TIMER };
 
 /* server.c */
-void ctl_dev_disconnect(struct vre_dev *dev);
 int ctl_epoll_add(struct vre_dev *dev, int fd, enum ctl_fd_kind kind);
+void ctl_epoll_del(struct vre_dev *dev, int fd);
+
+/* dev.c */
+void ctl_dev_disconnect(struct vre_dev *dev);
+void ctl_dev_event(struct vre_dev *dev, enum ctl_fd_kind kind);
 
 /* conn.c: 1 a whole message is in conn->msg, 0 need more bytes, <0 drop
  * the connection. */
@@ -235,6 +239,7 @@ const char *ctl_req_name(uint32_t req);
 /* queue.c */
 bool ctl_has_pf(const struct vre_dev *dev, unsigned bit);
 void ctl_queues_pause(struct vre_dev *dev);
+void ctl_queue_pause_one(struct vre_dev *dev, uint32_t index);
 void ctl_queues_reconcile(struct vre_dev *dev);
 void ctl_queue_stop(struct vre_dev *dev, struct ctl_queue *cq);
 void ctl_queue_reset(struct ctl_queue *cq);

@@ -281,6 +281,11 @@ int ctl_h_set_vring_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_repl
 			cq->q.index, name, msg->nfds, nofd);
 		return -EINVAL;
 	}
+	if (msg->hdr.request == VHU_SET_VRING_KICK && (!cq->num || !cq->addr_set)) {
+		VRE_ERR(CTL_ROOM, "%s queue %u: kick before size and addresses", dev->path,
+			cq->q.index);
+		return -EINVAL;
+	}
 	slot = msg->hdr.request == VHU_SET_VRING_KICK ? &cq->q.kick_fd :
 	       msg->hdr.request == VHU_SET_VRING_CALL ? &cq->q.call_fd : &cq->q.err_fd;
 	close_fd(slot);
@@ -290,11 +295,6 @@ int ctl_h_set_vring_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_repl
 	}
 	if (msg->hdr.request != VHU_SET_VRING_KICK)
 		return 0;
-	if (!cq->num || !cq->addr_set) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: kick before size and addresses", dev->path,
-			cq->q.index);
-		return -EINVAL;
-	}
 	cq->q.started = true;
 	cq->failed = false;
 	if (!(dev->features & BIT64(VHU_F_PROTOCOL_FEATURES)))

@@ -11,9 +11,11 @@
  *   - payload outside the bounds, more fds than the row allows, missing
  *     owner or protocol feature: the request fails without its handler;
  *   - every fd a handler did not keep is closed after it;
- *   - quiesce rows: running queues are stopped before the handler and the
- *     queues that are ready are restarted after it (ctl_queues_reconcile runs
- *     after every request, so enable/kick start queues too);
+ *   - quiesce rows: the running queues the request can affect (the one it
+ *     names, or all of the device's for memory, features, inflight, reset)
+ *     are stopped before the handler, and the queues that are ready are
+ *     restarted after it (ctl_queues_reconcile runs after every request, so
+ *     enable/kick start queues too);
  *   - replies: "always" rows send the handler's reply (or its failure
  *     encoding; with none, the connection is dropped: the frontend would
  *     otherwise wait forever); the others send the REPLY_ACK status when it
@@ -25,6 +27,9 @@
 #include "handlers.h"
 
 enum reply_kind { REPLY_ACK, REPLY_ALWAYS };
+/* Q_QUEUE: only the queue the request names (its index is the first u32 of
+ * the payload, or bits 0-7 of a ring fd request); Q_DEV: every queue. */
+enum quiesce { Q_NONE, Q_QUEUE, Q_DEV };
 
 struct msg_rule {
 	const char *name;
@@ -32,7 +37,7 @@ struct msg_rule {
 	uint16_t min_size, max_size;
 	uint8_t fds;              /* most fds the request may carry */
 	bool owner;               /* needs SET_OWNER first */
-	bool quiesce;             /* changes memory or rings */
+	enum quiesce quiesce;     /* what must stop while it runs */
 	int8_t pf;                /* protocol feature it needs, -1 none */
 	enum reply_kind reply;
 	uint16_t fail_size;       /* always-reply failure: this many zero bytes */
@@ -48,64 +53,64 @@ struct msg_rule {
 
 static const struct msg_rule rules[VHU_REQ_MAX] = {
 	R(GET_FEATURES, ctl_h_get_features, 0, 8, 0, false, false, -1, REPLY_ALWAYS),
-	R(SET_FEATURES, ctl_h_set_features, 8, 8, 0, true, true, -1, REPLY_ACK),
-	R(SET_OWNER, ctl_h_set_owner, 0, 0, 0, false, false, -1, REPLY_ACK),
-	R(RESET_OWNER, ctl_h_reset, 0, 8, 0, true, true, -1, REPLY_ACK),
+	R(SET_FEATURES, ctl_h_set_features, 8, 8, 0, true, Q_DEV, -1, REPLY_ACK),
+	R(SET_OWNER, ctl_h_set_owner, 0, 0, 0, false, Q_NONE, -1, REPLY_ACK),
+	R(RESET_OWNER, ctl_h_reset, 0, 8, 0, true, Q_DEV, -1, REPLY_ACK),
 	R(SET_MEM_TABLE, ctl_h_set_mem_table, 8, sizeof(struct vhu_mem_table),
-	  VHU_MEM_TABLE_REGIONS, true, true, -1, REPLY_ACK),
+	  VHU_MEM_TABLE_REGIONS, true, Q_DEV, -1, REPLY_ACK),
 	/* Dirty logging needs LOG_SHMFD, which VRE does not offer. */
-	R(SET_LOG_BASE, NULL, 0, sizeof(struct vhu_log), 1, true, false, -1, REPLY_ACK),
-	R(SET_LOG_FD, NULL, 0, 8, 1, true, false, -1, REPLY_ACK),
-	R(SET_VRING_NUM, ctl_h_set_vring_num, STATE, STATE, 0, true, true, -1, REPLY_ACK),
+	R(SET_LOG_BASE, NULL, 0, sizeof(struct vhu_log), 1, true, Q_NONE, -1, REPLY_ACK),
+	R(SET_LOG_FD, NULL, 0, 8, 1, true, Q_NONE, -1, REPLY_ACK),
+	R(SET_VRING_NUM, ctl_h_set_vring_num, STATE, STATE, 0, true, Q_QUEUE, -1, REPLY_ACK),
 	R(SET_VRING_ADDR, ctl_h_set_vring_addr, sizeof(struct vhu_addr),
-	  sizeof(struct vhu_addr), 0, true, true, -1, REPLY_ACK),
-	R(SET_VRING_BASE, ctl_h_set_vring_base, STATE, STATE, 0, true, true, -1, REPLY_ACK),
-	R(GET_VRING_BASE, ctl_h_get_vring_base, STATE, STATE, 0, true, true, -1, REPLY_ALWAYS),
-	R(SET_VRING_KICK, ctl_h_set_vring_fd, 8, 8, 1, true, true, -1, REPLY_ACK),
-	R(SET_VRING_CALL, ctl_h_set_vring_fd, 8, 8, 1, true, true, -1, REPLY_ACK),
-	R(SET_VRING_ERR, ctl_h_set_vring_fd, 8, 8, 1, true, true, -1, REPLY_ACK),
-	R(GET_PROTOCOL_FEATURES, ctl_h_get_protocol_features, 0, 8, 0, false, false, -1,
+	  sizeof(struct vhu_addr), 0, true, Q_QUEUE, -1, REPLY_ACK),
+	R(SET_VRING_BASE, ctl_h_set_vring_base, STATE, STATE, 0, true, Q_QUEUE, -1, REPLY_ACK),
+	R(GET_VRING_BASE, ctl_h_get_vring_base, STATE, STATE, 0, true, Q_QUEUE, -1, REPLY_ALWAYS),
+	R(SET_VRING_KICK, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
+	R(SET_VRING_CALL, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
+	R(SET_VRING_ERR, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
+	R(GET_PROTOCOL_FEATURES, ctl_h_get_protocol_features, 0, 8, 0, false, Q_NONE, -1,
 	  REPLY_ALWAYS),
-	R(SET_PROTOCOL_FEATURES, ctl_h_set_protocol_features, 8, 8, 0, false, false, -1,
+	R(SET_PROTOCOL_FEATURES, ctl_h_set_protocol_features, 8, 8, 0, false, Q_NONE, -1,
 	  REPLY_ACK),
-	R(GET_QUEUE_NUM, ctl_h_get_queue_num, 0, 8, 0, false, false, -1, REPLY_ALWAYS),
-	R(SET_VRING_ENABLE, ctl_h_set_vring_enable, STATE, STATE, 0, true, true, -1,
+	R(GET_QUEUE_NUM, ctl_h_get_queue_num, 0, 8, 0, false, Q_NONE, -1, REPLY_ALWAYS),
+	R(SET_VRING_ENABLE, ctl_h_set_vring_enable, STATE, STATE, 0, true, Q_QUEUE, -1,
 	  REPLY_ACK),
-	R(SEND_RARP, ctl_h_send_rarp, 8, 8, 0, true, false, VHU_PF_RARP, REPLY_ACK),
-	R(NET_SET_MTU, ctl_h_net_set_mtu, 8, 8, 0, true, false, VHU_PF_MTU, REPLY_ACK),
-	R(SET_BACKEND_REQ_FD, ctl_h_set_backend_req_fd, 0, 8, 1, false, false,
+	R(SEND_RARP, ctl_h_send_rarp, 8, 8, 0, true, Q_NONE, VHU_PF_RARP, REPLY_ACK),
+	R(NET_SET_MTU, ctl_h_net_set_mtu, 8, 8, 0, true, Q_NONE, VHU_PF_MTU, REPLY_ACK),
+	R(SET_BACKEND_REQ_FD, ctl_h_set_backend_req_fd, 0, 8, 1, false, Q_NONE,
 	  VHU_PF_BACKEND_REQ, REPLY_ACK),
-	R(IOTLB_MSG, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
-	R(SET_VRING_ENDIAN, NULL, 0, STATE, 0, true, false, -1, REPLY_ACK),
+	R(IOTLB_MSG, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	R(SET_VRING_ENDIAN, NULL, 0, STATE, 0, true, Q_NONE, -1, REPLY_ACK),
 	/* Failure: a config header with size 0 (the spec's encoding). */
-	R(GET_CONFIG, ctl_h_get_config, 12, sizeof(struct vhu_config), 0, false, false,
+	R(GET_CONFIG, ctl_h_get_config, 12, sizeof(struct vhu_config), 0, false, Q_NONE,
 	  -1, REPLY_ALWAYS, .fail_size = 12),
-	R(SET_CONFIG, ctl_h_set_config, 12, sizeof(struct vhu_config), 0, true, false,
+	R(SET_CONFIG, ctl_h_set_config, 12, sizeof(struct vhu_config), 0, true, Q_NONE,
 	  VHU_PF_CONFIG, REPLY_ACK),
-	R(CREATE_CRYPTO_SESSION, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
-	R(CLOSE_CRYPTO_SESSION, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
-	R(POSTCOPY_ADVISE, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
-	R(POSTCOPY_LISTEN, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
-	R(POSTCOPY_END, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
+	R(CREATE_CRYPTO_SESSION, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	R(CLOSE_CRYPTO_SESSION, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	R(POSTCOPY_ADVISE, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	R(POSTCOPY_LISTEN, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	R(POSTCOPY_END, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
 	/* Failure: mmap_size 0 and no fd, which QEMU reads as "no region". */
-	R(GET_INFLIGHT_FD, ctl_h_get_inflight_fd, INFL, INFL, 0, true, true,
+	R(GET_INFLIGHT_FD, ctl_h_get_inflight_fd, INFL, INFL, 0, true, Q_DEV,
 	  VHU_PF_INFLIGHT_SHMFD, REPLY_ALWAYS, .fail_size = INFL),
-	R(SET_INFLIGHT_FD, ctl_h_set_inflight_fd, INFL, INFL, 1, true, true,
+	R(SET_INFLIGHT_FD, ctl_h_set_inflight_fd, INFL, INFL, 1, true, Q_DEV,
 	  VHU_PF_INFLIGHT_SHMFD, REPLY_ACK),
-	R(GPU_SET_SOCKET, NULL, 0, VHU_MAX_PAYLOAD, 1, true, false, -1, REPLY_ACK),
-	R(RESET_DEVICE, ctl_h_reset, 0, 8, 0, true, true, VHU_PF_RESET_DEVICE, REPLY_ACK),
-	R(VRING_KICK, NULL, 0, STATE, 0, true, false, -1, REPLY_ACK),
-	R(GET_MAX_MEM_SLOTS, ctl_h_get_max_mem_slots, 0, 8, 0, false, false, -1,
+	R(GPU_SET_SOCKET, NULL, 0, VHU_MAX_PAYLOAD, 1, true, Q_NONE, -1, REPLY_ACK),
+	R(RESET_DEVICE, ctl_h_reset, 0, 8, 0, true, Q_DEV, VHU_PF_RESET_DEVICE, REPLY_ACK),
+	R(VRING_KICK, NULL, 0, STATE, 0, true, Q_NONE, -1, REPLY_ACK),
+	R(GET_MAX_MEM_SLOTS, ctl_h_get_max_mem_slots, 0, 8, 0, false, Q_NONE, -1,
 	  REPLY_ALWAYS),
-	R(ADD_MEM_REG, ctl_h_add_mem_reg, REG, REG, 1, true, true,
+	R(ADD_MEM_REG, ctl_h_add_mem_reg, REG, REG, 1, true, Q_DEV,
 	  VHU_PF_CONFIGURE_MEM_SLOTS, REPLY_ACK),
-	R(REM_MEM_REG, ctl_h_rem_mem_reg, REG, REG, 1, true, true,
+	R(REM_MEM_REG, ctl_h_rem_mem_reg, REG, REG, 1, true, Q_DEV,
 	  VHU_PF_CONFIGURE_MEM_SLOTS, REPLY_ACK),
-	R(SET_STATUS, ctl_h_set_status, 8, 8, 0, true, false, VHU_PF_STATUS, REPLY_ACK),
-	R(GET_STATUS, ctl_h_get_status, 0, 8, 0, true, false, VHU_PF_STATUS, REPLY_ALWAYS),
-	R(GET_SHARED_OBJECT, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
-	R(SET_DEVICE_STATE_FD, NULL, 0, VHU_MAX_PAYLOAD, 1, true, false, -1, REPLY_ACK),
-	R(CHECK_DEVICE_STATE, NULL, 0, VHU_MAX_PAYLOAD, 0, true, false, -1, REPLY_ACK),
+	R(SET_STATUS, ctl_h_set_status, 8, 8, 0, true, Q_NONE, VHU_PF_STATUS, REPLY_ACK),
+	R(GET_STATUS, ctl_h_get_status, 0, 8, 0, true, Q_NONE, VHU_PF_STATUS, REPLY_ALWAYS),
+	R(GET_SHARED_OBJECT, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	R(SET_DEVICE_STATE_FD, NULL, 0, VHU_MAX_PAYLOAD, 1, true, Q_NONE, -1, REPLY_ACK),
+	R(CHECK_DEVICE_STATE, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
 };
 
 const char *ctl_req_name(uint32_t req)
@@ -158,6 +163,20 @@ static int send_ack(struct vre_dev *dev, const struct vhu_msg *msg, int status)
 	return send_reply(dev, msg, &rep);
 }
 
+/* The queue a Q_QUEUE request names, unchecked (an index out of range
+ * pauses nothing; the handler rejects it). */
+static uint32_t queue_named(const struct vhu_msg *msg)
+{
+	switch (msg->hdr.request) {
+	case VHU_SET_VRING_KICK:
+	case VHU_SET_VRING_CALL:
+	case VHU_SET_VRING_ERR:
+		return (uint32_t)(msg->p.u64 & VHU_VRING_IDX_MASK);
+	default:
+		return msg->p.state.index; /* vring state and address */
+	}
+}
+
 /* Runs the handler inside the quiesce the row asks for. */
 static int run(struct vre_dev *dev, const struct msg_rule *r, struct vhu_msg *msg,
 	       struct ctl_reply *rep)
@@ -170,8 +189,10 @@ static int run(struct vre_dev *dev, const struct msg_rule *r, struct vhu_msg *ms
 		dev->stats.unknown++;
 		return -ENOTSUP;
 	}
-	if (r->quiesce)
+	if (r->quiesce == Q_DEV)
 		ctl_queues_pause(dev);
+	else if (r->quiesce == Q_QUEUE)
+		ctl_queue_pause_one(dev, queue_named(msg));
 	ret = r->handler(dev, msg, rep);
 	ctl_queues_reconcile(dev);
 	return ret;

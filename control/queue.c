@@ -51,6 +51,14 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+void ctl_queue_pause_one(struct vre_dev *dev, uint32_t index)
+{
+	if (index < dev->ops->max_queues && dev->queues[index].q.running) {
+		ctl_queue_stop(dev, &dev->queues[index]);
+		dev->queues[index].paused = true;
+	}
+}
+
 /* Back to idle: the ring must be configured again before it runs. */
 void ctl_queue_reset(struct ctl_queue *cq)
 {

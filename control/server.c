@@ -1,35 +1,20 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The server: one control thread, one epoll loop over every device's
- * sockets. A device listens (server mode) or connects to a listening
- * frontend, retrying with back-off (client mode); it serves one frontend at a
- * time and stays configured when that frontend leaves.
+ * sockets (dev.c says what each device does with its events).
  *
  * epoll entries carry a device id, not a pointer: the loop looks the id up
  * under the lock, so an event for a device destroyed meanwhile is dropped
  * instead of touching freed memory.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include "handlers.h"
-
-#define CTL_BACKOFF_MIN_MS 100u
-#define CTL_BACKOFF_MAX_MS 1000u
-/* Messages handled per wakeup of one connection, so a chatty frontend
- * cannot starve the others (epoll is level-triggered: the rest waits). */
-#define CTL_MSGS_PER_EVENT 64
-/* GET_QUEUE_NUM is a u64 but ring messages carry the index in 8 bits. */
-#define CTL_MAX_QUEUES 256
+#include "ctl.h"
 
 static uint64_t key(uint32_t id, enum ctl_fd_kind kind)
 {
@@ -43,123 +28,10 @@ int ctl_epoll_add(struct vre_dev *dev, int fd, enum ctl_fd_kind kind)
 	return epoll_ctl(dev->srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-static void epoll_del(struct vre_dev *dev, int fd)
+void ctl_epoll_del(struct vre_dev *dev, int fd)
 {
 	if (fd >= 0)
 		epoll_ctl(dev->srv->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-static void arm_timer(struct vre_dev *dev, unsigned ms)
-{
-	struct itimerspec its = {
-		.it_value = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L + 1 },
-	};
-
-	timerfd_settime(dev->timer_fd, 0, &its, NULL);
-}
-
-void ctl_dev_disconnect(struct vre_dev *dev)
-{
-	if (dev->conn.fd < 0)
-		return;
-	epoll_del(dev, dev->conn.fd);
-	close(dev->conn.fd);
-	dev->conn.fd = -1;
-	ctl_conn_reset_msg(&dev->conn);
-	ctl_dev_reset_state(dev, false);
-	if (dev->ops->disconnected)
-		dev->ops->disconnected(dev->ctx);
-	dev->stats.disconnects++;
-	VRE_INFO(CTL_ROOM, "%s: frontend disconnected", dev->path);
-	if (dev->client) {
-		dev->backoff_ms = CTL_BACKOFF_MIN_MS;
-		arm_timer(dev, dev->backoff_ms);
-	}
-}
-
-static int set_conn(struct vre_dev *dev, int fd)
-{
-	int r;
-
-	dev->conn.fd = fd;
-	dev->conn.have = 0;
-	dev->conn.msg.nfds = 0;
-	r = ctl_epoll_add(dev, fd, CTL_FD_CONN);
-	if (r < 0) {
-		close(fd);
-		dev->conn.fd = -1;
-		return r;
-	}
-	dev->stats.connects++;
-	VRE_INFO(CTL_ROOM, "%s: frontend connected", dev->path);
-	return 0;
-}
-
-static void on_listen(struct vre_dev *dev)
-{
-	int fd = accept4(dev->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	if (dev->conn.fd >= 0) {
-		VRE_WARN(CTL_ROOM, "%s: a second frontend while one is connected, refused",
-			 dev->path);
-		close(fd);
-		return;
-	}
-	set_conn(dev, fd);
-}
-
-static void on_conn(struct vre_dev *dev)
-{
-	for (int i = 0; i < CTL_MSGS_PER_EVENT && dev->conn.fd >= 0; i++) {
-		int r = ctl_conn_read(&dev->conn);
-
-		if (r == 0)
-			return;
-		if (r > 0)
-			r = ctl_dispatch(dev, &dev->conn.msg);
-		ctl_conn_reset_msg(&dev->conn);
-		if (r < 0)
-			ctl_dev_disconnect(dev);
-	}
-}
-
-static int connect_path(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static void on_timer(struct vre_dev *dev)
-{
-	uint64_t ticks;
-	int fd;
-
-	if (read(dev->timer_fd, &ticks, sizeof(ticks)) < 0 || dev->conn.fd >= 0)
-		return;
-	fd = connect_path(dev->path);
-	if (fd >= 0 && set_conn(dev, fd) == 0) {
-		dev->backoff_ms = CTL_BACKOFF_MIN_MS;
-		return;
-	}
-	VRE_DEBUG(CTL_ROOM, "%s: connect failed, retry in %u ms", dev->path, dev->backoff_ms);
-	arm_timer(dev, dev->backoff_ms);
-	dev->backoff_ms *= 2;
-	if (dev->backoff_ms > CTL_BACKOFF_MAX_MS)
-		dev->backoff_ms = CTL_BACKOFF_MAX_MS;
 }
 
 static struct vre_dev *find_dev(struct vre_server *s, uint32_t id)
@@ -174,14 +46,8 @@ static void handle(struct vre_server *s, uint64_t k)
 {
 	struct vre_dev *dev = find_dev(s, (uint32_t)(k >> 8));
 
-	if (!dev)
-		return;
-	switch ((enum ctl_fd_kind)(k & 0xff)) {
-	case CTL_FD_LISTEN: on_listen(dev); break;
-	case CTL_FD_CONN: on_conn(dev); break;
-	case CTL_FD_TIMER: on_timer(dev); break;
-	default: break;
-	}
+	if (dev)
+		ctl_dev_event(dev, (enum ctl_fd_kind)(k & 0xff));
 }
 
 /* One round of the loop: waits up to timeout_ms, handles what is ready.
@@ -285,208 +151,4 @@ void vre_server_destroy(struct vre_server *s)
 	close(s->epoll_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
-}
-
-static int listen_on(struct vre_dev *dev)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd;
-
-	memcpy(sa.sun_path, dev->path, strlen(dev->path) + 1);
-	/* A socket left by an earlier run is ours to replace; anything else
-	 * at the path is not. */
-	if (lstat(dev->path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(dev->path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
-		int r = -errno;
-
-		VRE_ERR(CTL_ROOM, "%s: cannot listen: %s", dev->path, strerror(-r));
-		close(fd);
-		return r;
-	}
-	dev->listen_fd = fd;
-	return ctl_epoll_add(dev, fd, CTL_FD_LISTEN);
-}
-
-static int dev_open(struct vre_dev *dev)
-{
-	if (!dev->client)
-		return listen_on(dev);
-	dev->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (dev->timer_fd < 0)
-		return -errno;
-	dev->backoff_ms = CTL_BACKOFF_MIN_MS;
-	arm_timer(dev, 0); /* first attempt at once, on the control thread */
-	return ctl_epoll_add(dev, dev->timer_fd, CTL_FD_TIMER);
-}
-
-static void dev_free(struct vre_dev *dev)
-{
-	epoll_del(dev, dev->listen_fd);
-	epoll_del(dev, dev->timer_fd);
-	if (dev->listen_fd >= 0) {
-		close(dev->listen_fd);
-		unlink(dev->path);
-	}
-	if (dev->timer_fd >= 0)
-		close(dev->timer_fd);
-	free(dev->queues);
-	free(dev->path);
-	free(dev);
-}
-
-static int check_config(const struct vre_dev_config *cfg)
-{
-	const struct vre_device_ops *ops = cfg->ops;
-
-	if (!cfg->path || !ops || !ops->queue_start || !ops->queue_stop)
-		return -EINVAL;
-	if (strlen(cfg->path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return -ENAMETOOLONG;
-	if (ops->max_queues == 0 || ops->max_queues > CTL_MAX_QUEUES)
-		return -EINVAL;
-	return 0;
-}
-
-int vre_dev_create(struct vre_server *s, const struct vre_dev_config *cfg,
-		   struct vre_dev **out)
-{
-	struct vre_dev *dev;
-	int r = check_config(cfg);
-
-	if (r < 0)
-		return r;
-	dev = calloc(1, sizeof(*dev));
-	if (!dev)
-		return -ENOMEM;
-	dev->srv = s;
-	dev->client = cfg->client;
-	dev->ops = cfg->ops;
-	dev->ctx = cfg->ctx;
-	dev->listen_fd = dev->timer_fd = dev->conn.fd = dev->backend_req_fd = -1;
-	dev->inflight.fd = -1;
-	dev->path = strdup(cfg->path);
-	dev->queues = calloc(cfg->ops->max_queues, sizeof(*dev->queues));
-	if (!dev->path || !dev->queues) {
-		dev_free(dev);
-		return -ENOMEM;
-	}
-	for (uint16_t i = 0; i < cfg->ops->max_queues; i++) {
-		struct vre_queue *q = &dev->queues[i].q;
-
-		q->dev = dev;
-		q->index = i;
-		q->kick_fd = q->call_fd = q->err_fd = -1;
-	}
-	pthread_mutex_lock(&s->lock);
-	dev->id = s->next_id++;
-	r = dev_open(dev);
-	if (r == 0) {
-		dev->next = s->devs;
-		s->devs = dev;
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (r < 0) {
-		dev_free(dev);
-		return r;
-	}
-	*out = dev;
-	return 0;
-}
-
-void vre_dev_destroy(struct vre_dev *dev)
-{
-	struct vre_server *s;
-
-	if (!dev)
-		return;
-	s = dev->srv;
-	pthread_mutex_lock(&s->lock);
-	for (struct vre_dev **p = &s->devs; *p; p = &(*p)->next) {
-		if (*p == dev) {
-			*p = dev->next;
-			break;
-		}
-	}
-	dev->client = false; /* no reconnect from here on */
-	ctl_dev_disconnect(dev);
-	dev_free(dev);
-	pthread_mutex_unlock(&s->lock);
-}
-
-int vre_dev_attach_fd(struct vre_dev *dev, int fd)
-{
-	int r, fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	pthread_mutex_lock(&dev->srv->lock);
-	ctl_dev_disconnect(dev);
-	r = set_conn(dev, fd);
-	pthread_mutex_unlock(&dev->srv->lock);
-	return r;
-}
-
-bool vre_dev_connected(struct vre_dev *dev)
-{
-	bool c;
-
-	pthread_mutex_lock(&dev->srv->lock);
-	c = dev->conn.fd >= 0;
-	pthread_mutex_unlock(&dev->srv->lock);
-	return c;
-}
-
-void vre_dev_get_stats(struct vre_dev *dev, struct vre_dev_stats *out)
-{
-	pthread_mutex_lock(&dev->srv->lock);
-	*out = dev->stats;
-	pthread_mutex_unlock(&dev->srv->lock);
-}
-
-uint64_t vre_dev_features(const struct vre_dev *dev)
-{
-	return dev->features;
-}
-
-uint16_t vre_dev_num_queues(const struct vre_dev *dev)
-{
-	return dev->ops->max_queues;
-}
-
-struct vre_queue *vre_dev_queue(struct vre_dev *dev, uint16_t index)
-{
-	return index < dev->ops->max_queues ? &dev->queues[index].q : NULL;
-}
-
-void vre_queue_notify(struct vre_queue *q)
-{
-	uint64_t one = 1;
-	int fd = q->call_fd;
-
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		VRE_DEBUG(CTL_ROOM, "queue %u: call: %s", q->index, strerror(errno));
-}
-
-void vre_dev_get_snapshot(struct vre_dev *dev, struct vre_dev_snapshot *out)
-{
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&dev->srv->lock);
-	out->connected = dev->conn.fd >= 0;
-	out->owner = dev->owner;
-	out->features = dev->features;
-	out->protocol_features = dev->protocol_features;
-	out->mem_regions = dev->mem ? dev->mem->nregions : 0;
-	for (uint16_t i = 0; i < dev->ops->max_queues; i++) {
-		const struct vre_queue *q = &dev->queues[i].q;
-
-		out->queues_started += q->started;
-		out->queues_enabled += q->enabled;
-		out->queues_running += q->running;
-	}
-	pthread_mutex_unlock(&dev->srv->lock);
 }

@@ -24,10 +24,11 @@
  * lock per packet.
  *
  * Quiesce in detail (control/msg_table.c enforces it for every request
- * the message table marks "quiesce": memory table changes, ring num/addr/
- * base, kick/call/err fds, GET_VRING_BASE, enable, features, inflight,
- * reset):
- *   1. for every running queue: ops->queue_stop(q); q->running = false;
+ * the message table marks: the whole device for memory table changes,
+ * features, inflight regions and resets; only the named queue for ring
+ * num/addr/base, kick/call/err fds, enable and GET_VRING_BASE):
+ *   1. for every running queue in scope: ops->queue_stop(q);
+ *      q->running = false;
  *   2. the handler changes memory or ring state. A new memory map is built
  *      completely (every region mmapped and checked) before the old one is
  *      touched; the old regions are unmapped only now, when no queue runs;

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,22 @@ void fx_setup(void)
 	ck_assert_ptr_ne(fx.mem, MAP_FAILED);
 }
 
+/* Removes the test's temp dir and what the tests left in it (sockets,
+ * frontend logs); it holds no subdirectories. */
+static void rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	rmdir(dir);
+}
+
 void fx_teardown(void)
 {
 	if (fx.fd >= 0)
@@ -68,8 +86,7 @@ void fx_teardown(void)
 	vre_server_destroy(fx.srv);
 	munmap(fx.mem, GUEST_SIZE);
 	close(fx.mem_fd);
-	unlink(fx.path);
-	rmdir(fx.dir);
+	rm_dir(fx.dir);
 }
 
 void fx_negotiate(int fd, uint64_t f, uint64_t pf)

@@ -6,7 +6,8 @@
  * and packed rings, one and four queue pairs. Asserts what VRE saw:
  * negotiated features, memory regions mapped, queues started and (when
  * vring's rings are built) handed to the model with the right parameters,
- * and a clean stop of every queue when testpmd goes away.
+ * and a clean stop of every queue when testpmd goes away. Also QEMU's
+ * vhost-user-net start-up handshake (no guest), when QEMU is installed.
  *
  * Exit status 77 (meson: skipped) when dpdk-testpmd is not installed.
  */
@@ -27,7 +28,7 @@
 #define INTEROP_TIMEOUT_MS 30000
 #define NET_FEATURES (F_VERSION_1 | F_PACKED | F_EVENT_IDX | F_MRG_RXBUF | F_MQ | F_INDIRECT)
 
-static const char *testpmd;
+static const char *testpmd, *qemu;
 
 static int64_t now_ms(void)
 {
@@ -68,6 +69,7 @@ static pid_t spawn_testpmd(const char *dir, const char *sock, bool packed,
 	return pid;
 }
 
+/* Stops a child frontend: SIGTERM, then SIGKILL after 5 s. */
 static void stop_testpmd(pid_t pid)
 {
 	int64_t end = now_ms() + 5000;
@@ -116,23 +118,16 @@ static bool wait_started(struct vre_dev *dev, unsigned nq, pid_t pid,
 	return false;
 }
 
-START_TEST(test_testpmd)
+static void one_run(struct fake_dev *fp, struct vre_dev *dev, bool client, bool packed,
+		    unsigned queues, bool rings, int run)
 {
-	bool client = _i & 1, packed = _i & 2;
-	unsigned queues = (_i & 4) ? 4 : 1, nq = 2 * queues;
+	unsigned nq = 2 * queues;
 	struct vre_dev_snapshot s;
-	struct fake_dev f;
-	struct vre_dev *dev;
-	bool rings = fx_vring_ready();
+	struct fake_dev *f = fp;
+	int starts0 = fake_get(f, &f->starts);
 	pid_t pid;
 	bool ok;
 
-	fake_init(&f, NET_FEATURES, 8);
-	/* A net backend has no config space to offer. */
-	f.ops.config_size = 0;
-	dev = fx_add_dev(&f, fx.path, client);
-	fprintf(stderr, "interop: VRE %s, %s rings, %u queue pairs\n",
-		client ? "client" : "server", packed ? "packed" : "split", queues);
 	pid = spawn_testpmd(fx.dir, fx.path, packed, queues, client);
 	ck_assert_int_gt(pid, 0);
 	ok = wait_started(dev, nq, pid, &s);
@@ -150,26 +145,110 @@ START_TEST(test_testpmd)
 	ck_assert_uint_ge(s.mem_regions, 1);
 	ck_assert_uint_eq(s.queues_started, nq);
 	if (rings) {
-		ck_assert(fake_wait(&f, &f.running, (int)nq, INTEROP_TIMEOUT_MS));
-		pthread_mutex_lock(&f.lock);
-		for (int i = 0; i < f.starts; i++) {
-			ck_assert_uint_lt(f.start[i].index, nq);
-			ck_assert(f.start[i].packed == packed);
-			ck_assert_uint_gt(f.start[i].size, 0);
-			ck_assert_int_ge(f.start[i].kick_fd, 0);
+		ck_assert(fake_wait(f, &f->running, (int)nq, INTEROP_TIMEOUT_MS));
+		pthread_mutex_lock(&f->lock);
+		ck_assert_int_ge(f->starts - starts0, (int)nq);
+		for (int i = starts0; i < f->starts; i++) {
+			ck_assert_uint_lt(f->start[i].index, nq);
+			ck_assert(f->start[i].packed == packed);
+			ck_assert_uint_gt(f->start[i].size, 0);
+			ck_assert_int_ge(f->start[i].kick_fd, 0);
 			/* DPDK's packed base: avail 0 with wrap 1 and nothing in
 			 * the upper half; the used side follows the avail side. */
-			ck_assert_uint_eq(f.start[i].base, packed ? 0x80008000u : 0);
+			ck_assert_uint_eq(f->start[i].base, packed ? 0x80008000u : 0);
 		}
-		pthread_mutex_unlock(&f.lock);
+		pthread_mutex_unlock(&f->lock);
 	}
 	stop_testpmd(pid);
-	ck_assert(fake_wait(&f, &f.disconnects, 1, INTEROP_TIMEOUT_MS));
+	ck_assert(fake_wait(f, &f->disconnects, run + 1, INTEROP_TIMEOUT_MS));
 	vre_dev_get_snapshot(dev, &s);
 	ck_assert_uint_eq(s.queues_started, 0);
 	ck_assert_uint_eq(s.queues_running, 0);
 	ck_assert_uint_eq(s.mem_regions, 0);
-	ck_assert_int_eq(fake_get(&f, &f.running), 0);
+	ck_assert_int_eq(fake_get(f, &f->running), 0);
+}
+
+START_TEST(test_testpmd)
+{
+	bool client = _i & 1, packed = _i & 2;
+	unsigned queues = (_i & 4) ? 4 : 1;
+	struct fake_dev f;
+	struct vre_dev *dev;
+	bool rings = fx_vring_ready();
+
+	fake_init(&f, NET_FEATURES, 8);
+	/* A net backend has no config space to offer. */
+	f.ops.config_size = 0;
+	dev = fx_add_dev(&f, fx.path, client);
+	/* Two frontends in a row for two of the cases: the device stays
+	 * configured (server) or reconnects with back-off (client). */
+	for (int run = 0; run < ((_i == 0 || _i == 3) ? 2 : 1); run++) {
+		fprintf(stderr, "interop: VRE %s, %s rings, %u queue pairs, run %d\n",
+			client ? "client" : "server", packed ? "packed" : "split", queues, run);
+		one_run(&f, dev, client, packed, queues, rings, run);
+	}
+	vre_dev_destroy(dev);
+}
+END_TEST
+
+/* QEMU's vhost-user-net handshake at start-up (no guest runs: -S): it
+ * sends the protocol handshake, SET_BACKEND_REQ_FD before SET_OWNER, and
+ * ring call/err fds; VRE must accept all of it and QEMU must stay up. */
+START_TEST(test_qemu_handshake)
+{
+	struct vre_dev_stats st;
+	struct fake_dev f;
+	struct vre_dev *dev;
+	char chardev[160], log[128];
+	int64_t end;
+	pid_t pid;
+
+	if (!qemu) {
+		fprintf(stderr, "qemu-system-x86_64 not found: QEMU handshake skipped\n");
+		return;
+	}
+	fake_init(&f, F_VERSION_1 | F_EVENT_IDX | F_MRG_RXBUF | F_INDIRECT, 2);
+	f.ops.config_size = 0;
+	dev = fx_add_dev(&f, fx.path, false);
+	snprintf(chardev, sizeof(chardev), "socket,id=c0,path=%s", fx.path);
+	snprintf(log, sizeof(log), "%s/qemu.log", fx.dir);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(qemu, qemu, "-machine", "pc", "-accel", "tcg", "-m", "128M",
+		      "-object", "memory-backend-memfd,id=mem,size=128M,share=on",
+		      "-numa", "node,memdev=mem", "-nodefaults", "-no-user-config",
+		      "-display", "none", "-monitor", "none", "-serial", "none", "-S",
+		      "-chardev", chardev, "-netdev", "vhost-user,id=n0,chardev=c0,queues=1",
+		      "-device", "virtio-net-pci,netdev=n0", (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_gt(pid, 0);
+	/* QEMU 7.2 sends 15 requests before the guest runs, ending with the
+	 * rings' fds and enables; poll the counters (there is no event for
+	 * "QEMU is done"). */
+	end = now_ms() + INTEROP_TIMEOUT_MS;
+	do {
+		vre_dev_get_stats(dev, &st);
+		if (st.messages >= 12)
+			break;
+		poll(NULL, 0, 20);
+	} while (now_ms() < end);
+	ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0); /* QEMU still up */
+	struct vre_dev_snapshot s;
+	vre_dev_get_snapshot(dev, &s);
+	ck_assert(s.connected && s.owner);
+	ck_assert(s.protocol_features & PF_REPLY_ACK);
+	ck_assert_uint_ge(st.messages, 12);
+	ck_assert_uint_eq(st.failed, 0);
+	ck_assert_uint_eq(st.unknown, 0);
+	stop_testpmd(pid); /* SIGTERM, then SIGKILL */
+	ck_assert(fake_wait(&f, &f.disconnects, 1, INTEROP_TIMEOUT_MS));
 	vre_dev_destroy(dev);
 }
 END_TEST
@@ -185,26 +264,26 @@ static void setup(void)
 	fx.dev = NULL;
 }
 
-static bool find_testpmd(void)
+/* Finds prog in PATH (or env overrides it); NULL when absent. */
+static const char *find_prog(const char *env, const char *prog)
 {
-	static char buf[512];
-	const char *path = getenv("PATH");
+	static char buf[2][512];
+	static int slot;
+	const char *path = getenv("PATH"), *e = getenv(env);
+	char *out = buf[slot++ & 1];
 
-	testpmd = getenv("VRE_TESTPMD");
-	if (testpmd && *testpmd)
-		return access(testpmd, X_OK) == 0;
+	if (e && *e)
+		return access(e, X_OK) == 0 ? e : NULL;
 	for (const char *p = path; p && *p;) {
 		const char *c = strchr(p, ':');
 		size_t n = c ? (size_t)(c - p) : strlen(p);
 
-		snprintf(buf, sizeof(buf), "%.*s/dpdk-testpmd", (int)n, p);
-		if (access(buf, X_OK) == 0) {
-			testpmd = buf;
-			return true;
-		}
+		snprintf(out, sizeof(buf[0]), "%.*s/%s", (int)n, p, prog);
+		if (access(out, X_OK) == 0)
+			return out;
 		p = c ? c + 1 : p + n;
 	}
-	return false;
+	return NULL;
 }
 
 int main(void)
@@ -214,13 +293,16 @@ int main(void)
 	SRunner *r;
 	int failed;
 
-	if (!find_testpmd()) {
+	testpmd = find_prog("VRE_TESTPMD", "dpdk-testpmd");
+	qemu = find_prog("VRE_QEMU", "qemu-system-x86_64");
+	if (!testpmd) {
 		fprintf(stderr, "dpdk-testpmd not found: skipped\n");
 		return 77;
 	}
 	tcase_add_checked_fixture(t, setup, fx_teardown);
 	tcase_set_timeout(t, 90);
 	tcase_add_loop_test(t, test_testpmd, 0, 8);
+	tcase_add_test(t, test_qemu_handshake);
 	suite_add_tcase(s, t);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);

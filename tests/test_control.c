@@ -16,6 +16,13 @@
 
 #include "ctl_fixture.h"
 
+static int ack_state_fd(int fd, uint32_t req, uint32_t idx, uint32_t num)
+{
+	uint32_t st[2] = { idx, num };
+
+	return vfront_request_ack(fd, req, st, 8, NULL, 0);
+}
+
 static uint64_t ring_features(bool packed)
 {
 	return F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | F_PROTOCOL | (packed ? F_PACKED : 0);
@@ -204,6 +211,17 @@ START_TEST(test_mem_change_quiesces)
 	ck_assert_ptr_ne(fx.fake.start[1].desc, fx.fake.start[0].desc);
 	memcpy(fx.mem + RING_DESC, "NEW!", 4);
 	ck_assert_mem_eq(fx.fake.start[1].desc, "NEW!", 4);
+	/* A ring request for queue 1 leaves running queue 0 alone; one for
+	 * queue 0 stops and restarts it. */
+	int call = fx_eventfd();
+	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_CALL, 1, call), 0);
+	ck_assert_int_eq(ack_state_fd(fx.fd, SET_VRING_NUM, 1, 64), 0);
+	ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.stops), 1);
+	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_CALL, 0, call), 0);
+	ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.stops), 2);
+	ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 3);
+	ck_assert_uint_eq(fx.fake.stop_index[1], 0);
+	close(call);
 	close(kick);
 }
 END_TEST

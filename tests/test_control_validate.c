@@ -137,8 +137,8 @@ START_TEST(test_fds_rejected_and_closed)
 	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_BACKEND_REQ_FD, NULL, 0, NULL, 0), 1);
 	for (int i = 0; i < 3; i++)
 		close(e[i]);
-	/* The kick fd stored before the failed kick is the only one held;
-	 * dropping the connection releases it too. */
+	ck_assert_int_eq(vre_dev_queue(fx.dev, 0)->kick_fd, -1);
+	assert_no_leak(); /* none of them was kept */
 	close(fx.fd);
 	fx.fd = -1;
 	ck_assert(fake_wait(&fx.fake, &fx.fake.disconnects, 1, VFRONT_TIMEOUT_MS));
