@@ -26,9 +26,17 @@
  * - With MRG_RXBUF a packet spans consecutive chains (num_buffers of them,
  *   at most VRE_BURST so that all of them are published in one complete
  *   call); the header goes into the first one.
- * - A chain the burst fetched but could not use is returned with len 0 (a
- *   driver counts that as a short frame and reposts the buffer): no chain is
- *   ever kept by the device past the burst.
+ * - A chain with no writable part, or (as a packet's first) too small for
+ *   the header, is drop_bad_chain and goes back at once with len 0, in its
+ *   own complete call, so it never sits between one packet's chains.
+ * - A packet that fails half way (ring ran dry, or more than 32 chains
+ *   needed) gives the chains it took back with len 0; a chain the burst
+ *   fetched but could not use is returned with len 0 too (a driver counts
+ *   that as a short frame and reposts the buffer): no chain is ever kept by
+ *   the device past the burst, none is lost.
+ * - Chains are published in as few complete calls as possible (one per 32
+ *   chains) and the driver is notified at most once per burst, when the
+ *   ring says so.
  */
 #include <errno.h>
 #include <string.h>

@@ -19,6 +19,10 @@
  *                       in epoll_wait on the items' wake fds and the
  *                       worker's eventfd; on wake, disarm and busy-poll;
  *   VRE_POLL_INTERRUPT  arm and sleep after every pass without work.
+ * Sleeps are bounded (200 ms), so work that arrives without a kick (a
+ * driver that got the notification rules wrong) is late, never lost. An
+ * item that joins a list is disarmed first: a polled queue should not make
+ * its driver kick.
  *
  * Counters are written only by the worker and read by anyone without locks
  * (each field is a relaxed atomic; a snapshot may mix two passes).
@@ -101,7 +105,10 @@ void vre_worker_destroy(struct vre_worker *w);
  * watched. Not from a worker thread. */
 int vre_worker_add(struct vre_worker *w, struct vre_poll_item *it);
 /* Removes it; returns once the worker has acknowledged and so can no longer
- * touch it. No-op for an item on no list. Not from a worker thread. */
+ * touch it. No-op for an item on no list. Not from a worker thread. A worker
+ * that does not acknowledge within 5 s (stuck inside an item) is logged and
+ * waited for again: returning would let the owner free an item the worker
+ * is inside. */
 void vre_worker_remove(struct vre_poll_item *it);
 /* Waits until the worker has started a new pass (outside any item), so
  * every store made before the call is seen by whatever it polls next.

@@ -232,6 +232,9 @@ static void worker_loop(struct vre_worker *w)
 
 			l = nl ? nl : &empty;
 			seen_gen = g;
+			/* New items start with notifications on; a polled
+			 * queue should not make its driver kick. */
+			disarm_all(l);
 			STAT_ADD(w, quiesces, 1);
 			__atomic_store_n(&w->ack_gen, g, __ATOMIC_RELEASE);
 		}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "switch.h"
 #include "vre_log.h"
@@ -24,13 +25,39 @@ static uint32_t mask_of(unsigned n)
 
 /* TX queue -> its RX queue: one burst, one copy per packet. The chains are
  * always completed, also when the packets could not be delivered. */
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	/* vDSO, no syscall; only read while a destination is missing */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+}
+
+/* Whether a TX queue without destination should keep its packets in the
+ * ring for now (see switch.h). */
+static bool hold_for_dst(struct sw_queue *sq)
+{
+	uint64_t now = coarse_ns();
+
+	if (!sq->dst_lost_ns)
+		sq->dst_lost_ns = now;
+	return now - sq->dst_lost_ns < SW_DST_GRACE_MS * 1000000ull;
+}
+
 static int tx_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
 	struct vre_net_tx_burst *b = &sq->burst;
 	struct vre_net_queue *dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
-	int n = vre_net_tx_fetch(sq->nq, b);
-	int taken = b->n; /* tx_done clears the burst */
+	int n, taken;
+
+	if (dst)
+		sq->dst_lost_ns = 0;
+	else if (hold_for_dst(sq))
+		return 0;
+	n = vre_net_tx_fetch(sq->nq, b);
+	taken = b->n; /* tx_done clears the burst */
 
 	if (n < 0 || taken == 0)
 		return 0;
@@ -80,6 +107,25 @@ static bool is_ctrl(const struct sw_port *p, uint16_t index)
 	return p->pairs > 1 && index == 2 * p->pairs;
 }
 
+/* Learn mode: one worker owns every queue (the MAC table is its own). */
+static int plan_learn(struct sw *s)
+{
+	for (unsigned i = 0; i < s->nports; i++) {
+		struct sw_port *p = &s->ports[i];
+
+		for (uint16_t k = 0; k < p->nq; k++)
+			p->q[k].w = s->pool.w[0];
+		for (uint16_t pair = 0; pair < p->pairs; pair++) {
+			struct sw_queue *tx = &p->q[2 * pair + 1];
+
+			for (unsigned j = 0; j < s->nports; j++)
+				if (j != i)
+					tx->dst_qs[j] = &s->ports[j].q[2 * (pair % s->ports[j].pairs)];
+		}
+	}
+	return 0;
+}
+
 int sw_plan(struct sw *s)
 {
 	unsigned rr = 0;
@@ -100,6 +146,8 @@ int sw_plan(struct sw *s)
 			p->q[k].index = k;
 		}
 	}
+	if (s->mode == SW_LEARN)
+		return plan_learn(s);
 	/* Owners of RX queues (even indexes) first, round-robin unless pinned. */
 	for (unsigned i = 0; i < s->nports; i++) {
 		struct sw_port *p = &s->ports[i];
@@ -163,10 +211,15 @@ static void publish_dst(struct sw *s, struct sw_queue *rx, struct vre_net_queue 
 		for (uint16_t pair = 0; pair < p->pairs; pair++) {
 			struct sw_queue *tx = &p->q[2 * pair + 1];
 
-			if (tx->dst_q != rx)
-				continue;
-			__atomic_store_n(&tx->dst, dst, __ATOMIC_RELEASE);
-			any |= tx->running;
+			if (tx->dst_q == rx) {
+				__atomic_store_n(&tx->dst, dst, __ATOMIC_RELEASE);
+				any |= tx->running;
+			}
+			for (unsigned j = 0; j < s->nports; j++)
+				if (tx->dst_qs[j] == rx) {
+					__atomic_store_n(&tx->dsts[j], dst, __ATOMIC_RELEASE);
+					any |= tx->running;
+				}
 		}
 	}
 	/* Every feeder runs on rx's worker: one handshake covers them all. */
@@ -201,10 +254,19 @@ static int sw_queue_start(void *app, struct vre_net_dev *n, struct vre_net_queue
 	sq->nq = nq;
 	if (is_ctrl(sq->port, sq->index)) {
 		err = add_item(sq, ctrl_poll);
+	} else if (nq->is_tx && s->mode == SW_LEARN) {
+		for (unsigned j = 0; j < s->nports; j++) {
+			struct sw_queue *rx = sq->dst_qs[j];
+
+			__atomic_store_n(&sq->dsts[j], rx && rx->running ? rx->nq : NULL,
+					 __ATOMIC_RELEASE);
+		}
+		err = add_item(sq, sw_learn_poll);
 	} else if (nq->is_tx) {
 		struct sw_queue *rx = sq->dst_q;
 
 		__atomic_store_n(&sq->dst, rx->running ? rx->nq : NULL, __ATOMIC_RELEASE);
+		sq->dst_lost_ns = 0;
 		err = add_item(sq, tx_poll);
 	} else {
 		sq->running = true;
@@ -266,7 +328,9 @@ void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 			t->rx_bytes += ld(&nq->st.bytes);
 		}
 		t->drops += drops_of(&nq->st);
+		t->drop_no_rx_buf += ld(&nq->st.drop_no_rx_buf);
 	}
 	t->drops += t->drop_no_dst;
+	t->drop_bad = t->drops - t->drop_no_dst - t->drop_no_rx_buf;
 	pthread_mutex_unlock(&s->lock);
 }

@@ -43,8 +43,10 @@ static void usage(FILE *f)
 		"usage: " PROG " [EAL options --] --vhost PATH[,client][,queues=N] ... [options]\n"
 		"  --vhost PATH[,client][,queues=N]  a vhost-user port (server socket unless client;\n"
 		"                                    N queue pairs, default 1); repeatable\n"
-		"  --mode loopback|xconnect          loopback: a port's TX to its own RX;\n"
-		"                                    xconnect: ports 0<->1, 2<->3, ... (default loopback)\n"
+		"  --mode loopback|xconnect|learn    loopback: a port's TX to its own RX;\n"
+		"                                    xconnect: ports 0<->1, 2<->3, ...;\n"
+		"                                    learn: a MAC-learning bridge over all ports,\n"
+		"                                    on the first worker (default loopback)\n"
 		"  --workers CPULIST                 one pinned worker per CPU (default: the last CPU)\n"
 		"  --pin PORT:PAIR=WORKER            put a queue pair's RX (and its feeders) on the\n"
 		"                                    WORKER-th worker instead of round-robin\n"
@@ -87,6 +89,7 @@ static void parse_vhost(struct sw *s, char *arg)
 	if (s->nports == SW_MAX_PORTS)
 		bad("at most %d --vhost ports", SW_MAX_PORTS);
 	p = &s->ports[s->nports];
+	p->sw = s;
 	p->idx = s->nports;
 	p->pairs = 1;
 	for (int i = 0; i < SW_MAX_PAIRS; i++)
@@ -188,8 +191,10 @@ static void parse_app(struct sw *s, struct opts *o, int argc, char **argv)
 				s->mode = SW_LOOPBACK;
 			else if (strcmp(optarg, "xconnect") == 0)
 				s->mode = SW_XCONNECT;
+			else if (strcmp(optarg, "learn") == 0)
+				s->mode = SW_LEARN;
 			else
-				bad("--mode: '%s' is not loopback or xconnect", optarg);
+				bad("--mode: '%s' is not loopback, xconnect or learn", optarg);
 			break;
 		case O_WORKERS:
 			o->workers = optarg;
@@ -230,9 +235,13 @@ static void parse_app(struct sw *s, struct opts *o, int argc, char **argv)
 	if (!o->workers)
 		o->workers = default_cpu();
 	check_cpus(o->workers);
+	if (s->mode == SW_LEARN && npins)
+		bad("--pin does not apply to --mode learn (one worker owns every queue)");
 	for (unsigned i = 0; i < npins; i++)
 		parse_pin(s, pins[i]);
 }
+
+static const char *const mode_names[] = { "loopback", "xconnect", "learn" };
 
 /* ---- EAL ---- */
 
@@ -295,9 +304,10 @@ static void print_stats(struct sw *s, const struct snap *cur, const struct snap 
 		const struct sw_port_totals *t = &cur->port[i];
 
 		printf("%s port %u: rx-pkts %" PRIu64 " rx-bytes %" PRIu64 " tx-pkts %" PRIu64
-		       " tx-bytes %" PRIu64 " drops %" PRIu64 " drop-no-dst %" PRIu64,
+		       " tx-bytes %" PRIu64 " drops %" PRIu64 " drop-no-dst %" PRIu64
+		       " drop-no-rx-buf %" PRIu64 " drop-bad %" PRIu64,
 		       tag, i, t->rx_pkts, t->rx_bytes, t->tx_pkts, t->tx_bytes, t->drops,
-		       t->drop_no_dst);
+		       t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad);
 		if (prev && secs > 0) {
 			const struct sw_port_totals *o = &prev->port[i];
 
@@ -308,6 +318,8 @@ static void print_stats(struct sw *s, const struct snap *cur, const struct snap 
 		}
 		printf("\n");
 	}
+	if (s->fdb)
+		printf("%s fdb: %" PRIu64 " MAC addresses learned\n", tag, sw_fdb_count(s->fdb));
 	for (unsigned i = 0; i < s->pool.n; i++) {
 		struct vre_worker_stats st;
 
@@ -401,7 +413,10 @@ static int run(struct sw *s, const struct opts *o)
 		free(a);
 		return err;
 	}
-	err = sw_plan(s);
+	if (s->mode == SW_LEARN && !(s->fdb = sw_fdb_create()))
+		err = -ENOMEM;
+	if (err == 0)
+		err = sw_plan(s);
 	if (err == 0)
 		err = vre_server_create(&s->server);
 	if (err == 0)
@@ -411,7 +426,7 @@ static int run(struct sw *s, const struct opts *o)
 	if (err < 0)
 		goto out;
 	printf(PROG ": ready: %u port(s), %s mode, %u worker(s) on CPUs %s, %s polling\n",
-	       s->nports, s->mode == SW_LOOPBACK ? "loopback" : "xconnect", s->pool.n,
+	       s->nports, mode_names[s->mode], s->pool.n,
 	       o->workers, vre_poll_mode_name(o->poll));
 	fflush(stdout);
 	take_snap(s, prev);
@@ -428,6 +443,7 @@ out:
 	close_ports(s);
 	sw_unplan(s);
 	vre_worker_pool_destroy(&s->pool);
+	sw_fdb_destroy(s->fdb);
 	free(a);
 	return err;
 }

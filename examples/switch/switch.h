@@ -13,24 +13,33 @@
  * A TX item reaches its RX queue through an atomically published pointer
  * that is non-NULL only while the RX queue runs. Stopping an RX queue clears
  * the pointer and waits for the owning worker's handshake, so no TX item
- * touches a stopped RX queue; meanwhile TX chains are completed and their
- * packets counted as dropped.
+ * touches a stopped RX queue. A TX item without a destination first holds
+ * its packets in the ring for a grace period (SW_DST_GRACE_MS: control stops
+ * and restarts every queue of a device around many requests, and a packet
+ * should not be lost to that), then completes the chains and counts the
+ * packets as dropped, so a guest whose peer is gone does not stall.
+ *
+ * Learn mode (learn.c) bridges all ports with a MAC table. Any TX queue may
+ * deliver to any port, so every queue and the table live on the first
+ * worker; a TX queue of pair i reaches the RX queue of pair i (mod the
+ * destination's pairs) of every other port through dsts[].
  */
 #ifndef VRE_SWITCH_H
 #define VRE_SWITCH_H
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "vre_control.h"
-#include "vre_net.h"
-#include "vre_worker.h"
+#include "vre_dataplane.h"
 
 #define SW_MAX_PORTS 16
 #define SW_MAX_PAIRS 16
+#define SW_DST_GRACE_MS 50
 
-enum sw_mode { SW_LOOPBACK, SW_XCONNECT };
+enum sw_mode { SW_LOOPBACK, SW_XCONNECT, SW_LEARN };
 
 struct sw_port;
 
@@ -44,12 +53,19 @@ struct sw_queue {
 	/* TX only */
 	struct sw_queue *dst_q;      /* the RX queue this TX feeds (static) */
 	struct vre_net_queue *dst;   /* dst_q->nq while dst_q runs, else NULL (atomic) */
+	/* learn mode: the same, per destination port (NULL for its own) */
+	struct sw_queue *dst_qs[SW_MAX_PORTS];
+	struct vre_net_queue *dsts[SW_MAX_PORTS];
 	uint64_t drop_no_dst;        /* packets dropped because dst was stopped */
+	uint64_t dst_lost_ns;        /* when dst was first seen NULL; 0: it is there */
 	struct vre_poll_item item;   /* TX and control queue */
 	struct vre_net_tx_burst burst;
 };
 
+struct sw;
+
 struct sw_port {
+	struct sw *sw;
 	unsigned idx;
 	char *path;
 	bool client;
@@ -67,8 +83,15 @@ struct sw {
 	unsigned nports;
 	struct vre_worker_pool pool;
 	struct vre_server *server;
+	struct sw_fdb *fdb;          /* learn mode */
 	pthread_mutex_t lock;        /* queue tables vs. the stats printer */
 };
+
+/* learn.c */
+struct sw_fdb *sw_fdb_create(void);
+void sw_fdb_destroy(struct sw_fdb *f);
+uint64_t sw_fdb_count(const struct sw_fdb *f); /* any thread */
+int sw_learn_poll(struct vre_poll_item *it);
 
 /* fwd.c */
 extern const struct vre_net_app_ops sw_app_ops;
@@ -83,6 +106,8 @@ struct sw_port_totals {
 	uint64_t tx_pkts, tx_bytes;  /* taken from the guest (TX queues) */
 	uint64_t drops;              /* every reason, both directions */
 	uint64_t drop_no_dst;
+	uint64_t drop_no_rx_buf;     /* the guest gave no RX buffer in time */
+	uint64_t drop_bad;           /* short header, bad chain, too big, broken ring */
 };
 void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t);
 

@@ -5,8 +5,9 @@
 #   switch_testpmd.sh SWITCH CASE
 #
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
-# queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt),
-# "idle" or "badopts".
+# queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
+# workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
+# "reconnect", "flap", "learn" or "badopts".
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -15,8 +16,9 @@
 # bursts), testpmd dropped nothing, and the switch dropped nothing and moved
 # exactly what testpmd sent.
 #
-# Each run lives in its own temp dir; every wait is bounded; every process
-# started here is killed and reaped on exit.
+# Each run lives in its own temp dir (kept for inspection when KEEP_DIR is
+# set); every wait is bounded; every process started here is killed and
+# reaped on exit.
 set -uo pipefail
 
 SWITCH=$1
@@ -32,6 +34,7 @@ TP_CPU=0
 DIR=$(mktemp -d /tmp/vre-it.XXXXXX)
 SW_PID=
 TP_PID=
+TP_B_PID=
 TP_FD=
 
 fail() {
@@ -58,7 +61,9 @@ kill_wait() {
 cleanup() {
 	[ -n "$TP_FD" ] && exec {TP_FD}>&- 2>/dev/null
 	kill_wait "$TP_PID"
+	kill_wait "$TP_B_PID"
 	kill_wait "$SW_PID"
+	[ -n "${KEEP_DIR:-}" ] && { echo "kept $DIR"; return; }
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -74,9 +79,22 @@ wait_for() {
 	return 1
 }
 
+# wait_count SECONDS FILE REGEX N: until FILE has N lines matching REGEX.
+wait_count() {
+	local end=$((SECONDS + $1))
+	while [ $SECONDS -lt $end ]; do
+		[ "$(grep -cE "$3" "$2" 2>/dev/null)" -ge "$4" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start_switch ARGS...: runs vre-switch, waits for its ready line.
+SW_NPORTS=0
 start_switch() {
-	"$SWITCH" "$@" >"$DIR/sw.log" 2>&1 &
+	local a
+	for a in "$@"; do [ "$a" = --vhost ] && SW_NPORTS=$((SW_NPORTS + 1)); done
+	"$SWITCH" --stats-interval 1 "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
 }
@@ -98,8 +116,10 @@ start_testpmd() {
 	shift
 	app=("$@")
 	mkfifo "$DIR/tp.in"
-	stdbuf -o0 -e0 "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --in-memory --single-file-segments \
-		-m 512 "${eal[@]}" -- -i --total-num-mbufs=8192 --nb-cores=1 --no-lsc-interrupt --forward-mode=io \
+	# --no-huge: virtio-user shares its memfd-backed memory, and the suite
+	# does not compete with other DPDK tests for hugepages
+	stdbuf -o0 -e0 "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --no-huge -m 256 --no-shconf \
+		"${eal[@]}" -- -i --total-num-mbufs=8192 --nb-cores=1 --no-lsc-interrupt --forward-mode=io \
 		"${app[@]}" <"$DIR/tp.in" >"$DIR/tp.log" 2>&1 &
 	TP_PID=$!
 	exec {TP_FD}>"$DIR/tp.in"
@@ -139,14 +159,35 @@ sw_final() {
 
 # run_traffic NPORTS QUEUES SIZE: one io-forwarding round, then checks.
 run_traffic() {
-	local nports=$1 queues=$2 size=$3
+	local nports=$1 queues=$2 size=$3 round
+	# testpmd's log accumulates rounds: wait for this round's lines
+	round=$(($(grep -c 'Accumulated forward statistics' "$DIR/tp.log") + 1))
 	tp_cmd "start tx_first"
-	wait_for 10 "$DIR/tp.log" 'io packet forwarding' || fail "forwarding did not start"
+	wait_count 10 "$DIR/tp.log" 'io packet forwarding' "$round" || fail "forwarding did not start"
 	sleep "$RUN_SECS" # traffic duration, not synchronisation
 	tp_cmd "stop"
-	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
-	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	wait_count 10 "$DIR/tp.log" 'Accumulated forward statistics' "$round" || fail "no stats after stop"
+	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
 	check_counts "$nports" "$queues" "$size"
+	SENT_TOTAL=$((SENT_TOTAL + $(tp_total TX-packets)))
+	wait_switch_took
+}
+
+# wait_switch_took: until the switch's once-a-second counters show
+# that it took every packet testpmd sent so far (a loaded machine may keep
+# the worker off its CPU for a while; quitting testpmd earlier would cut
+# the last packets off).
+SENT_TOTAL=0
+wait_switch_took() {
+	local end=$((SECONDS + 15)) took=
+	while [ $SECONDS -lt $end ]; do
+		took=$(grep '^stats port ' "$DIR/sw.log" | tail -n "$SW_NPORTS" | awk '
+			{ for (i = 4; i < NF; i++) if ($i == "tx-pkts") s += $(i + 1) }
+			END { printf "%.0f\n", s }')
+		[ "$took" -ge "$SENT_TOTAL" ] && return 0
+		sleep 0.2
+	done
+	fail "the switch took $took of $SENT_TOTAL packets"
 }
 
 check_counts() {
@@ -192,23 +233,30 @@ vdev() { # vdev INDEX QUEUES RING MRG INORDER
 
 case_traffic() {
 	local ring=split mrg=1 inorder=0 queues=1 size=64 mode=loopback poll=adaptive
-	local kv
+	local workers=$SW_CPU pins=() client=0 kv
 	IFS=, read -ra kvs <<<"$1"
 	for kv in "${kvs[@]}"; do
 		case ${kv%%=*} in
 		ring) ring=${kv#*=} ;; mrg) mrg=${kv#*=} ;; inorder) inorder=${kv#*=} ;;
 		queues) queues=${kv#*=} ;; size) size=${kv#*=} ;; mode) mode=${kv#*=} ;;
-		poll) poll=${kv#*=} ;;
+		poll) poll=${kv#*=} ;; workers) workers=${kv#*=} ;;
+		pin) pins+=(--pin "${kv#*=}") ;; client) client=${kv#*=} ;;
 		*) fail "unknown case key $kv" ;;
 		esac
 	done
 	local nports=1
 	[ "$mode" = xconnect ] && nports=2
-	local swargs=(--mode "$mode" --workers "$SW_CPU" --poll "$poll")
+	local swargs=(--mode "$mode" --workers "$workers" --poll "$poll")
 	local eal=() app=(--rxq="$queues" --txq="$queues")
 	for i in $(seq 0 $((nports - 1))); do
-		swargs+=(--vhost "$DIR/s$i,queues=$queues")
-		eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder")")
+		if [ "$client" = 1 ]; then
+			# testpmd listens (virtio-user server=1), the switch connects
+			swargs+=(--vhost "$DIR/s$i,client,queues=$queues")
+			eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder"),server=1")
+		else
+			swargs+=(--vhost "$DIR/s$i,queues=$queues")
+			eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder")")
+		fi
 	done
 	if [ "$size" -gt 1518 ]; then
 		# jumbo: multi-segment TX, RX scattered over mergeable buffers
@@ -221,13 +269,148 @@ case_traffic() {
 	else
 		app+=(--txpkts="$size")
 	fi
-	start_switch "${swargs[@]}"
+	start_switch "${swargs[@]}" "${pins[@]}"
 	start_testpmd "${eal[@]}" -- "${app[@]}"
 	run_traffic "$nports" "$queues" "$size"
 	tp_quit
 	stop_switch
 	check_switch "$size"
+	# every worker of the list carried its share
+	local idle_workers
+	idle_workers=$(awk '/^final worker/ && $6 == "packets" && $7 == 0' "$DIR/sw.log" | wc -l)
+	[ "$idle_workers" -eq 0 ] || fail "$idle_workers worker(s) moved no packets"
 	echo "PASS: traffic $1"
+}
+
+# xconnect with the peer port never connected: the TX queue of port 0 has
+# no destination; after the grace period its packets are completed and
+# counted as dropped (the guest is not stalled), and the switch takes every
+# packet testpmd sends.
+case_nopeer() {
+	start_switch --mode xconnect --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1"
+	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64 --forward-mode=txonly
+	run_txonly
+	tp_quit
+	stop_switch
+	local tx took nodst rx1
+	tx=$(tp_total TX-packets)
+	took=$(sw_final tx-pkts 0)
+	nodst=$(sw_final drop-no-dst 0)
+	rx1=$(sw_final rx-pkts 1)
+	echo "testpmd sent $tx; switch took $took, dropped (no destination) $nodst, delivered to port 1: $rx1"
+	[ "$tx" -gt 1000 ] || fail "too little traffic: $tx"
+	[ "$took" -eq "$tx" ] || fail "switch took $took of $tx"
+	[ "$nodst" -eq "$took" ] || fail "$nodst of $took counted as dropped"
+	[ "$rx1" -eq 0 ] || fail "packets reached the unconnected port"
+	echo "PASS: nopeer"
+}
+
+# A frontend leaves and another one (packed this time) connects to the
+# same port: the queues are stopped and started again, traffic flows
+# without loss both times.
+case_reconnect() {
+	start_switch --workers "$SW_CPU" --vhost "$DIR/s0"
+	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64
+	run_traffic 1 1 64
+	local sent1
+	sent1=$(tp_total TX-packets)
+	tp_quit
+	wait_for 10 "$DIR/sw.log" 'frontend disconnected' || fail "no disconnect seen"
+	mv "$DIR/tp.log" "$DIR/tp1.log"
+	rm -f "$DIR/tp.in"
+	start_testpmd "$(vdev 0 1 packed 1 1)" -- --txpkts=1518
+	run_traffic 1 1 1518
+	local sent2
+	sent2=$(tp_total TX-packets)
+	tp_quit
+	stop_switch
+	[ "$(sw_final drops)" -eq 0 ] || fail "drops: $(grep '^final port' "$DIR/sw.log")"
+	[ "$(sw_final tx-pkts)" -eq $((sent1 + sent2)) ] || fail "switch took $(sw_final tx-pkts), testpmd sent $sent1 + $sent2"
+	echo "PASS: reconnect"
+}
+
+# The peer's RX queue stops and starts under traffic: testpmd A sends on
+# port 0 (txonly) the whole time, a second testpmd B receives on port 1
+# (rxonly) and is stopped and restarted three times. Every packet A sent is
+# taken by the switch and either delivered to port 1 or counted as dropped;
+# the receivers get traffic (little of it on 2 cores: A's sending lcore and
+# B's receiving one share CPU 0, so most packets meet a full RX ring and
+# are counted as drops; a starved life may get none).
+case_flap() {
+	start_switch --mode xconnect --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1"
+	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64 --forward-mode=txonly
+	tp_cmd "start"
+	wait_for 10 "$DIR/tp.log" 'txonly packet forwarding' || fail "txonly did not start"
+	local life b_pid b_rx b_total=0
+	for life in 1 2 3; do
+		stdbuf -o0 -e0 "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" --no-pci --no-huge -m 256 \
+			--no-shconf "$(vdev 1 1 split 1 0)" -- --nb-cores=1 --no-lsc-interrupt \
+			--forward-mode=rxonly --total-num-mbufs=8192 --stats-period 1 \
+			>"$DIR/b$life.log" 2>&1 &
+		b_pid=$!
+		TP_B_PID=$b_pid
+		wait_for 30 "$DIR/b$life.log" 'rxonly packet forwarding' || fail "receiver $life did not start"
+		sleep 1 # receive for a while, not synchronisation
+		kill -INT "$b_pid"
+		wait_for 20 "$DIR/b$life.log" 'Accumulated forward statistics' || fail "receiver $life did not stop"
+		kill_wait "$b_pid"
+		TP_B_PID=
+		b_rx=$(awk '/Accumulated forward statistics/ {blk=1} blk && /RX-packets:/ {print $2; exit}' "$DIR/b$life.log")
+		echo "receiver $life: $b_rx packets"
+		b_total=$((b_total + ${b_rx:-0}))
+	done
+	[ "$b_total" -gt 0 ] || fail "the receivers got nothing"
+	tp_cmd "stop"
+	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
+	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	SENT_TOTAL=$(tp_total TX-packets)
+	wait_switch_took
+	tp_quit
+	stop_switch
+	local took rx1 drop0 drop1
+	took=$(sw_final tx-pkts 0)
+	rx1=$(sw_final rx-pkts 1)
+	drop0=$(sw_final drops 0)
+	drop1=$(sw_final drops 1)
+	echo "A sent $SENT_TOTAL; switch took $took, delivered $rx1, dropped $drop0 (no destination) + $drop1 (port 1)"
+	[ "$took" -eq "$SENT_TOTAL" ] || fail "switch took $took of $SENT_TOTAL"
+	[ $((rx1 + drop0 + drop1)) -eq "$took" ] || fail "delivered + dropped != taken"
+	[ "$(sw_final drop-bad)" -eq 0 ] || fail "bad-chain drops"
+	echo "PASS: flap"
+}
+
+# Learn mode: three ports, testpmd forwards between ports 0 and 1 only
+# (mac mode: each frame leaves with its port's MAC as source and the other
+# port's as destination); port 2 is up but idle. After the first flood the
+# bridge knows both MACs, so port 2 sees at most the first bursts.
+case_learn() {
+	start_switch --mode learn --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2"
+	start_testpmd "$(vdev 0 1 split 1 0),mac=02:00:00:00:00:10" \
+		"$(vdev 1 1 packed 1 0),mac=02:00:00:00:00:11" \
+		"$(vdev 2 1 split 1 0),mac=02:00:00:00:00:12" -- \
+		--forward-mode=mac --portmask=0x3 --txpkts=64 \
+		--eth-peer=0,02:00:00:00:00:11 --eth-peer=1,02:00:00:00:00:10
+	run_traffic 2 1 64
+	tp_quit
+	stop_switch
+	local p2 learned
+	p2=$(sw_final rx-pkts 2)
+	learned=$(awk '/^final fdb:/ { print $3 }' "$DIR/sw.log")
+	echo "port 2 got $p2 flooded frames; $learned MACs learned"
+	[ "$(sw_final drops)" -eq 0 ] || fail "drops: $(grep '^final port' "$DIR/sw.log")"
+	[ "$p2" -le 64 ] || fail "port 2 got $p2 frames: the bridge keeps flooding"
+	[ "$learned" = 2 ] || fail "learned $learned MACs, want 2"
+	echo "PASS: learn"
+}
+
+# run_txonly: one txonly round (testpmd sends, never receives).
+run_txonly() {
+	tp_cmd "start"
+	wait_for 10 "$DIR/tp.log" 'txonly packet forwarding' || fail "txonly did not start"
+	sleep "$RUN_SECS" # traffic duration, not synchronisation
+	tp_cmd "stop"
+	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
+	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
 }
 
 # CPU time (utime + stime, clock ticks) of thread TID of PID.
@@ -290,6 +473,7 @@ case_badopts() {
 	expect_usage --vhost "$DIR/s0" --stats-interval -1
 	expect_usage --vhost "$DIR/s0" --log-level loud
 	expect_usage --vhost "$DIR/s0" --pin 0:1=0
+	expect_usage --mode learn --vhost "$DIR/s0" --pin 0:0=0
 	expect_usage --no-huge -- --vhost "$DIR/s0" extra
 	# a clean start and SIGTERM leave no socket behind either
 	start_switch --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1"
@@ -308,6 +492,10 @@ command -v "$TESTPMD" >/dev/null || { echo "SKIP: $TESTPMD not installed"; exit 
 case $CASE in
 traffic:*) case_traffic "${CASE#traffic:}" ;;
 idle) case_idle ;;
+nopeer) case_nopeer ;;
+reconnect) case_reconnect ;;
+flap) case_flap ;;
+learn) case_learn ;;
 badopts) case_badopts ;;
 *) fail "unknown case $CASE" ;;
 esac
