@@ -744,6 +744,39 @@ START_TEST(test_out_of_order)
 }
 END_TEST
 
+/* More requests than slots: the engine takes only what it has slots for,
+ * leaves the rest in the ring, and serves them as slots come free. */
+START_TEST(test_slot_exhaustion)
+{
+	uint16_t heads[8];
+
+	vre_blk_queue_fini(&bq);
+	ck_assert_int_eq(vre_blk_queue_init(&bq, &vq, &disk, 3, count_notify, NULL), 0);
+	vre_blk_queue_set_test_delay(&bq, 5000);
+	for (unsigned i = 0; i < 8; i++) {
+		uint8_t p[512];
+
+		pattern(p, 512, 20 + i);
+		ck_assert_int_eq(pwrite(disk.fd, p, 512, (30 + i) * 512), 512);
+		put_hdr(HDR + 16 * i, VIRTIO_BLK_T_IN, 30 + i);
+		heads[i] = post((struct seg[]){ { HDR + 16 * i, 16, false },
+						{ BUF + 0x400 * i, 513, true } }, 2);
+	}
+	ck_assert_int_eq(vre_blk_queue_poll(&bq), 3);
+	ck_assert_uint_eq(vre_blk_queue_inflight(&bq), 3);
+	ck_assert(vre_vq_avail_pending(&vq));
+	run_until(8);
+	for (unsigned i = 0; i < 8; i++) {
+		uint8_t p[512];
+
+		pattern(p, 512, 20 + i);
+		ck_assert_mem_eq(gp(BUF + 0x400 * i), p, 512);
+		ck_assert_uint_eq(used_len_of(heads[i]), 513);
+	}
+	ck_assert_uint_eq(bq.stats.requests, 8);
+}
+END_TEST
+
 /* A chain taken by a backend that died is resubmitted from the inflight
  * region to the next one, which must serve it like any other. */
 START_TEST(test_inflight_resubmit)
@@ -1176,6 +1209,7 @@ int main(void)
 	tcase_add_test(tc, test_readonly);
 	tcase_add_test(tc, test_burst_notify);
 	tcase_add_test(tc, test_out_of_order);
+	tcase_add_test(tc, test_slot_exhaustion);
 	tcase_add_test(tc, test_inflight_resubmit);
 	tcase_add_test(tc, test_parse_too_many_iov);
 	tcase_add_test(tc, test_wake_fd);
