@@ -69,17 +69,17 @@ static int eth_setup(struct sw *s, struct sw_port *p)
 
 /* Mbufs that can be out at once: both rings of every ethdev port, a burst
  * per queue in flight, and the per-thread caches. */
-static unsigned mp_size(const struct sw *s, unsigned neth)
+static unsigned mp_size(const struct sw *s, unsigned neth, unsigned nworkers)
 {
 	unsigned queues = 0;
 
 	for (unsigned i = 0; i < s->nvhost; i++)
 		queues += 2u * s->ports[i].pairs;
 	return neth * 2 * (ETH_DESC + VRE_BURST) + (queues + 2 * neth) * 2 * VRE_BURST +
-	       (s->pool.n + 2) * MP_CACHE * 3 / 2 + 1024;
+	       (nworkers + 2) * MP_CACHE * 3 / 2 + 1024;
 }
 
-int sw_eth_open(struct sw *s)
+int sw_eth_open(struct sw *s, unsigned nworkers)
 {
 	uint16_t id, neth = rte_eth_dev_count_avail();
 	int sock = SOCKET_ID_ANY;
@@ -99,11 +99,11 @@ int sw_eth_open(struct sw *s)
 		}
 	}
 	/* one pool, on the NUMA node of the (first) ports */
-	s->mp = rte_pktmbuf_pool_create("vre_sw_mbufs", mp_size(s, neth), MP_CACHE, 0,
+	s->mp = rte_pktmbuf_pool_create("vre_sw_mbufs", mp_size(s, neth, nworkers), MP_CACHE, 0,
 					RTE_MBUF_DEFAULT_BUF_SIZE, sock);
 	if (!s->mp) {
 		fprintf(stderr, PROG ": cannot create the mbuf pool (%u mbufs): %s\n",
-			mp_size(s, neth), rte_strerror(rte_errno));
+			mp_size(s, neth, nworkers), rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
 	RTE_ETH_FOREACH_DEV(id) {

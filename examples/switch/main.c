@@ -629,15 +629,19 @@ static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struc
 }
 
 /* Checks that need the ethdev ports: a failure is a usage error (2). */
-static int check_ports(struct sw *s)
+static int check_ports(struct sw *s, unsigned neth)
 {
-	if (s->nports == 0) {
+	unsigned n = s->nports + neth;
+
+	s->nvhost = s->nports;
+
+	if (n == 0) {
 		fprintf(stderr, PROG ": no ports: give --vhost PATH or EAL options with --vdev\n");
 		return -EINVAL;
 	}
-	if (s->mode == SW_XCONNECT && s->nports % 2) {
+	if (s->mode == SW_XCONNECT && n % 2) {
 		fprintf(stderr, PROG ": --mode xconnect needs an even number of ports, got %u "
-			"(%u vhost + %u ethdev)\n", s->nports, s->nvhost, s->nports - s->nvhost);
+			"(%u vhost + %u ethdev)\n", n, s->nports, neth);
 		return -EINVAL;
 	}
 	return 0;
@@ -650,24 +654,28 @@ static int run(struct sw *s, const struct opts *o, const sigset_t *set)
 					  .thread_init = vre_worker_dpdk_init,
 					  .thread_fini = vre_worker_dpdk_fini };
 	struct snap *a = calloc(2, sizeof(*a)), *cur = a, *prev = a + 1;
+	int cpus[64];
 	int err, code = 1;
 
 	if (!a)
 		return 1;
+	/* ethdev ports before any socket or thread exists: a bad port leaves
+	 * nothing behind and prints only its own line */
+	err = check_ports(s, rte_eth_dev_count_avail());
+	if (err == 0)
+		err = sw_eth_open(s, (unsigned)vre_cpulist_parse(o->workers, cpus, 64));
+	if (err < 0) {
+		sw_eth_close(s);
+		free(a);
+		return EXIT_USAGE;
+	}
 	err = vre_worker_pool_create(&s->pool, o->workers, &tmpl);
 	if (err < 0) {
 		fprintf(stderr, PROG ": cannot start workers on CPUs %s: %s\n", o->workers,
 			strerror(-err));
+		sw_eth_close(s);
 		free(a);
 		return 1;
-	}
-	/* ethdev ports before any socket exists: a bad port leaves nothing */
-	err = sw_eth_open(s);
-	if (err == 0)
-		err = check_ports(s);
-	if (err < 0) {
-		code = EXIT_USAGE;
-		goto out;
 	}
 	if (s->mode == SW_LEARN && !(s->fdb = sw_fdb_create(o->aging)))
 		err = -ENOMEM;

@@ -117,7 +117,7 @@ int sw_learn_eth_poll(struct vre_poll_item *it);
 struct rte_mbuf;
 /* Adds every ethdev port after the vhost ports, creates the mempool,
  * configures and starts them. Prints one line and returns < 0 on failure. */
-int sw_eth_open(struct sw *s);
+int sw_eth_open(struct sw *s, unsigned nworkers);
 int sw_eth_attach(struct sw *s);   /* adds the RX poll items to the workers */
 void sw_eth_close(struct sw *s);   /* removes the items, stops, frees */
 /* Sends n mbufs to ethdev port p; what it does not take is freed and
