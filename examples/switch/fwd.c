@@ -158,6 +158,11 @@ int sw_plan(struct sw *s)
 		 * first worker (one thread per ethdev queue) */
 		bool w0 = p->eth || peer_of(s, p)->eth;
 
+		for (uint16_t pair = 0; w0 && pair < p->pairs; pair++)
+			if (p->pin[pair] > 0)
+				VRE_WARN(ROOM, "port %u: exchanges with an ethdev port, so it stays on "
+					 "the first worker (--pin %u:%u ignored)", i, i, pair);
+
 		for (uint16_t pair = 0; pair < p->pairs; pair++) {
 			int wi = w0 ? 0 : p->pin[pair] >= 0 ? p->pin[pair] : (int)(rr++ % s->pool.n);
 

@@ -77,7 +77,8 @@ static void usage(FILE *f)
 		"                                    '#' starts a comment; repeatable options (vhost,\n"
 		"                                    pin) add up, the command line overrides the rest\n"
 		"Without EAL options, the EAL runs with --no-pci --no-huge --no-shconf (no files left behind).\n"
-		"Exit codes: 0 after SIGINT/SIGTERM, 2 for a bad command line, config file or port, 1 otherwise.\n");
+		"Exit codes: 0 after SIGINT/SIGTERM; 2 for a bad command line, config file, EAL option\n"
+		"or port (nothing is left behind); 1 for other failures.\n");
 }
 
 /* One line, exit 2: nothing has been created yet, so nothing to clean. */
@@ -748,8 +749,9 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if (eal_init(split >= 0 ? split : argc, argv, split >= 0) < 0) {
+		/* bad EAL options, or a device they name failed to probe */
 		fprintf(stderr, PROG ": EAL initialisation failed (see the EAL messages above)\n");
-		return 1;
+		return EXIT_USAGE;
 	}
 	err = run(&s, &o, &set);
 	rte_eal_cleanup();

@@ -10,6 +10,7 @@
 # "reconnect", "flap", "learn", "badopts", "ring" (a net_ring ethdev port
 # xconnected with a vhost port; also --stats-json and SIGUSR1), "learn3"
 # (flooding, unicast after learning and aging over three ports) or
+# "learn-ring" (learn mode over a vhost and a net_ring port),
 # "badconfig" (--config files, good and bad, and port errors found after
 # the EAL probed).
 #
@@ -596,9 +597,18 @@ learn_round() {
 		[ $SECONDS -lt $end ] || fail "switch took too little from port $2"
 		sleep 0.2
 	done
-	# the destinations are written in the same burst as the source is taken
-	# from; one more table makes sure the burst is over
-	OFF0=$(($(offered 0) - b0)); OFF1=$(($(offered 1) - b1)); OFF2=$(($(offered 2) - b2))
+	# frames may still be on a second leg (an ethdev ring): until two
+	# tables in a row agree
+	local cur prev=
+	while :; do
+		cur="$(offered 0) $(offered 1) $(offered 2)"
+		[ "$cur" = "$prev" ] && break
+		[ $SECONDS -lt $end ] || fail "counters do not settle"
+		prev=$cur
+		sleep 0.1
+	done
+	read -r OFF0 OFF1 OFF2 <<<"$cur"
+	OFF0=$((OFF0 - b0)); OFF1=$((OFF1 - b1)); OFF2=$((OFF2 - b2))
 	echo "from port $2 to $3: sent $SENT, offered to ports 0/1/2: $OFF0 $OFF1 $OFF2"
 }
 
@@ -634,6 +644,30 @@ case_learn3() {
 	echo "PASS: learn3"
 }
 
+# Learn mode with an ethdev port: vhost port 0 (testpmd, MAC :10) and a
+# net_ring0 port (what goes in comes back). A frame to an unknown MAC
+# floods into the ring, comes back out of it (now :10 is learned on the
+# ring port) and floods to port 0 only, never back into the ring: each
+# frame crosses vhost -> ethdev and ethdev -> vhost exactly once.
+case_learn_ring() {
+	SW_EAL=("${EAL_QUIET[@]}" --vdev net_ring0 --)
+	start_switch --workers "$SW_CPU" --vhost "$DIR/s0"
+	start_testpmd "$(vdev 0 1 split 1 0),mac=02:00:00:00:00:10" -- \
+		--forward-mode=txonly --txpkts=64
+	learn_round 0x1 0 02:00:00:00:00:99
+	local into outof
+	into=$(sw_now rx-pkts 1)
+	outof=$(sw_now tx-pkts 1)
+	echo "into the ring $into, out of it $outof"
+	[ "$OFF1" -eq "$SENT" ] && [ "$into" -eq "$OFF1" ] || fail "the ring port got $into of $SENT"
+	[ "$outof" -eq "$into" ] || fail "$outof of $into came back out of the ring"
+	[ "$OFF0" -eq "$SENT" ] || fail "port 0 was offered $OFF0 of $SENT"
+	tp_quit
+	stop_switch
+	[ "$(sw_final drop-bad)" -eq 0 ] && [ "$(sw_final drop-no-dst)" -eq 0 ] || fail "drops"
+	echo "PASS: learn-ring"
+}
+
 # expect_err PATTERN ARGS...: exit 2, one line on stderr matching PATTERN,
 # no socket left.
 expect_err() {
@@ -663,6 +697,10 @@ case_badconfig() {
 	# after the EAL probed: three ports cannot be cross-connected
 	expect_err "xconnect needs an even number of ports, got 3 \(2 vhost \+ 1 ethdev\)" \
 		"${EAL_QUIET[@]}" --vdev net_ring0 -- --mode xconnect --vhost "$DIR/s0" --vhost "$DIR/s1"
+	# an ethdev port that cannot be set up (4 MB of EAL memory: no room
+	# for its mbufs): its line, exit 2, no socket
+	expect_err "cannot create the mbuf pool" --no-pci --no-huge -m 4 --no-shconf --no-telemetry \
+		--log-level=lib.eal:error --vdev net_ring0 -- --vhost "$DIR/s0"
 	# a good file; the command line overrides its mode and adds a port
 	printf '# vre-switch config\nmode xconnect\nvhost %s\n\nvhost %s\nworkers %s\n' \
 		"$DIR/s0" "$DIR/s1" "$SW_CPU" >"$c"
@@ -687,6 +725,7 @@ learn) case_learn ;;
 badopts) case_badopts ;;
 ring) case_ring ;;
 learn3) case_learn3 ;;
+learn-ring) case_learn_ring ;;
 badconfig) case_badconfig ;;
 *) fail "unknown case $CASE" ;;
 esac
