@@ -258,7 +258,10 @@ static void apply_opt(struct sw *s, struct opts *o, int c, char *arg)
 }
 
 /* --config FILE: "option value" per line, '#' comments, blank lines. The
- * lines are kept (parse_vhost and --workers point into them) until exit. */
+ * values are kept (parse_vhost and --workers point into them) until exit. */
+static char *cfg_vals[256];
+static unsigned ncfg_vals;
+
 static void read_config(struct sw *s, struct opts *o, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -294,7 +297,11 @@ static void read_config(struct sw *s, struct opts *o, const char *path)
 			bad("unknown option '%s'", name);
 		if (!*val)
 			bad("%s needs a value", name);
-		apply_opt(s, o, op->val, strdup(val));
+		if (ncfg_vals == sizeof(cfg_vals) / sizeof(cfg_vals[0]))
+			bad("too many options (at most %zu)", sizeof(cfg_vals) / sizeof(cfg_vals[0]));
+		if (!(cfg_vals[ncfg_vals] = strdup(val)))
+			bad("out of memory");
+		apply_opt(s, o, op->val, cfg_vals[ncfg_vals++]);
 	}
 	free(line);
 	if (ferror(f))

@@ -493,22 +493,34 @@ case_badopts() {
 	echo "PASS: badopts"
 }
 
-# sw_now FIELD PORT: FIELD of port PORT from a table printed on demand
-# (SIGUSR1 -> "now port N:" lines).
-sw_now() {
+# sw_table: asks for a table on demand (SIGUSR1 -> "now ..." lines) and
+# keeps it in $DIR/now.txt for tbl.
+sw_table() {
 	local n
 	n=$(grep -c '^now worker 0 ' "$DIR/sw.log")
 	kill -USR1 "$SW_PID" || fail "switch gone"
 	wait_count 10 "$DIR/sw.log" '^now worker 0 ' $((n + 1)) || fail "no table on SIGUSR1"
-	grep "^now port $2: " "$DIR/sw.log" | tail -n 1 | awk -v f="$1" '
-		{ for (i = 4; i < NF; i++) if ($i == f) v = $(i + 1) }
-		END { printf "%.0f\n", v }'
+	awk '/^now port 0: / { blk = "" } /^now / { blk = blk $0 "\n" } END { printf "%s", blk }' \
+		"$DIR/sw.log" >"$DIR/now.txt"
 }
 
-# offered PORT: what the switch gave port PORT, delivered or dropped for
-# want of a buffer (testpmd does not receive in txonly mode).
+# tbl FIELD PORT: FIELD of port PORT in the last table taken.
+tbl() {
+	awk -v f="$1" -v p="now port $2:" 'index($0, p) == 1 {
+		for (i = 4; i < NF; i++) if ($i == f) v = $(i + 1) }
+		END { printf "%.0f\n", v }' "$DIR/now.txt"
+}
+
+# sw_now FIELD PORT: the same from a fresh table.
+sw_now() {
+	sw_table
+	tbl "$1" "$2"
+}
+
+# offered PORT: what the switch gave port PORT in the last table, delivered
+# or dropped for want of a buffer (testpmd does not receive in txonly mode).
 offered() {
-	echo $(($(sw_now rx-pkts "$1") + $(sw_now drop-no-rx-buf "$1")))
+	echo $(($(tbl rx-pkts "$1") + $(tbl drop-no-rx-buf "$1")))
 }
 
 EAL_QUIET=(--no-pci --no-huge -m 256 --no-shconf --no-telemetry --log-level=lib.eal:error)
@@ -580,8 +592,9 @@ PY
 # offered during the round, from the on-demand tables).
 learn_round() {
 	local b0 b1 b2 before end=$((SECONDS + 15)) round
+	sw_table
 	b0=$(offered 0); b1=$(offered 1); b2=$(offered 2)
-	before=$(sw_now tx-pkts "$2")
+	before=$(tbl tx-pkts "$2")
 	round=$(($(grep -c 'Accumulated forward statistics' "$DIR/tp.log") + 1))
 	tp_cmd "set portmask $1"
 	tp_cmd "set eth-peer $2 $3"
@@ -601,6 +614,7 @@ learn_round() {
 	# tables in a row agree
 	local cur prev=
 	while :; do
+		sw_table
 		cur="$(offered 0) $(offered 1) $(offered 2)"
 		[ "$cur" = "$prev" ] && break
 		[ $SECONDS -lt $end ] || fail "counters do not settle"
@@ -617,7 +631,7 @@ learn_round() {
 # learned MAC reaches only its port; after --aging seconds of silence the
 # MAC is forgotten and floods again.
 case_learn3() {
-	start_switch --aging 3 --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2"
+	start_switch --aging 4 --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2"
 	grep -q 'learn mode' "$DIR/sw.log" || fail "learn is not the default mode"
 	start_testpmd "$(vdev 0 1 split 1 0),mac=02:00:00:00:00:10" \
 		"$(vdev 1 1 packed 1 0),mac=02:00:00:00:00:11" \
@@ -633,7 +647,7 @@ case_learn3() {
 	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq 0 ] || fail "learned unicast flooded"
 	sw_now rx-pkts 0 >/dev/null
 	grep '^now fdb:' "$DIR/sw.log" | tail -n 1 | grep -q ' 2 MAC' || fail "want 2 MACs learned"
-	sleep 4.5 # the aging under test (3 s)
+	sleep 5.5 # the aging under test (4 s)
 	sw_now rx-pkts 0 >/dev/null
 	grep '^now fdb:' "$DIR/sw.log" | tail -n 1 | grep -q ' 0 MAC' ||
 		fail "MACs not aged: $(grep '^now fdb:' "$DIR/sw.log" | tail -n 1)"
