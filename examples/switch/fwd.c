@@ -137,7 +137,7 @@ int sw_plan(struct sw *s)
 	for (unsigned i = 0; i < s->nports; i++) {
 		struct sw_port *p = &s->ports[i];
 
-		p->nq = (uint16_t)(2 * p->pairs + (p->pairs > 1));
+		p->nq = p->eth ? 2 : (uint16_t)(2 * p->pairs + (p->pairs > 1));
 		p->q = calloc(p->nq, sizeof(p->q[0]));
 		if (!p->q)
 			return -ENOMEM;
@@ -145,6 +145,8 @@ int sw_plan(struct sw *s)
 			p->q[k].port = p;
 			p->q[k].index = k;
 		}
+		if (p->eth)
+			p->q[0].running = true; /* an ethdev port always takes packets */
 	}
 	if (s->mode == SW_LEARN)
 		return plan_learn(s);
@@ -152,8 +154,17 @@ int sw_plan(struct sw *s)
 	for (unsigned i = 0; i < s->nports; i++) {
 		struct sw_port *p = &s->ports[i];
 
+		/* an ethdev port, and every port exchanging with one, lives on the
+		 * first worker (one thread per ethdev queue) */
+		bool w0 = p->eth || peer_of(s, p)->eth;
+
+		for (uint16_t pair = 0; w0 && pair < p->pairs; pair++)
+			if (p->pin[pair] > 0)
+				VRE_WARN(ROOM, "port %u: exchanges with an ethdev port, so it stays on "
+					 "the first worker (--pin %u:%u ignored)", i, i, pair);
+
 		for (uint16_t pair = 0; pair < p->pairs; pair++) {
-			int wi = p->pin[pair] >= 0 ? p->pin[pair] : (int)(rr++ % s->pool.n);
+			int wi = w0 ? 0 : p->pin[pair] >= 0 ? p->pin[pair] : (int)(rr++ % s->pool.n);
 
 			if ((unsigned)wi >= s->pool.n) {
 				VRE_ERR(ROOM, "port %u pair %u: worker %d does not exist", i, pair, wi);
@@ -267,7 +278,7 @@ static int sw_queue_start(void *app, struct vre_net_dev *n, struct vre_net_queue
 
 		__atomic_store_n(&sq->dst, rx->running ? rx->nq : NULL, __ATOMIC_RELEASE);
 		sq->dst_lost_ns = 0;
-		err = add_item(sq, tx_poll);
+		err = add_item(sq, rx->port->eth ? sw_vhost_to_eth_poll : tx_poll);
 	} else {
 		sq->running = true;
 		publish_dst(s, sq, nq);
@@ -306,12 +317,23 @@ const struct vre_net_app_ops sw_app_ops = {
 static uint64_t drops_of(const struct vre_net_stats *st)
 {
 	return ld(&st->drop_short_hdr) + ld(&st->drop_no_rx_buf) + ld(&st->drop_too_big) +
-	       ld(&st->drop_bad_chain) + ld(&st->drop_queue_broken);
+	       ld(&st->drop_bad_chain) + ld(&st->drop_queue_broken) + ld(&st->drop_no_mbuf);
 }
 
 void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 {
 	memset(t, 0, sizeof(*t));
+	if (p->eth) {
+		/* named from the switch's side as for a guest: rx = into the port */
+		t->rx_pkts = ld(&p->eth_out_pkts);
+		t->rx_bytes = ld(&p->eth_out_bytes);
+		t->tx_pkts = ld(&p->eth_in_pkts);
+		t->tx_bytes = ld(&p->eth_in_bytes);
+		t->drop_no_rx_buf = ld(&p->eth_drop_full);
+		t->drop_no_dst = p->q ? ld(&p->q[1].drop_no_dst) : 0;
+		t->drops = t->drop_no_rx_buf + t->drop_no_dst;
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	for (uint16_t k = 0; k < p->nq && p->net; k++) {
 		/* the net device keeps each queue's counters across stops */

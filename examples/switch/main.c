@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * vre-switch [EAL options --] --vhost PATH[,client][,queues=N] ... [options]
+ * vre-switch [EAL options --] [--config FILE] --vhost PATH[,client][,queues=N] ... [options]
  *
  * Serves vhost-user ports with VRE's control plane (not DPDK's vhost
- * library) and forwards with VRE's workers; see switch.h for the design and
- * usage() for the options. The EAL is initialised (with quiet defaults
- * when no EAL options are given) so workers are DPDK threads and DPDK-based
- * ports can join later.
+ * library) and DPDK ethdev ports (whatever the EAL probed), and forwards
+ * with VRE's workers; see switch.h for the design and usage() for the
+ * options. The EAL is initialised (with quiet defaults when no EAL options
+ * are given) so workers are DPDK threads.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <rte_eal.h>
+#include <rte_ethdev.h>
 
 #include "switch.h"
 #include "vre_log.h"
@@ -34,26 +35,53 @@ struct opts {
 	enum vre_poll_mode poll;
 	const char *workers;
 	unsigned stats_interval;
+	unsigned aging;
+	const char *stats_json;
 	const char *log_level;
+	bool have_eal;
+	char *pins[64];
+	unsigned npins;
 };
+
+/* Where the option being applied came from, for bad()'s message:
+ * "FILE:LINE: " while reading --config, "" on the command line. */
+static char where[PATH_MAX + 32];
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " [EAL options --] --vhost PATH[,client][,queues=N] ... [options]\n"
+		"usage: " PROG " [EAL options --] [--config FILE] --vhost PATH[,client][,queues=N] ... [options]\n"
 		"  --vhost PATH[,client][,queues=N]  a vhost-user port (server socket unless client;\n"
 		"                                    N queue pairs, default 1); repeatable\n"
-		"  --mode loopback|xconnect|learn    loopback: a port's TX to its own RX;\n"
+		"  (EAL options)                     every DPDK ethdev port the EAL probes (--vdev\n"
+		"                                    net_ring0, --vdev net_tap0, -a PCI, ...) is a\n"
+		"                                    switch port too: one RX and one TX queue, polled\n"
+		"                                    by the first worker (which then never sleeps)\n"
+		"  Port numbers: vhost ports 0..V-1 in command-line order, then ethdev ports V..\n"
+		"  in DPDK port order; xconnect pairs and the tables use these numbers.\n"
+		"  --mode learn|xconnect|loopback    learn: a MAC-learning bridge over all ports, on\n"
+		"                                    the first worker (default);\n"
 		"                                    xconnect: ports 0<->1, 2<->3, ...;\n"
-		"                                    learn: a MAC-learning bridge over all ports,\n"
-		"                                    on the first worker (default loopback)\n"
+		"                                    loopback: a port's TX to its own RX\n"
+		"  --aging SECONDS                   learn: forget a MAC silent this long (default 300)\n"
 		"  --workers CPULIST                 one pinned worker per CPU (default: the last CPU)\n"
 		"  --pin PORT:PAIR=WORKER            put a queue pair's RX (and its feeders) on the\n"
 		"                                    WORKER-th worker instead of round-robin\n"
 		"  --poll poll|adaptive|interrupt    polling policy (default adaptive)\n"
-		"  --stats-interval SECONDS          print counters every SECONDS (default 0: at exit)\n"
+		"  --stats-interval SECONDS          print the port table every SECONDS (default 0:\n"
+		"                                    at exit only); SIGUSR1 prints it at any time.\n"
+		"                                    rx: packets the switch gave the port, tx: taken\n"
+		"                                    from it; drops by reason; worker cycles/packet\n"
+		"  --stats-json PATH                 write every counter as JSON to PATH (replaced\n"
+		"                                    atomically) every interval, on SIGUSR1 and at exit\n"
 		"  --log-level err|warn|info|debug   (default info)\n"
-		"Without EAL options, the EAL runs with --no-pci --no-huge --no-shconf (no files left behind).\n");
+		"  --config FILE                     read options from FILE first: one 'option value'\n"
+		"                                    per line (long option names without '--'),\n"
+		"                                    '#' starts a comment; repeatable options (vhost,\n"
+		"                                    pin) add up, the command line overrides the rest\n"
+		"Without EAL options, the EAL runs with --no-pci --no-huge --no-shconf (no files left behind).\n"
+		"Exit codes: 0 after SIGINT/SIGTERM; 2 for a bad command line, config file, EAL option\n"
+		"or port (nothing is left behind); 1 for other failures.\n");
 }
 
 /* One line, exit 2: nothing has been created yet, so nothing to clean. */
@@ -62,6 +90,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) bad(const char *fmt,
 	va_list ap;
 
 	fputs(PROG ": ", stderr);
+	fputs(where, stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -159,86 +188,179 @@ static const char *default_cpu(void)
 	return buf;
 }
 
+enum { O_VHOST = 256, O_MODE, O_WORKERS, O_POLL, O_STATS, O_LOG, O_PIN, O_HELP, O_AGING,
+       O_JSON, O_CONFIG };
+static const struct option long_opts[] = {
+	{ "vhost", required_argument, NULL, O_VHOST },
+	{ "mode", required_argument, NULL, O_MODE },
+	{ "aging", required_argument, NULL, O_AGING },
+	{ "workers", required_argument, NULL, O_WORKERS },
+	{ "pin", required_argument, NULL, O_PIN },
+	{ "poll", required_argument, NULL, O_POLL },
+	{ "stats-interval", required_argument, NULL, O_STATS },
+	{ "stats-json", required_argument, NULL, O_JSON },
+	{ "log-level", required_argument, NULL, O_LOG },
+	{ "config", required_argument, NULL, O_CONFIG },
+	{ "help", no_argument, NULL, O_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* One option, from the command line or a config line. arg must outlive
+ * the parse (--vhost keeps pointers into it). */
+static void apply_opt(struct sw *s, struct opts *o, int c, char *arg)
+{
+	switch (c) {
+	case O_VHOST:
+		parse_vhost(s, arg);
+		break;
+	case O_MODE:
+		if (strcmp(arg, "loopback") == 0)
+			s->mode = SW_LOOPBACK;
+		else if (strcmp(arg, "xconnect") == 0)
+			s->mode = SW_XCONNECT;
+		else if (strcmp(arg, "learn") == 0)
+			s->mode = SW_LEARN;
+		else
+			bad("--mode: '%s' is not learn, xconnect or loopback", arg);
+		break;
+	case O_AGING:
+		o->aging = (unsigned)parse_num(arg, 1, 86400 * 365, "--aging");
+		break;
+	case O_WORKERS:
+		o->workers = arg;
+		break;
+	case O_PIN:
+		if (o->npins == 64)
+			bad("too many --pin");
+		o->pins[o->npins++] = arg;
+		break;
+	case O_POLL:
+		if (vre_poll_mode_parse(arg) < 0)
+			bad("--poll: '%s' is not poll, adaptive or interrupt", arg);
+		o->poll = (enum vre_poll_mode)vre_poll_mode_parse(arg);
+		break;
+	case O_STATS:
+		o->stats_interval = (unsigned)parse_num(arg, 0, 86400, "--stats-interval");
+		break;
+	case O_JSON:
+		if (!*arg)
+			bad("--stats-json needs a path");
+		o->stats_json = arg;
+		break;
+	case O_LOG:
+		if (vre_log_parse_level(arg) < 0)
+			bad("--log-level: '%s' is not err, warn, info or debug", arg);
+		o->log_level = arg;
+		break;
+	case O_CONFIG:
+		break; /* read before everything else (read_config) */
+	case O_HELP:
+		usage(stdout);
+		exit(0);
+	}
+}
+
+/* --config FILE: "option value" per line, '#' comments, blank lines. The
+ * values are kept (parse_vhost and --workers point into them) until exit. */
+static char *cfg_vals[256];
+static unsigned ncfg_vals;
+
+static void read_config(struct sw *s, struct opts *o, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned ln = 0;
+
+	if (!f)
+		bad("--config: cannot read %s: %s", path, strerror(errno));
+	while (getline(&line, &cap, f) >= 0) {
+		char *name, *val, *end, *hash = strchr(line, '#');
+		const struct option *op;
+
+		ln++;
+		snprintf(where, sizeof(where), "%s:%u: ", path, ln);
+		if (hash)
+			*hash = 0;
+		name = line + strspn(line, " \t\r\n");
+		if (!*name)
+			continue;
+		end = name + strcspn(name, " \t\r\n");
+		val = end + strspn(end, " \t\r\n");
+		*end = 0;
+		/* the value: the rest of the line, trailing blanks cut */
+		for (end = val + strlen(val); end > val && strchr(" \t\r\n", end[-1]); end--)
+			;
+		*end = 0;
+		if (strncmp(name, "--", 2) == 0)
+			name += 2;
+		for (op = long_opts; op->name && strcmp(op->name, name) != 0; op++)
+			;
+		if (!op->name || op->val == O_HELP || op->val == O_CONFIG)
+			bad("unknown option '%s'", name);
+		if (!*val)
+			bad("%s needs a value", name);
+		if (ncfg_vals == sizeof(cfg_vals) / sizeof(cfg_vals[0]))
+			bad("too many options (at most %zu)", sizeof(cfg_vals) / sizeof(cfg_vals[0]));
+		if (!(cfg_vals[ncfg_vals] = strdup(val)))
+			bad("out of memory");
+		apply_opt(s, o, op->val, cfg_vals[ncfg_vals++]);
+	}
+	free(line);
+	if (ferror(f))
+		bad("--config: error reading %s", path);
+	fclose(f);
+	where[0] = 0;
+}
+
+/* The last --config of the command line, looked up before the rest so the
+ * command line can override it. */
+static const char *find_config(int argc, char **argv)
+{
+	const char *cfg = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			cfg = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			cfg = argv[i] + 9;
+	}
+	return cfg;
+}
+
 static void parse_app(struct sw *s, struct opts *o, int argc, char **argv)
 {
-	enum { O_VHOST = 256, O_MODE, O_WORKERS, O_POLL, O_STATS, O_LOG, O_PIN, O_HELP };
-	static const struct option lo[] = {
-		{ "vhost", required_argument, NULL, O_VHOST },
-		{ "mode", required_argument, NULL, O_MODE },
-		{ "workers", required_argument, NULL, O_WORKERS },
-		{ "pin", required_argument, NULL, O_PIN },
-		{ "poll", required_argument, NULL, O_POLL },
-		{ "stats-interval", required_argument, NULL, O_STATS },
-		{ "log-level", required_argument, NULL, O_LOG },
-		{ "help", no_argument, NULL, O_HELP },
-		{ NULL, 0, NULL, 0 },
-	};
-	char *pins[64];
-	unsigned npins = 0;
+	const char *cfg = find_config(argc, argv);
 	int c;
 
 	o->poll = VRE_POLL_ADAPTIVE;
-	s->mode = SW_LOOPBACK;
+	o->aging = 300;
+	s->mode = SW_LEARN;
+	if (cfg)
+		read_config(s, o, cfg);
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
-		switch (c) {
-		case O_VHOST:
-			parse_vhost(s, optarg);
-			break;
-		case O_MODE:
-			if (strcmp(optarg, "loopback") == 0)
-				s->mode = SW_LOOPBACK;
-			else if (strcmp(optarg, "xconnect") == 0)
-				s->mode = SW_XCONNECT;
-			else if (strcmp(optarg, "learn") == 0)
-				s->mode = SW_LEARN;
-			else
-				bad("--mode: '%s' is not loopback, xconnect or learn", optarg);
-			break;
-		case O_WORKERS:
-			o->workers = optarg;
-			break;
-		case O_PIN:
-			if (npins == 64)
-				bad("too many --pin");
-			pins[npins++] = optarg;
-			break;
-		case O_POLL:
-			if (vre_poll_mode_parse(optarg) < 0)
-				bad("--poll: '%s' is not poll, adaptive or interrupt", optarg);
-			o->poll = (enum vre_poll_mode)vre_poll_mode_parse(optarg);
-			break;
-		case O_STATS:
-			o->stats_interval = (unsigned)parse_num(optarg, 0, 86400, "--stats-interval");
-			break;
-		case O_LOG:
-			if (vre_log_parse_level(optarg) < 0)
-				bad("--log-level: '%s' is not err, warn, info or debug", optarg);
-			o->log_level = optarg;
-			break;
-		case O_HELP:
-			usage(stdout);
-			exit(0);
-		case ':':
+	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+		if (c == ':')
 			bad("%s needs an argument", argv[optind - 1]);
-		default:
+		if (c == '?')
 			bad("unknown option '%s'", argv[optind - 1]);
-		}
+		apply_opt(s, o, c, optarg);
 	}
 	if (optind < argc)
 		bad("unexpected argument '%s'", argv[optind]);
-	if (s->nports == 0)
-		bad("no ports: give at least one --vhost PATH");
-	if (s->mode == SW_XCONNECT && s->nports % 2)
+	/* ethdev ports are only known after the EAL probed them */
+	if (s->nports == 0 && !o->have_eal)
+		bad("no ports: give at least one --vhost PATH (or EAL options with --vdev)");
+	if (s->mode == SW_XCONNECT && s->nports % 2 && !o->have_eal)
 		bad("--mode xconnect needs an even number of ports, got %u", s->nports);
 	if (!o->workers)
 		o->workers = default_cpu();
 	check_cpus(o->workers);
-	if (s->mode == SW_LEARN && npins)
+	if (s->mode == SW_LEARN && o->npins)
 		bad("--pin does not apply to --mode learn (one worker owns every queue)");
-	for (unsigned i = 0; i < npins; i++)
-		parse_pin(s, pins[i]);
+	for (unsigned i = 0; i < o->npins; i++)
+		parse_pin(s, o->pins[i]);
 }
 
 static const char *const mode_names[] = { "loopback", "xconnect", "learn" };
@@ -292,8 +414,26 @@ static void take_snap(struct sw *s, struct snap *sn)
 	sn->ns = now_ns();
 }
 
-/* One line per port and per worker. Rates are over the last interval
- * when prev is given. Tests parse the "port N:" lines. */
+static const char *port_kind(const struct sw_port *p)
+{
+	return p->eth ? "ethdev" : "vhost";
+}
+
+static const char *port_name(const struct sw_port *p)
+{
+	return p->eth ? p->eth_name : p->path;
+}
+
+static double rate(uint64_t now, uint64_t then, double secs)
+{
+	return secs > 0 ? (double)(now - then) / secs / 1e6 : 0.0;
+}
+
+/* The port table: one line per port and per worker, on one screen. Rates
+ * are over the last interval when prev is given. Columns are "key value"
+ * pairs so scripts (the integration tests) can parse them. rx is what the
+ * switch delivered to the port, tx what it took from it (the guest's view,
+ * also for ethdev ports). */
 static void print_stats(struct sw *s, const struct snap *cur, const struct snap *prev,
 			const char *tag)
 {
@@ -302,21 +442,17 @@ static void print_stats(struct sw *s, const struct snap *cur, const struct snap 
 
 	for (unsigned i = 0; i < s->nports; i++) {
 		const struct sw_port_totals *t = &cur->port[i];
+		const struct sw_port_totals *o = prev ? &prev->port[i] : t;
 
 		printf("%s port %u: rx-pkts %" PRIu64 " rx-bytes %" PRIu64 " tx-pkts %" PRIu64
 		       " tx-bytes %" PRIu64 " drops %" PRIu64 " drop-no-dst %" PRIu64
-		       " drop-no-rx-buf %" PRIu64 " drop-bad %" PRIu64,
+		       " drop-no-rx-buf %" PRIu64 " drop-bad %" PRIu64
+		       " | rx-mpps %.3f tx-mpps %.3f rx-gbps %.3f | %s %s\n",
 		       tag, i, t->rx_pkts, t->rx_bytes, t->tx_pkts, t->tx_bytes, t->drops,
-		       t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad);
-		if (prev && secs > 0) {
-			const struct sw_port_totals *o = &prev->port[i];
-
-			printf(" | rx %.3f Mpps %.3f Gbit/s tx %.3f Mpps",
-			       (double)(t->rx_pkts - o->rx_pkts) / secs / 1e6,
-			       (double)(t->rx_bytes - o->rx_bytes) * 8 / secs / 1e9,
-			       (double)(t->tx_pkts - o->tx_pkts) / secs / 1e6);
-		}
-		printf("\n");
+		       t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad,
+		       rate(t->rx_pkts, o->rx_pkts, secs), rate(t->tx_pkts, o->tx_pkts, secs),
+		       secs > 0 ? (double)(t->rx_bytes - o->rx_bytes) * 8 / secs / 1e9 : 0.0,
+		       port_kind(&s->ports[i]), port_name(&s->ports[i]));
 	}
 	if (s->fdb)
 		printf("%s fdb: %" PRIu64 " MAC addresses learned\n", tag, sw_fdb_count(s->fdb));
@@ -335,11 +471,81 @@ static void print_stats(struct sw *s, const struct snap *cur, const struct snap 
 	fflush(stdout);
 }
 
+static void json_str(FILE *f, const char *v)
+{
+	fputc('"', f);
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			fprintf(f, "\\%c", *v);
+		else if ((unsigned char)*v < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*v);
+		else
+			fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+/* Every counter as one JSON object, written to PATH.tmp and renamed over
+ * PATH so a reader never sees half a file. */
+static void write_json(struct sw *s, const char *path, const struct snap *cur,
+		       const struct snap *prev)
+{
+	char tmp[PATH_MAX];
+	double secs = prev ? (double)(cur->ns - prev->ns) / 1e9 : 0;
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return;
+	f = fopen(tmp, "w");
+	if (!f) {
+		VRE_WARN("switch", "--stats-json: %s: %s", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f, "{\n  \"mode\": \"%s\",\n  \"interval_s\": %.3f,\n  \"ports\": [\n",
+		(const char *[]){ "loopback", "xconnect", "learn" }[s->mode], secs);
+	for (unsigned i = 0; i < s->nports; i++) {
+		const struct sw_port_totals *t = &cur->port[i];
+		const struct sw_port_totals *o = prev ? &prev->port[i] : t;
+
+		fprintf(f, "    {\"port\": %u, \"kind\": \"%s\", \"name\": ", i,
+			port_kind(&s->ports[i]));
+		json_str(f, port_name(&s->ports[i]));
+		fprintf(f, ", \"rx_pkts\": %" PRIu64 ", \"rx_bytes\": %" PRIu64
+			", \"tx_pkts\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
+			", \"drops\": %" PRIu64 ", \"drop_no_dst\": %" PRIu64
+			", \"drop_no_rx_buf\": %" PRIu64 ", \"drop_bad\": %" PRIu64
+			", \"rx_mpps\": %.6f, \"tx_mpps\": %.6f}%s\n",
+			t->rx_pkts, t->rx_bytes, t->tx_pkts, t->tx_bytes, t->drops,
+			t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad,
+			rate(t->rx_pkts, o->rx_pkts, secs), rate(t->tx_pkts, o->tx_pkts, secs),
+			i + 1 < s->nports ? "," : "");
+	}
+	fprintf(f, "  ],\n  \"fdb_entries\": %" PRIu64 ",\n  \"workers\": [\n",
+		sw_fdb_count(s->fdb));
+	for (unsigned i = 0; i < s->pool.n; i++) {
+		struct vre_worker_stats st;
+
+		vre_worker_get_stats(s->pool.w[i], &st);
+		fprintf(f, "    {\"worker\": %u, \"cpu\": %d, \"packets\": %" PRIu64
+			", \"busy_cycles\": %" PRIu64 ", \"cycles_per_pkt\": %.1f, \"polls\": %" PRIu64
+			", \"empty_polls\": %" PRIu64 ", \"sleeps\": %" PRIu64 ", \"wakeups\": %" PRIu64
+			"}%s\n",
+			i, vre_worker_cpu(s->pool.w[i]), st.packets, st.busy_cycles,
+			st.packets ? (double)st.busy_cycles / (double)st.packets : 0.0, st.polls,
+			st.empty_polls, st.sleeps, st.wakeups, i + 1 < s->pool.n ? "," : "");
+	}
+	fprintf(f, "  ]\n}\n");
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		VRE_WARN("switch", "--stats-json: cannot write %s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+}
+
 /* ---- ports ---- */
 
 static int open_ports(struct sw *s)
 {
-	for (unsigned i = 0; i < s->nports; i++) {
+	for (unsigned i = 0; i < s->nvhost; i++) {
 		struct sw_port *p = &s->ports[i];
 		struct vre_net_config nc = {
 			.mac = { 0x02, 0x56, 0x52, 0x45, 0x00, (uint8_t)(i + 1) },
@@ -375,48 +581,119 @@ static void stop_server(struct sw *s)
 
 static void close_ports(struct sw *s)
 {
-	for (unsigned i = 0; i < s->nports; i++) {
+	for (unsigned i = 0; i < s->nvhost; i++) {
 		vre_net_dev_destroy(s->ports[i].net);
 		s->ports[i].net = NULL;
 	}
 }
 
-static int wait_signal(const sigset_t *set, unsigned secs)
+/* Waits for a signal of set until deadline_ns (0: forever). Returns the
+ * signal, or -1 at the deadline. */
+static int wait_signal(const sigset_t *set, uint64_t deadline_ns)
 {
-	struct timespec ts = { secs, 0 };
 	int sig;
 
-	do
-		sig = secs ? sigtimedwait(set, NULL, &ts) : sigwaitinfo(set, NULL);
-	while (sig < 0 && errno == EINTR);
+	do {
+		uint64_t now = now_ns();
+		struct timespec ts;
+
+		if (!deadline_ns) {
+			sig = sigwaitinfo(set, NULL);
+			continue;
+		}
+		if (now >= deadline_ns)
+			return -1;
+		ts.tv_sec = (time_t)((deadline_ns - now) / 1000000000u);
+		ts.tv_nsec = (long)((deadline_ns - now) % 1000000000u);
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig < 0 && errno == EAGAIN)
+			return -1;
+	} while (sig < 0);
 	return sig;
 }
 
-static int run(struct sw *s, const struct opts *o)
+/* The switch's life after the ports are known: prints the table every
+ * interval and on SIGUSR1 (taken synchronously by sigtimedwait, so no
+ * handler runs in signal context), stops on SIGINT/SIGTERM. */
+static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struct snap *cur,
+		  struct snap *prev)
+{
+	uint64_t period = (uint64_t)o->stats_interval * 1000000000u;
+	uint64_t next = period ? now_ns() + period : 0;
+	struct snap *t;
+	int sig;
+
+	take_snap(s, prev);
+	while ((sig = wait_signal(set, next)) < 0 || sig == SIGUSR1) {
+		take_snap(s, cur);
+		print_stats(s, cur, prev, sig == SIGUSR1 ? "now" : "stats");
+		if (o->stats_json)
+			write_json(s, o->stats_json, cur, prev);
+		if (sig == SIGUSR1)
+			continue; /* on demand: the interval's baseline stays */
+		t = prev, prev = cur, cur = t;
+		next += period;
+		if (next < now_ns()) /* stopped for a while: no burst of catch-up lines */
+			next = now_ns() + period;
+	}
+	printf(PROG ": signal received, stopping\n");
+}
+
+/* Checks that need the ethdev ports: a failure is a usage error (2). */
+static int check_ports(struct sw *s, unsigned neth)
+{
+	unsigned n = s->nports + neth;
+
+	s->nvhost = s->nports;
+
+	if (n == 0) {
+		fprintf(stderr, PROG ": no ports: give --vhost PATH or EAL options with --vdev\n");
+		return -EINVAL;
+	}
+	if (s->mode == SW_XCONNECT && n % 2) {
+		fprintf(stderr, PROG ": --mode xconnect needs an even number of ports, got %u "
+			"(%u vhost + %u ethdev)\n", n, s->nports, neth);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Returns 0, or the exit code. */
+static int run(struct sw *s, const struct opts *o, const sigset_t *set)
 {
 	struct vre_worker_config tmpl = { .mode = o->poll,
 					  .thread_init = vre_worker_dpdk_init,
 					  .thread_fini = vre_worker_dpdk_fini };
-	struct snap *a = calloc(2, sizeof(*a)), *cur = a, *prev = a + 1, *t;
-	sigset_t set;
-	int err;
+	struct snap *a = calloc(2, sizeof(*a)), *cur = a, *prev = a + 1;
+	int cpus[64];
+	int err, code = 1;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
 	if (!a)
-		return -ENOMEM;
+		return 1;
+	/* ethdev ports before any socket or thread exists: a bad port leaves
+	 * nothing behind and prints only its own line */
+	err = check_ports(s, rte_eth_dev_count_avail());
+	if (err == 0)
+		err = sw_eth_open(s, (unsigned)vre_cpulist_parse(o->workers, cpus, 64));
+	if (err < 0) {
+		sw_eth_close(s);
+		free(a);
+		return EXIT_USAGE;
+	}
 	err = vre_worker_pool_create(&s->pool, o->workers, &tmpl);
 	if (err < 0) {
 		fprintf(stderr, PROG ": cannot start workers on CPUs %s: %s\n", o->workers,
 			strerror(-err));
+		sw_eth_close(s);
 		free(a);
-		return err;
+		return 1;
 	}
-	if (s->mode == SW_LEARN && !(s->fdb = sw_fdb_create()))
+	if (s->mode == SW_LEARN && !(s->fdb = sw_fdb_create(o->aging)))
 		err = -ENOMEM;
 	if (err == 0)
 		err = sw_plan(s);
+	if (err == 0)
+		err = sw_eth_attach(s);
 	if (err == 0)
 		err = vre_server_create(&s->server);
 	if (err == 0)
@@ -425,27 +702,26 @@ static int run(struct sw *s, const struct opts *o)
 		err = vre_server_start(s->server);
 	if (err < 0)
 		goto out;
-	printf(PROG ": ready: %u port(s), %s mode, %u worker(s) on CPUs %s, %s polling\n",
-	       s->nports, mode_names[s->mode], s->pool.n,
+	printf(PROG ": ready: %u port(s) (%u vhost, %u ethdev), %s mode, %u worker(s) on CPUs %s, "
+	       "%s polling\n",
+	       s->nports, s->nvhost, s->nports - s->nvhost, mode_names[s->mode], s->pool.n,
 	       o->workers, vre_poll_mode_name(o->poll));
 	fflush(stdout);
-	take_snap(s, prev);
-	while (wait_signal(&set, o->stats_interval) < 0) {
-		take_snap(s, cur);
-		print_stats(s, cur, prev, "stats");
-		t = prev, prev = cur, cur = t;
-	}
-	printf(PROG ": signal received, stopping\n");
+	serve(s, o, set, cur, prev);
+	code = 0;
 out:
 	stop_server(s);
+	sw_eth_close(s); /* after the vhost queues: nothing sends to it any more */
 	take_snap(s, cur);
 	print_stats(s, cur, NULL, "final");
+	if (o->stats_json && code == 0)
+		write_json(s, o->stats_json, cur, NULL);
 	close_ports(s);
 	sw_unplan(s);
 	vre_worker_pool_destroy(&s->pool);
 	sw_fdb_destroy(s->fdb);
 	free(a);
-	return err;
+	return code;
 }
 
 int main(int argc, char **argv)
@@ -464,6 +740,7 @@ int main(int argc, char **argv)
 	/* Application options are checked first, so a typo costs no EAL start. */
 	if (split >= 0) {
 		argv[split] = argv[0];
+		o.have_eal = true;
 		parse_app(&s, &o, argc - split, argv + split);
 		argv[split] = "--";
 	} else {
@@ -478,13 +755,15 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if (eal_init(split >= 0 ? split : argc, argv, split >= 0) < 0) {
+		/* bad EAL options, or a device they name failed to probe */
 		fprintf(stderr, PROG ": EAL initialisation failed (see the EAL messages above)\n");
-		return 1;
+		return EXIT_USAGE;
 	}
-	err = run(&s, &o);
+	err = run(&s, &o, &set);
 	rte_eal_cleanup();
-	return err < 0 ? 1 : 0;
+	return err;
 }

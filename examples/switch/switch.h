@@ -23,6 +23,16 @@
  * deliver to any port, so every queue and the table live on the first
  * worker; a TX queue of pair i reaches the RX queue of pair i (mod the
  * destination's pairs) of every other port through dsts[].
+ *
+ * DPDK ethdev ports (eth.c): every port the EAL probed (--vdev net_ring0,
+ * net_tap0, a PCI NIC, ...) becomes a switch port numbered after the vhost
+ * ports (vhost ports 0..V-1 in command-line order, then ethdev ports V..
+ * in DPDK port-id order; xconnect pairs 0<->1, 2<->3, ... over that list).
+ * An ethdev port has one RX and one TX queue, both used only by the first
+ * worker: its q[0] is the destination side (rte_eth_tx_burst, always
+ * "running", no vhost queue behind it) and its q[1] the source side (a
+ * poll item doing rte_eth_rx_burst). Every queue that feeds an ethdev port
+ * or is fed by one therefore lives on the first worker too.
  */
 #ifndef VRE_SWITCH_H
 #define VRE_SWITCH_H
@@ -75,6 +85,13 @@ struct sw_port {
 	struct vre_dev *dev;
 	struct sw_queue *q;          /* 2 * pairs (+1 control queue when pairs > 1) */
 	uint16_t nq;
+	/* DPDK ethdev ports only */
+	bool eth;
+	uint16_t eth_id;
+	char eth_name[64];
+	uint64_t eth_in_pkts, eth_in_bytes;   /* taken from the port (rx_burst) */
+	uint64_t eth_out_pkts, eth_out_bytes; /* the port took them (tx_burst) */
+	uint64_t eth_drop_full;               /* the port did not take them */
 };
 
 struct sw {
@@ -84,14 +101,33 @@ struct sw {
 	struct vre_worker_pool pool;
 	struct vre_server *server;
 	struct sw_fdb *fdb;          /* learn mode */
+	unsigned nvhost;             /* ports[0..nvhost) are vhost-user, the rest ethdev */
+	struct rte_mempool *mp;      /* mbufs for the ethdev ports */
 	pthread_mutex_t lock;        /* queue tables vs. the stats printer */
 };
 
 /* learn.c */
-struct sw_fdb *sw_fdb_create(void);
+struct sw_fdb *sw_fdb_create(unsigned aging_secs);
 void sw_fdb_destroy(struct sw_fdb *f);
 uint64_t sw_fdb_count(const struct sw_fdb *f); /* any thread */
 int sw_learn_poll(struct vre_poll_item *it);
+int sw_learn_eth_poll(struct vre_poll_item *it);
+
+/* eth.c */
+struct rte_mbuf;
+/* Adds every ethdev port after the vhost ports, creates the mempool,
+ * configures and starts them. Prints one line and returns < 0 on failure. */
+int sw_eth_open(struct sw *s, unsigned nworkers);
+int sw_eth_attach(struct sw *s);   /* adds the RX poll items to the workers */
+void sw_eth_close(struct sw *s);   /* removes the items, stops, frees */
+/* Sends n mbufs to ethdev port p; what it does not take is freed and
+ * counted. First worker only. */
+void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n);
+/* vhost TX queue -> ethdev port (the chains complete after the send). */
+int sw_vhost_to_eth_poll(struct vre_poll_item *it);
+/* Learn mode: the packets of sq's burst in mask, copied to ethdev port p.
+ * Returns packets dropped without a count elsewhere (0 today). */
+unsigned sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask);
 
 /* fwd.c */
 extern const struct vre_net_app_ops sw_app_ops;

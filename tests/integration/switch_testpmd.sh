@@ -7,7 +7,12 @@
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
 # queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
 # workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
-# "reconnect", "flap", "learn" or "badopts".
+# "reconnect", "flap", "learn", "badopts", "ring" (a net_ring ethdev port
+# xconnected with a vhost port; also --stats-json and SIGUSR1), "learn3"
+# (flooding, unicast after learning and aging over three ports) or
+# "learn-ring" (learn mode over a vhost and a net_ring port),
+# "badconfig" (--config files, good and bad, and port errors found after
+# the EAL probed).
 #
 # traffic: testpmd runs interactively (commands through a FIFO), starts io
 # forwarding with "start tx_first" once its ports are up, runs a few seconds,
@@ -90,11 +95,13 @@ wait_count() {
 }
 
 # start_switch ARGS...: runs vre-switch, waits for its ready line.
+# SW_EAL: EAL options for the switch, ending with "--" (default: none).
 SW_NPORTS=0
+SW_EAL=()
 start_switch() {
 	local a
 	for a in "$@"; do [ "$a" = --vhost ] && SW_NPORTS=$((SW_NPORTS + 1)); done
-	"$SWITCH" --stats-interval 1 "$@" >"$DIR/sw.log" 2>&1 &
+	"$SWITCH" "${SW_EAL[@]}" --stats-interval 1 "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
 }
@@ -309,7 +316,7 @@ case_nopeer() {
 # same port: the queues are stopped and started again, traffic flows
 # without loss both times.
 case_reconnect() {
-	start_switch --workers "$SW_CPU" --vhost "$DIR/s0"
+	start_switch --mode loopback --workers "$SW_CPU" --vhost "$DIR/s0"
 	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64
 	run_traffic 1 1 64
 	local sent1
@@ -419,7 +426,7 @@ thread_ticks() {
 }
 
 case_idle() {
-	start_switch --workers "$SW_CPU" --poll adaptive --vhost "$DIR/s0"
+	start_switch --mode loopback --workers "$SW_CPU" --poll adaptive --vhost "$DIR/s0"
 	local tid=
 	for t in /proc/"$SW_PID"/task/*; do
 		[ "$(cat "$t/comm")" = "vre-w$SW_CPU" ] && tid=${t##*/}
@@ -486,6 +493,239 @@ case_badopts() {
 	echo "PASS: badopts"
 }
 
+# sw_table: asks for a table on demand (SIGUSR1 -> "now ..." lines) and
+# keeps it in $DIR/now.txt for tbl.
+sw_table() {
+	local n
+	n=$(grep -c '^now worker 0 ' "$DIR/sw.log")
+	kill -USR1 "$SW_PID" || fail "switch gone"
+	wait_count 10 "$DIR/sw.log" '^now worker 0 ' $((n + 1)) || fail "no table on SIGUSR1"
+	awk '/^now port 0: / { blk = "" } /^now / { blk = blk $0 "\n" } END { printf "%s", blk }' \
+		"$DIR/sw.log" >"$DIR/now.txt"
+}
+
+# tbl FIELD PORT: FIELD of port PORT in the last table taken.
+tbl() {
+	awk -v f="$1" -v p="now port $2:" 'index($0, p) == 1 {
+		for (i = 4; i < NF; i++) if ($i == f) v = $(i + 1) }
+		END { printf "%.0f\n", v }' "$DIR/now.txt"
+}
+
+# sw_now FIELD PORT: the same from a fresh table.
+sw_now() {
+	sw_table
+	tbl "$1" "$2"
+}
+
+# offered PORT: what the switch gave port PORT in the last table, delivered
+# or dropped for want of a buffer (testpmd does not receive in txonly mode).
+offered() {
+	echo $(($(tbl rx-pkts "$1") + $(tbl drop-no-rx-buf "$1")))
+}
+
+EAL_QUIET=(--no-pci --no-huge -m 256 --no-shconf --no-telemetry --log-level=lib.eal:error)
+
+# A net_ring ethdev port (its TX ring is its RX ring: what the switch sends
+# into it comes straight back) xconnected with a vhost port driven by
+# testpmd: testpmd's frames cross vhost -> ethdev -> vhost, so whatever
+# testpmd receives came back through the DPDK port.
+case_ring() {
+	SW_EAL=("${EAL_QUIET[@]}" --vdev net_ring0 --)
+	start_switch --mode xconnect --workers "$SW_CPU" --vhost "$DIR/s0" --stats-json "$DIR/st.json"
+	grep -q '^vre-switch: port 1: ethdev 0 (net_ring0) started, link up' "$DIR/sw.log" ||
+		fail "no link line for the ring port"
+	grep -q 'ready: 2 port(s) (1 vhost, 1 ethdev), xconnect mode' "$DIR/sw.log" || fail "ready line"
+	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64
+	tp_cmd "start tx_first"
+	wait_for 10 "$DIR/tp.log" 'io packet forwarding' || fail "forwarding did not start"
+	sleep "$RUN_SECS" # traffic duration, not synchronisation
+	tp_cmd "stop"
+	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
+	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	check_counts 1 1 64
+	local tx rx end=$((SECONDS + 15))
+	tx=$(tp_total TX-packets)
+	rx=$(tp_total RX-packets)
+	# the on-demand table, until the switch took every frame
+	while [ "$(sw_now tx-pkts 0)" -lt "$tx" ]; do
+		[ $SECONDS -lt $end ] || fail "switch took $(sw_now tx-pkts 0) of $tx"
+		sleep 0.2
+	done
+	tp_quit
+	stop_switch
+	local took into outof back drops
+	took=$(sw_final tx-pkts 0); back=$(sw_final rx-pkts 0)
+	into=$(sw_final rx-pkts 1); outof=$(sw_final tx-pkts 1); drops=$(sw_final drops)
+	echo "testpmd sent $tx got $rx; switch: took $took, into ring $into, out of ring $outof, to testpmd $back, drops $drops"
+	[ "$drops" -eq 0 ] || fail "drops: $(grep '^final port' "$DIR/sw.log")"
+	[ "$took" -eq "$tx" ] || fail "took $took of $tx"
+	[ "$into" -eq "$took" ] || fail "the ring port took $into of $took"
+	[ "$back" -eq "$outof" ] || fail "$outof out of the ring, $back delivered"
+	[ "$outof" -ge "$rx" ] && [ $((into - outof)) -le 32 ] || fail "ring in $into out $outof"
+	[ "$(sw_final tx-bytes 0)" -eq $((took * 64)) ] || fail "frame sizes changed"
+	[ "$(sw_final rx-bytes 1)" -eq $((into * 64)) ] || fail "frame sizes changed in the ring"
+	# --stats-json: valid JSON with every counter, its last write the final counters
+	python3 -m json.tool "$DIR/st.json" >/dev/null || fail "stats-json is not valid JSON"
+	python3 - "$DIR/st.json" "$took" "$into" "$outof" <<'PY' || fail "stats-json content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+took, into, outof = map(int, sys.argv[2:5])
+keys = {"port", "kind", "name", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "drops",
+        "drop_no_dst", "drop_no_rx_buf", "drop_bad", "rx_mpps", "tx_mpps"}
+p = d["ports"]
+assert d["mode"] == "xconnect" and len(p) == 2, d
+assert all(keys <= set(x) for x in p), p
+assert p[0]["kind"] == "vhost" and p[1]["kind"] == "ethdev" and p[1]["name"] == "net_ring0", p
+assert p[0]["tx_pkts"] == took and p[1]["rx_pkts"] == into and p[1]["tx_pkts"] == outof, p
+assert all(x["drops"] == 0 for x in p), p
+w = d["workers"]
+assert len(w) == 1 and w[0]["packets"] > 0 and w[0]["cycles_per_pkt"] > 0, w
+print("stats-json ok:", p[1])
+PY
+	[ ! -e "$DIR/st.json.tmp" ] || fail "stats-json temp file left"
+	grep -q '^now worker 0 cpu .* cycles/pkt' "$DIR/sw.log" || fail "no worker line on SIGUSR1"
+	echo "PASS: ring"
+}
+
+# learn_round PORTMASK PORT PEER_MAC: testpmd sends from PORT (txonly) to
+# PEER_MAC for a second; sets SENT and OFF0..OFF2 (what each port was
+# offered during the round, from the on-demand tables).
+learn_round() {
+	local b0 b1 b2 before end=$((SECONDS + 15)) round
+	sw_table
+	b0=$(offered 0); b1=$(offered 1); b2=$(offered 2)
+	before=$(tbl tx-pkts "$2")
+	round=$(($(grep -c 'Accumulated forward statistics' "$DIR/tp.log") + 1))
+	tp_cmd "set portmask $1"
+	tp_cmd "set eth-peer $2 $3"
+	tp_cmd "start"
+	wait_count 10 "$DIR/tp.log" 'txonly packet forwarding' "$round" || fail "txonly did not start"
+	sleep 1 # traffic duration, not synchronisation
+	tp_cmd "stop"
+	wait_count 10 "$DIR/tp.log" 'Accumulated forward statistics' "$round" || fail "no stats"
+	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
+	SENT=$(tp_total TX-packets)
+	[ "$SENT" -gt 100 ] || fail "testpmd sent only $SENT"
+	while [ $(($(sw_now tx-pkts "$2") - before)) -lt "$SENT" ]; do
+		[ $SECONDS -lt $end ] || fail "switch took too little from port $2"
+		sleep 0.2
+	done
+	# frames may still be on a second leg (an ethdev ring): until two
+	# tables in a row agree
+	local cur prev=
+	while :; do
+		sw_table
+		cur="$(offered 0) $(offered 1) $(offered 2)"
+		[ "$cur" = "$prev" ] && break
+		[ $SECONDS -lt $end ] || fail "counters do not settle"
+		prev=$cur
+		sleep 0.1
+	done
+	read -r OFF0 OFF1 OFF2 <<<"$cur"
+	OFF0=$((OFF0 - b0)); OFF1=$((OFF1 - b1)); OFF2=$((OFF2 - b2))
+	echo "from port $2 to $3: sent $SENT, offered to ports 0/1/2: $OFF0 $OFF1 $OFF2"
+}
+
+# Learn mode over three vhost ports (MACs ...:10, :11, :12): broadcast and
+# unknown unicast flood to every other port and never back; unicast to a
+# learned MAC reaches only its port; after --aging seconds of silence the
+# MAC is forgotten and floods again.
+case_learn3() {
+	start_switch --aging 4 --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2"
+	grep -q 'learn mode' "$DIR/sw.log" || fail "learn is not the default mode"
+	start_testpmd "$(vdev 0 1 split 1 0),mac=02:00:00:00:00:10" \
+		"$(vdev 1 1 packed 1 0),mac=02:00:00:00:00:11" \
+		"$(vdev 2 1 split 1 0),mac=02:00:00:00:00:12" -- \
+		--forward-mode=txonly --portmask=0x1 --txpkts=64
+	learn_round 0x1 0 ff:ff:ff:ff:ff:ff
+	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq "$SENT" ] || fail "broadcast"
+	learn_round 0x1 0 02:00:00:00:00:99
+	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq "$SENT" ] || fail "unknown unicast"
+	learn_round 0x2 1 ff:ff:ff:ff:ff:ff # teaches :11 on port 1
+	[ "$OFF0" -eq "$SENT" ] && [ "$OFF1" -eq 0 ] && [ "$OFF2" -eq "$SENT" ] || fail "broadcast from 1"
+	learn_round 0x1 0 02:00:00:00:00:11
+	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq 0 ] || fail "learned unicast flooded"
+	sw_now rx-pkts 0 >/dev/null
+	grep '^now fdb:' "$DIR/sw.log" | tail -n 1 | grep -q ' 2 MAC' || fail "want 2 MACs learned"
+	sleep 5.5 # the aging under test (4 s)
+	sw_now rx-pkts 0 >/dev/null
+	grep '^now fdb:' "$DIR/sw.log" | tail -n 1 | grep -q ' 0 MAC' ||
+		fail "MACs not aged: $(grep '^now fdb:' "$DIR/sw.log" | tail -n 1)"
+	learn_round 0x1 0 02:00:00:00:00:11
+	[ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq "$SENT" ] || fail "aged MAC did not flood"
+	tp_quit
+	stop_switch
+	echo "PASS: learn3"
+}
+
+# Learn mode with an ethdev port: vhost port 0 (testpmd, MAC :10) and a
+# net_ring0 port (what goes in comes back). A frame to an unknown MAC
+# floods into the ring, comes back out of it (now :10 is learned on the
+# ring port) and floods to port 0 only, never back into the ring: each
+# frame crosses vhost -> ethdev and ethdev -> vhost exactly once.
+case_learn_ring() {
+	SW_EAL=("${EAL_QUIET[@]}" --vdev net_ring0 --)
+	start_switch --workers "$SW_CPU" --vhost "$DIR/s0"
+	start_testpmd "$(vdev 0 1 split 1 0),mac=02:00:00:00:00:10" -- \
+		--forward-mode=txonly --txpkts=64
+	learn_round 0x1 0 02:00:00:00:00:99
+	local into outof
+	into=$(sw_now rx-pkts 1)
+	outof=$(sw_now tx-pkts 1)
+	echo "into the ring $into, out of it $outof"
+	[ "$OFF1" -eq "$SENT" ] && [ "$into" -eq "$OFF1" ] || fail "the ring port got $into of $SENT"
+	[ "$outof" -eq "$into" ] || fail "$outof of $into came back out of the ring"
+	[ "$OFF0" -eq "$SENT" ] || fail "port 0 was offered $OFF0 of $SENT"
+	tp_quit
+	stop_switch
+	[ "$(sw_final drop-bad)" -eq 0 ] && [ "$(sw_final drop-no-dst)" -eq 0 ] || fail "drops"
+	echo "PASS: learn-ring"
+}
+
+# expect_err PATTERN ARGS...: exit 2, one line on stderr matching PATTERN,
+# no socket left.
+expect_err() {
+	local pat=$1
+	shift
+	expect_usage "$@"
+	grep -qE "$pat" "$DIR/err" || fail "'$*': message does not match '$pat': $(cat "$DIR/err")"
+}
+
+case_badconfig() {
+	local c=$DIR/c.conf
+	printf 'vhost %s\nmode learn\nfrobnicate 1\n' "$DIR/s0" >"$c"
+	expect_err "c.conf:3: unknown option 'frobnicate'" --config "$c"
+	printf '# a comment\n\nvhost %s   # port 0\nmode mesh\n' "$DIR/s0" >"$c"
+	expect_err "c.conf:4: --mode: 'mesh'" --config "$c"
+	printf 'vhost %s\nstats-interval\n' "$DIR/s0" >"$c"
+	expect_err "c.conf:2: stats-interval needs a value" --config "$c"
+	printf 'vhost %s,queues=99\n' "$DIR/s0" >"$c"
+	expect_err "c.conf:1: --vhost queues" --config "$c"
+	printf 'aging 0\nvhost %s\n' "$DIR/s0" >"$c"
+	expect_err "c.conf:1: --aging" --config "$c"
+	printf 'help\n' >"$c"
+	expect_err "c.conf:1: unknown option 'help'" --config "$c"
+	expect_err "cannot read $DIR/none" --config "$DIR/none"
+	printf 'vhost %s\n' "$DIR/s0" >"$c"
+	expect_err "given twice" --config "$c" --vhost "$DIR/s0"
+	# after the EAL probed: three ports cannot be cross-connected
+	expect_err "xconnect needs an even number of ports, got 3 \(2 vhost \+ 1 ethdev\)" \
+		"${EAL_QUIET[@]}" --vdev net_ring0 -- --mode xconnect --vhost "$DIR/s0" --vhost "$DIR/s1"
+	# an ethdev port that cannot be set up (4 MB of EAL memory: no room
+	# for its mbufs): its line, exit 2, no socket
+	expect_err "cannot create the mbuf pool" --no-pci --no-huge -m 4 --no-shconf --no-telemetry \
+		--log-level=lib.eal:error --vdev net_ring0 -- --vhost "$DIR/s0"
+	# a good file; the command line overrides its mode and adds a port
+	printf '# vre-switch config\nmode xconnect\nvhost %s\n\nvhost %s\nworkers %s\n' \
+		"$DIR/s0" "$DIR/s1" "$SW_CPU" >"$c"
+	start_switch --config "$c" --mode loopback --vhost "$DIR/s2"
+	grep -q 'ready: 3 port(s) (3 vhost, 0 ethdev), loopback mode' "$DIR/sw.log" ||
+		fail "config not applied: $(grep ready "$DIR/sw.log")"
+	[ -S "$DIR/s0" ] && [ -S "$DIR/s1" ] && [ -S "$DIR/s2" ] || fail "sockets missing"
+	stop_switch
+	echo "PASS: badconfig"
+}
+
 [ -x "$SWITCH" ] || { echo "no switch binary at $SWITCH"; exit 77; }
 command -v "$TESTPMD" >/dev/null || { echo "SKIP: $TESTPMD not installed"; exit 77; }
 
@@ -497,5 +737,9 @@ reconnect) case_reconnect ;;
 flap) case_flap ;;
 learn) case_learn ;;
 badopts) case_badopts ;;
+ring) case_ring ;;
+learn3) case_learn3 ;;
+learn-ring) case_learn_ring ;;
+badconfig) case_badconfig ;;
 *) fail "unknown case $CASE" ;;
 esac

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vre-switch: DPDK ethdev ports next to the vhost-user ports (see
+ * switch.h for the numbering and the threading rule: everything that
+ * touches an ethdev port runs on the first worker).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "switch.h"
+#include "vre_log.h"
+#include "vre_net_mbuf.h"
+
+#define PROG "vre-switch"
+#define ETH_DESC 512
+#define MP_CACHE 64
+#define SEND_RETRIES 8 /* a full TX ring gets a few more tries, then drops */
+
+static inline void add(uint64_t *c, uint64_t v)
+{
+	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
+}
+
+static int eth_setup(struct sw *s, struct sw_port *p)
+{
+	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
+	struct rte_eth_link link;
+	uint16_t nrx = ETH_DESC, ntx = ETH_DESC;
+	int sock = rte_eth_dev_socket_id(p->eth_id), r;
+
+	memset(&conf, 0, sizeof(conf));
+	r = rte_eth_dev_info_get(p->eth_id, &info);
+	if (r == 0 && (info.max_rx_queues < 1 || info.max_tx_queues < 1))
+		r = -ENOTSUP;
+	if (r == 0)
+		r = rte_eth_dev_configure(p->eth_id, 1, 1, &conf);
+	if (r == 0)
+		r = rte_eth_dev_adjust_nb_rx_tx_desc(p->eth_id, &nrx, &ntx);
+	if (r == 0)
+		r = rte_eth_rx_queue_setup(p->eth_id, 0, nrx, sock < 0 ? SOCKET_ID_ANY : sock,
+					   NULL, s->mp);
+	if (r == 0)
+		r = rte_eth_tx_queue_setup(p->eth_id, 0, ntx, sock < 0 ? SOCKET_ID_ANY : sock, NULL);
+	if (r == 0)
+		r = rte_eth_dev_start(p->eth_id);
+	if (r < 0) {
+		fprintf(stderr, PROG ": port %u (%s): cannot configure/start: %s\n", p->idx,
+			p->eth_name, strerror(-r));
+		return r;
+	}
+	rte_eth_promiscuous_enable(p->eth_id); /* a bridge port sees every MAC */
+	/* link state: a virtual port is up at once, a NIC may still be
+	 * negotiating (reported as down here, it keeps working once up) */
+	if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
+		printf(PROG ": port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex\n",
+		       p->idx, p->eth_id, p->eth_name, link.link_status ? "up" : "down",
+		       link.link_speed, link.link_duplex ? "full" : "half");
+	else
+		printf(PROG ": port %u: ethdev %u (%s) started, link unknown\n", p->idx, p->eth_id,
+		       p->eth_name);
+	fflush(stdout);
+	return 0;
+}
+
+/* Mbufs that can be out at once: both rings of every ethdev port, a burst
+ * per queue in flight, and the per-thread caches. */
+static unsigned mp_size(const struct sw *s, unsigned neth, unsigned nworkers)
+{
+	unsigned queues = 0;
+
+	for (unsigned i = 0; i < s->nvhost; i++)
+		queues += 2u * s->ports[i].pairs;
+	return neth * 2 * (ETH_DESC + VRE_BURST) + (queues + 2 * neth) * 2 * VRE_BURST +
+	       (nworkers + 2) * MP_CACHE * 3 / 2 + 1024;
+}
+
+int sw_eth_open(struct sw *s, unsigned nworkers)
+{
+	uint16_t id, neth = rte_eth_dev_count_avail();
+	int sock = SOCKET_ID_ANY;
+
+	s->nvhost = s->nports;
+	if (neth == 0)
+		return 0;
+	if (s->nports + neth > SW_MAX_PORTS) {
+		fprintf(stderr, PROG ": %u vhost + %u ethdev ports: at most %d ports\n", s->nports,
+			neth, SW_MAX_PORTS);
+		return -E2BIG;
+	}
+	RTE_ETH_FOREACH_DEV(id) {
+		if (rte_eth_dev_socket_id(id) >= 0) {
+			sock = rte_eth_dev_socket_id(id);
+			break;
+		}
+	}
+	/* one pool, on the NUMA node of the (first) ports */
+	s->mp = rte_pktmbuf_pool_create("vre_sw_mbufs", mp_size(s, neth, nworkers), MP_CACHE, 0,
+					RTE_MBUF_DEFAULT_BUF_SIZE, sock);
+	if (!s->mp) {
+		fprintf(stderr, PROG ": cannot create the mbuf pool (%u mbufs): %s\n",
+			mp_size(s, neth, nworkers), rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	RTE_ETH_FOREACH_DEV(id) {
+		struct sw_port *p = &s->ports[s->nports];
+
+		memset(p, 0, sizeof(*p));
+		p->sw = s;
+		p->idx = s->nports;
+		p->pairs = 1;
+		p->eth = true;
+		p->eth_id = id;
+		for (int i = 0; i < SW_MAX_PAIRS; i++)
+			p->pin[i] = -1;
+		if (rte_eth_dev_get_name_by_port(id, p->eth_name) != 0)
+			snprintf(p->eth_name, sizeof(p->eth_name), "ethdev%u", id);
+		s->nports++; /* counted before setup: close stops it */
+		if (eth_setup(s, p) < 0) {
+			p->eth = false; /* not started: nothing to stop */
+			s->nports--;
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n)
+{
+	unsigned sent = 0, tries = 0;
+	uint64_t bytes = 0;
+
+	/* lengths first: once sent, the mbufs belong to the PMD */
+	for (unsigned k = 0; k < n; k++)
+		bytes += rte_pktmbuf_pkt_len(m[k]);
+	while (sent < n && tries++ < SEND_RETRIES)
+		sent += rte_eth_tx_burst(p->eth_id, 0, m + sent, (uint16_t)(n - sent));
+	for (unsigned k = sent; k < n; k++)
+		bytes -= rte_pktmbuf_pkt_len(m[k]);
+	if (sent < n) {
+		rte_pktmbuf_free_bulk(m + sent, n - sent);
+		add(&p->eth_drop_full, n - sent);
+	}
+	add(&p->eth_out_pkts, sent);
+	add(&p->eth_out_bytes, bytes);
+}
+
+static inline uint32_t mask_all(unsigned n)
+{
+	return n >= 32 ? UINT32_MAX : (1u << n) - 1;
+}
+
+int sw_vhost_to_eth_poll(struct vre_poll_item *it)
+{
+	struct sw_queue *sq = it->ctx;
+	struct vre_net_tx_burst *b = &sq->burst;
+	struct rte_mbuf *m[VRE_BURST];
+	int n = vre_net_tx_fetch(sq->nq, b), taken = b->n;
+
+	if (n < 0 || taken == 0)
+		return 0;
+	if (b->npkts) {
+		int k = vre_net_tx_to_mbufs(sq->nq, b, mask_all(b->npkts), sq->port->sw->mp, m);
+		if (k > 0)
+			sw_eth_send(sq->dst_q->port, m, (unsigned)k);
+	}
+	/* only now: the port took (or we dropped) every packet */
+	vre_net_tx_done(sq->nq, b);
+	return taken;
+}
+
+unsigned sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
+{
+	struct rte_mbuf *m[VRE_BURST];
+	int k = vre_net_tx_to_mbufs(sq->nq, &sq->burst, mask, p->sw->mp, m);
+
+	if (k > 0)
+		sw_eth_send(p, m, (unsigned)k); /* no mbuf: counted as drop_no_mbuf */
+	return 0;
+}
+
+/* ethdev RX -> the static destination (loopback and xconnect). */
+static int eth_rx_poll(struct vre_poll_item *it)
+{
+	struct sw_queue *sq = it->ctx;
+	struct sw_port *p = sq->port, *dp = sq->dst_q->port;
+	struct rte_mbuf *m[VRE_BURST];
+	struct vre_net_queue *dst = NULL;
+	uint64_t bytes = 0;
+	uint16_t n;
+
+	if (!dp->eth) {
+		dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
+		if (!dst)
+			return 0; /* the port's RX ring holds the packets meanwhile */
+	}
+	n = rte_eth_rx_burst(p->eth_id, 0, m, VRE_BURST);
+	if (n == 0)
+		return 0;
+	for (uint16_t i = 0; i < n; i++)
+		bytes += rte_pktmbuf_pkt_len(m[i]);
+	add(&p->eth_in_pkts, n);
+	add(&p->eth_in_bytes, bytes);
+	if (dp->eth) {
+		sw_eth_send(dp, m, n);
+		return n;
+	}
+	vre_net_rx_from_mbufs(dst, m, n); /* drops are counted on dst */
+	rte_pktmbuf_free_bulk(m, n);
+	return n;
+}
+
+int sw_eth_attach(struct sw *s)
+{
+	for (unsigned i = s->nvhost; i < s->nports; i++) {
+		struct sw_queue *sq = &s->ports[i].q[1];
+		struct vre_poll_item *it = &sq->item;
+		int err;
+
+		memset(it, 0, sizeof(*it));
+		it->poll = s->mode == SW_LEARN ? sw_learn_eth_poll : eth_rx_poll;
+		it->ctx = sq;
+		it->wake_fd = -1; /* polled: the worker does not sleep while it has one */
+		it->name = "eth-rx";
+		err = vre_worker_add(sq->w, it);
+		if (err < 0)
+			return err;
+		sq->running = true;
+	}
+	return 0;
+}
+
+void sw_eth_close(struct sw *s)
+{
+	for (unsigned i = s->nvhost; i < s->nports; i++) {
+		struct sw_port *p = &s->ports[i];
+
+		if (p->q && p->q[1].item.w)
+			vre_worker_remove(&p->q[1].item);
+		if (p->q)
+			p->q[1].running = false;
+		if (p->eth) {
+			rte_eth_dev_stop(p->eth_id);
+			rte_eth_dev_close(p->eth_id);
+		}
+	}
+	rte_mempool_free(s->mp);
+	s->mp = NULL;
+}
