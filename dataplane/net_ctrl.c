@@ -26,7 +26,7 @@ struct ctrl_cmd {
 
 static size_t cmd_read(const struct ctrl_cmd *c, uint64_t off, void *dst, size_t len)
 {
-	return vre_net_iov_read(c->iov, c->n, 2 + off, dst, len);
+	return vre_iov_read(c->iov, c->n, 2 + off, dst, len);
 }
 
 /* RX mode: one byte, 0 or 1. Recorded; the data plane does not filter. */
@@ -121,7 +121,7 @@ static uint32_t ctrl_handle(struct vre_net_queue *cq, const struct vre_chain *ch
 			break;
 		}
 	}
-	if (ch->err || !ackp || ch->rlen < 2 || vre_net_iov_read(c.iov, c.n, 0, hdr, 2) != 2) {
+	if (ch->err || !ackp || ch->rlen < 2 || vre_iov_read(c.iov, c.n, 0, hdr, 2) != 2) {
 		cq->st.drop_bad_chain++;
 		return 0;
 	}

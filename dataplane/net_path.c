@@ -48,52 +48,6 @@
 
 #define POOL_LEN(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
 
-size_t vre_net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
-{
-	uint8_t *d = dst;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t seg = iov[i].iov_len, chunk;
-
-		if (off >= seg) {
-			off -= seg;
-			continue;
-		}
-		chunk = seg - off;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy(d + done, (const uint8_t *)iov[i].iov_base + off, chunk);
-		done += chunk;
-		off = 0;
-	}
-	return done;
-}
-
-/* Writes len bytes into iov[0..n) from byte off; returns bytes written. */
-static size_t iov_write(const struct iovec *iov, unsigned n, size_t off, const void *src,
-			size_t len)
-{
-	const uint8_t *s = src;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t seg = iov[i].iov_len, chunk;
-
-		if (off >= seg) {
-			off -= seg;
-			continue;
-		}
-		chunk = seg - off;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, s + done, chunk);
-		done += chunk;
-		off = 0;
-	}
-	return done;
-}
-
 /* ---- TX ---------------------------------------------------------------- */
 
 /* Drops the first hdr bytes of iov[0..*n) in place; the caller checked that
@@ -123,7 +77,7 @@ static void pkt_set_eth(struct vre_net_pkt *p)
 		p->eth = p->iov[0].iov_base;
 		return;
 	}
-	vre_net_iov_read(p->iov, p->niov, 0, p->eth_copy, ETH_HLEN);
+	vre_iov_read(p->iov, p->niov, 0, p->eth_copy, ETH_HLEN);
 	p->eth = p->eth_copy;
 }
 
@@ -335,7 +289,7 @@ static void write_hdr(const struct vre_chain *c, uint16_t hdr_len, uint16_t nbuf
 	if (w->iov_len >= sizeof(h) && hdr_len == sizeof(h))
 		memcpy(w->iov_base, &h, sizeof(h)); /* the usual layout: one store */
 	else
-		iov_write(w, c->nw, 0, &h, hdr_len);
+		vre_iov_write(w, c->nw, 0, &h, hdr_len);
 }
 
 /* Where byte off of c's writable part lives in guest memory. */

@@ -160,10 +160,6 @@ bool vre_net_dev_rarp_mac(const struct vre_net_dev *n, uint8_t mac[6]);
  * only: the data plane does not filter (CTRL_RX is not offered). */
 uint32_t vre_net_dev_rx_mode(const struct vre_net_dev *n);
 
-/* Copies up to len bytes starting at byte off of iov[0..n) into dst (e.g. a
- * packet's headers for parsing); returns bytes copied. */
-size_t vre_net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len);
-
 /* A packet taken from a TX queue: header stripped, payload as iovecs into guest memory. */
 struct vre_net_pkt {
 	struct iovec *iov;   /* payload segments */

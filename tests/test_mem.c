@@ -3,6 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "vre_iov.h"
 #include "vre_mem.h"
 
 static uint8_t buf_a[4096], buf_b[4096], buf_c[4096];
@@ -164,6 +165,27 @@ START_TEST(test_full_map)
 }
 END_TEST
 
+/* iovec copies start at any offset, cross segments and stop at the end. */
+START_TEST(test_iov_copies)
+{
+	uint8_t a[3] = { 1, 2, 3 }, b[1] = { 4 }, c[4] = { 5, 6, 7, 8 };
+	struct iovec iov[4] = { { a, 3 }, { NULL, 0 }, { b, 1 }, { c, 4 } };
+	uint8_t out[8] = { 0 }, in[3] = { 0xa, 0xb, 0xc };
+
+	ck_assert_uint_eq(vre_iov_read(iov, 4, 2, out, 4), 4);
+	ck_assert_mem_eq(out, ((uint8_t[]){ 3, 4, 5, 6 }), 4);
+	ck_assert_uint_eq(vre_iov_read(iov, 4, 6, out, 8), 2);
+	ck_assert_mem_eq(out, ((uint8_t[]){ 7, 8 }), 2);
+	ck_assert_uint_eq(vre_iov_read(iov, 4, 8, out, 1), 0);
+	ck_assert_uint_eq(vre_iov_write(iov, 4, 2, in, 3), 3);
+	ck_assert_mem_eq(a, ((uint8_t[]){ 1, 2, 0xa }), 3);
+	ck_assert_uint_eq(b[0], 0xb);
+	ck_assert_mem_eq(c, ((uint8_t[]){ 0xc, 6, 7, 8 }), 4);
+	ck_assert_uint_eq(vre_iov_write(iov, 4, 7, in, 3), 1);
+	ck_assert_uint_eq(c[3], 0xa);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mem");
@@ -180,6 +202,7 @@ int main(void)
 	tcase_add_test(tc, test_read_across_regions);
 	tcase_add_test(tc, test_uva_lookup_and_remove);
 	tcase_add_test(tc, test_full_map);
+	tcase_add_test(tc, test_iov_copies);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -432,7 +432,7 @@ START_TEST(test_tx_header_split)
 	ck_assert_uint_eq(b.pkts[0].iov[0].iov_len, 6);
 	/* Payload iovecs point into guest memory: no copy on TX. */
 	ck_assert_ptr_eq(b.pkts[0].iov[0].iov_base, guest_ptr(p.tx, gpa + 12));
-	ck_assert_uint_eq(vre_net_iov_read(b.pkts[0].iov, b.pkts[0].niov, 0, got, 100), 100);
+	ck_assert_uint_eq(vre_iov_read(b.pkts[0].iov, b.pkts[0].niov, 0, got, 100), 100);
 	ck_assert_mem_eq(got, frame, 100);
 	ck_assert_ptr_eq(b.pkts[0].eth, b.pkts[0].eth_copy);
 	ck_assert_mem_eq(b.pkts[0].eth, frame, 14);

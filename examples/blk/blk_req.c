@@ -4,36 +4,11 @@
 #include <string.h>
 
 #include "blk_req.h"
+#include "vre_iov.h"
 
 /* Bigger transfers are refused so that data + status always fits the u32
  * used length and one preadv/pwritev call. */
 #define VRE_BLK_MAX_IO_BYTES (1u << 30)
-
-/* Copies len bytes starting skip bytes into the iovecs. Returns the bytes
- * copied (less than len when the iovecs are shorter). */
-static size_t iov_copy_out(const struct iovec *iov, unsigned n, uint64_t skip,
-			   void *dst, size_t len)
-{
-	uint8_t *d = dst;
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		size_t chunk = l - (size_t)skip;
-
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy(d + done, (const uint8_t *)iov[i].iov_base + skip, chunk);
-		done += chunk;
-		skip = 0;
-	}
-	return done;
-}
 
 /* Makes dst describe [skip, skip + len) of src. Returns the iovec count,
  * or -1 when more than max are needed or src is too short. */
@@ -128,7 +103,7 @@ static void parse_dwz(const struct vre_blk_geom *g, const struct vre_chain *c,
 		return;
 	}
 	nseg = (unsigned)(bytes / sizeof(seg[0]));
-	if (iov_copy_out(c->iov, c->nr, sizeof(struct vre_blk_outhdr), seg,
+	if (vre_iov_read(c->iov, c->nr, sizeof(struct vre_blk_outhdr), seg,
 			 nseg * sizeof(seg[0])) != nseg * sizeof(seg[0]))
 		return;
 	for (unsigned i = 0; i < nseg; i++) {
@@ -181,7 +156,7 @@ void vre_blk_parse(const struct vre_blk_geom *g, const struct vre_chain *c,
 	if (!r->status_ptr)
 		return;
 	if (c->rlen < sizeof(h) ||
-	    iov_copy_out(c->iov, c->nr, 0, &h, sizeof(h)) != sizeof(h))
+	    vre_iov_read(c->iov, c->nr, 0, &h, sizeof(h)) != sizeof(h))
 		return;
 	r->type = le32toh(h.type);
 	sector = le64toh(h.sector);
