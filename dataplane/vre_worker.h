@@ -134,6 +134,13 @@ struct vre_worker_pool {
 
 /* Parses "0-1,3" into cpus (at most max). Returns the count or -EINVAL. */
 int vre_cpulist_parse(const char *s, int *cpus, unsigned max);
+/* Checks that list parses and that every CPU in it is one this process may
+ * run on. 0; -EINVAL for a bad list; -ESRCH with *bad set to the first CPU
+ * that is not present or not allowed. */
+int vre_cpulist_check(const char *list, int *bad);
+/* The highest-numbered CPU this process may run on: the default worker CPU,
+ * leaving the lower ones (where frontends usually start) to others. */
+int vre_cpu_last_allowed(void);
 /* Starts one worker per CPU of cpulist; tmpl gives everything but the CPU.
  * On failure, the workers already started are stopped. */
 int vre_worker_pool_create(struct vre_worker_pool *p, const char *cpulist,

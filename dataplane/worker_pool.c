@@ -57,6 +57,37 @@ int vre_cpulist_parse(const char *s, int *cpus, unsigned max)
 	}
 }
 
+int vre_cpulist_check(const char *list, int *bad)
+{
+	int cpus[CPU_SETSIZE];
+	int n = vre_cpulist_parse(list, cpus, CPU_SETSIZE);
+	cpu_set_t set;
+
+	if (n <= 0)
+		return -EINVAL;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 0; /* cannot tell: pinning will say */
+	for (int i = 0; i < n; i++) {
+		if (!CPU_ISSET(cpus[i], &set)) {
+			*bad = cpus[i];
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+int vre_cpu_last_allowed(void)
+{
+	cpu_set_t set;
+	int last = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				last = i;
+	return last;
+}
+
 #define POOL_MAX 64
 
 int vre_worker_pool_create(struct vre_worker_pool *p, const char *cpulist,

@@ -161,30 +161,24 @@ static void parse_pin(struct sw *s, const char *arg)
  * EAL pins the main thread. */
 static void check_cpus(const char *list)
 {
-	int cpus[64];
-	int n = vre_cpulist_parse(list, cpus, 64);
-	cpu_set_t set;
+	int bad_cpu = -1;
 
-	if (n < 0)
-		bad("--workers: bad CPU list '%s'", list);
-	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+	switch (vre_cpulist_check(list, &bad_cpu)) {
+	case 0:
 		return;
-	for (int i = 0; i < n; i++)
-		if (!CPU_ISSET(cpus[i], &set))
-			bad("--workers: CPU %d is not present or not allowed for this process", cpus[i]);
+	case -ESRCH:
+		bad("--workers: CPU %d is not present or not allowed for this process", bad_cpu);
+		break;
+	default:
+		bad("--workers: bad CPU list '%s'", list);
+	}
 }
 
 static const char *default_cpu(void)
 {
 	static char buf[16];
-	cpu_set_t set;
-	int last = 0;
 
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		for (int i = 0; i < CPU_SETSIZE; i++)
-			if (CPU_ISSET(i, &set))
-				last = i;
-	snprintf(buf, sizeof(buf), "%d", last);
+	snprintf(buf, sizeof(buf), "%d", vre_cpu_last_allowed());
 	return buf;
 }
 
