@@ -293,9 +293,27 @@ static void record_desc(struct vre_inflight_packed_desc *e, uint64_t addr,
 	e->id = id;
 }
 
+/* The head slot's descriptor as loaded once: flags with acquire (seen
+ * available), then the body. */
+struct head {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id;
+	uint16_t flags;
+};
+
+static inline void head_load(const struct vre_packed_desc *d, uint16_t flags,
+			     struct head *h)
+{
+	h->flags = flags;
+	h->addr = ld64(&d->addr);
+	h->len = ld32(&d->len);
+	h->id = ld16(&d->id);
+}
+
 /*
- * Walks the chain whose head (flags already loaded with acquire and seen
- * available) sits at the avail position. Each ring descriptor is copied
+ * Walks the chain whose head (loaded by the caller into *h) sits at the
+ * avail position. Each ring descriptor is copied
  * once into locals, recorded into a free inflight entry (nothing is
  * committed: the entries stay on the free list until commit_ring), then
  * validated. Returns 0 or a ring error.
@@ -306,9 +324,10 @@ static void record_desc(struct vre_inflight_packed_desc *e, uint64_t addr,
  * it VRE_RE_CHAIN_TOO_LONG: the head claims more descriptors (NEXT) than
  * the driver made available.
  */
-static int walk_ring(struct vre_vq *vq, uint16_t flags, struct walk *w,
+static int walk_ring(struct vre_vq *vq, const struct head *h, struct walk *w,
 		     struct ring_chain *rc)
 {
+	uint16_t flags = h->flags;
 	struct vre_inflight_packed *inf = vq->inflight;
 	uint16_t size = vq->size, idx = vq->last_avail_idx, ent = 0;
 	uint32_t held = held_slots(vq);
@@ -331,10 +350,14 @@ static int walk_ring(struct vre_vq *vq, uint16_t flags, struct walk *w,
 			flags = ld16_acq(&d->flags);
 			if (!desc_avail(flags, wrap))
 				return VRE_RE_CHAIN_TOO_LONG;
+			addr = ld64(&d->addr);
+			len = ld32(&d->len);
+			id = ld16(&d->id);
+		} else {
+			addr = h->addr;
+			len = h->len;
+			id = h->id;
 		}
-		addr = ld64(&d->addr);
-		len = ld32(&d->len);
-		id = ld16(&d->id);
 		if (inf) {
 			ent = i ? ld16(&inf->desc[ent].next) : ld16(&inf->free_head);
 			if (ent >= size)
@@ -426,15 +449,16 @@ static void resubmit_done(struct vre_vq *vq)
 	vq->resubmit_num = vq->resubmit_pos = 0;
 }
 
-/* Takes the next chain: a resubmission or the one at the avail position.
- * 1 taken, 0 nothing (or no room left in the pool), -1 queue broken. */
+/* Takes the next chain: a resubmission (h NULL) or the one at the avail
+ * position, whose head slot the caller loaded into *h.
+ * 1 taken, 0 no room left in the pool, -1 queue broken. */
 static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
-		     unsigned pool_len, unsigned *pool_used)
+		     unsigned pool_len, unsigned *pool_used, const struct head *h)
 {
 	unsigned left = pool_len - *pool_used, whole = pool_len;
 	struct walk w = { .iov = pool ? pool + *pool_used : NULL };
 	struct ring_chain rc = { 0 };
-	bool resub = vq->resubmit_pos < vq->resubmit_num;
+	bool resub = h == NULL;
 	int err;
 
 	/* nr/nw are 16 bits: a chain needing more pieces never fits. */
@@ -445,13 +469,7 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 		rc.head_ent = vq->resubmit[vq->resubmit_pos];
 		err = walk_stored(vq, rc.head_ent, &w, &rc.ndesc, &rc.id);
 	} else {
-		/* Acquire: the descriptor body is read only after its flags
-		 * say the driver has published it. */
-		uint16_t f = ld16_acq(&vq->pk.desc[vq->last_avail_idx].flags);
-
-		if (!desc_avail(f, vq->avail_wrap))
-			return 0;
-		err = walk_ring(vq, f, &w, &rc);
+		err = walk_ring(vq, h, &w, &rc);
 	}
 	if (err) {
 		vre_vq_break(vq, err);
@@ -487,17 +505,124 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 	return 1;
 }
 
+/* What the fetch loop reads on every chain, in locals for the burst; the
+ * region is the one the last translation hit (size 0: none). Reloaded
+ * after every call into the general walk, which may move any of it. */
+struct burst {
+	struct vre_packed_desc *desc;
+	uint8_t *id_busy;
+	uint16_t size;
+	uint16_t idx;
+	bool wrap;
+	uint32_t held;
+	uint64_t rgpa, rsize;
+	uint8_t *rhva;
+};
+
+static inline void burst_load(const struct vre_vq *vq, struct burst *b)
+{
+	const struct vre_mem_map *m = vq->mem;
+
+	b->desc = vq->pk.desc;
+	b->id_busy = vq->pk.id_busy;
+	b->size = vq->size;
+	b->idx = vq->last_avail_idx;
+	b->wrap = vq->avail_wrap;
+	b->held = held_slots(vq);
+	b->rgpa = 0;
+	b->rsize = 0;
+	b->rhva = NULL;
+	if (vq->mem_hint < m->nregions) {
+		b->rgpa = m->regions[vq->mem_hint].gpa;
+		b->rsize = m->regions[vq->mem_hint].size;
+		b->rhva = m->regions[vq->mem_hint].hva;
+	}
+}
+
+/*
+ * The common chain: one direct descriptor (no NEXT, no INDIRECT, len > 0)
+ * inside the last-hit region, a free id, a slot we do not hold, room in the
+ * pool, no inflight region to record into. Taken with one range compare;
+ * anything else returns false with nothing changed, and fetch_one walks the
+ * same loaded head with every rule. A range inside a region cannot wrap
+ * (vre_mem_map_add refuses regions that do), so no overflow check here.
+ */
+static inline __attribute__((always_inline)) bool
+take_single(struct vre_vq *vq, struct burst *b, const struct head *h,
+	    struct vre_chain *c, struct iovec *iov, unsigned room)
+{
+	uint64_t off = h->addr - b->rgpa;
+
+	if ((h->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || h->len == 0 ||
+	    room == 0 || b->held >= b->size || off >= b->rsize ||
+	    h->len > b->rsize - off || h->id >= b->size || b->id_busy[h->id])
+		return false;
+	iov->iov_base = b->rhva + off;
+	iov->iov_len = h->len;
+	c->iov = iov;
+	c->id = h->id;
+	c->slot = h->id;
+	c->ndesc = 1;
+	c->err = 0;
+	if (h->flags & VRE_DESC_F_WRITE) {
+		c->nr = 0;
+		c->nw = 1;
+		c->rlen = 0;
+		c->wlen = h->len;
+	} else {
+		c->nr = 1;
+		c->nw = 0;
+		c->rlen = h->len;
+		c->wlen = 0;
+	}
+	b->id_busy[h->id] = 1;
+	b->held++;
+	pos_step(&b->idx, &b->wrap, 1, b->size);
+	vq->last_avail_idx = b->idx;
+	vq->avail_wrap = b->wrap;
+	return true;
+}
+
 int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		     struct iovec *pool, unsigned pool_len)
 {
 	unsigned n = 0, pool_used = 0;
+	struct burst b;
 
+	/* nr/nw are 16 bits: the fast path's one iovec always fits them. */
+	burst_load(vq, &b);
 	while (n < max) {
-		int r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used);
+		struct vre_packed_desc *d = &b.desc[b.idx];
+		struct head h;
+		uint16_t f;
+		int r;
 
+		if (vq->resubmit_pos < vq->resubmit_num) {
+			r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used, NULL);
+			if (r <= 0)
+				break;
+			n++;
+			burst_load(vq, &b);
+			continue;
+		}
+		/* Acquire: the descriptor body is read only after its flags
+		 * say the driver has published it. */
+		f = ld16_acq(&d->flags);
+		if (!desc_avail(f, b.wrap))
+			break;
+		head_load(d, f, &h);
+		if (!vq->inflight &&
+		    take_single(vq, &b, &h, &chains[n], pool + pool_used,
+				pool_len - pool_used)) {
+			pool_used++;
+			n++;
+			continue;
+		}
+		r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used, &h);
 		if (r <= 0)
 			break;
 		n++;
+		burst_load(vq, &b);
 	}
 	if (n == 0 && vq->broken)
 		return -EIO;
