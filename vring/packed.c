@@ -99,7 +99,8 @@ static inline uint32_t held_slots(const struct vre_vq *vq)
 	uint32_t a = vq->last_avail_idx + (vq->avail_wrap ? 0u : vq->size);
 	uint32_t u = vq->last_used_idx + (vq->used_wrap ? 0u : vq->size);
 
-	return (a + lap - u) % lap;
+	/* a and u are both below lap: one conditional add, no division. */
+	return a >= u ? a - u : a + lap - u;
 }
 
 int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p)
@@ -631,28 +632,32 @@ int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 
 /* ---- Completion ------------------------------------------------------- */
 
+/* Checks the batch and frees its ids as it goes: a duplicate id then finds
+ * its id already free and fails like any id not in flight. On failure the
+ * ids freed so far are made busy again, so a refused batch changes
+ * nothing. */
 static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
+	uint8_t *busy = vq->pk.id_busy;
 	uint32_t total = 0, held = held_slots(vq);
+	uint16_t size = vq->size;
+	bool inf = vq->inflight != NULL;
 	unsigned k;
-	int err = 0;
 
-	/* id_busy 2 marks "in this batch" so a duplicate id is caught. */
-	for (k = 0; k < n && !err; k++) {
+	for (k = 0; k < n; k++) {
 		const struct vre_used *u = &used[k];
 
 		total += u->ndesc;
-		if (u->id >= vq->size || vq->pk.id_busy[u->id] != 1 ||
-		    u->ndesc == 0 || u->ndesc > vq->size || total > held ||
-		    (vq->inflight && u->slot >= vq->size))
-			err = -EINVAL;
-		else
-			vq->pk.id_busy[u->id] = 2;
+		if (u->id >= size || busy[u->id] != 1 || u->ndesc == 0 ||
+		    u->ndesc > size || total > held || (inf && u->slot >= size))
+			break;
+		busy[u->id] = 0;
 	}
+	if (k == n)
+		return 0;
 	while (k--)
-		if (vq->pk.id_busy[used[k].id] == 2)
-			vq->pk.id_busy[used[k].id] = 1;
-	return err;
+		busy[used[k].id] = 1;
+	return -EINVAL;
 }
 
 /* Spec order, first half: chains back onto the free list, then the live
@@ -744,8 +749,6 @@ int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned
 	STEP(vq, "complete: first flags");
 	if (vq->inflight)
 		inflight_retire(vq, used, n);
-	for (unsigned k = 0; k < n; k++)
-		vq->pk.id_busy[used[k].id] = 0;
 	vq->last_used_idx = idx;
 	vq->used_wrap = wrap;
 	return 0;
