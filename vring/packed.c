@@ -515,6 +515,7 @@ struct burst {
 	uint16_t size;
 	uint16_t idx;
 	bool wrap;
+	uint16_t avail_pat; /* AVAIL/USED bits of an available slot at wrap */
 	uint32_t held;
 	uint64_t rgpa, rsize;
 	uint8_t *rhva;
@@ -529,6 +530,7 @@ static inline void burst_load(const struct vre_vq *vq, struct burst *b)
 	b->size = vq->size;
 	b->idx = vq->last_avail_idx;
 	b->wrap = vq->avail_wrap;
+	b->avail_pat = b->wrap ? F_AVAIL : F_USED;
 	b->held = held_slots(vq);
 	b->rgpa = 0;
 	b->rsize = 0;
@@ -549,7 +551,7 @@ static inline void burst_load(const struct vre_vq *vq, struct burst *b)
  * (vre_mem_map_add refuses regions that do), so no overflow check here.
  */
 static inline __attribute__((always_inline)) bool
-take_single(struct vre_vq *vq, struct burst *b, const struct head *h,
+take_single(struct burst *b, const struct head *h,
 	    struct vre_chain *c, struct iovec *iov, unsigned room)
 {
 	uint64_t off = h->addr - b->rgpa;
@@ -578,9 +580,11 @@ take_single(struct vre_vq *vq, struct burst *b, const struct head *h,
 	}
 	b->id_busy[h->id] = 1;
 	b->held++;
-	pos_step(&b->idx, &b->wrap, 1, b->size);
-	vq->last_avail_idx = b->idx;
-	vq->avail_wrap = b->wrap;
+	if (++b->idx == b->size) {
+		b->idx = 0;
+		b->wrap = !b->wrap;
+		b->avail_pat ^= F_AVAIL | F_USED;
+	}
 	return true;
 }
 
@@ -588,9 +592,15 @@ int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		     struct iovec *pool, unsigned pool_len)
 {
 	unsigned n = 0, pool_used = 0;
+	bool recorded = vq->inflight != NULL;
 	struct burst b;
 
-	/* nr/nw are 16 bits: the fast path's one iovec always fits them. */
+	/* Resubmissions first; none are added while fetching. */
+	while (n < max && vq->resubmit_pos < vq->resubmit_num) {
+		if (fetch_one(vq, &chains[n], pool, pool_len, &pool_used, NULL) <= 0)
+			goto out;
+		n++;
+	}
 	burst_load(vq, &b);
 	while (n < max) {
 		struct vre_packed_desc *d = &b.desc[b.idx];
@@ -598,33 +608,32 @@ int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		uint16_t f;
 		int r;
 
-		if (vq->resubmit_pos < vq->resubmit_num) {
-			r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used, NULL);
-			if (r <= 0)
-				break;
-			n++;
-			burst_load(vq, &b);
-			continue;
-		}
 		/* Acquire: the descriptor body is read only after its flags
-		 * say the driver has published it. */
+		 * say the driver has published it (the compare is
+		 * desc_avail() with the pattern kept for the current wrap). */
 		f = ld16_acq(&d->flags);
-		if (!desc_avail(f, b.wrap))
+		if ((f & (F_AVAIL | F_USED)) != b.avail_pat)
 			break;
 		head_load(d, f, &h);
-		if (!vq->inflight &&
-		    take_single(vq, &b, &h, &chains[n], pool + pool_used,
+		if (!recorded &&
+		    take_single(&b, &h, &chains[n], pool + pool_used,
 				pool_len - pool_used)) {
 			pool_used++;
 			n++;
 			continue;
 		}
+		vq->last_avail_idx = b.idx;
+		vq->avail_wrap = b.wrap;
 		r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used, &h);
+		burst_load(vq, &b);
 		if (r <= 0)
 			break;
 		n++;
-		burst_load(vq, &b);
 	}
+	/* What the fast path took is published here, once per burst. */
+	vq->last_avail_idx = b.idx;
+	vq->avail_wrap = b.wrap;
+out:
 	if (n == 0 && vq->broken)
 		return -EIO;
 	return (int)n;
