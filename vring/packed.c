@@ -657,8 +657,10 @@ static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n
 		const struct vre_used *u = &used[k];
 
 		total += u->ndesc;
-		if (u->id >= size || busy[u->id] != 1 || u->ndesc == 0 ||
-		    u->ndesc > size || total > held || (inf && u->slot >= size))
+		/* ndesc - 1 wraps for 0: one compare for 1..size. */
+		if (u->id >= size || busy[u->id] != 1 ||
+		    (uint16_t)(u->ndesc - 1) >= size || total > held ||
+		    (inf && u->slot >= size))
 			break;
 		busy[u->id] = 0;
 	}
@@ -720,27 +722,35 @@ static void inflight_retire(struct vre_vq *vq, const struct vre_used *used,
 	STEP(vq, "complete: old_used_idx");
 }
 
-static inline uint16_t used_flags(bool wrap, uint32_t len)
-{
-	return (wrap ? F_AVAIL | F_USED : 0) | (len ? VRE_DESC_F_WRITE : 0);
-}
-
 int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
-	uint16_t pos[VRE_BURST], idx = vq->last_used_idx;
-	bool wr[VRE_BURST], wrap = vq->used_wrap;
+	struct vre_packed_desc *desc = vq->pk.desc;
+	uint16_t pos[VRE_BURST], flags[VRE_BURST], idx = vq->last_used_idx;
+	uint16_t size = vq->size;
+	bool wrap = vq->used_wrap;
+	/* AVAIL and USED both equal to the used wrap counter mark a slot used. */
+	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0;
+	uint16_t first_pos = idx, first_flags;
 	int err = check_used(vq, used, n);
 
-	if (err)
+	if (err || n == 0)
 		return err;
+	first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
 	for (unsigned k = 0; k < n; k++) {
-		struct vre_packed_desc *d = &vq->pk.desc[idx];
+		struct vre_packed_desc *d = &desc[idx];
+		uint32_t next = (uint32_t)idx + used[k].ndesc; /* ndesc <= size */
 
 		pos[k] = idx;
-		wr[k] = wrap;
+		/* WRITE says len bytes were written. */
+		flags[k] = used_pat | (used[k].len ? VRE_DESC_F_WRITE : 0);
 		__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
 		__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
-		pos_step(&idx, &wrap, used[k].ndesc, vq->size);
+		if (next >= size) {
+			next -= size;
+			wrap = !wrap;
+			used_pat ^= F_AVAIL | F_USED;
+		}
+		idx = (uint16_t)next;
 	}
 	STEP(vq, "complete: id/len written");
 	if (vq->inflight)
@@ -749,12 +759,12 @@ int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned
 	 * any of the flags below can be seen. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (unsigned k = 1; k < n; k++) {
-		st16(&vq->pk.desc[pos[k]].flags, used_flags(wr[k], used[k].len));
+		st16(&desc[pos[k]].flags, flags[k]);
 		STEP(vq, "complete: later flags");
 	}
 	/* Release, last: the driver reads used slots in order, so the whole
 	 * batch appears when the first chain's flags do. */
-	st16_rel(&vq->pk.desc[pos[0]].flags, used_flags(wr[0], used[0].len));
+	st16_rel(&desc[first_pos].flags, first_flags);
 	STEP(vq, "complete: first flags");
 	if (vq->inflight)
 		inflight_retire(vq, used, n);
