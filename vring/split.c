@@ -432,42 +432,53 @@ int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		return n ? (int)n : -EIO;
 	}
 	/* Locals for what the loop reads on every chain: desc_copy()'s
-	 * compiler barrier would otherwise reload each of them through vq. */
+	 * compiler barrier would otherwise reload each of them through vq.
+	 * last_avail_idx is written back before anything else reads it (the
+	 * slow walk, the break log, the inflight record) and at the end. */
 	const struct vre_desc *desc = vq->sp.desc;
 	const uint16_t *ring = vq->sp.avail->ring;
 	uint16_t size = vq->size, last = vq->last_avail_idx;
+	bool recorded = vq->inflight != NULL;
 	struct hot_region hot;
 	unsigned todo = max - n < pending ? max - n : pending;
 
 	hot_region_load(vq, &hot);
 	for (; todo; todo--) {
 		uint16_t head = __atomic_load_n(&ring[last & mask], __ATOMIC_RELAXED);
+		struct vre_chain *c = &chains[n];
+		struct iovec *iov = pool + iov_used;
+		unsigned room = pool_len - iov_used;
 		struct vre_desc d;
 
 		if (head >= size) {
+			vq->last_avail_idx = last;
 			vre_vq_break(vq, VRE_RE_HEAD_OUT_OF_RANGE);
 			return n ? (int)n : -EIO;
 		}
 		d = desc_copy(&desc[head]);
-		if (!take_single(&hot, head, &d, &chains[n], pool + iov_used,
-				 pool_len - iov_used)) {
-			enum walk_res w = walk_chain(vq, head, d, &chains[n],
-						     pool + iov_used,
-						     pool_len - iov_used, pool_len);
+		if (take_single(&hot, head, &d, c, iov, room)) {
+			iov_used++;
+		} else {
+			enum walk_res w;
 
+			vq->last_avail_idx = last;
+			w = walk_chain(vq, head, d, c, iov, room, pool_len);
 			if (w == WALK_BROKEN)
 				return n ? (int)n : -EIO;
 			if (w == WALK_NOFIT)
 				break;
 			hot_region_load(vq, &hot); /* the walk may move the hint */
+			iov_used += c->nr + c->nw;
 		}
 		STEP(vq, "fetch: walked");
-		vq->last_avail_idx = ++last;
-		if (vq->inflight)
+		last++;
+		if (recorded) {
+			vq->last_avail_idx = last;
 			inflight_mark(vq, head);
-		iov_used += chains[n].nr + chains[n].nw;
+		}
 		n++;
 	}
+	vq->last_avail_idx = last;
 	/* With notifications on, keep avail_event at what we have taken so
 	 * the driver's next addition past it kicks us. */
 	if (vq->event_idx && vq->notify_enabled && n)
