@@ -544,20 +544,20 @@ static inline void burst_load(const struct vre_vq *vq, struct burst *b)
 
 /*
  * The common chain: one direct descriptor (no NEXT, no INDIRECT, len > 0)
- * inside the last-hit region, a free id, a slot we do not hold, room in the
- * pool, no inflight region to record into. Taken with one range compare;
+ * inside the last-hit region, a free id, a slot we do not hold (the caller
+ * has checked that the pool has room and no inflight region is attached). Taken with one range compare;
  * anything else returns false with nothing changed, and fetch_one walks the
  * same loaded head with every rule. A range inside a region cannot wrap
  * (vre_mem_map_add refuses regions that do), so no overflow check here.
  */
 static inline __attribute__((always_inline)) bool
 take_single(struct burst *b, const struct head *h,
-	    struct vre_chain *c, struct iovec *iov, unsigned room)
+	    struct vre_chain *c, struct iovec *iov)
 {
 	uint64_t off = h->addr - b->rgpa;
 
 	if ((h->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || h->len == 0 ||
-	    room == 0 || b->held >= b->size || off >= b->rsize ||
+	    b->held >= b->size || off >= b->rsize ||
 	    h->len > b->rsize - off || h->id >= b->size || b->id_busy[h->id])
 		return false;
 	iov->iov_base = b->rhva + off;
@@ -615,9 +615,8 @@ int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		if ((f & (F_AVAIL | F_USED)) != b.avail_pat)
 			break;
 		head_load(d, f, &h);
-		if (!recorded &&
-		    take_single(&b, &h, &chains[n], pool + pool_used,
-				pool_len - pool_used)) {
+		if (!recorded && pool_used < pool_len &&
+		    take_single(&b, &h, &chains[n], pool + pool_used)) {
 			pool_used++;
 			n++;
 			continue;
