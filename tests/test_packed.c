@@ -638,6 +638,45 @@ START_TEST(test_split_and_zero_len)
 }
 END_TEST
 
+/* Single-descriptor chains at the edges of the fast path's range compare,
+ * each after one that made A the last-hit region: one ending on A's last
+ * byte (one iovec), one straddling into B (two), one wholly in B. */
+START_TEST(test_single_edges)
+{
+	struct env *e = env_open(8, 1 << 16, 4096, false, false);
+	uint64_t g = galloc(e, 8);
+	struct vdrv_desc d[4] = {
+		{ g, 8, 0 }, { e->b_gpa - 16, 16, 0 },
+		{ e->b_gpa - 3, 8, VRE_DESC_F_WRITE }, { e->b_gpa + 100, 20, 0 },
+	};
+	struct iovec pool[8];
+	struct vre_chain c[4];
+
+	for (uint16_t i = 0; i < 4; i++)
+		ck_assert_int_eq(vdrv_post(&e->drv, &d[i], 1, i, false), 0);
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, pool, 8), 4);
+	ck_assert_uint_eq(e->vq.broken, VRE_RE_NONE);
+	ck_assert_uint_eq(c[1].nr, 1);
+	ck_assert_ptr_eq(c[1].iov[0].iov_base, gp(e, e->b_gpa - 16));
+	ck_assert_uint_eq(c[1].iov[0].iov_len, 16);
+	ck_assert_uint_eq(c[2].nr, 0);
+	ck_assert_uint_eq(c[2].nw, 2);
+	ck_assert_uint_eq(c[2].wlen, 8);
+	ck_assert_ptr_eq(c[2].iov[0].iov_base, gp(e, e->b_gpa - 3));
+	ck_assert_uint_eq(c[2].iov[0].iov_len, 3);
+	ck_assert_ptr_eq(c[2].iov[1].iov_base, gp(e, e->b_gpa));
+	ck_assert_uint_eq(c[2].iov[1].iov_len, 5);
+	ck_assert_uint_eq(c[3].nr, 1);
+	ck_assert_ptr_eq(c[3].iov[0].iov_base, gp(e, e->b_gpa + 100));
+	ck_assert_uint_eq(c[3].rlen, 20);
+	for (uint16_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(c[i].id, i);
+		ck_assert_uint_eq(c[i].ndesc, 1);
+	}
+	env_close(e);
+}
+END_TEST
+
 /* ---- Pool (ENOBUFS) behaviour ----------------------------------------- */
 
 START_TEST(test_pool)
@@ -801,6 +840,13 @@ static uint64_t table(struct env *e, const struct vre_packed_desc *t, unsigned n
 }
 
 static void b_oom(struct env *e) { post_one(e, e->b_gpa + e->b_len - 4, 8, 0, 1); }
+/* A good chain in region B first, so B is the last-hit region the fast
+ * path compares against when the bad one (4 bytes past B) comes. */
+static void b_oom_hot(struct env *e)
+{
+	post_one(e, e->b_gpa, 8, 0, 2);
+	post_one(e, e->b_gpa + e->b_len - 4, 8, 0, 1);
+}
 static void b_oom_low(struct env *e) { post_one(e, 0x1000, 8, VRE_DESC_F_WRITE, 1); }
 static void b_overflow(struct env *e) { post_one(e, UINT64_MAX - 3, 8, 0, 1); }
 static void b_loop(struct env *e)
@@ -882,6 +928,7 @@ static void b_leap(struct env *e)
 
 static const struct bad_case bad_cases[] = {
 	{ "desc past memory", VRE_RE_DESC_OUT_OF_MEMORY, false, 0, b_oom },
+	{ "desc past the last-hit region", VRE_RE_DESC_OUT_OF_MEMORY, false, 1, b_oom_hot },
 	{ "desc below memory", VRE_RE_DESC_OUT_OF_MEMORY, false, 0, b_oom_low },
 	{ "desc overflow", VRE_RE_DESC_OVERFLOW, false, 0, b_overflow },
 	{ "chain loops the ring", VRE_RE_CHAIN_TOO_LONG, false, 0, b_loop },
@@ -1860,6 +1907,7 @@ static Suite *packed_suite(void)
 	tcase_add_test(t, test_indirect_dpdk_stale_write);
 	tcase_add_test(t, test_indirect_ordered_keeps_write);
 	tcase_add_test(t, test_split_and_zero_len);
+	tcase_add_test(t, test_single_edges);
 	tcase_add_test(t, test_pool);
 	tcase_add_test(t, test_batch_out_of_order);
 	tcase_add_loop_test(t, test_bad, 0, sizeof(bad_cases) / sizeof(bad_cases[0]));

@@ -488,6 +488,51 @@ START_TEST(test_region_split)
 }
 END_TEST
 
+/* Single-descriptor chains at the edges of the fast path's range compare:
+ * one ending on the last byte of region 0 is one iovec; one in region 1
+ * (not the last-hit region) and one straddling both still translate. */
+START_TEST(test_single_edges)
+{
+	struct q *q = q_new(8, 4096, 4096, false, false);
+	uint64_t end0 = vdrv_end0(q->d), off[3] = { 0 };
+	struct vdrv_buf b[3];
+
+	/* Round 1: ends on the last byte of region 0, then wholly in region 1. */
+	b[0] = rbuf(q->d, end0 - 16, 16, 21, &off[0]);
+	b[1] = rbuf(q->d, end0 + 64, 32, 22, &off[1]);
+	for (unsigned i = 0; i < 2; i++)
+		ck_assert_int_ge(vdrv_add(q->d, &b[i], 1, 21 + i), 0);
+	vdrv_kick(q->d);
+	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 2);
+	ck_assert_uint_eq(q->ch[0].nr, 1);
+	ck_assert_ptr_eq(q->ch[0].iov[0].iov_base, q->d->reg[0].hva + q->d->reg[0].len - 16);
+	ck_assert_uint_eq(q->ch[0].iov[0].iov_len, 16);
+	ck_assert_uint_eq(q->ch[0].rlen, 16);
+	ck_assert_uint_eq(q->ch[1].nr, 1);
+	ck_assert_ptr_eq(q->ch[1].iov[0].iov_base, q->d->reg[1].hva + 64);
+	ck_assert_uint_eq(q->ch[1].rlen, 32);
+	for (unsigned i = 0; i < 2; i++) {
+		ck_assert_uint_eq(q->ch[i].nw, 0);
+		ck_assert_int_eq(q->ch[i].err, 0);
+		dev_check_readable(&q->ch[i], 21 + i);
+		complete_one(q, &q->ch[i], 0);
+	}
+	/* Round 2: straddles both regions, last hit being region 1. */
+	b[2] = rbuf(q->d, end0 - 3, 8, 23, &off[2]);
+	ck_assert_int_ge(vdrv_add(q->d, &b[2], 1, 23), 0);
+	vdrv_kick(q->d);
+	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
+	ck_assert_uint_eq(q->ch[0].nr, 2);
+	ck_assert_uint_eq(q->ch[0].iov[0].iov_len, 3);
+	ck_assert_ptr_eq(q->ch[0].iov[1].iov_base, q->d->reg[1].hva);
+	ck_assert_uint_eq(q->ch[0].iov[1].iov_len, 5);
+	dev_check_readable(&q->ch[0], 23);
+	ck_assert_int_eq(q->vq.broken, 0);
+	ck_assert(vdrv_guards_ok(q->d));
+	q_free(q);
+}
+END_TEST
+
 /* Zero-length descriptors give no iovec and their address is never used. */
 START_TEST(test_zero_length)
 {
@@ -1650,6 +1695,7 @@ int main(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_init_rejects);
 	tcase_add_test(tc, test_sizes);
+	tcase_add_test(tc, test_single_edges);
 	tcase_add_test(tc, test_full_indirect_table);
 	tcase_add_test(tc, test_wrap_around);
 	tcase_add_test(tc, test_indirect_chain);

@@ -99,7 +99,8 @@ static inline uint32_t held_slots(const struct vre_vq *vq)
 	uint32_t a = vq->last_avail_idx + (vq->avail_wrap ? 0u : vq->size);
 	uint32_t u = vq->last_used_idx + (vq->used_wrap ? 0u : vq->size);
 
-	return (a + lap - u) % lap;
+	/* a and u are both below lap: one conditional add, no division. */
+	return a >= u ? a - u : a + lap - u;
 }
 
 int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p)
@@ -293,9 +294,27 @@ static void record_desc(struct vre_inflight_packed_desc *e, uint64_t addr,
 	e->id = id;
 }
 
+/* The head slot's descriptor as loaded once: flags with acquire (seen
+ * available), then the body. */
+struct head {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id;
+	uint16_t flags;
+};
+
+static inline void head_load(const struct vre_packed_desc *d, uint16_t flags,
+			     struct head *h)
+{
+	h->flags = flags;
+	h->addr = ld64(&d->addr);
+	h->len = ld32(&d->len);
+	h->id = ld16(&d->id);
+}
+
 /*
- * Walks the chain whose head (flags already loaded with acquire and seen
- * available) sits at the avail position. Each ring descriptor is copied
+ * Walks the chain whose head (loaded by the caller into *h) sits at the
+ * avail position. Each ring descriptor is copied
  * once into locals, recorded into a free inflight entry (nothing is
  * committed: the entries stay on the free list until commit_ring), then
  * validated. Returns 0 or a ring error.
@@ -306,9 +325,10 @@ static void record_desc(struct vre_inflight_packed_desc *e, uint64_t addr,
  * it VRE_RE_CHAIN_TOO_LONG: the head claims more descriptors (NEXT) than
  * the driver made available.
  */
-static int walk_ring(struct vre_vq *vq, uint16_t flags, struct walk *w,
+static int walk_ring(struct vre_vq *vq, const struct head *h, struct walk *w,
 		     struct ring_chain *rc)
 {
+	uint16_t flags = h->flags;
 	struct vre_inflight_packed *inf = vq->inflight;
 	uint16_t size = vq->size, idx = vq->last_avail_idx, ent = 0;
 	uint32_t held = held_slots(vq);
@@ -331,10 +351,14 @@ static int walk_ring(struct vre_vq *vq, uint16_t flags, struct walk *w,
 			flags = ld16_acq(&d->flags);
 			if (!desc_avail(flags, wrap))
 				return VRE_RE_CHAIN_TOO_LONG;
+			addr = ld64(&d->addr);
+			len = ld32(&d->len);
+			id = ld16(&d->id);
+		} else {
+			addr = h->addr;
+			len = h->len;
+			id = h->id;
 		}
-		addr = ld64(&d->addr);
-		len = ld32(&d->len);
-		id = ld16(&d->id);
 		if (inf) {
 			ent = i ? ld16(&inf->desc[ent].next) : ld16(&inf->free_head);
 			if (ent >= size)
@@ -426,15 +450,16 @@ static void resubmit_done(struct vre_vq *vq)
 	vq->resubmit_num = vq->resubmit_pos = 0;
 }
 
-/* Takes the next chain: a resubmission or the one at the avail position.
- * 1 taken, 0 nothing (or no room left in the pool), -1 queue broken. */
+/* Takes the next chain: a resubmission (h NULL) or the one at the avail
+ * position, whose head slot the caller loaded into *h.
+ * 1 taken, 0 no room left in the pool, -1 queue broken. */
 static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
-		     unsigned pool_len, unsigned *pool_used)
+		     unsigned pool_len, unsigned *pool_used, const struct head *h)
 {
 	unsigned left = pool_len - *pool_used, whole = pool_len;
 	struct walk w = { .iov = pool ? pool + *pool_used : NULL };
 	struct ring_chain rc = { 0 };
-	bool resub = vq->resubmit_pos < vq->resubmit_num;
+	bool resub = h == NULL;
 	int err;
 
 	/* nr/nw are 16 bits: a chain needing more pieces never fits. */
@@ -445,13 +470,7 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 		rc.head_ent = vq->resubmit[vq->resubmit_pos];
 		err = walk_stored(vq, rc.head_ent, &w, &rc.ndesc, &rc.id);
 	} else {
-		/* Acquire: the descriptor body is read only after its flags
-		 * say the driver has published it. */
-		uint16_t f = ld16_acq(&vq->pk.desc[vq->last_avail_idx].flags);
-
-		if (!desc_avail(f, vq->avail_wrap))
-			return 0;
-		err = walk_ring(vq, f, &w, &rc);
+		err = walk_ring(vq, h, &w, &rc);
 	}
 	if (err) {
 		vre_vq_break(vq, err);
@@ -487,18 +506,133 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 	return 1;
 }
 
+/* What the fetch loop reads on every chain, in locals for the burst; the
+ * region is the one the last translation hit (size 0: none). Reloaded
+ * after every call into the general walk, which may move any of it. */
+struct burst {
+	struct vre_packed_desc *desc;
+	uint8_t *id_busy;
+	uint16_t size;
+	uint16_t idx;
+	bool wrap;
+	uint16_t avail_pat; /* AVAIL/USED bits of an available slot at wrap */
+	uint32_t held;
+	uint64_t rgpa, rsize;
+	uint8_t *rhva;
+};
+
+static inline void burst_load(const struct vre_vq *vq, struct burst *b)
+{
+	const struct vre_mem_map *m = vq->mem;
+
+	b->desc = vq->pk.desc;
+	b->id_busy = vq->pk.id_busy;
+	b->size = vq->size;
+	b->idx = vq->last_avail_idx;
+	b->wrap = vq->avail_wrap;
+	b->avail_pat = b->wrap ? F_AVAIL : F_USED;
+	b->held = held_slots(vq);
+	b->rgpa = 0;
+	b->rsize = 0;
+	b->rhva = NULL;
+	if (vq->mem_hint < m->nregions) {
+		b->rgpa = m->regions[vq->mem_hint].gpa;
+		b->rsize = m->regions[vq->mem_hint].size;
+		b->rhva = m->regions[vq->mem_hint].hva;
+	}
+}
+
+/*
+ * The common chain: one direct descriptor (no NEXT, no INDIRECT, len > 0)
+ * inside the last-hit region, a free id, a slot we do not hold (the caller
+ * has checked that the pool has room and no inflight region is attached). Taken with one range compare;
+ * anything else returns false with nothing changed, and fetch_one walks the
+ * same loaded head with every rule. A range inside a region cannot wrap
+ * (vre_mem_map_add refuses regions that do), so no overflow check here.
+ */
+static inline __attribute__((always_inline)) bool
+take_single(struct burst *b, const struct head *h,
+	    struct vre_chain *c, struct iovec *iov)
+{
+	uint64_t off = h->addr - b->rgpa;
+
+	if ((h->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || h->len == 0 ||
+	    b->held >= b->size || off >= b->rsize ||
+	    h->len > b->rsize - off || h->id >= b->size || b->id_busy[h->id])
+		return false;
+	iov->iov_base = b->rhva + off;
+	iov->iov_len = h->len;
+	c->iov = iov;
+	c->id = h->id;
+	c->slot = h->id;
+	c->ndesc = 1;
+	c->err = 0;
+	if (h->flags & VRE_DESC_F_WRITE) {
+		c->nr = 0;
+		c->nw = 1;
+		c->rlen = 0;
+		c->wlen = h->len;
+	} else {
+		c->nr = 1;
+		c->nw = 0;
+		c->rlen = h->len;
+		c->wlen = 0;
+	}
+	b->id_busy[h->id] = 1;
+	b->held++;
+	if (++b->idx == b->size) {
+		b->idx = 0;
+		b->wrap = !b->wrap;
+		b->avail_pat ^= F_AVAIL | F_USED;
+	}
+	return true;
+}
+
 int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		     struct iovec *pool, unsigned pool_len)
 {
 	unsigned n = 0, pool_used = 0;
+	bool recorded = vq->inflight != NULL;
+	struct burst b;
 
+	/* Resubmissions first; none are added while fetching. */
+	while (n < max && vq->resubmit_pos < vq->resubmit_num) {
+		if (fetch_one(vq, &chains[n], pool, pool_len, &pool_used, NULL) <= 0)
+			goto out;
+		n++;
+	}
+	burst_load(vq, &b);
 	while (n < max) {
-		int r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used);
+		struct vre_packed_desc *d = &b.desc[b.idx];
+		struct head h;
+		uint16_t f;
+		int r;
 
+		/* Acquire: the descriptor body is read only after its flags
+		 * say the driver has published it (the compare is
+		 * desc_avail() with the pattern kept for the current wrap). */
+		f = ld16_acq(&d->flags);
+		if ((f & (F_AVAIL | F_USED)) != b.avail_pat)
+			break;
+		head_load(d, f, &h);
+		if (!recorded && pool_used < pool_len &&
+		    take_single(&b, &h, &chains[n], pool + pool_used)) {
+			pool_used++;
+			n++;
+			continue;
+		}
+		vq->last_avail_idx = b.idx;
+		vq->avail_wrap = b.wrap;
+		r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used, &h);
+		burst_load(vq, &b);
 		if (r <= 0)
 			break;
 		n++;
 	}
+	/* What the fast path took is published here, once per burst. */
+	vq->last_avail_idx = b.idx;
+	vq->avail_wrap = b.wrap;
+out:
 	if (n == 0 && vq->broken)
 		return -EIO;
 	return (int)n;
@@ -506,28 +640,34 @@ int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 
 /* ---- Completion ------------------------------------------------------- */
 
+/* Checks the batch and frees its ids as it goes: a duplicate id then finds
+ * its id already free and fails like any id not in flight. On failure the
+ * ids freed so far are made busy again, so a refused batch changes
+ * nothing. */
 static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
+	uint8_t *busy = vq->pk.id_busy;
 	uint32_t total = 0, held = held_slots(vq);
+	uint16_t size = vq->size;
+	bool inf = vq->inflight != NULL;
 	unsigned k;
-	int err = 0;
 
-	/* id_busy 2 marks "in this batch" so a duplicate id is caught. */
-	for (k = 0; k < n && !err; k++) {
+	for (k = 0; k < n; k++) {
 		const struct vre_used *u = &used[k];
 
 		total += u->ndesc;
-		if (u->id >= vq->size || vq->pk.id_busy[u->id] != 1 ||
-		    u->ndesc == 0 || u->ndesc > vq->size || total > held ||
-		    (vq->inflight && u->slot >= vq->size))
-			err = -EINVAL;
-		else
-			vq->pk.id_busy[u->id] = 2;
+		/* ndesc - 1 wraps for 0: one compare for 1..size. */
+		if (u->id >= size || busy[u->id] != 1 ||
+		    (uint16_t)(u->ndesc - 1) >= size || total > held ||
+		    (inf && u->slot >= size))
+			break;
+		busy[u->id] = 0;
 	}
+	if (k == n)
+		return 0;
 	while (k--)
-		if (vq->pk.id_busy[used[k].id] == 2)
-			vq->pk.id_busy[used[k].id] = 1;
-	return err;
+		busy[used[k].id] = 1;
+	return -EINVAL;
 }
 
 /* Spec order, first half: chains back onto the free list, then the live
@@ -581,27 +721,35 @@ static void inflight_retire(struct vre_vq *vq, const struct vre_used *used,
 	STEP(vq, "complete: old_used_idx");
 }
 
-static inline uint16_t used_flags(bool wrap, uint32_t len)
-{
-	return (wrap ? F_AVAIL | F_USED : 0) | (len ? VRE_DESC_F_WRITE : 0);
-}
-
 int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
-	uint16_t pos[VRE_BURST], idx = vq->last_used_idx;
-	bool wr[VRE_BURST], wrap = vq->used_wrap;
+	struct vre_packed_desc *desc = vq->pk.desc;
+	uint16_t pos[VRE_BURST], flags[VRE_BURST], idx = vq->last_used_idx;
+	uint16_t size = vq->size;
+	bool wrap = vq->used_wrap;
+	/* AVAIL and USED both equal to the used wrap counter mark a slot used. */
+	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0;
+	uint16_t first_pos = idx, first_flags;
 	int err = check_used(vq, used, n);
 
-	if (err)
+	if (err || n == 0)
 		return err;
+	first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
 	for (unsigned k = 0; k < n; k++) {
-		struct vre_packed_desc *d = &vq->pk.desc[idx];
+		struct vre_packed_desc *d = &desc[idx];
+		uint32_t next = (uint32_t)idx + used[k].ndesc; /* ndesc <= size */
 
 		pos[k] = idx;
-		wr[k] = wrap;
+		/* WRITE says len bytes were written. */
+		flags[k] = used_pat | (used[k].len ? VRE_DESC_F_WRITE : 0);
 		__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
 		__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
-		pos_step(&idx, &wrap, used[k].ndesc, vq->size);
+		if (next >= size) {
+			next -= size;
+			wrap = !wrap;
+			used_pat ^= F_AVAIL | F_USED;
+		}
+		idx = (uint16_t)next;
 	}
 	STEP(vq, "complete: id/len written");
 	if (vq->inflight)
@@ -610,17 +758,15 @@ int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned
 	 * any of the flags below can be seen. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	for (unsigned k = 1; k < n; k++) {
-		st16(&vq->pk.desc[pos[k]].flags, used_flags(wr[k], used[k].len));
+		st16(&desc[pos[k]].flags, flags[k]);
 		STEP(vq, "complete: later flags");
 	}
 	/* Release, last: the driver reads used slots in order, so the whole
 	 * batch appears when the first chain's flags do. */
-	st16_rel(&vq->pk.desc[pos[0]].flags, used_flags(wr[0], used[0].len));
+	st16_rel(&desc[first_pos].flags, first_flags);
 	STEP(vq, "complete: first flags");
 	if (vq->inflight)
 		inflight_retire(vq, used, n);
-	for (unsigned k = 0; k < n; k++)
-		vq->pk.id_busy[used[k].id] = 0;
 	vq->last_used_idx = idx;
 	vq->used_wrap = wrap;
 	return 0;

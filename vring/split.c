@@ -250,20 +250,84 @@ static enum walk_res walk_indirect(struct walk *w, const struct vre_desc *ind)
 	}
 }
 
+/* The region of the last translation, copied into locals once per burst:
+ * the compiler barrier in desc_copy() would otherwise make every chain
+ * reload it through vq and the map. size 0 when there is no valid hint. */
+struct hot_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+static inline void hot_region_load(const struct vre_vq *vq, struct hot_region *h)
+{
+	const struct vre_mem_map *m = vq->mem;
+
+	h->gpa = 0;
+	h->size = 0;
+	h->hva = NULL;
+	if (vq->mem_hint < m->nregions) {
+		const struct vre_mem_region *r = &m->regions[vq->mem_hint];
+
+		h->gpa = r->gpa;
+		h->size = r->size;
+		h->hva = r->hva;
+	}
+}
+
 /*
- * Walks the chain at head into c, iovecs from iov (room entries left of a
+ * The common chain: one direct descriptor (no NEXT, no INDIRECT, len > 0)
+ * inside the region of the last translation, with room left in the pool.
+ * Takes it with one range compare and returns true; anything else returns
+ * false without touching c, and walk_chain walks the same copy d with every
+ * rule. No overflow check is needed here: a range inside a region cannot
+ * wrap, because a region's own range does not (vre_mem_map_add).
+ */
+static inline __attribute__((always_inline)) bool
+take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
+	    struct vre_chain *c, struct iovec *iov, unsigned room)
+{
+	uint64_t off = d->addr - h->gpa;
+
+	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || d->len == 0 ||
+	    room == 0 || off >= h->size || d->len > h->size - off)
+		return false;
+	iov->iov_base = h->hva + off;
+	iov->iov_len = d->len;
+	c->iov = iov;
+	c->id = head;
+	c->slot = head;
+	c->ndesc = 1;
+	c->err = 0;
+	if (d->flags & VRE_DESC_F_WRITE) {
+		c->nr = 0;
+		c->nw = 1;
+		c->rlen = 0;
+		c->wlen = d->len;
+	} else {
+		c->nr = 1;
+		c->nw = 0;
+		c->rlen = d->len;
+		c->wlen = 0;
+	}
+	return true;
+}
+
+/*
+ * Walks the chain at head, whose descriptor the caller has copied into d,
+ * into c, iovecs from iov (room entries left of a
  * pool of pool_len). On WALK_OK the chain is filled in (err -ENOBUFS and no
  * iovecs when it cannot fit even an empty pool).
  */
 static enum walk_res walk_chain(struct vre_vq *vq, uint16_t head,
-				struct vre_chain *c, struct iovec *iov,
-				unsigned room, unsigned pool_len)
+				struct vre_desc d, struct vre_chain *c,
+				struct iovec *iov, unsigned room,
+				unsigned pool_len)
 {
 	struct walk w = { .vq = vq, .iov = iov, .room = room, .limit = vq->size };
 	uint16_t idx = head, ndesc = 0;
 
-	for (;;) {
-		struct vre_desc d = desc_copy(&vq->sp.desc[idx]);
+	for (;; d = desc_copy(&vq->sp.desc[idx])) {
 		enum walk_res r;
 
 		if (++w.count > w.limit)
@@ -329,7 +393,8 @@ static int fetch_resubmit(struct vre_vq *vq, struct vre_chain *chains,
 
 	while (n < max && vq->resubmit_pos < vq->resubmit_num) {
 		uint16_t head = vq->resubmit[vq->resubmit_pos];
-		enum walk_res r = walk_chain(vq, head, &chains[n], pool + *iov_used,
+		enum walk_res r = walk_chain(vq, head, desc_copy(&vq->sp.desc[head]),
+					     &chains[n], pool + *iov_used,
 					     pool_len - *iov_used, pool_len);
 
 		if (r == WALK_BROKEN)
@@ -366,28 +431,54 @@ int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		vre_vq_break(vq, VRE_RE_AVAIL_IDX_LEAP);
 		return n ? (int)n : -EIO;
 	}
-	while (n < max && pending) {
-		uint16_t head = __atomic_load_n(&vq->sp.avail->ring[vq->last_avail_idx & mask],
-						__ATOMIC_RELAXED);
-		enum walk_res w;
+	/* Locals for what the loop reads on every chain: desc_copy()'s
+	 * compiler barrier would otherwise reload each of them through vq.
+	 * last_avail_idx is written back before anything else reads it (the
+	 * slow walk, the break log, the inflight record) and at the end. */
+	const struct vre_desc *desc = vq->sp.desc;
+	const uint16_t *ring = vq->sp.avail->ring;
+	uint16_t size = vq->size, last = vq->last_avail_idx;
+	bool recorded = vq->inflight != NULL;
+	struct hot_region hot;
+	unsigned todo = max - n < pending ? max - n : pending;
 
-		if (head >= vq->size) {
+	hot_region_load(vq, &hot);
+	for (; todo; todo--) {
+		uint16_t head = __atomic_load_n(&ring[last & mask], __ATOMIC_RELAXED);
+		struct vre_chain *c = &chains[n];
+		struct iovec *iov = pool + iov_used;
+		unsigned room = pool_len - iov_used;
+		struct vre_desc d;
+
+		if (head >= size) {
+			vq->last_avail_idx = last;
 			vre_vq_break(vq, VRE_RE_HEAD_OUT_OF_RANGE);
 			return n ? (int)n : -EIO;
 		}
-		w = walk_chain(vq, head, &chains[n], pool + iov_used,
-			       pool_len - iov_used, pool_len);
-		if (w == WALK_BROKEN)
-			return n ? (int)n : -EIO;
-		if (w == WALK_NOFIT)
-			break;
+		d = desc_copy(&desc[head]);
+		if (take_single(&hot, head, &d, c, iov, room)) {
+			iov_used++;
+		} else {
+			enum walk_res w;
+
+			vq->last_avail_idx = last;
+			w = walk_chain(vq, head, d, c, iov, room, pool_len);
+			if (w == WALK_BROKEN)
+				return n ? (int)n : -EIO;
+			if (w == WALK_NOFIT)
+				break;
+			hot_region_load(vq, &hot); /* the walk may move the hint */
+			iov_used += c->nr + c->nw;
+		}
 		STEP(vq, "fetch: walked");
-		vq->last_avail_idx++;
-		pending--;
-		inflight_mark(vq, head);
-		iov_used += chains[n].nr + chains[n].nw;
+		last++;
+		if (recorded) {
+			vq->last_avail_idx = last;
+			inflight_mark(vq, head);
+		}
 		n++;
 	}
+	vq->last_avail_idx = last;
 	/* With notifications on, keep avail_event at what we have taken so
 	 * the driver's next addition past it kicks us. */
 	if (vq->event_idx && vq->notify_enabled && n)
