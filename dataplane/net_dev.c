@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The virtio-net device model: what the device offers, its config space, and
+ * the per-queue state control hands to the data plane. Runs on the control
+ * thread; the only fields a worker writes are the queue counters and, for the
+ * control queue's worker, active_pairs / rx_mode / ctrl_mac.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_internal.h"
+#include "vre_log.h"
+
+#define BIT(n) (1ull << (n))
+
+static uint64_t net_features(const struct vre_net_config *cfg)
+{
+	uint64_t f = BIT(VRE_F_VERSION_1) | BIT(VRE_F_RING_PACKED) |
+		     BIT(VRE_F_EVENT_IDX) | BIT(VRE_F_INDIRECT_DESC) |
+		     BIT(VRE_F_PROTOCOL_FEATURES) | BIT(VRE_NET_F_MRG_RXBUF) |
+		     BIT(VRE_NET_F_MAC) | BIT(VRE_NET_F_STATUS);
+
+	if (cfg->mtu)
+		f |= BIT(VRE_NET_F_MTU);
+	if (cfg->max_queue_pairs > 1)
+		f |= BIT(VRE_NET_F_MQ) | BIT(VRE_NET_F_CTRL_VQ);
+	/* PROTOCOL_FEATURES is the vhost-user handshake, not a device choice. */
+	f &= ~(cfg->features_mask & ~BIT(VRE_F_PROTOCOL_FEATURES));
+	/* What the spec makes depend on a masked bit goes with it. */
+	if (!(f & BIT(VRE_F_VERSION_1)))
+		f &= ~BIT(VRE_F_RING_PACKED);
+	if (!(f & BIT(VRE_NET_F_CTRL_VQ)))
+		f &= ~(BIT(VRE_NET_F_MQ) | BIT(VRE_NET_F_CTRL_RX));
+	return f;
+}
+
+/* The packed layout exists only for VERSION_1 drivers. MQ without CTRL_VQ
+ * is normal here: QEMU and virtio-user serve the control queue themselves
+ * and never pass CTRL_VQ down to the backend. */
+static bool features_consistent(uint64_t f)
+{
+	return !(f & BIT(VRE_F_RING_PACKED)) || (f & BIT(VRE_F_VERSION_1));
+}
+
+static uint64_t net_protocol_features(void)
+{
+	return BIT(VRE_PF_MQ) | BIT(VRE_PF_REPLY_ACK) | BIT(VRE_PF_MTU) |
+	       BIT(VRE_PF_BACKEND_REQ) | BIT(VRE_PF_CONFIG) |
+	       BIT(VRE_PF_INFLIGHT_SHMFD) | BIT(VRE_PF_RESET_DEVICE) |
+	       BIT(VRE_PF_CONFIGURE_MEM_SLOTS) | BIT(VRE_PF_STATUS);
+}
+
+static uint16_t queues_for(uint16_t pairs)
+{
+	return (uint16_t)(2u * pairs + (pairs > 1 ? 1u : 0u));
+}
+
+/* The header layout follows the negotiated features: num_buffers exists with
+ * VERSION_1 or MRG_RXBUF (packed rings require VERSION_1 anyway). */
+static uint16_t hdr_len_for(uint64_t f)
+{
+	if (f & (BIT(VRE_F_VERSION_1) | BIT(VRE_NET_F_MRG_RXBUF) | BIT(VRE_F_RING_PACKED)))
+		return sizeof(struct vre_net_hdr);
+	return offsetof(struct vre_net_hdr, num_buffers);
+}
+
+static void queue_apply_features(struct vre_net_dev *n, struct vre_net_queue *nq)
+{
+	nq->hdr_len = hdr_len_for(n->features);
+	nq->mrg_rxbuf = (n->features & BIT(VRE_NET_F_MRG_RXBUF)) != 0;
+}
+
+static void net_fill_config(const struct vre_net_dev *n, struct vre_net_config_space *c)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->mac, n->cfg.mac, sizeof(c->mac));
+	c->status = VRE_NET_S_LINK_UP;
+	c->max_virtqueue_pairs = n->cfg.max_queue_pairs;
+	c->mtu = n->cfg.mtu;
+}
+
+static int net_get_config(void *ctx, uint32_t offset, void *buf, uint32_t len)
+{
+	struct vre_net_dev *n = ctx;
+	struct vre_net_config_space c;
+
+	if (offset > sizeof(c) || len > sizeof(c) - offset)
+		return -EINVAL;
+	net_fill_config(n, &c);
+	memcpy(buf, (const uint8_t *)&c + offset, len);
+	return 0;
+}
+
+/* Every field is read-only for a VERSION_1 driver; legacy MAC writes are not
+ * supported because workers read the MAC without a lock. */
+static int net_set_config(void *ctx, uint32_t offset, const void *buf, uint32_t len)
+{
+	(void)ctx;
+	(void)buf;
+	VRE_WARN("net", "refused SET_CONFIG offset %u len %u: read-only", offset, len);
+	return -EPERM;
+}
+
+static int net_set_features(void *ctx, uint64_t features)
+{
+	struct vre_net_dev *n = ctx;
+
+	if (features & ~n->ops.features) {
+		VRE_ERR("net", "SET_FEATURES 0x%llx has bits not offered (0x%llx)",
+			(unsigned long long)features, (unsigned long long)n->ops.features);
+		return -EINVAL;
+	}
+	if (!features_consistent(features)) {
+		VRE_ERR("net", "SET_FEATURES 0x%llx: RING_PACKED without VERSION_1",
+			(unsigned long long)features);
+		return -EINVAL;
+	}
+	n->features = features;
+	for (uint16_t i = 0; i < n->nqueues; i++)
+		queue_apply_features(n, &n->queues[i]);
+	return 0;
+}
+
+static int net_set_mtu(void *ctx, uint16_t mtu)
+{
+	struct vre_net_dev *n = ctx;
+
+	if (mtu < VRE_NET_MIN_MTU || (n->cfg.mtu && mtu > n->cfg.mtu)) {
+		VRE_ERR("net", "NET_SET_MTU %u refused (allowed %u..%u)", mtu,
+			VRE_NET_MIN_MTU, n->cfg.mtu ? n->cfg.mtu : VRE_NET_MAX_MTU);
+		return -EINVAL;
+	}
+	n->mtu = mtu;
+	return 0;
+}
+
+static int net_send_rarp(void *ctx, const uint8_t mac[6])
+{
+	struct vre_net_dev *n = ctx;
+
+	memcpy(n->rarp_mac, mac, 6);
+	n->rarp_seen = true;
+	VRE_INFO("net", "SEND_RARP for %02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
+		 mac[2], mac[3], mac[4], mac[5]);
+	return 0;
+}
+
+static int net_queue_start(void *ctx, struct vre_queue *q)
+{
+	struct vre_net_dev *n = ctx;
+	struct vre_net_queue *nq;
+	int ret;
+
+	if (q->index >= n->nqueues)
+		return -EINVAL;
+	nq = &n->queues[q->index];
+	nq->q = q;
+	nq->broken_seen = false;
+	queue_apply_features(n, nq);
+	q->dp = nq;
+	ret = n->app_ops && n->app_ops->queue_start ?
+		      n->app_ops->queue_start(n->app, n, nq) : 0;
+	if (ret < 0)
+		q->dp = NULL;
+	return ret;
+}
+
+static void net_queue_stop(void *ctx, struct vre_queue *q)
+{
+	struct vre_net_dev *n = ctx;
+
+	if (q->index >= n->nqueues || q->dp != &n->queues[q->index])
+		return;
+	if (n->app_ops && n->app_ops->queue_stop)
+		n->app_ops->queue_stop(n->app, n, &n->queues[q->index]);
+	q->dp = NULL;
+}
+
+/* The next frontend starts from the device's initial state. */
+static void net_disconnected(void *ctx)
+{
+	struct vre_net_dev *n = ctx;
+
+	n->features = 0;
+	n->mtu = n->cfg.mtu;
+	__atomic_store_n(&n->active_pairs, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&n->rx_mode, 0, __ATOMIC_RELAXED);
+	n->ctrl_mac_set = false;
+}
+
+static void net_fill_ops(struct vre_device_ops *o, const struct vre_net_config *cfg)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = "virtio-net";
+	o->features = net_features(cfg);
+	o->protocol_features = net_protocol_features();
+	o->max_queues = queues_for(cfg->max_queue_pairs);
+	o->config_size = sizeof(struct vre_net_config_space);
+	o->get_config = net_get_config;
+	o->set_config = net_set_config;
+	o->set_features = net_set_features;
+	o->set_mtu = net_set_mtu;
+	o->send_rarp = net_send_rarp;
+	o->queue_start = net_queue_start;
+	o->queue_stop = net_queue_stop;
+	o->disconnected = net_disconnected;
+}
+
+static _Thread_local struct vre_net_dev *last_created;
+
+int vre_net_dev_create(const struct vre_net_config *cfg, const struct vre_net_app_ops *app_ops,
+		       void *app, struct vre_net_dev **out)
+{
+	struct vre_net_dev *n;
+	uint16_t nq;
+
+	*out = NULL;
+	/* 2 * pairs + 1 queues must fit the u16 queue count; virtio allows
+	 * 0x8000 pairs, more than a vhost-user index (8 bits) can address. */
+	if (!cfg || cfg->max_queue_pairs < 1 || cfg->max_queue_pairs > 127)
+		return -EINVAL;
+	if (cfg->mtu && cfg->mtu < VRE_NET_MIN_MTU)
+		return -EINVAL;
+	nq = queues_for(cfg->max_queue_pairs);
+	n = calloc(1, sizeof(*n) + nq * sizeof(n->queues[0]));
+	if (!n)
+		return -ENOMEM;
+	n->cfg = *cfg;
+	n->app_ops = app_ops;
+	n->app = app;
+	n->nqueues = nq;
+	n->mtu = cfg->mtu;
+	n->active_pairs = 1;
+	net_fill_ops(&n->ops, cfg);
+	for (uint16_t i = 0; i < nq; i++) {
+		n->queues[i].dev = n;
+		n->queues[i].is_ctrl = cfg->max_queue_pairs > 1 && i == 2 * cfg->max_queue_pairs;
+		n->queues[i].is_tx = !n->queues[i].is_ctrl && (i & 1);
+		queue_apply_features(n, &n->queues[i]);
+	}
+	last_created = n;
+	*out = n;
+	return 0;
+}
+
+void vre_net_dev_destroy(struct vre_net_dev *n)
+{
+	if (!n)
+		return;
+	if (last_created == n)
+		last_created = NULL;
+	free(n);
+}
+
+const struct vre_device_ops *vre_net_device_ops(void)
+{
+	static struct vre_device_ops def;
+	static const struct vre_net_config def_cfg = { .max_queue_pairs = 1 };
+
+	if (last_created)
+		return &last_created->ops;
+	if (!def.name)
+		net_fill_ops(&def, &def_cfg);
+	return &def;
+}
+
+const struct vre_device_ops *vre_net_dev_ops(const struct vre_net_dev *n)
+{
+	return &n->ops;
+}
+
+void vre_net_dev_set_control(struct vre_net_dev *n, struct vre_dev *dev)
+{
+	n->ctl = dev;
+}
+
+struct vre_net_queue *vre_net_dev_queue(struct vre_net_dev *n, uint16_t index)
+{
+	return index < n->nqueues ? &n->queues[index] : NULL;
+}
+
+const uint8_t *vre_net_dev_mac(const struct vre_net_dev *n)
+{
+	return n->cfg.mac;
+}
+
+uint16_t vre_net_dev_num_queues(const struct vre_net_dev *n)
+{
+	return n->nqueues;
+}
+
+uint16_t vre_net_dev_active_pairs(const struct vre_net_dev *n)
+{
+	return __atomic_load_n(&n->active_pairs, __ATOMIC_RELAXED);
+}
+
+uint64_t vre_net_dev_features(const struct vre_net_dev *n)
+{
+	return n->features;
+}
+
+uint16_t vre_net_dev_mtu(const struct vre_net_dev *n)
+{
+	return n->mtu;
+}
+
+bool vre_net_dev_rarp_mac(const struct vre_net_dev *n, uint8_t mac[6])
+{
+	if (!n->rarp_seen)
+		return false;
+	memcpy(mac, n->rarp_mac, 6);
+	return true;
+}
+
+uint32_t vre_net_dev_rx_mode(const struct vre_net_dev *n)
+{
+	return __atomic_load_n(&n->rx_mode, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vhost -> vhost packet path: TX chains become packets whose payload stays in
+ * the source guest's memory; each packet is copied once, segment to segment,
+ * into the destination guest's RX chains.
+ *
+ * TX rules (decided here, on guest-hostile input):
+ * - The first hdr_len readable bytes are the virtio-net header, wherever the
+ *   descriptor boundaries fall; their content is not read (no offload is
+ *   offered, so a conforming header is all zeros and a hostile one must not
+ *   matter). A chain with fewer readable bytes is dropped (drop_short_hdr).
+ * - The writable part of a TX chain is ignored: the device writes nothing
+ *   and completes it with len 0. A chain with no readable part at all, or
+ *   the ring's -ENOBUFS chain, is drop_bad_chain.
+ * - A frame longer than VRE_NET_MAX_FRAME is drop_bad_chain.
+ * Every TX chain, good or not, is completed by vre_net_tx_done, after the
+ * packets were published at the destination, so a backend restart in
+ * between resubmits them instead of losing them.
+ *
+ * RX rules:
+ * - Chains are fetched only as packets need them (at most one per packet
+ *   still to come, then one at a time), so normally none is left over.
+ * - Without MRG_RXBUF a packet goes into exactly one chain; one whose
+ *   writable part is too small is drop_too_big and the chain stays for the
+ *   next packet of the burst.
+ * - With MRG_RXBUF a packet spans consecutive chains (num_buffers of them,
+ *   at most VRE_BURST so that all of them are published in one complete
+ *   call); the header goes into the first one.
+ * - A chain with no writable part, or (as a packet's first) too small for
+ *   the header, is drop_bad_chain and goes back at once with len 0, in its
+ *   own complete call, so it never sits between one packet's chains.
+ * - A packet that fails half way (ring ran dry, or more than 32 chains
+ *   needed) gives the chains it took back with len 0; a chain the burst
+ *   fetched but could not use is returned with len 0 too (a driver counts
+ *   that as a short frame and reposts the buffer): no chain is ever kept by
+ *   the device past the burst, none is lost.
+ * - Chains are published in as few complete calls as possible (one per 32
+ *   chains) and the driver is notified at most once per burst, when the
+ *   ring says so.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "net_internal.h"
+#include "vre_log.h"
+
+#define ETH_HLEN 14u
+
+#define POOL_LEN(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
+
+size_t vre_net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+	size_t done = 0;
+
+	for (unsigned i = 0; i < n && done < len; i++) {
+		size_t seg = iov[i].iov_len, chunk;
+
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		chunk = seg - off;
+		if (chunk > len - done)
+			chunk = len - done;
+		memcpy(d + done, (const uint8_t *)iov[i].iov_base + off, chunk);
+		done += chunk;
+		off = 0;
+	}
+	return done;
+}
+
+/* Writes len bytes into iov[0..n) from byte off; returns bytes written. */
+static size_t iov_write(const struct iovec *iov, unsigned n, size_t off, const void *src,
+			size_t len)
+{
+	const uint8_t *s = src;
+	size_t done = 0;
+
+	for (unsigned i = 0; i < n && done < len; i++) {
+		size_t seg = iov[i].iov_len, chunk;
+
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		chunk = seg - off;
+		if (chunk > len - done)
+			chunk = len - done;
+		memcpy((uint8_t *)iov[i].iov_base + off, s + done, chunk);
+		done += chunk;
+		off = 0;
+	}
+	return done;
+}
+
+/* ---- TX ---------------------------------------------------------------- */
+
+/* Drops the first hdr bytes of iov[0..*n) in place; the caller checked that
+ * there are at least that many. Returns the first payload segment. */
+static struct iovec *strip_header(struct iovec *iov, uint16_t *n, uint32_t hdr)
+{
+	while (*n && hdr) {
+		if (iov->iov_len > hdr) {
+			iov->iov_base = (uint8_t *)iov->iov_base + hdr;
+			iov->iov_len -= hdr;
+			break;
+		}
+		hdr -= (uint32_t)iov->iov_len;
+		iov++;
+		(*n)--;
+	}
+	return iov;
+}
+
+static void pkt_set_eth(struct vre_net_pkt *p)
+{
+	if (p->len < ETH_HLEN) {
+		p->eth = NULL;
+		return;
+	}
+	if (p->niov && p->iov[0].iov_len >= ETH_HLEN) {
+		p->eth = p->iov[0].iov_base;
+		return;
+	}
+	vre_net_iov_read(p->iov, p->niov, 0, p->eth_copy, ETH_HLEN);
+	p->eth = p->eth_copy;
+}
+
+/* Turns chain c into packet p, or counts why it cannot be one. */
+static bool tx_chain_to_pkt(struct vre_net_queue *nq, struct vre_chain *c,
+			    struct vre_net_pkt *p)
+{
+	uint16_t n = c->nr;
+
+	if (c->err || c->nr == 0) {
+		nq->st.drop_bad_chain++;
+		return false;
+	}
+	if (c->rlen < nq->hdr_len) {
+		nq->st.drop_short_hdr++;
+		return false;
+	}
+	if (c->rlen - nq->hdr_len > VRE_NET_MAX_FRAME) {
+		nq->st.drop_bad_chain++;
+		return false;
+	}
+	p->iov = strip_header(c->iov, &n, nq->hdr_len);
+	p->niov = n;
+	p->len = (uint32_t)(c->rlen - nq->hdr_len);
+	pkt_set_eth(p);
+	return true;
+}
+
+static int note_broken(struct vre_net_queue *nq)
+{
+	if (!nq->broken_seen) {
+		nq->broken_seen = true;
+		nq->st.drop_queue_broken++;
+	}
+	return -EIO;
+}
+
+int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
+{
+	int n;
+
+	b->n = b->npkts = 0;
+	n = vre_vq_fetch(&nq->q->vq, b->chains, VRE_BURST, b->pool, POOL_LEN(b->pool));
+	if (n < 0)
+		return note_broken(nq);
+	if (n == 0) {
+		nq->st.empty_polls++;
+		return 0;
+	}
+	b->n = (uint16_t)n;
+	nq->st.bursts++;
+	for (int i = 0; i < n; i++) {
+		struct vre_net_pkt *p = &b->pkts[b->npkts];
+
+		if (i + 1 < n && !b->chains[i + 1].err && b->chains[i + 1].nr)
+			__builtin_prefetch(b->chains[i + 1].iov[0].iov_base);
+		if (!tx_chain_to_pkt(nq, &b->chains[i], p))
+			continue;
+		b->pkt_chain[b->npkts++] = (uint16_t)i;
+		nq->st.packets++;
+		nq->st.bytes += p->len;
+	}
+	return b->npkts;
+}
+
+void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
+{
+	struct vre_used used[VRE_BURST];
+	struct vre_vq *vq = &nq->q->vq;
+
+	if (b->n == 0)
+		return;
+	for (uint16_t i = 0; i < b->n; i++)
+		used[i] = vre_used_of(&b->chains[i], 0);
+	if (vre_vq_complete(vq, used, b->n) == 0 && vre_vq_needs_notify(vq))
+		vre_queue_notify(nq->q);
+	b->n = b->npkts = 0;
+}
+
+/* ---- RX ---------------------------------------------------------------- */
+
+void vre_net_rx_begin(struct vre_net_rx *rx, struct vre_net_queue *nq, uint16_t npkts)
+{
+	rx->nq = nq;
+	rx->vq = &nq->q->vq;
+	rx->n = rx->next = rx->nused = 0;
+	rx->want = npkts;
+	rx->dry = rx->notify = false;
+	rx->broken = rx->vq->broken != 0;
+	nq->st.bursts++;
+}
+
+/* Publishes used[0..k) and keeps used[k..nused) (a packet being written). */
+static void rx_publish(struct vre_net_rx *rx, uint16_t k)
+{
+	if (k == 0)
+		return;
+	if (vre_vq_complete(rx->vq, rx->used, k) == 0)
+		rx->notify |= vre_vq_needs_notify(rx->vq);
+	memmove(rx->used, rx->used + k, (size_t)(rx->nused - k) * sizeof(rx->used[0]));
+	rx->nused = (uint16_t)(rx->nused - k);
+}
+
+/* The next chain to write, fetching when none is left; NULL when the ring
+ * has none (or broke). Fetches at most one chain per packet still to come,
+ * so a burst does not take buffers it will not fill. */
+static struct vre_chain *rx_peek(struct vre_net_rx *rx)
+{
+	int got;
+
+	if (rx->next < rx->n) {
+		const struct vre_chain *after = &rx->chains[rx->next + 1];
+
+		/* The chain after this one is written next: warm its first line. */
+		if (rx->next + 1 < rx->n && !after->err && after->nw)
+			__builtin_prefetch(after->iov[after->nr].iov_base, 1);
+		return &rx->chains[rx->next];
+	}
+	if (rx->dry || rx->broken)
+		return NULL;
+	rx->n = rx->next = 0;
+	got = vre_vq_fetch(rx->vq, rx->chains, rx->want ? rx->want : 1, rx->pool,
+			   POOL_LEN(rx->pool));
+	if (got < 0) {
+		rx->broken = true;
+		return NULL;
+	}
+	if (got == 0) {
+		rx->dry = true;
+		return NULL;
+	}
+	rx->n = (uint16_t)got;
+	return &rx->chains[0];
+}
+
+/* A chain that cannot take data goes back at once, on its own, so it never
+ * lands between the chains of one mergeable packet. Only a broken or hostile
+ * driver posts such chains. */
+static void rx_reject(struct vre_net_rx *rx, const struct vre_chain *c)
+{
+	struct vre_used u = vre_used_of(c, 0);
+
+	rx->nq->st.drop_bad_chain++;
+	if (vre_vq_complete(rx->vq, &u, 1) == 0)
+		rx->notify |= vre_vq_needs_notify(rx->vq);
+	rx->next++;
+}
+
+/* The next chain with at least min writable bytes (min >= 1). */
+static struct vre_chain *rx_take(struct vre_net_rx *rx, uint64_t min)
+{
+	struct vre_chain *c;
+
+	while ((c = rx_peek(rx))) {
+		if (!c->err && c->nw && c->wlen >= min)
+			return c;
+		rx_reject(rx, c);
+	}
+	return NULL;
+}
+
+static void count_no_chain(struct vre_net_rx *rx)
+{
+	if (rx->broken)
+		rx->nq->st.drop_queue_broken++;
+	else
+		rx->nq->st.drop_no_rx_buf++;
+}
+
+/* Copies len bytes from the source cursor (*si, *soff over src) into the
+ * writable iovecs of c from byte doff. */
+static void copy_into(const struct vre_chain *c, uint64_t doff, const struct iovec *src,
+		      unsigned nsrc, unsigned *si, size_t *soff, uint64_t len)
+{
+	const struct iovec *dst = c->iov + c->nr;
+	unsigned di = 0;
+
+	while (di < c->nw && doff >= dst[di].iov_len)
+		doff -= dst[di++].iov_len;
+	while (len && di < c->nw && *si < nsrc) {
+		size_t dl = dst[di].iov_len - doff, sl = src[*si].iov_len - *soff;
+		size_t chunk = dl < sl ? dl : sl;
+
+		if (chunk > len)
+			chunk = len;
+		memcpy((uint8_t *)dst[di].iov_base + doff,
+		       (const uint8_t *)src[*si].iov_base + *soff, chunk);
+		len -= chunk;
+		doff += chunk;
+		*soff += chunk;
+		if (doff == dst[di].iov_len) {
+			di++;
+			doff = 0;
+		}
+		if (*soff == src[*si].iov_len) {
+			(*si)++;
+			*soff = 0;
+		}
+	}
+}
+
+/* The header is all zeros (no offload) but for num_buffers; the guest may
+ * have split its first hdr_len bytes over several descriptors. */
+static void write_hdr(const struct vre_chain *c, uint16_t hdr_len, uint16_t nbufs)
+{
+	struct vre_net_hdr h = { .num_buffers = nbufs };
+	const struct iovec *w = &c->iov[c->nr];
+
+	if (w->iov_len >= sizeof(h) && hdr_len == sizeof(h))
+		memcpy(w->iov_base, &h, sizeof(h)); /* the usual layout: one store */
+	else
+		iov_write(w, c->nw, 0, &h, hdr_len);
+}
+
+/* Where byte off of c's writable part lives in guest memory. */
+static uint8_t *wbyte(const struct vre_chain *c, uint64_t off)
+{
+	/* Callers pass chains with a writable part. */
+	if (off < c->iov[c->nr].iov_len)
+		return (uint8_t *)c->iov[c->nr].iov_base + off;
+	off -= c->iov[c->nr].iov_len;
+	for (unsigned i = 1; i < c->nw; i++) {
+		const struct iovec *v = &c->iov[c->nr + i];
+
+		if (off < v->iov_len)
+			return (uint8_t *)v->iov_base + off;
+		off -= v->iov_len;
+	}
+	return NULL;
+}
+
+static bool rx_one_single(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
+			  uint32_t len)
+{
+	struct vre_net_queue *nq = rx->nq;
+	struct vre_chain *c = rx_take(rx, nq->hdr_len);
+	unsigned si = 0;
+	size_t soff = 0;
+
+	if (!c) {
+		count_no_chain(rx);
+		return false;
+	}
+	if (c->wlen < (uint64_t)nq->hdr_len + len) {
+		/* The chain stays in place for the next packet. */
+		nq->st.drop_too_big++;
+		return false;
+	}
+	write_hdr(c, nq->hdr_len, 1);
+	copy_into(c, nq->hdr_len, iov, niov, &si, &soff, len);
+	if (rx->nused == VRE_BURST)
+		rx_publish(rx, rx->nused);
+	rx->used[rx->nused++] = vre_used_of(c, nq->hdr_len + len);
+	rx->next++;
+	return true;
+}
+
+static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
+			     uint32_t len)
+{
+	struct vre_net_queue *nq = rx->nq;
+	uint64_t left = (uint64_t)nq->hdr_len + len;
+	uint8_t *nb_lo = NULL, *nb_hi = NULL; /* num_buffers, maybe split */
+	uint16_t first = rx->nused, nbufs = 0;
+	unsigned si = 0;
+	size_t soff = 0;
+
+	while (left) {
+		uint64_t hdr = nbufs ? 0 : nq->hdr_len, room, chunk;
+		struct vre_chain *c;
+
+		if (rx->nused == VRE_BURST) {
+			/* Every chain of a packet is published by one complete
+			 * call: make room by publishing the packets before it. */
+			if (first == 0) {
+				nq->st.drop_too_big++;
+				goto unwind;
+			}
+			rx_publish(rx, first);
+			first = 0;
+		}
+		c = rx_take(rx, nbufs ? 1 : nq->hdr_len);
+		if (!c) {
+			count_no_chain(rx);
+			goto unwind;
+		}
+		room = c->wlen - hdr;
+		chunk = room < left - hdr ? room : left - hdr;
+		if (!nbufs) {
+			/* Header now: a refill below may reuse c's slot. */
+			write_hdr(c, nq->hdr_len, 0);
+			nb_lo = wbyte(c, nq->hdr_len - 2);
+			nb_hi = wbyte(c, nq->hdr_len - 1);
+		}
+		copy_into(c, hdr, iov, niov, &si, &soff, chunk);
+		rx->used[rx->nused++] = vre_used_of(c, (uint32_t)(hdr + chunk));
+		rx->next++;
+		nbufs++;
+		left -= hdr + chunk;
+	}
+	*nb_lo = (uint8_t)nbufs; /* little-endian, as virtio 1.x */
+	*nb_hi = (uint8_t)(nbufs >> 8);
+	return true;
+
+unwind:
+	/* The chains this packet took go back empty, never lost. */
+	for (uint16_t i = first; i < rx->nused; i++)
+		rx->used[i].len = 0;
+	return false;
+}
+
+bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
+		    uint32_t len)
+{
+	struct vre_net_queue *nq = rx->nq;
+	bool ok;
+
+	if (rx->broken) {
+		nq->st.drop_queue_broken++;
+		return false;
+	}
+	ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, iov, niov, len)
+			   : rx_one_single(rx, iov, niov, len);
+	if (rx->want)
+		rx->want--;
+	if (ok) {
+		nq->st.packets++;
+		nq->st.bytes += len;
+	}
+	return ok;
+}
+
+void vre_net_rx_end(struct vre_net_rx *rx)
+{
+	/* Fetched but unfilled chains go back now: the device keeps none. */
+	while (rx->next < rx->n) {
+		if (rx->nused == VRE_BURST)
+			rx_publish(rx, rx->nused);
+		rx->used[rx->nused++] = vre_used_of(&rx->chains[rx->next], 0);
+		rx->next++;
+	}
+	rx_publish(rx, rx->nused);
+	if (rx->notify)
+		vre_queue_notify(rx->nq->q);
+}
+
+int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask)
+{
+	struct vre_net_rx rx;
+	int done = 0;
+
+	if (b->npkts < 32)
+		mask &= (1u << b->npkts) - 1;
+	if (!mask)
+		return 0;
+	vre_net_rx_begin(&rx, dst, (uint16_t)__builtin_popcount(mask));
+	while (mask) {
+		unsigned i = (unsigned)__builtin_ctz(mask);
+		const struct vre_net_pkt *p = &b->pkts[i];
+
+		mask &= mask - 1;
+		if (mask && b->pkts[__builtin_ctz(mask)].niov)
+			__builtin_prefetch(b->pkts[__builtin_ctz(mask)].iov[0].iov_base);
+		done += vre_net_rx_one(&rx, p->iov, p->niov, p->len);
+	}
+	vre_net_rx_end(&rx);
+	return done;
+}
+
+int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx)
+{
+	struct vre_net_tx_burst b;
+	int n, done = 0;
+
+	n = vre_net_tx_fetch(src_tx, &b);
+	if (n < 0)
+		return n;
+	if (n > 0)
+		done = vre_net_rx_put(dst_rx, &b, UINT32_MAX);
+	vre_net_tx_done(src_tx, &b);
+	return done;
+}

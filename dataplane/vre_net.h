@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * virtio-net over vhost-user: the device model (features, config space,
+ * queues), the vhost<->vhost packet paths and the control queue.
+ *
+ * The device model runs on the control thread (it is the ctx of the
+ * vre_device_ops given to control). The packet paths run on the worker that
+ * polls a queue; they take no lock, allocate nothing and make no syscall
+ * except the call-eventfd write when the driver asked for a notification.
+ *
+ * Everything read from guest memory is hostile. The paths only ever use
+ * lengths the ring layer validated (chain iovecs are inside guest memory);
+ * the virtio-net header a guest sends on TX is never parsed (no offload is
+ * offered, so there is nothing in it the device needs), and the RX header is
+ * written, never read.
+ */
+#ifndef VRE_NET_H
+#define VRE_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vre_control.h"
+
+/* virtio-net feature bits (virtio spec 5.1.3) and common ones. */
+#define VRE_NET_F_MTU          3
+#define VRE_NET_F_MAC          5
+#define VRE_NET_F_MRG_RXBUF    15
+#define VRE_NET_F_STATUS       16
+#define VRE_NET_F_CTRL_VQ      17
+#define VRE_NET_F_CTRL_RX      18
+#define VRE_NET_F_MQ           22
+#define VRE_F_INDIRECT_DESC    28
+#define VRE_F_EVENT_IDX        29
+#define VRE_F_PROTOCOL_FEATURES 30
+#define VRE_F_VERSION_1        32
+#define VRE_F_RING_PACKED      34
+
+/* vhost-user protocol feature bits. */
+#define VRE_PF_MQ                  0
+#define VRE_PF_REPLY_ACK           3
+#define VRE_PF_MTU                 4
+#define VRE_PF_BACKEND_REQ         5
+#define VRE_PF_CONFIG              9
+#define VRE_PF_INFLIGHT_SHMFD      12
+#define VRE_PF_RESET_DEVICE        13
+#define VRE_PF_CONFIGURE_MEM_SLOTS 15
+#define VRE_PF_STATUS              16
+
+/* The spec's virtio_net_config, as far as VRE fills it (12 bytes). */
+#define VRE_NET_S_LINK_UP 1u
+struct vre_net_config_space {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+} __attribute__((packed));
+
+/* virtio_net_hdr with num_buffers (the first 10 bytes without it). */
+struct vre_net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+} __attribute__((packed));
+
+/* Largest frame the TX path accepts: a 64 KiB IP datagram behind an
+ * Ethernet header with a VLAN tag. Anything longer is a bad chain. */
+#define VRE_NET_MAX_FRAME (65535u + 18u)
+/* Smallest and largest MTU NET_SET_MTU accepts (68: IPv4 minimum). */
+#define VRE_NET_MIN_MTU 68u
+#define VRE_NET_MAX_MTU 65535u
+
+/* Control queue (virtio spec 5.1.6.5). */
+#define VRE_NET_CTRL_RX               0
+#define VRE_NET_CTRL_MAC              1
+#define VRE_NET_CTRL_MAC_TABLE_SET    0
+#define VRE_NET_CTRL_MAC_ADDR_SET     1
+#define VRE_NET_CTRL_MQ               4
+#define VRE_NET_CTRL_MQ_VQ_PAIRS_SET  0
+#define VRE_NET_OK  0
+#define VRE_NET_ERR 1
+
+struct vre_net_config {
+	uint8_t mac[6];
+	uint16_t mtu;             /* 0: no MTU feature */
+	uint16_t max_queue_pairs; /* >= 1; MQ + CTRL_VQ offered when > 1 */
+	uint64_t features_mask;   /* features the user turned off (e.g. to force split or no mrg_rxbuf) */
+};
+
+/* Per-queue counters: one writer (the worker that polls the queue), read by anyone. */
+struct vre_net_stats {
+	uint64_t packets, bytes;
+	uint64_t drop_short_hdr;   /* TX chain shorter than the net header */
+	uint64_t drop_no_rx_buf;   /* RX: no chain available */
+	uint64_t drop_too_big;     /* RX: packet larger than the chain(s) it could use */
+	uint64_t drop_bad_chain;   /* chain with wrong direction (TX chain with writable part only, RX without writable) or -ENOBUFS;
+				    * also a TX frame over VRE_NET_MAX_FRAME and an RX chain too small for the header */
+	uint64_t drop_queue_broken;
+	uint64_t bursts, empty_polls;
+	/* Additions. */
+	uint64_t drop_no_mbuf;     /* TX to mbuf: the mempool ran dry */
+	uint64_t ctrl_err;         /* control queue: commands answered VRE_NET_ERR */
+};
+
+struct vre_net_queue {          /* one per vhost-user virtqueue of a net device */
+	struct vre_queue *q;        /* control's queue: q->vq, q->call_fd */
+	struct vre_net_dev *dev;
+	uint16_t hdr_len;           /* 12 with VERSION_1 or MRG_RXBUF (or packed), else 10 */
+	bool mrg_rxbuf;
+	bool is_tx;                 /* odd index = TX (guest->host) */
+	struct vre_net_stats st;
+	/* Additions. */
+	bool is_ctrl;               /* the control queue (index 2 * max_queue_pairs) */
+	bool broken_seen;           /* the TX ring broke: counted once */
+};
+
+struct vre_net_app_ops {        /* supplied by the application (switch) */
+	int (*queue_start)(void *app, struct vre_net_dev *n, struct vre_net_queue *nq);
+	void (*queue_stop)(void *app, struct vre_net_dev *n, struct vre_net_queue *nq); /* returns when no worker is inside */
+};
+
+int vre_net_dev_create(const struct vre_net_config *cfg, const struct vre_net_app_ops *app_ops,
+		       void *app, struct vre_net_dev **out);
+void vre_net_dev_destroy(struct vre_net_dev *n);
+/* The ops to pass to vre_dev_create, with ctx = the vre_net_dev. Its queue_start/queue_stop
+ * set q->dp to the vre_net_queue and call the app's. Control queue: app gets it too (nq->q->index == 2*pairs) and polls it with vre_net_ctrl_poll.
+ *
+ * The offered features and queue count depend on each device's config, so
+ * every device has its own ops (vre_net_dev_ops below, preferred). This
+ * returns the ops of the device most recently created by the calling thread
+ * that is still alive (call it right after vre_net_dev_create), or, when there
+ * is none, ops for a default single-pair device. */
+const struct vre_device_ops *vre_net_device_ops(void);
+void vre_net_dev_set_control(struct vre_net_dev *n, struct vre_dev *dev); /* after vre_dev_create */
+struct vre_net_queue *vre_net_dev_queue(struct vre_net_dev *n, uint16_t index);
+const uint8_t *vre_net_dev_mac(const struct vre_net_dev *n);
+
+/* Additions to the seam. */
+/* This device's ops (features, config size and queue count from its config);
+ * valid until vre_net_dev_destroy. */
+const struct vre_device_ops *vre_net_dev_ops(const struct vre_net_dev *n);
+/* Queues of the device: 2 * max_queue_pairs, + 1 control queue when pairs > 1. */
+uint16_t vre_net_dev_num_queues(const struct vre_net_dev *n);
+/* Queue pairs the driver asked for (VQ_PAIRS_SET; 1 until then). Any thread. */
+uint16_t vre_net_dev_active_pairs(const struct vre_net_dev *n);
+/* Negotiated features (0 before SET_FEATURES). */
+uint64_t vre_net_dev_features(const struct vre_net_dev *n);
+/* MTU set by NET_SET_MTU, else cfg.mtu (0: none). */
+uint16_t vre_net_dev_mtu(const struct vre_net_dev *n);
+/* MAC of the last SEND_RARP; false when none was received. */
+bool vre_net_dev_rarp_mac(const struct vre_net_dev *n, uint8_t mac[6]);
+/* RX mode bits the driver set through the control queue (bit = command
+ * number of class VRE_NET_CTRL_RX: promisc 0, allmulti 1, ...). Recorded
+ * only: the data plane does not filter (CTRL_RX is not offered). */
+uint32_t vre_net_dev_rx_mode(const struct vre_net_dev *n);
+
+/* Copies up to len bytes starting at byte off of iov[0..n) into dst (e.g. a
+ * packet's headers for parsing); returns bytes copied. */
+size_t vre_net_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len);
+
+/* A packet taken from a TX queue: header stripped, payload as iovecs into guest memory. */
+struct vre_net_pkt {
+	struct iovec *iov;   /* payload segments */
+	uint16_t niov;
+	uint32_t len;        /* payload bytes */
+	const uint8_t *eth;  /* first bytes of the frame for MAC lookups, NULL when len < 14; points into guest memory or a small copy if the header spans segments
+			      * (in guest memory the guest may change it at any time: read the MACs once, into locals) */
+	uint8_t eth_copy[14];
+};
+
+struct vre_net_tx_burst {       /* lives on the worker's stack or in its state */
+	struct vre_chain chains[VRE_BURST];
+	struct vre_net_pkt pkts[VRE_BURST];
+	struct iovec pool[VRE_BURST * 8];
+	uint16_t n;                 /* chains fetched (including bad ones, which are dropped+counted and completed by tx_done) */
+	uint16_t npkts;             /* good packets, pkts[0..npkts) */
+	uint16_t pkt_chain[VRE_BURST];  /* chain index of each good packet */
+};
+
+/* Fetch up to 32 TX chains from nq (a TX queue), turning them into packets. Returns npkts or -EIO. */
+int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
+/* Copy pkts[i] for i in mask (bit i = packet i; mask covers npkts) into RX queue dst (one copy, writes the
+ * virtio-net header with num_buffers), publish and notify dst. Returns packets delivered; drops counted on dst. */
+int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask);
+/* Complete every chain of the burst (len 0) on the TX queue, notify if needed. Call after the packets were published. */
+void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
+/* tx_fetch + rx_put(all) + tx_done: the loopback / xconnect path. Returns packets forwarded. */
+int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);
+/* The control queue: handles every pending command with a proper ack. Returns commands handled. */
+int vre_net_ctrl_poll(struct vre_net_queue *cq);
+
+#endif
