@@ -524,8 +524,10 @@ static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n
 		else
 			vq->pk.id_busy[u->id] = 2;
 	}
+	/* The entry that failed may hold an id past the table: only ids in
+	 * range were marked. */
 	while (k--)
-		if (vq->pk.id_busy[used[k].id] == 2)
+		if (used[k].id < vq->size && vq->pk.id_busy[used[k].id] == 2)
 			vq->pk.id_busy[used[k].id] = 1;
 	return err;
 }
