@@ -6,7 +6,8 @@
  *
  * Two guests, each with its own guarded memory (one or two regions): the
  * TX queue lives in the first, the RX queue in the second, as between two
- * VMs on the switch. The script publishes chains on either ring (the
+ * VMs on the switch; or (cfg bit 5) both in one guest, as in the switch's
+ * loopback mode, where the guest can make TX and RX buffers overlap. The script publishes chains on either ring (the
  * descriptors chosen by the input: any address, length, direction),
  * scribbles on the rings, and forwards bursts with a packet mask.
  *
@@ -14,7 +15,7 @@
  *        [tx parts 3 x (region u8, offset u16)][rx parts 3 x 3]
  *        [script length u16][script][tx image][rx image]
  * cfg: bit 0 packed, 1 mrg_rxbuf, 2 hdr_len 12 (else 10), 3 event idx,
- *      4 indirect.
+ *      4 indirect, 5 one guest.
  *
  * Oracles besides faults and sanitizers: every packet's iovecs lie in the
  * TX guest's memory and add up to its length (<= VRE_NET_MAX_FRAME), eth
@@ -37,11 +38,13 @@
 #define CFG_HDR12 4u
 #define CFG_EVENT_IDX 8u
 #define CFG_INDIRECT 16u
+#define CFG_ONE_GUEST 32u /* loopback: both queues in one guest's memory */
 
 enum { OP_TX_ADD, OP_RX_ADD, OP_FWD, OP_POKE, OP_AVAIL_IDX, OP_EVENT, OP_COUNT };
 
 struct side {
 	struct fz_mem mem;
+	struct fz_mem *m;      /* the memory its ring and buffers are in */
 	struct vre_queue q;
 	struct vre_net_queue nq;
 	uint8_t *part[3];
@@ -68,7 +71,7 @@ static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, boo
 		uint8_t ri = fin8(f);
 		uint16_t off = fin16(f);
 
-		s->part[k] = fz_place(&s->mem, ri, off, s->part_len[k],
+		s->part[k] = fz_place(s->m, ri, off, s->part_len[k],
 				      (packed ? al_packed : al_split)[k]);
 		if (!s->part[k])
 			return -1;
@@ -76,7 +79,7 @@ static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, boo
 	p = (struct vre_vq_params){ .size = s->size, .packed = packed,
 				    .event_idx = cfg & CFG_EVENT_IDX, .indirect = cfg & CFG_INDIRECT,
 				    .desc = s->part[0], .driver = s->part[1], .device = s->part[2],
-				    .mem = &s->mem.mm };
+				    .mem = &s->m->mm };
 	memset(&s->q, 0, sizeof(s->q));
 	s->q.index = tx ? 1 : 0;
 	s->q.kick_fd = s->q.call_fd = s->q.err_fd = -1;
@@ -100,7 +103,7 @@ static void add_chain(struct side *s, struct fin *f)
 
 	for (unsigned j = 0; j < n; j++) {
 		uint8_t fl = fin8(f);
-		uint64_t addr = fz_pick_gpa(&s->mem, f);
+		uint64_t addr = fz_pick_gpa(s->m, f);
 		uint32_t len = fl & 0x80 ? fin32(f) : fin16(f) % 4096;
 		uint16_t flags = (uint16_t)((fl & (VRE_DESC_F_WRITE | VRE_DESC_F_INDIRECT)) |
 					    (j + 1 < n ? VRE_DESC_F_NEXT : 0));
@@ -263,6 +266,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	cfg = fin8(&f);
+	S[0].m = &S[0].mem;
+	S[1].m = cfg & CFG_ONE_GUEST ? &S[0].mem : &S[1].mem;
 	qt = fin8(&f);
 	qr = fin8(&f);
 	ok = side_setup(&S[0], &f, cfg, qt, true) == 0 && side_setup(&S[1], &f, cfg, qr, false) == 0;
