@@ -587,6 +587,12 @@ static int setup(struct eng *e, struct fin *f, enum fz_ring_mode mode)
 				       .device = e->part[2], .mem = &e->mem.mm };
 	r = vre_vq_init(&e->vq, &e->p);
 	FZ_CHECK(r == 0, "init of a well-placed queue: %d", r);
+	/* Overlapping ring parts: the driver's stores land in device-owned
+	 * fields (e.g. avail->idx on used->idx), so restarts may differ. */
+	for (unsigned a = 0; a < 3; a++)
+		for (unsigned b = a + 1; b < 3; b++)
+			if (overlaps(e->part[a], e->part_len[a], e->part[b], e->part_len[b]))
+				e->tampered = true;
 	return 0;
 }
 
