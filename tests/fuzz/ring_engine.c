@@ -306,8 +306,10 @@ static void op_bogus_complete(struct eng *e, struct fin *f)
 		FZ_CHECK(e->vq.last_used_idx == used, "refused complete moved used");
 		return;
 	}
-	if (u.id < e->size && e->busy[u.id])
-		return; /* in flight: not bogus */
+	/* In flight (or recovered and waiting to be handed out again, ids we
+	 * cannot see): not bogus. */
+	if ((u.id < e->size && e->busy[u.id]) || e->resub_left)
+		return;
 	u.slot = u.id < e->size ? u.id : 0;
 	FZ_CHECK(vre_vq_complete(&e->vq, &u, 1) == -EINVAL, "packed id %u not in flight accepted",
 		 u.id);
