@@ -263,8 +263,10 @@ static void copy_into(const struct vre_chain *c, uint64_t doff, const struct iov
 
 		if (chunk > len)
 			chunk = len;
-		memcpy((uint8_t *)dst[di].iov_base + doff,
-		       (const uint8_t *)src[*si].iov_base + *soff, chunk);
+		/* memmove: in loopback both are one guest's memory, and the
+		 * guest may make its TX and RX buffers overlap. */
+		memmove((uint8_t *)dst[di].iov_base + doff,
+			(const uint8_t *)src[*si].iov_base + *soff, chunk);
 		len -= chunk;
 		doff += chunk;
 		*soff += chunk;

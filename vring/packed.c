@@ -443,6 +443,16 @@ static int walk_stored(struct vre_vq *vq, uint16_t head, struct walk *w,
 	return 0;
 }
 
+/* The frontend shares the region and may rewrite a recorded chain between
+ * recovery and its resubmission: its id (marked busy, unique) and length
+ * (counted in the slots held) must still be what recovery checked. */
+static bool resub_changed(const struct vre_vq *vq, const struct ring_chain *rc)
+{
+	unsigned n = vq->resubmit_num, k = vq->resubmit_pos;
+
+	return rc->id != vq->resubmit[n + k] || rc->ndesc != vq->resubmit[2u * n + k];
+}
+
 static void resubmit_done(struct vre_vq *vq)
 {
 	free(vq->resubmit);
@@ -469,6 +479,8 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 	if (resub) {
 		rc.head_ent = vq->resubmit[vq->resubmit_pos];
 		err = walk_stored(vq, rc.head_ent, &w, &rc.ndesc, &rc.id);
+		if (!err && resub_changed(vq, &rc))
+			err = VRE_RE_INFLIGHT_CORRUPT;
 	} else {
 		err = walk_ring(vq, h, &w, &rc);
 	}
@@ -875,6 +887,8 @@ enum { MARK_NONE, MARK_FREE, MARK_HEAD, MARK_BODY };
 struct head_ref {
 	uint64_t counter;
 	uint16_t ent;
+	uint16_t id;
+	uint16_t num;
 };
 
 static int head_cmp(const void *a, const void *b)
@@ -938,7 +952,7 @@ static int inflight_mark_free(struct vre_vq *vq, struct vre_inflight_packed *inf
 /* Entry i has inflight == 1 and is not on the free list: it heads a chain
  * of num entries linked by next and ending at last. */
 static int inflight_mark_chain(struct vre_vq *vq, struct vre_inflight_packed *inf,
-			       uint16_t i, uint8_t *mark, uint16_t *num_out)
+			       uint16_t i, uint8_t *mark, uint16_t *num_out, uint16_t *id_out)
 {
 	uint16_t size = vq->size, num = ld16(&inf->desc[i].num);
 	uint16_t last = ld16(&inf->desc[i].last), e = i, id;
@@ -957,6 +971,7 @@ static int inflight_mark_chain(struct vre_vq *vq, struct vre_inflight_packed *in
 		return -EINVAL;
 	vq->pk.id_busy[id] = 1;
 	*num_out = num;
+	*id_out = id;
 	return 0;
 }
 
@@ -1023,15 +1038,17 @@ static int inflight_recover(struct vre_vq *vq, struct vre_inflight_packed *inf)
 	if (!err)
 		err = inflight_mark_free(vq, inf, s.free_head, mark);
 	for (uint32_t i = 0; i < size && !err; i++) {
-		uint16_t num;
+		uint16_t num, id;
 
 		if (mark[i] == MARK_FREE || ld8(&inf->desc[i].inflight) != 1)
 			continue;
-		err = inflight_mark_chain(vq, inf, (uint16_t)i, mark, &num);
+		err = inflight_mark_chain(vq, inf, (uint16_t)i, mark, &num, &id);
 		if (err)
 			break;
 		heads[nheads].counter = ld64(&inf->desc[i].counter);
 		heads[nheads].ent = (uint16_t)i;
+		heads[nheads].id = id;
+		heads[nheads].num = num;
 		if (heads[nheads].counter >= next_counter)
 			next_counter = heads[nheads].counter + 1;
 		nheads++;
@@ -1044,13 +1061,18 @@ static int inflight_recover(struct vre_vq *vq, struct vre_inflight_packed *inf)
 	if (err)
 		goto out;
 	err = -ENOMEM;
-	if (nheads && !(resub = malloc(nheads * sizeof(*resub)))) {
+	/* resub: entries, then the id and length each chain had when it was
+	 * checked here (see resub_changed). */
+	if (nheads && !(resub = malloc(3u * nheads * sizeof(*resub)))) {
 		memset(vq->pk.id_busy, 0, size);
 		goto out;
 	}
 	qsort(heads, nheads, sizeof(*heads), head_cmp);
-	for (uint16_t k = 0; k < nheads; k++)
+	for (uint16_t k = 0; k < nheads; k++) {
 		resub[k] = heads[k].ent;
+		resub[nheads + k] = heads[k].id;
+		resub[2u * nheads + k] = heads[k].num;
+	}
 
 	inflight_rehide(vq, s.used_idx, s.used_wrap, total);
 	inflight_rebuild(vq, inf, mark, &s);

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Fuzz harness for the vhost->vhost net path (vre_net_tx_fetch,
+ * vre_net_rx_put, vre_net_tx_done) over fuzzed split or packed rings, net
+ * header 10 or 12 bytes, mergeable RX buffers on or off.
+ *
+ * Two guests, each with its own guarded memory (one or two regions): the
+ * TX queue lives in the first, the RX queue in the second, as between two
+ * VMs on the switch; or (cfg bit 5) both in one guest, as in the switch's
+ * loopback mode, where the guest can make TX and RX buffers overlap. The script publishes chains on either ring (the
+ * descriptors chosen by the input: any address, length, direction),
+ * scribbles on the rings, and forwards bursts with a packet mask.
+ *
+ * Input: [tx mem layout][rx mem layout][cfg u8][tx q u8][rx q u8]
+ *        [tx parts 3 x (region u8, offset u16)][rx parts 3 x 3]
+ *        [script length u16][script][tx image][rx image]
+ * cfg: bit 0 packed, 1 mrg_rxbuf, 2 hdr_len 12 (else 10), 3 event idx,
+ *      4 indirect, 5 one guest.
+ *
+ * Oracles besides faults and sanitizers: every packet's iovecs lie in the
+ * TX guest's memory and add up to its length (<= VRE_NET_MAX_FRAME), eth
+ * is there when the frame has 14 bytes; each TX chain is either a packet
+ * or counted as one drop; each RX packet asked for is either delivered or
+ * counted as one drop; after rx_put and tx_done neither queue holds a
+ * chain; a broken ring makes tx_fetch return -EIO.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_common.h"
+#include "vre_log.h"
+#include "vre_net.h"
+
+#define CFG_PACKED 1u
+#define CFG_MRG 2u
+#define CFG_HDR12 4u
+#define CFG_EVENT_IDX 8u
+#define CFG_INDIRECT 16u
+#define CFG_ONE_GUEST 32u /* loopback: both queues in one guest's memory */
+
+enum { OP_TX_ADD, OP_RX_ADD, OP_FWD, OP_POKE, OP_AVAIL_IDX, OP_EVENT, OP_COUNT };
+
+struct side {
+	struct fz_mem mem;
+	struct fz_mem *m;      /* the memory its ring and buffers are in */
+	struct vre_queue q;
+	struct vre_net_queue nq;
+	uint8_t *part[3];
+	size_t part_len[3];
+	uint16_t size;
+	uint16_t drv_idx, next_desc, next_id;
+	bool drv_wrap;
+};
+
+static struct side S[2]; /* 0 TX, 1 RX */
+static struct vre_net_tx_burst B;
+
+static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, bool tx)
+{
+	static const unsigned al_split[3] = { 16, 2, 4 }, al_packed[3] = { 16, 4, 4 };
+	bool packed = cfg & CFG_PACKED;
+	struct vre_vq_params p;
+
+	s->size = packed ? (uint16_t)(q + 1) : (uint16_t)(1u << (q % 9));
+	s->part_len[0] = 16u * s->size;
+	s->part_len[1] = packed ? 4 : 6u + 2u * s->size;
+	s->part_len[2] = packed ? 4 : 6u + 8u * s->size;
+	for (unsigned k = 0; k < 3; k++) {
+		uint8_t ri = fin8(f);
+		uint16_t off = fin16(f);
+
+		s->part[k] = fz_place(s->m, ri, off, s->part_len[k],
+				      (packed ? al_packed : al_split)[k]);
+		if (!s->part[k])
+			return -1;
+	}
+	p = (struct vre_vq_params){ .size = s->size, .packed = packed,
+				    .event_idx = cfg & CFG_EVENT_IDX, .indirect = cfg & CFG_INDIRECT,
+				    .desc = s->part[0], .driver = s->part[1], .device = s->part[2],
+				    .mem = &s->m->mm };
+	memset(&s->q, 0, sizeof(s->q));
+	s->q.index = tx ? 1 : 0;
+	s->q.kick_fd = s->q.call_fd = s->q.err_fd = -1;
+	FZ_CHECK(vre_vq_init(&s->q.vq, &p) == 0, "queue init");
+	memset(&s->nq, 0, sizeof(s->nq));
+	s->nq.q = &s->q;
+	s->nq.hdr_len = cfg & CFG_HDR12 ? 12 : 10;
+	s->nq.mrg_rxbuf = cfg & CFG_MRG;
+	s->nq.is_tx = tx;
+	s->drv_wrap = true;
+	return 0;
+}
+
+/* Publishes a chain of 1..4 descriptors the input describes. */
+static void add_chain(struct side *s, struct fin *f)
+{
+	struct vre_vq *vq = &s->q.vq;
+	unsigned n = fin8(f) % 4 + 1;
+	uint16_t head_slot = vq->packed ? s->drv_idx : s->next_desc, head_flags = 0;
+	uint16_t id = (uint16_t)(s->next_id++ % s->size);
+
+	for (unsigned j = 0; j < n; j++) {
+		uint8_t fl = fin8(f);
+		uint64_t addr = fz_pick_gpa(s->m, f);
+		uint32_t len = fl & 0x80 ? fin32(f) : fin16(f) % 4096;
+		uint16_t flags = (uint16_t)((fl & (VRE_DESC_F_WRITE | VRE_DESC_F_INDIRECT)) |
+					    (j + 1 < n ? VRE_DESC_F_NEXT : 0));
+
+		if (!vq->packed) {
+			uint16_t slot = s->next_desc;
+			struct vre_desc d = { addr, len, flags, (uint16_t)((slot + 1) % s->size) };
+
+			memcpy(&vq->sp.desc[slot], &d, sizeof(d));
+			s->next_desc = (uint16_t)((slot + 1) % s->size);
+			continue;
+		}
+		struct vre_packed_desc *d = &vq->pk.desc[s->drv_idx];
+
+		flags |= s->drv_wrap ? VRE_PACKED_DESC_F_AVAIL : VRE_PACKED_DESC_F_USED;
+		d->addr = addr;
+		d->len = len;
+		d->id = id;
+		if (j == 0)
+			head_flags = flags;
+		else
+			__atomic_store_n(&d->flags, flags, __ATOMIC_RELAXED);
+		if (++s->drv_idx == s->size) {
+			s->drv_idx = 0;
+			s->drv_wrap = !s->drv_wrap;
+		}
+	}
+	if (vq->packed) {
+		__atomic_store_n(&vq->pk.desc[head_slot].flags, head_flags, __ATOMIC_RELEASE);
+		return;
+	}
+	__atomic_store_n(&vq->sp.avail->ring[s->drv_idx & (s->size - 1)], head_slot,
+			 __ATOMIC_RELAXED);
+	s->drv_idx++;
+	__atomic_store_n(&vq->sp.avail->idx, s->drv_idx, __ATOMIC_RELEASE);
+}
+
+static bool holds_nothing(const struct vre_vq *vq)
+{
+	return vq->last_avail_idx == vq->last_used_idx &&
+	       (!vq->packed || vq->avail_wrap == vq->used_wrap);
+}
+
+static uint64_t rx_drops(const struct vre_net_stats *st)
+{
+	return st->drop_no_rx_buf + st->drop_too_big + st->drop_queue_broken;
+}
+
+static void check_pkt(const struct vre_net_pkt *p)
+{
+	uint64_t sum = 0;
+
+	FZ_CHECK(p->len <= VRE_NET_MAX_FRAME, "frame of %u bytes", p->len);
+	for (unsigned i = 0; i < p->niov; i++) {
+		FZ_CHECK(fz_in_region(&S[0].mem, p->iov[i].iov_base, p->iov[i].iov_len) ||
+			 p->iov[i].iov_len == 0, "packet iovec outside the TX guest");
+		sum += p->iov[i].iov_len;
+	}
+	FZ_CHECK(sum == p->len, "packet iovecs %llu bytes, len %u", (unsigned long long)sum, p->len);
+	FZ_CHECK((p->eth != NULL) == (p->len >= 14), "eth %p for len %u", (void *)p->eth, p->len);
+	if (p->eth && p->eth != p->eth_copy)
+		FZ_CHECK(fz_in_region(&S[0].mem, p->eth, 14), "eth outside the TX guest");
+}
+
+static void op_fwd(struct fin *f)
+{
+	struct side *tx = &S[0], *rx = &S[1];
+	struct vre_net_stats t0 = tx->nq.st, r0 = rx->nq.st;
+	uint32_t mask = fin32(f), eff;
+	bool was_broken = tx->q.vq.broken;
+	int n, done;
+
+	n = vre_net_tx_fetch(&tx->nq, &B);
+	if (n < 0) {
+		FZ_CHECK(n == -EIO && tx->q.vq.broken, "tx_fetch %d", n);
+		return;
+	}
+	FZ_CHECK(!was_broken, "broken TX ring gave %d packets", n);
+	FZ_CHECK(n == B.npkts && B.npkts <= B.n && B.n <= VRE_BURST, "tx_fetch %d, npkts %u n %u",
+		 n, B.npkts, B.n);
+	FZ_CHECK(tx->nq.st.packets - t0.packets == B.npkts &&
+		 (tx->nq.st.drop_short_hdr - t0.drop_short_hdr) +
+		 (tx->nq.st.drop_bad_chain - t0.drop_bad_chain) == (uint64_t)(B.n - B.npkts),
+		 "TX chains not accounted: %u chains, %u packets", B.n, B.npkts);
+	for (unsigned i = 0; i < B.npkts; i++)
+		check_pkt(&B.pkts[i]);
+	eff = B.npkts < 32 ? mask & ((1u << B.npkts) - 1) : mask;
+	done = vre_net_rx_put(&rx->nq, &B, mask);
+	FZ_CHECK(done >= 0 && (unsigned)done <= (unsigned)__builtin_popcount(eff), "rx_put %d", done);
+	if (eff) {
+		FZ_CHECK(rx->nq.st.packets - r0.packets == (uint64_t)done &&
+			 (uint64_t)done + rx_drops(&rx->nq.st) - rx_drops(&r0) ==
+			 (uint64_t)__builtin_popcount(eff),
+			 "RX packets not accounted: %d delivered of %d", done, __builtin_popcount(eff));
+		FZ_CHECK(holds_nothing(&rx->q.vq), "RX queue keeps chains after the burst");
+	}
+	if (getenv("VRE_FUZZ_TRACE"))
+		fprintf(stderr, "fwd: %u chains, %d packets, %d delivered, rx drops %llu bad %llu\n",
+			B.n, n, done, (unsigned long long)rx_drops(&rx->nq.st),
+			(unsigned long long)rx->nq.st.drop_bad_chain);
+	vre_net_tx_done(&tx->nq, &B);
+	FZ_CHECK(holds_nothing(&tx->q.vq), "TX queue keeps chains after tx_done");
+}
+
+static void op_poke(struct fin *f)
+{
+	struct side *s = &S[fin8(f) & 1];
+	unsigned k = fin8(f) % 3;
+	uint16_t off = fin16(f), v = fin16(f);
+
+	if (s->part_len[k] < 2)
+		return;
+	off = (uint16_t)(off % (s->part_len[k] - 1));
+	memcpy(s->part[k] + off, &v, 2);
+}
+
+static void op_avail_idx(struct fin *f)
+{
+	struct side *s = &S[fin8(f) & 1];
+	uint16_t v = fin16(f);
+
+	if (s->q.vq.packed) {
+		s->drv_idx = (uint16_t)(v % s->size);
+		s->drv_wrap = v >> 15;
+		return;
+	}
+	s->drv_idx = v;
+	__atomic_store_n(&s->q.vq.sp.avail->idx, v, __ATOMIC_RELEASE);
+}
+
+static void op_event(struct fin *f)
+{
+	struct side *s = &S[fin8(f) & 1];
+	uint16_t a = fin16(f), b = fin16(f);
+
+	if (s->q.vq.packed) {
+		__atomic_store_n(&s->q.vq.pk.driver->off_wrap, b, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->q.vq.pk.driver->flags, (uint16_t)(a % 4), __ATOMIC_RELAXED);
+	} else {
+		__atomic_store_n(&s->q.vq.sp.avail->flags, (uint16_t)(a & 1), __ATOMIC_RELAXED);
+		__atomic_store_n(s->q.vq.sp.used_event, b, __ATOMIC_RELAXED);
+	}
+	if (a & 0x100)
+		(void)vre_vq_notify_enable(&s->q.vq);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fin f = { data, size }, script;
+	uint8_t cfg, qt, qr;
+	int ok;
+
+	if (!getenv("VRE_LOG"))
+		vre_log_level = -1;
+	memset(S, 0, sizeof(S));
+	if (fz_mem_create(&S[0].mem, &f, true))
+		return 0;
+	if (fz_mem_create(&S[1].mem, &f, true)) {
+		fz_mem_destroy(&S[0].mem);
+		return 0;
+	}
+	cfg = fin8(&f);
+	S[0].m = &S[0].mem;
+	S[1].m = cfg & CFG_ONE_GUEST ? &S[0].mem : &S[1].mem;
+	qt = fin8(&f);
+	qr = fin8(&f);
+	ok = side_setup(&S[0], &f, cfg, qt, true) == 0 && side_setup(&S[1], &f, cfg, qr, false) == 0;
+	if (ok) {
+		script = fin_sub(&f, fin16(&f));
+		fz_mem_fill(&S[0].mem, &f);
+		fz_mem_fill(&S[1].mem, &f);
+		for (unsigned i = 0; i < 2; i++)
+			if (!S[i].q.vq.packed)
+				__atomic_store_n(&S[i].q.vq.sp.avail->idx, 0, __ATOMIC_RELAXED);
+		while (script.n) {
+			switch (fin8(&script) % OP_COUNT) {
+			case OP_TX_ADD: add_chain(&S[0], &script); break;
+			case OP_RX_ADD: add_chain(&S[1], &script); break;
+			case OP_FWD: op_fwd(&script); break;
+			case OP_POKE: op_poke(&script); break;
+			case OP_AVAIL_IDX: op_avail_idx(&script); break;
+			default: op_event(&script); break;
+			}
+		}
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		if (S[i].q.vq.size)
+			vre_vq_fini(&S[i].q.vq);
+		fz_mem_destroy(&S[i].mem);
+	}
+	return 0;
+}
