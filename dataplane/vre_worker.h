@@ -31,6 +31,7 @@
 #define VRE_WORKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum vre_poll_mode {
@@ -138,6 +139,9 @@ int vre_cpulist_parse(const char *s, int *cpus, unsigned max);
  * run on. 0; -EINVAL for a bad list; -ESRCH with *bad set to the first CPU
  * that is not present or not allowed. */
 int vre_cpulist_check(const char *list, int *bad);
+/* vre_cpulist_check as a sentence for a usage error: NULL when the list is
+ * fine, else what is wrong with it, formatted into buf. */
+const char *vre_cpulist_problem(const char *list, char *buf, size_t len);
 /* The highest-numbered CPU this process may run on: the default worker CPU,
  * leaving the lower ones (where frontends usually start) to others. */
 int vre_cpu_last_allowed(void);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,22 @@ int vre_cpulist_check(const char *list, int *bad)
 		}
 	}
 	return 0;
+}
+
+const char *vre_cpulist_problem(const char *list, char *buf, size_t len)
+{
+	int bad_cpu = -1;
+
+	switch (vre_cpulist_check(list, &bad_cpu)) {
+	case 0:
+		return NULL;
+	case -ESRCH:
+		snprintf(buf, len, "CPU %d is not present or not allowed for this process", bad_cpu);
+		break;
+	default:
+		snprintf(buf, len, "bad CPU list '%s'", list);
+	}
+	return buf;
 }
 
 int vre_cpu_last_allowed(void)

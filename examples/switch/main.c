@@ -161,17 +161,11 @@ static void parse_pin(struct sw *s, const char *arg)
  * EAL pins the main thread. */
 static void check_cpus(const char *list)
 {
-	int bad_cpu = -1;
+	char why[96];
+	const char *problem = vre_cpulist_problem(list, why, sizeof(why));
 
-	switch (vre_cpulist_check(list, &bad_cpu)) {
-	case 0:
-		return;
-	case -ESRCH:
-		bad("--workers: CPU %d is not present or not allowed for this process", bad_cpu);
-		break;
-	default:
-		bad("--workers: bad CPU list '%s'", list);
-	}
+	if (problem)
+		bad("--workers: %s", problem);
 }
 
 static const char *default_cpu(void)
