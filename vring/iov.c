@@ -27,6 +27,8 @@ size_t vre_iov_read(const struct iovec *iov, unsigned n, uint64_t off, void *dst
 
 		if (chunk > len - done)
 			chunk = len - done;
+		if (chunk == 0)
+			continue; /* an empty segment may carry a NULL base */
 		memcpy(d + done, (const uint8_t *)iov[i].iov_base + in, chunk);
 		done += chunk;
 	}
@@ -44,6 +46,8 @@ size_t vre_iov_write(const struct iovec *iov, unsigned n, uint64_t off,
 
 		if (chunk > len - done)
 			chunk = len - done;
+		if (chunk == 0)
+			continue;
 		memcpy((uint8_t *)iov[i].iov_base + in, s + done, chunk);
 		done += chunk;
 	}
