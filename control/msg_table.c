@@ -65,7 +65,11 @@ static const struct msg_rule rules[VHU_REQ_MAX] = {
 	R(SET_VRING_ADDR, ctl_h_set_vring_addr, sizeof(struct vhu_addr),
 	  sizeof(struct vhu_addr), 0, true, Q_QUEUE, -1, REPLY_ACK),
 	R(SET_VRING_BASE, ctl_h_set_vring_base, STATE, STATE, 0, true, Q_QUEUE, -1, REPLY_ACK),
-	R(GET_VRING_BASE, ctl_h_get_vring_base, STATE, STATE, 0, true, Q_QUEUE, -1, REPLY_ALWAYS),
+	/* DPDK's virtio-user in server mode, on a new connection from a
+	 * restarted backend, first stops the device it ran before: ENABLE(0)
+	 * and GET_VRING_BASE arrive before SET_OWNER. On an idle queue they are
+	 * harmless, and refusing them ends its reconnect. */
+	R(GET_VRING_BASE, ctl_h_get_vring_base, STATE, STATE, 0, false, Q_QUEUE, -1, REPLY_ALWAYS),
 	R(SET_VRING_KICK, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
 	R(SET_VRING_CALL, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
 	R(SET_VRING_ERR, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
@@ -74,7 +78,7 @@ static const struct msg_rule rules[VHU_REQ_MAX] = {
 	R(SET_PROTOCOL_FEATURES, ctl_h_set_protocol_features, 8, 8, 0, false, Q_NONE, -1,
 	  REPLY_ACK),
 	R(GET_QUEUE_NUM, ctl_h_get_queue_num, 0, 8, 0, false, Q_NONE, -1, REPLY_ALWAYS),
-	R(SET_VRING_ENABLE, ctl_h_set_vring_enable, STATE, STATE, 0, true, Q_QUEUE, -1,
+	R(SET_VRING_ENABLE, ctl_h_set_vring_enable, STATE, STATE, 0, false, Q_QUEUE, -1,
 	  REPLY_ACK),
 	R(SEND_RARP, ctl_h_send_rarp, 8, 8, 0, true, Q_NONE, VHU_PF_RARP, REPLY_ACK),
 	R(NET_SET_MTU, ctl_h_net_set_mtu, 8, 8, 0, true, Q_NONE, VHU_PF_MTU, REPLY_ACK),
@@ -133,8 +137,18 @@ static int check_rule(struct vre_dev *dev, const struct msg_rule *r,
 		return -EINVAL;
 	}
 	if (r->owner && !dev->owner) {
-		VRE_ERR(CTL_ROOM, "%s: %s before SET_OWNER", dev->path, r->name);
-		return -EPERM;
+		/* DPDK's virtio-user in server mode re-drives a reconnecting
+		 * backend (features, call fds, status, memory, rings) without
+		 * SET_OWNER. In client mode VRE dialled that frontend itself,
+		 * so the session is the frontend's already: take it as owned.
+		 * A frontend that connects to VRE must say SET_OWNER first. */
+		if (!dev->client) {
+			VRE_ERR(CTL_ROOM, "%s: %s before SET_OWNER", dev->path, r->name);
+			return -EPERM;
+		}
+		VRE_WARN(CTL_ROOM, "%s: %s before SET_OWNER: taking the frontend we dialled as owner",
+			 dev->path, r->name);
+		dev->owner = true;
 	}
 	if (r->pf >= 0 && !ctl_has_pf(dev, (unsigned)r->pf)) {
 		VRE_ERR(CTL_ROOM, "%s: %s without protocol feature %d negotiated",

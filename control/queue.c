@@ -142,6 +142,12 @@ static int vq_setup(struct vre_dev *dev, struct ctl_queue *cq,
 				 dev->path, cq->q.index, r);
 	} else if (r != -ENOENT) {
 		goto fail;
+	} else if (!p->packed) {
+		uint16_t given = (uint16_t)cq->base;
+
+		if (vre_vq_resync_to_used(&cq->q.vq) > 0)
+			VRE_WARN(CTL_ROOM, "%s queue %u: base %u but the ring's used index is %u: resuming from the used index (chains in flight are taken again)",
+				 dev->path, cq->q.index, given, cq->q.vq.last_avail_idx);
 	}
 	return 0;
 fail:

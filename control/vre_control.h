@@ -49,7 +49,9 @@
  *   Inside CONNECTED, the protocol state: no owner -> SET_OWNER -> owned
  *   (a second SET_OWNER fails). Before SET_OWNER only the handshake that
  *   QEMU sends first is accepted: GET_FEATURES, GET/SET_PROTOCOL_FEATURES,
- *   GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, GET_CONFIG.
+ *   GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, GET_CONFIG; and
+ *   SET_VRING_ENABLE and GET_VRING_BASE, which DPDK's virtio-user sends on
+ *   a new connection to stop the device it ran with a backend that died.
  *   Protocol features take effect at SET_PROTOCOL_FEATURES (QEMU uses
  *   need_reply before SET_FEATURES). SET_VRING_ADDR needs a memory table.
  *   Per queue:

@@ -97,6 +97,25 @@ int vre_vq_set_base(struct vre_vq *vq, uint32_t base)
 	return 0;
 }
 
+int vre_vq_resync_to_used(struct vre_vq *vq)
+{
+	uint16_t used;
+
+	if (vq->packed)
+		return -ENOTSUP;
+	/* Acquire: pairs with the release of whoever published used->idx
+	 * last (the dead backend); nothing else is read here. */
+	used = __atomic_load_n(&vq->sp.used->idx, __ATOMIC_ACQUIRE);
+	/* A base between used and used + size is a position some backend
+	 * could have reached (that many chains in flight): keep it. One
+	 * behind the used index, or further ahead, cannot be right. */
+	if ((uint16_t)(vq->last_avail_idx - used) <= vq->size)
+		return 0;
+	vq->last_avail_idx = vq->last_used_idx = used;
+	vq->signalled_used_valid = false;
+	return 1;
+}
+
 uint32_t vre_vq_get_base(const struct vre_vq *vq)
 {
 	if (!vq->packed)

@@ -156,6 +156,17 @@ void vre_vq_fini(struct vre_vq *vq);
 int vre_vq_set_base(struct vre_vq *vq, uint32_t base);
 uint32_t vre_vq_get_base(const struct vre_vq *vq);
 
+/* Split rings without inflight tracking: when the base the frontend gave
+ * cannot be a position a backend reached (behind the ring's used index, or
+ * more than a queue size ahead of it), resumes from the used index instead,
+ * so chains taken but not completed by a backend that died are taken again
+ * (net TX is then sent at least once, RX buffers are reused). A frontend
+ * that does not know the dead backend's position (DPDK virtio-user) sends 0.
+ * Returns 1 when the indexes moved, 0 when the base stands, -ENOTSUP for packed
+ * rings (their used position is not in one index). Call before the first
+ * fetch. */
+int vre_vq_resync_to_used(struct vre_vq *vq);
+
 /* Takes up to max available chains (max <= VRE_BURST), translating every
  * descriptor into iovecs from pool (pool_len entries). A chain that would
  * overflow what is left of the pool ends the burst before it; a chain too
