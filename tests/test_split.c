@@ -756,6 +756,34 @@ START_TEST(test_validation)
 }
 END_TEST
 
+/* A frontend that cannot know a dead backend's position (DPDK virtio-user)
+ * sends base 0; without inflight tracking the queue resumes from the used
+ * index. A base a backend could have reached is kept. */
+START_TEST(test_resync_to_used)
+{
+	struct q *q = q_new(256, 4096, 0, false, false);
+
+	q->d->used->idx = 30112;
+	ck_assert_int_eq(vre_vq_set_base(&q->vq, 0), 0);
+	ck_assert_int_eq(vre_vq_resync_to_used(&q->vq), 1);
+	ck_assert_uint_eq(q->vq.last_avail_idx, 30112);
+	ck_assert_uint_eq(q->vq.last_used_idx, 30112);
+	ck_assert_uint_eq(vre_vq_get_base(&q->vq), 30112);
+	/* 5 in flight, or a full queue in flight: kept. */
+	ck_assert_int_eq(vre_vq_set_base(&q->vq, 30117), 0);
+	ck_assert_int_eq(vre_vq_resync_to_used(&q->vq), 0);
+	ck_assert_uint_eq(q->vq.last_avail_idx, 30117);
+	ck_assert_int_eq(vre_vq_set_base(&q->vq, 30112 + 256), 0);
+	ck_assert_int_eq(vre_vq_resync_to_used(&q->vq), 0);
+	/* More than a queue ahead, across the u16 wrap too: resynced. */
+	q->d->used->idx = 65500;
+	ck_assert_int_eq(vre_vq_set_base(&q->vq, (uint16_t)(65500 + 257)), 0);
+	ck_assert_int_eq(vre_vq_resync_to_used(&q->vq), 1);
+	ck_assert_uint_eq(q->vq.last_avail_idx, 65500);
+	q_free(q);
+}
+END_TEST
+
 /* The fault first in the burst: -EIO at once, nothing consumed. */
 START_TEST(test_validation_first)
 {
@@ -1712,6 +1740,7 @@ int main(void)
 	tcase_add_loop_test(tv, test_validation, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tv, test_validation_first);
+	tcase_add_test(tv, test_resync_to_used);
 	tcase_add_test(tv, test_avail_leap);
 	tcase_add_test(tv, test_chain_bounds);
 	tcase_add_loop_test(tv, test_fuzz, 0, 4);
