@@ -572,24 +572,7 @@ take_single(struct burst *b, const struct head *h,
 	    b->held >= b->size || off >= b->rsize ||
 	    h->len > b->rsize - off || h->id >= b->size || b->id_busy[h->id])
 		return false;
-	iov->iov_base = b->rhva + off;
-	iov->iov_len = h->len;
-	c->iov = iov;
-	c->id = h->id;
-	c->slot = h->id;
-	c->ndesc = 1;
-	c->err = 0;
-	if (h->flags & VRE_DESC_F_WRITE) {
-		c->nr = 0;
-		c->nw = 1;
-		c->rlen = 0;
-		c->wlen = h->len;
-	} else {
-		c->nr = 1;
-		c->nw = 0;
-		c->rlen = h->len;
-		c->wlen = 0;
-	}
+	vre_chain_single(c, iov, b->rhva + off, h->len, h->flags & VRE_DESC_F_WRITE, h->id);
 	b->id_busy[h->id] = 1;
 	b->held++;
 	if (++b->idx == b->size) {

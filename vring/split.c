@@ -292,24 +292,7 @@ take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
 	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || d->len == 0 ||
 	    room == 0 || off >= h->size || d->len > h->size - off)
 		return false;
-	iov->iov_base = h->hva + off;
-	iov->iov_len = d->len;
-	c->iov = iov;
-	c->id = head;
-	c->slot = head;
-	c->ndesc = 1;
-	c->err = 0;
-	if (d->flags & VRE_DESC_F_WRITE) {
-		c->nr = 0;
-		c->nw = 1;
-		c->rlen = 0;
-		c->wlen = d->len;
-	} else {
-		c->nr = 1;
-		c->nw = 0;
-		c->rlen = d->len;
-		c->wlen = 0;
-	}
+	vre_chain_single(c, iov, h->hva + off, d->len, d->flags & VRE_DESC_F_WRITE, head);
 	return true;
 }
 

@@ -30,4 +30,31 @@ bool vre_packed_notify_enable(struct vre_vq *vq);
 void vre_packed_notify_disable(struct vre_vq *vq);
 int vre_packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
 
+/* Fills c as a chain of one descriptor of len bytes at base, readable or
+ * writable, with its one iovec in iov: the fast paths of both ring types
+ * hand out the common single-descriptor chain through this. */
+static inline __attribute__((always_inline)) void
+vre_chain_single(struct vre_chain *c, struct iovec *iov, uint8_t *base, uint32_t len,
+		 bool write, uint16_t id)
+{
+	iov->iov_base = base;
+	iov->iov_len = len;
+	c->iov = iov;
+	c->id = id;
+	c->slot = id;
+	c->ndesc = 1;
+	c->err = 0;
+	if (write) {
+		c->nr = 0;
+		c->nw = 1;
+		c->rlen = 0;
+		c->wlen = len;
+	} else {
+		c->nr = 1;
+		c->nw = 0;
+		c->rlen = len;
+		c->wlen = 0;
+	}
+}
+
 #endif
