@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* fring: dispatch to the split or packed half. */
+#include <stdlib.h>
+
+#include "fring.h"
+#include "fring_impl.h"
+
+struct fring {
+	bool packed;
+	void *impl;
+};
+
+void fring_layout(bool packed, uint16_t size, uint64_t at, struct fring_layout *l)
+{
+	if (packed)
+		fring_packed_layout(size, at, l);
+	else
+		fring_split_layout(size, at, l);
+}
+
+struct fring *fring_new(bool packed, uint16_t size, uint8_t *hva, const struct fring_layout *l)
+{
+	struct fring *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		abort();
+	r->packed = packed;
+	r->impl = packed ? (void *)fring_packed_new(size, hva, l) : (void *)fring_split_new(size, hva, l);
+	return r;
+}
+
+void fring_free(struct fring *r)
+{
+	if (!r)
+		return;
+	if (r->packed)
+		fring_packed_free(r->impl);
+	else
+		fring_split_free(r->impl);
+	free(r);
+}
+
+int fring_add(struct fring *r, const struct fbuf *b, unsigned n, uint16_t tag)
+{
+	return r->packed ? fring_packed_add(r->impl, b, n, tag) : fring_split_add(r->impl, b, n, tag);
+}
+
+int fring_get_used(struct fring *r, uint16_t *tag, uint32_t *len)
+{
+	return r->packed ? fring_packed_get_used(r->impl, tag, len) :
+			   fring_split_get_used(r->impl, tag, len);
+}
+
+unsigned fring_free_descs(const struct fring *r)
+{
+	return r->packed ? fring_packed_free_descs(r->impl) : fring_split_free_descs(r->impl);
+}
+
+uint32_t fring_restart_base(const struct fring *r)
+{
+	return r->packed ? fring_packed_restart_base(r->impl) : fring_split_restart_base(r->impl);
+}
+
+uint32_t fring_initial_base(bool packed)
+{
+	/* Packed: both wrap counters start at 1. */
+	return packed ? (1u << 15 | 1u << 31) : 0;
+}
