@@ -57,6 +57,7 @@
 #define KILL_MAX_US 40000
 #define KILL_EARLY_US 1000 /* one kill in five lands this soon after setup */
 #define DRAIN_MS 10000
+#define CALL_WAIT_MS 2000
 #define RUN_LIMIT_S 170
 
 enum { T_IN = 0, T_OUT = 1, T_GET_ID = 8 };
@@ -303,17 +304,35 @@ static void check_done(uint16_t slot, uint32_t len)
 	g.completed++;
 }
 
-static void reap(void)
+static unsigned take_all(void)
 {
 	uint16_t tag;
 	uint32_t len;
+	unsigned n = 0;
 	int r;
 
-	while ((r = fring_get_used(g.fr, &tag, &len)) == 1)
+	while ((r = fring_get_used(g.fr, &tag, &len)) == 1) {
 		check_done(tag, len);
+		n++;
+	}
 	if (r < 0)
 		lost("the device completed a %s that is not outstanding (double or bogus completion)",
 		     g.packed ? "buffer id" : "head");
+	return n;
+}
+
+/* Takes every completion, then asks for the next notification and looks
+ * again (a completion published before the request was seen would get no
+ * call), as a guest driver does. */
+static unsigned reap(void)
+{
+	unsigned n = take_all(), k;
+
+	do {
+		fring_arm(g.fr);
+		n += k = take_all();
+	} while (k);
+	return n;
 }
 
 static void start_backend(void)
@@ -351,13 +370,20 @@ static void start_backend(void)
 /* Connects and sets the device up as QEMU does after a (re)start. */
 static void session(bool first)
 {
-	uint64_t want = 1ull << FE_F_VERSION_1 | (g.packed ? 1ull << FE_F_RING_PACKED : 0);
+	uint64_t want = 1ull << FE_F_VERSION_1 | 1ull << FE_F_EVENT_IDX | (g.packed ? 1ull << FE_F_RING_PACKED : 0);
 	uint64_t f, pf;
 	uint32_t base;
 
 	g.sock_fd = vfront_connect(g.sock, 5000);
-	if (g.sock_fd < 0)
+	if (g.sock_fd < 0) {
+		int st;
+
+		if (waitpid(g.pid, &st, WNOHANG) == g.pid) {
+			g.pid = 0;
+			die("vre-blk exited (status 0x%x) before it accepted a connection", st);
+		}
 		die("connect to vre-blk: %s", strerror(-g.sock_fd));
+	}
 	if (fe_handshake(g.sock_fd, want, 1ull << FE_PF_INFLIGHT_SHMFD, &f, &pf))
 		die("handshake");
 	if ((f & want) != want)
@@ -425,7 +451,11 @@ static void run_and_kill(void)
 			any = true;
 		if (any)
 			fe_kick(&g.ring);
-		fe_wait_call(&g.ring, 1);
+		/* Completions are taken when the device notifies, as a
+		 * guest that sleeps takes them; drain() checks that no
+		 * notification is missing. */
+		if (fe_wait_call(&g.ring, 1))
+			reap();
 	}
 	before = g.outstanding;
 	if (kill(g.pid, SIGKILL) < 0)
@@ -446,12 +476,25 @@ static void run_and_kill(void)
 		       g.cycle, before, g.outstanding, marked, early ? " (early)" : "");
 }
 
+/* Waits for the last completions, taking them only when notified: a
+ * completion left in the ring without a call would hang a sleeping guest. */
 static void drain(void)
 {
-	int64_t end = fe_now_us() + DRAIN_MS * 1000ll;
+	int64_t end = fe_now_us() + DRAIN_MS * 1000ll, quiet_since = fe_now_us();
 
+	reap(); /* the new backend may have completed before our arm */
 	while (g.outstanding) {
-		reap();
+		if (fe_wait_call(&g.ring, 50)) {
+			reap();
+			quiet_since = fe_now_us();
+		} else if (fe_now_us() - quiet_since > CALL_WAIT_MS * 1000ll) {
+			unsigned n = take_all();
+
+			if (n)
+				lost("%u completions sat in the used ring for %d ms without a notification",
+				     n, CALL_WAIT_MS);
+			quiet_since = fe_now_us();
+		}
 		if (fe_now_us() > end) {
 			unsigned shown = 0;
 
@@ -466,8 +509,6 @@ static void drain(void)
 			}
 			lost("%u requests never completed after %d ms (lost)", g.outstanding, DRAIN_MS);
 		}
-		fe_kick(&g.ring);
-		fe_wait_call(&g.ring, 5);
 	}
 	if (fring_free_descs(g.fr) != QSIZE)
 		lost("after the drain %u of %u descriptors are back with the driver (leak)",

@@ -18,6 +18,7 @@
 #define FE_GPA0 0x40000000ull
 
 #define FE_F_VERSION_1 32
+#define FE_F_EVENT_IDX 29
 #define FE_F_RING_PACKED 34
 #define FE_F_PROTOCOL_FEATURES 30
 #define FE_PF_REPLY_ACK 3

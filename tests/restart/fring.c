@@ -51,6 +51,14 @@ int fring_get_used(struct fring *r, uint16_t *tag, uint32_t *len)
 			   fring_split_get_used(r->impl, tag, len);
 }
 
+void fring_arm(struct fring *r)
+{
+	/* Packed: the driver event area stays ENABLE, a call per completion. */
+	if (!r->packed)
+		fring_split_arm(r->impl);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 unsigned fring_free_descs(const struct fring *r)
 {
 	return r->packed ? fring_packed_free_descs(r->impl) : fring_split_free_descs(r->impl);

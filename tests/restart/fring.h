@@ -42,6 +42,11 @@ int fring_add(struct fring *r, const struct fbuf *b, unsigned n, uint16_t tag);
  * when the device completed something that is not outstanding. */
 int fring_get_used(struct fring *r, uint16_t *tag, uint32_t *len);
 
+/* With EVENT_IDX: asks for a notification on the next completion (split:
+ * used_event = the next used entry to read), then a full fence, as a
+ * guest's enable_cb does; the caller must look at the ring again after it. */
+void fring_arm(struct fring *r);
+
 /* Descriptors owned by the driver (size when nothing is outstanding). */
 unsigned fring_free_descs(const struct fring *r);
 

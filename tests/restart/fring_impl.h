@@ -13,6 +13,7 @@ struct fring_split *fring_split_new(uint16_t size, uint8_t *hva, const struct fr
 void fring_split_free(struct fring_split *s);
 int fring_split_add(struct fring_split *s, const struct fbuf *b, unsigned n, uint16_t tag);
 int fring_split_get_used(struct fring_split *s, uint16_t *tag, uint32_t *len);
+void fring_split_arm(struct fring_split *s);
 unsigned fring_split_free_descs(const struct fring_split *s);
 uint32_t fring_split_restart_base(const struct fring_split *s);
 

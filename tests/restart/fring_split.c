@@ -90,6 +90,13 @@ int fring_split_get_used(struct fring_split *s, uint16_t *tag, uint32_t *len)
 	return r == -ERANGE ? -EPROTO : r;
 }
 
+void fring_split_arm(struct fring_split *s)
+{
+	struct vdrv *d = (struct vdrv *)s;
+
+	__atomic_store_n(vdrv_used_event(d), d->last_used, __ATOMIC_RELAXED);
+}
+
 unsigned fring_split_free_descs(const struct fring_split *s)
 {
 	return ((const struct vdrv *)s)->num_free;
