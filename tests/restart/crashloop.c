@@ -2,7 +2,7 @@
 /*
  * crashloop: exactly-once completion across kill -9 / restart of vre-blk.
  *
- *   crashloop VRE_BLK split|packed [CYCLES [SEED]]
+ *   crashloop VRE_BLK split|packed [KILLS [SEED]]
  *
  * This process is the frontend: it owns the guest memory (a memfd), gets the
  * inflight region once (GET_INFLIGHT_FD) and hands it back on every
@@ -13,7 +13,9 @@
  * (OUT writes of a sector carrying the request number, IN reads of sectors
  * whose contents it knows, GET_ID), kept 32 deep against a vre-blk that
  * delays each I/O by a random time (--test-delay-us), and kills the backend
- * with SIGKILL at a random moment of every cycle, then restarts it.
+ * with SIGKILL at a random moment of a cycle, then restarts it; one cycle
+ * in eight the frontend leaves instead and comes back to the same backend.
+ * The run lasts until KILLS (default 100) kills.
  *
  * Every completion is checked: the head/id must be outstanding (the test
  * drivers refuse anything else), the status byte OK, the used length right,
@@ -94,7 +96,7 @@ static struct {
 	uint64_t model[NSECT];
 	uint64_t next_n, submitted, completed, resubmitted_seen;
 	unsigned outstanding, cycle;
-	unsigned drains, kills, kills_early, kills_outstanding, kills_inflight, inflight_marked;
+	unsigned drains, fe_restarts, kills, kills_early, kills_outstanding, kills_inflight, inflight_marked;
 	int64_t t0;
 } g;
 
@@ -434,13 +436,27 @@ static void check_time(void)
 		die("run took longer than %d s", RUN_LIMIT_S);
 }
 
-/* Traffic until the kill time, then SIGKILL. */
+/* The frontend goes away with requests in flight and comes back to the
+ * same backend (QEMU's chardev reconnect): the backend must finish what it
+ * took before it lets the connection go. */
+static void frontend_leaves(void)
+{
+	unsigned before = g.outstanding;
+
+	close(g.sock_fd);
+	g.fe_restarts++;
+	if (getenv("CRASH_VERBOSE"))
+		printf("cycle %u: frontend left with %u outstanding\n", g.cycle, before);
+}
+
+/* Traffic until a random moment, then SIGKILL (or, one cycle in eight,
+ * the frontend leaves instead). */
 static void run_and_kill(void)
 {
 	/* Most kills land in steady traffic; one in five right after the
 	 * ring was enabled, while the new process is still resubmitting what
 	 * the previous one left (a crash during recovery). */
-	bool early = rnd() % 5 == 0;
+	bool early = rnd() % 5 == 0, leave = rnd() % 8 == 0;
 	int64_t t_kill = fe_now_us() + (early ? (int64_t)(rnd() % KILL_EARLY_US) :
 				       KILL_MIN_US + (int64_t)(rnd() % (KILL_MAX_US - KILL_MIN_US)));
 	unsigned marked, before;
@@ -448,7 +464,6 @@ static void run_and_kill(void)
 	while (fe_now_us() < t_kill) {
 		bool any = false;
 
-		reap();
 		while (g.outstanding < MAXOUT && submit_one())
 			any = true;
 		if (any)
@@ -458,6 +473,10 @@ static void run_and_kill(void)
 		 * notification is missing. */
 		if (fe_wait_call(&g.ring, 1))
 			reap();
+	}
+	if (leave) {
+		frontend_leaves();
+		return;
 	}
 	before = g.outstanding;
 	if (kill(g.pid, SIGKILL) < 0)
@@ -562,7 +581,7 @@ static void setup(int argc, char **argv)
 	int fd;
 
 	if (argc < 3 || (strcmp(argv[2], "split") && strcmp(argv[2], "packed"))) {
-		fprintf(stderr, "usage: crashloop VRE_BLK split|packed [CYCLES [SEED]]\n");
+		fprintf(stderr, "usage: crashloop VRE_BLK split|packed [KILLS [SEED]]\n");
 		exit(2);
 	}
 	g.blk = argv[1];
@@ -578,7 +597,7 @@ static void setup(int argc, char **argv)
 	}
 	g.rng = g.seed ? g.seed : 1;
 	g.expect_loss = getenv("EXPECT_LOSS") && !strcmp(getenv("EXPECT_LOSS"), "1");
-	printf("crashloop: %s ring, %u cycles, seed %llu (replay: %s %s %s %u %llu)\n",
+	printf("crashloop: %s ring, %u kills, seed %llu (replay: %s %s %s %u %llu)\n",
 	       argv[2], g.cycles, (unsigned long long)g.seed, argv[0], argv[1], argv[2],
 	       g.cycles, (unsigned long long)g.seed);
 	fflush(stdout);
@@ -608,8 +627,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	setup(argc, argv);
 	g.t0 = fe_now_us();
-	for (g.cycle = 0; g.cycle < g.cycles; g.cycle++) {
-		start_backend();
+	for (g.cycle = 0; g.kills < g.cycles; g.cycle++) {
+		if (!g.pid)
+			start_backend();
 		session(g.cycle == 0);
 		/* Every other cycle first drains what the last kill left,
 		 * so each of those asserts on its own that nothing was lost
@@ -623,22 +643,23 @@ int main(int argc, char **argv)
 		run_and_kill();
 		check_time();
 		if ((g.cycle + 1) % 25 == 0) {
-			printf("  %u kills: %llu requests submitted, %llu completed, %u outstanding\n",
-			       g.cycle + 1, (unsigned long long)g.submitted,
+			printf("  %u cycles, %u kills: %llu requests submitted, %llu completed, %u outstanding\n",
+			       g.cycle + 1, g.kills, (unsigned long long)g.submitted,
 			       (unsigned long long)g.completed, g.outstanding);
 			fflush(stdout);
 		}
 	}
 	/* A last backend finishes what the last one left. */
-	start_backend();
-	session(g.cycles == 0);
+	if (!g.pid)
+		start_backend();
+	session(g.cycle == 0);
 	drain();
 	verify_image();
 	stop_backend();
-	printf("crashloop: %u kills (%u within 1 ms of the ring start); %u with requests outstanding at the driver, %u with chains "
+	printf("crashloop: %u cycles: %u frontend reconnects and %u kills (%u within 1 ms of the ring start); %u with requests outstanding at the driver, %u with chains "
 	       "marked in flight in the inflight region (%u chains in all); %llu requests, each "
 	       "completed exactly once; %u drains with no loss, leak or bad sector; %.1f s\n",
-	       g.kills, g.kills_early, g.kills_outstanding, g.kills_inflight, g.inflight_marked,
+	       g.cycle, g.fe_restarts, g.kills, g.kills_early, g.kills_outstanding, g.kills_inflight, g.inflight_marked,
 	       (unsigned long long)g.submitted, g.drains + 1, (fe_now_us() - g.t0) / 1e6);
 	if (g.expect_loss) {
 		printf("FAIL: loss was expected (backend without inflight tracking) and not seen\n");
