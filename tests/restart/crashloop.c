@@ -30,7 +30,9 @@
  * The seed is printed; give it back to replay the same kill times and
  * request mix. EXPECT_LOSS=1 inverts the verdict (exit 0 only when loss or
  * a duplicate is seen), for a backend run with --no-inflight.
- * CRASH_BLK_ARGS adds options to every vre-blk.
+ * CRASH_BLK_ARGS adds options to every vre-blk. CRASH_CLIENT=1 makes the
+ * frontend listen and vre-blk connect (--client), as with QEMU's
+ * server=on chardev.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,7 +81,8 @@ struct req {
 static struct {
 	const char *blk, *dir;
 	char sock[256], img[256], log[256];
-	bool packed, expect_loss;
+	bool packed, expect_loss, client;
+	int listen_fd;
 	unsigned cycles;
 	uint64_t seed, rng;
 	int pid;
@@ -350,11 +353,14 @@ static void start_backend(void)
 	argv[n++] = "--file"; argv[n++] = g.img;
 	argv[n++] = "--serial"; argv[n++] = SERIAL;
 	argv[n++] = "--log-level"; argv[n++] = "warn";
+	if (g.client)
+		argv[n++] = "--client";
 	for (char *t = copy ? strtok_r(copy, " ", &save) : NULL; t && n < 38;
 	     t = strtok_r(NULL, " ", &save))
 		argv[n++] = t;
 	argv[n] = NULL;
-	unlink(g.sock);
+	if (!g.client)
+		unlink(g.sock);
 	g.pid = fork();
 	if (g.pid < 0)
 		die("fork: %s", strerror(errno));
@@ -378,7 +384,9 @@ static void session(bool first)
 	uint64_t f, pf;
 	uint32_t base;
 
-	g.sock_fd = vfront_connect(g.sock, 5000);
+	/* Client mode: vre-blk dials us (a fresh one at once, one whose
+	 * frontend left after its back-off). */
+	g.sock_fd = g.client ? vfront_accept(g.listen_fd, 5000) : vfront_connect(g.sock, 5000);
 	if (g.sock_fd < 0) {
 		int st;
 
@@ -597,8 +605,9 @@ static void setup(int argc, char **argv)
 	}
 	g.rng = g.seed ? g.seed : 1;
 	g.expect_loss = getenv("EXPECT_LOSS") && !strcmp(getenv("EXPECT_LOSS"), "1");
-	printf("crashloop: %s ring, %u kills, seed %llu (replay: %s %s %s %u %llu)\n",
-	       argv[2], g.cycles, (unsigned long long)g.seed, argv[0], argv[1], argv[2],
+	g.client = getenv("CRASH_CLIENT") && !strcmp(getenv("CRASH_CLIENT"), "1");
+	printf("crashloop: %s ring, %s mode, %u kills, seed %llu (replay: %s %s %s %u %llu)\n",
+	       argv[2], g.client ? "client" : "server", g.cycles, (unsigned long long)g.seed, argv[0], argv[1], argv[2],
 	       g.cycles, (unsigned long long)g.seed);
 	fflush(stdout);
 	if (!mkdtemp(dir))
@@ -607,6 +616,9 @@ static void setup(int argc, char **argv)
 	snprintf(g.sock, sizeof(g.sock), "%s/blk.sock", dir);
 	snprintf(g.img, sizeof(g.img), "%s/disk.img", dir);
 	snprintf(g.log, sizeof(g.log), "%s/blk.log", dir);
+	g.listen_fd = -1;
+	if (g.client && (g.listen_fd = vfront_listen(g.sock)) < 0)
+		die("listen: %s", strerror(-g.listen_fd));
 	fd = open(g.img, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, IMG_BYTES) < 0)
 		die("image: %s", strerror(errno));
