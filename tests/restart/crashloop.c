@@ -576,6 +576,9 @@ static void stop_backend(void)
 	for (int i = 0; i < 500; i++) {
 		if (waitpid(g.pid, &st, WNOHANG) == g.pid) {
 			g.pid = 0;
+			/* non-zero also when a sanitizer build found a leak */
+			if (st != 0)
+				die("vre-blk exit status 0x%x after SIGTERM, expected 0", st);
 			return;
 		}
 		usleep(10000);
