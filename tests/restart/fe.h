@@ -19,6 +19,7 @@
 
 #define FE_F_VERSION_1 32
 #define FE_F_EVENT_IDX 29
+#define FE_F_INDIRECT_DESC 28
 #define FE_F_RING_PACKED 34
 #define FE_F_PROTOCOL_FEATURES 30
 #define FE_PF_REPLY_ACK 3

@@ -4,6 +4,7 @@
 
 #include "fring.h"
 #include "fring_impl.h"
+#include "vre_ring_layout.h"
 
 struct fring {
 	bool packed;
@@ -43,6 +44,35 @@ void fring_free(struct fring *r)
 int fring_add(struct fring *r, const struct fbuf *b, unsigned n, uint16_t tag)
 {
 	return r->packed ? fring_packed_add(r->impl, b, n, tag) : fring_split_add(r->impl, b, n, tag);
+}
+
+int fring_add_indirect(struct fring *r, const struct fbuf *b, unsigned n, uint16_t tag,
+		       void *table_hva, uint64_t table_gpa)
+{
+	struct fbuf one = { .gpa = table_gpa, .len = 16u * n, .write = false };
+
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t w = b[i].write ? VRE_DESC_F_WRITE : 0;
+
+		if (r->packed) {
+			/* Packed tables hold packed descriptors, used in
+			 * order (no NEXT; the id is reserved). */
+			struct vre_packed_desc *t = table_hva;
+
+			t[i] = (struct vre_packed_desc){ .addr = b[i].gpa, .len = b[i].len,
+							 .flags = w };
+		} else {
+			struct vre_desc *t = table_hva;
+
+			t[i] = (struct vre_desc){
+				.addr = b[i].gpa, .len = b[i].len,
+				.flags = (uint16_t)(w | (i + 1 < n ? VRE_DESC_F_NEXT : 0)),
+				.next = (uint16_t)(i + 1 < n ? i + 1 : 0),
+			};
+		}
+	}
+	return r->packed ? fring_packed_add_flags(r->impl, &one, 1, tag, VRE_DESC_F_INDIRECT) :
+			   fring_split_add_flags(r->impl, &one, 1, tag, VRE_DESC_F_INDIRECT);
 }
 
 int fring_get_used(struct fring *r, uint16_t *tag, uint32_t *len)

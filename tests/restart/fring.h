@@ -38,6 +38,12 @@ void fring_free(struct fring *r);
  * publishes it. 0, -ENOSPC (no room) or -EBUSY (packed: tag outstanding). */
 int fring_add(struct fring *r, const struct fbuf *b, unsigned n, uint16_t tag);
 
+/* The same chain through one INDIRECT descriptor: its table (n entries of
+ * 16 bytes in the ring type's descriptor format) is written at table_hva,
+ * which the device sees at table_gpa. */
+int fring_add_indirect(struct fring *r, const struct fbuf *b, unsigned n, uint16_t tag,
+		       void *table_hva, uint64_t table_gpa);
+
 /* The next completion: 1 with tag and len, 0 when none is visible, -EPROTO
  * when the device completed something that is not outstanding. */
 int fring_get_used(struct fring *r, uint16_t *tag, uint32_t *len);

@@ -35,7 +35,8 @@ void fring_packed_free(struct fring_packed *p)
 	free(p);
 }
 
-int fring_packed_add(struct fring_packed *p, const struct fbuf *b, unsigned n, uint16_t tag)
+int fring_packed_add_flags(struct fring_packed *p, const struct fbuf *b, unsigned n,
+			   uint16_t tag, uint16_t head_flags)
 {
 	struct vdrv_desc v[8];
 
@@ -43,8 +44,14 @@ int fring_packed_add(struct fring_packed *p, const struct fbuf *b, unsigned n, u
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
 		v[i] = (struct vdrv_desc){ .addr = b[i].gpa, .len = b[i].len,
-					   .flags = b[i].write ? VRE_DESC_F_WRITE : 0 };
+					   .flags = (uint16_t)((b[i].write ? VRE_DESC_F_WRITE : 0) |
+							       (i ? 0 : head_flags)) };
 	return vdrv_post((struct vdrv *)p, v, n, tag, false);
+}
+
+int fring_packed_add(struct fring_packed *p, const struct fbuf *b, unsigned n, uint16_t tag)
+{
+	return fring_packed_add_flags(p, b, n, tag, 0);
 }
 
 int fring_packed_get_used(struct fring_packed *p, uint16_t *tag, uint32_t *len)

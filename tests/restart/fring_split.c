@@ -61,7 +61,9 @@ void fring_split_free(struct fring_split *s)
 	free(d);
 }
 
-int fring_split_add(struct fring_split *s, const struct fbuf *b, unsigned n, uint16_t tag)
+/* head_flags are added to the head's flags before it is published. */
+int fring_split_add_flags(struct fring_split *s, const struct fbuf *b, unsigned n,
+			  uint16_t tag, uint16_t head_flags)
 {
 	struct vdrv *d = (struct vdrv *)s;
 	struct vdrv_buf v[8];
@@ -74,8 +76,14 @@ int fring_split_add(struct fring_split *s, const struct fbuf *b, unsigned n, uin
 	r = vdrv_add(d, v, n, tag);
 	if (r < 0)
 		return r;
+	d->desc[r].flags |= head_flags;
 	vdrv_kick(d);
 	return 0;
+}
+
+int fring_split_add(struct fring_split *s, const struct fbuf *b, unsigned n, uint16_t tag)
+{
+	return fring_split_add_flags(s, b, n, tag, 0);
 }
 
 int fring_split_get_used(struct fring_split *s, uint16_t *tag, uint32_t *len)
