@@ -32,10 +32,12 @@
  * a duplicate is seen), for a backend run with --no-inflight.
  * CRASH_BLK_ARGS adds options to every vre-blk. CRASH_CLIENT=1 makes the
  * frontend listen and vre-blk connect (--client), as with QEMU's
- * server=on chardev.
+ * server=on chardev. CRASH_QUEUES=2 spreads the requests over two queues
+ * (each with its slice of the inflight region).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,6 +53,7 @@
 #include "vre_inflight.h"
 
 #define QSIZE 128
+#define MAXQ 2            /* request queues (CRASH_QUEUES) */
 #define NSLOTS 128        /* request buffers; a freed one is reused last */
 #define MAXOUT 32         /* requests kept in flight */
 #define NSECT 512         /* sectors the test uses */
@@ -76,6 +79,7 @@ struct req {
 	uint64_t expect;  /* IN: the write number the sector holds (0: zeros) */
 	int64_t t_submit;
 	unsigned cycle;
+	uint8_t q;        /* the queue it went to */
 };
 
 static struct {
@@ -88,8 +92,9 @@ static struct {
 	int pid;
 	struct fe_mem mem;
 	struct fe_inflight inf;
-	struct fe_ring ring;
-	struct fring *fr;
+	unsigned nq;
+	struct fe_ring ring[MAXQ];
+	struct fring *fr[MAXQ];
 	int sock_fd;
 	bool have_inflight;
 	struct req req[NSLOTS];
@@ -212,8 +217,9 @@ static uint32_t pick_sector(void)
 	return s;
 }
 
-/* One numbered request into the ring; false when there is no room. */
-static bool submit_one(void)
+/* One numbered request into a ring: the queue's number + 1, or 0 when
+ * there is no room. */
+static unsigned submit_one(void)
 {
 	uint16_t slot;
 	struct req *r;
@@ -225,12 +231,13 @@ static bool submit_one(void)
 	bool ind;
 
 	if (!g.fifo_n)
-		return false;
+		return 0;
 	slot = g.fifo[g.fifo_head];
 	r = &g.req[slot];
 	h = slot_hva(slot);
 	*r = (struct req){ .n = g.next_n + 1, .cycle = g.cycle, .t_submit = fe_now_us(),
-			   .type = pick < 6 ? T_OUT : pick < 9 ? T_IN : T_GET_ID };
+			   .type = pick < 6 ? T_OUT : pick < 9 ? T_IN : T_GET_ID,
+			   .q = (uint8_t)(g.nq > 1 ? rnd() % g.nq : 0) };
 	r->sector = r->type == T_GET_ID ? 0 : pick_sector();
 	sec64 = r->sector;
 	hdr[0] = r->type;
@@ -251,9 +258,9 @@ static bool submit_one(void)
 	/* One request in three through an indirect table (at slot + 64),
 	 * as Linux's virtio-blk sends most of them. */
 	ind = g.indirect && rnd() % 3 == 0;
-	if ((ind ? fring_add_indirect(g.fr, b, 3, slot, h + 64, slot_gpa(slot, 0) + 64) :
-		   fring_add(g.fr, b, 3, slot)) < 0)
-		return false;
+	if ((ind ? fring_add_indirect(g.fr[r->q], b, 3, slot, h + 64, slot_gpa(slot, 0) + 64) :
+		   fring_add(g.fr[r->q], b, 3, slot)) < 0)
+		return 0;
 	g.indirect_reqs += ind;
 	g.fifo_head = (g.fifo_head + 1) % NSLOTS;
 	g.fifo_n--;
@@ -263,7 +270,7 @@ static bool submit_one(void)
 	g.next_n++;
 	g.submitted++;
 	g.outstanding++;
-	return true;
+	return r->q + 1u;
 }
 
 static const char *type_name(uint8_t t)
@@ -271,7 +278,7 @@ static const char *type_name(uint8_t t)
 	return t == T_OUT ? "OUT" : t == T_IN ? "IN" : "GET_ID";
 }
 
-static void check_done(uint16_t slot, uint32_t len)
+static void check_done(unsigned q, uint16_t slot, uint32_t len)
 {
 	struct req *r;
 	uint8_t *h, want[512], status;
@@ -280,6 +287,9 @@ static void check_done(uint16_t slot, uint32_t len)
 	if (slot >= NSLOTS || !g.req[slot].out)
 		lost("completion of tag %u, which is not outstanding", slot);
 	r = &g.req[slot];
+	if (r->q != q)
+		lost("request %llu sent on queue %u completed on queue %u",
+		     (unsigned long long)r->n, r->q, q);
 	h = slot_hva(slot);
 	status = __atomic_load_n(&h[16], __ATOMIC_ACQUIRE);
 	want_len = r->type == T_OUT ? 1 : r->type == T_IN ? 513 : 21;
@@ -325,13 +335,15 @@ static unsigned take_all(void)
 	unsigned n = 0;
 	int r;
 
-	while ((r = fring_get_used(g.fr, &tag, &len)) == 1) {
-		check_done(tag, len);
-		n++;
+	for (unsigned q = 0; q < g.nq; q++) {
+		while ((r = fring_get_used(g.fr[q], &tag, &len)) == 1) {
+			check_done(q, tag, len);
+			n++;
+		}
+		if (r < 0)
+			lost("queue %u: the device completed a %s that is not outstanding (double or bogus completion)",
+			     q, g.packed ? "buffer id" : "head");
 	}
-	if (r < 0)
-		lost("the device completed a %s that is not outstanding (double or bogus completion)",
-		     g.packed ? "buffer id" : "head");
 	return n;
 }
 
@@ -343,10 +355,34 @@ static unsigned reap(void)
 	unsigned n = take_all(), k;
 
 	do {
-		fring_arm(g.fr);
+		for (unsigned q = 0; q < g.nq; q++)
+			fring_arm(g.fr[q]);
 		n += k = take_all();
 	} while (k);
 	return n;
+}
+
+static void kick_all(void)
+{
+	for (unsigned q = 0; q < g.nq; q++)
+		fe_kick(&g.ring[q]);
+}
+
+/* Waits up to ms for a call on any ring; true when one came. */
+static bool wait_calls(int ms)
+{
+	struct pollfd p[MAXQ];
+	uint64_t v;
+	bool any = false;
+
+	for (unsigned q = 0; q < g.nq; q++)
+		p[q] = (struct pollfd){ .fd = g.ring[q].call_fd, .events = POLLIN };
+	if (poll(p, g.nq, ms) <= 0)
+		return false;
+	for (unsigned q = 0; q < g.nq; q++)
+		if ((p[q].revents & POLLIN) && read(p[q].fd, &v, 8) == 8)
+			any = true;
+	return any;
 }
 
 static void start_backend(void)
@@ -360,6 +396,7 @@ static void start_backend(void)
 	argv[n++] = "--file"; argv[n++] = g.img;
 	argv[n++] = "--serial"; argv[n++] = SERIAL;
 	argv[n++] = "--log-level"; argv[n++] = "warn";
+	argv[n++] = "--queues"; argv[n++] = g.nq > 1 ? "2" : "1";
 	if (g.client)
 		argv[n++] = "--client";
 	for (char *t = copy ? strtok_r(copy, " ", &save) : NULL; t && n < 38;
@@ -415,35 +452,39 @@ static void session(bool first)
 	else if (g.have_inflight != !!(pf & 1ull << FE_PF_INFLIGHT_SHMFD))
 		die("INFLIGHT_SHMFD offered differently after a restart");
 	if (g.have_inflight) {
-		if (first && fe_inflight_get(g.sock_fd, 1, QSIZE, &g.inf))
+		if (first && fe_inflight_get(g.sock_fd, (uint16_t)g.nq, QSIZE, &g.inf))
 			die("GET_INFLIGHT_FD");
 		if (fe_inflight_set(g.sock_fd, &g.inf))
 			die("SET_INFLIGHT_FD");
 	}
-	base = first ? fring_initial_base(g.packed) : fring_restart_base(g.fr);
-	if (fe_set_features(g.sock_fd, f) || fe_mem_table(g.sock_fd, &g.mem) ||
-	    fe_ring_start(g.sock_fd, &g.mem, &g.ring, base))
+	if (fe_set_features(g.sock_fd, f) || fe_mem_table(g.sock_fd, &g.mem))
 		die("device setup");
-	fe_kick(&g.ring);
+	for (unsigned q = 0; q < g.nq; q++) {
+		base = first ? fring_initial_base(g.packed) : fring_restart_base(g.fr[q]);
+		if (fe_ring_start(g.sock_fd, &g.mem, &g.ring[q], base))
+			die("queue %u setup", q);
+	}
+	kick_all();
 }
 
-/* Chains the dead backend had taken and not completed (inflight == 1). */
+/* Chains the dead backend had taken and not completed (inflight == 1),
+ * over every queue's slice of the region. */
 static unsigned inflight_marked(void)
 {
+	size_t stride = vre_inflight_queue_bytes(QSIZE, g.packed);
 	unsigned n = 0;
 
 	if (!g.have_inflight)
 		return 0;
-	if (g.packed) {
-		const struct vre_inflight_packed *p = (const void *)g.inf.hva;
+	for (unsigned q = 0; q < g.nq; q++) {
+		const uint8_t *base = g.inf.hva + q * stride;
 
-		for (unsigned i = 0; i < QSIZE; i++)
-			n += p->desc[i].inflight == 1;
-	} else {
-		const struct vre_inflight_split *s = (const void *)g.inf.hva;
-
-		for (unsigned i = 0; i < QSIZE; i++)
-			n += s->desc[i].inflight == 1;
+		for (unsigned i = 0; i < QSIZE; i++) {
+			if (g.packed)
+				n += ((const struct vre_inflight_packed *)base)->desc[i].inflight == 1;
+			else
+				n += ((const struct vre_inflight_split *)base)->desc[i].inflight == 1;
+		}
 	}
 	return n;
 }
@@ -480,16 +521,17 @@ static void run_and_kill(void)
 	unsigned marked, before;
 
 	while (fe_now_us() < t_kill) {
-		bool any = false;
+		unsigned added = 0, q;
 
-		while (g.outstanding < MAXOUT && submit_one())
-			any = true;
-		if (any)
-			fe_kick(&g.ring);
+		while (g.outstanding < MAXOUT && (q = submit_one()))
+			added |= 1u << (q - 1);
+		for (q = 0; q < g.nq; q++)
+			if (added & 1u << q)
+				fe_kick(&g.ring[q]);
 		/* Completions are taken when the device notifies, as a
 		 * guest that sleeps takes them; drain() checks that no
 		 * notification is missing. */
-		if (fe_wait_call(&g.ring, 1))
+		if (wait_calls(1))
 			reap();
 	}
 	if (leave) {
@@ -523,7 +565,7 @@ static void drain(void)
 
 	reap(); /* the new backend may have completed before our arm */
 	while (g.outstanding) {
-		if (fe_wait_call(&g.ring, 50)) {
+		if (wait_calls(50)) {
 			reap();
 			quiet_since = fe_now_us();
 		} else if (fe_now_us() - quiet_since > CALL_WAIT_MS * 1000ll) {
@@ -549,9 +591,10 @@ static void drain(void)
 			lost("%u requests never completed after %d ms (lost)", g.outstanding, DRAIN_MS);
 		}
 	}
-	if (fring_free_descs(g.fr) != QSIZE)
-		lost("after the drain %u of %u descriptors are back with the driver (leak)",
-		     fring_free_descs(g.fr), QSIZE);
+	for (unsigned q = 0; q < g.nq; q++)
+		if (fring_free_descs(g.fr[q]) != QSIZE)
+			lost("queue %u: after the drain %u of %u descriptors are back with the driver (leak)",
+			     q, fring_free_descs(g.fr[q]), QSIZE);
 }
 
 static void verify_image(void)
@@ -619,8 +662,9 @@ static void setup(int argc, char **argv)
 	g.rng = g.seed ? g.seed : 1;
 	g.expect_loss = getenv("EXPECT_LOSS") && !strcmp(getenv("EXPECT_LOSS"), "1");
 	g.client = getenv("CRASH_CLIENT") && !strcmp(getenv("CRASH_CLIENT"), "1");
-	printf("crashloop: %s ring, %s mode, %u kills, seed %llu (replay: %s %s %s %u %llu)\n",
-	       argv[2], g.client ? "client" : "server", g.cycles, (unsigned long long)g.seed, argv[0], argv[1], argv[2],
+	g.nq = getenv("CRASH_QUEUES") && !strcmp(getenv("CRASH_QUEUES"), "2") ? 2 : 1;
+	printf("crashloop: %s ring, %u queue(s), %s mode, %u kills, seed %llu (replay: %s %s %s %u %llu)\n",
+	       argv[2], g.nq, g.client ? "client" : "server", g.cycles, (unsigned long long)g.seed, argv[0], argv[1], argv[2],
 	       g.cycles, (unsigned long long)g.seed);
 	fflush(stdout);
 	if (!mkdtemp(dir))
@@ -639,9 +683,16 @@ static void setup(int argc, char **argv)
 	if (fe_mem_new(&g.mem, MEM_BYTES))
 		die("guest memory");
 	g.inf.fd = -1;
-	g.ring = (struct fe_ring){ .index = 0, .size = QSIZE, .kick_fd = -1, .call_fd = -1 };
-	fring_layout(g.packed, QSIZE, 0, &g.ring.lay);
-	g.fr = fring_new(g.packed, QSIZE, g.mem.hva, &g.ring.lay);
+	for (unsigned q = 0, at = 0; q < g.nq; q++) {
+		struct fe_ring *r = &g.ring[q];
+
+		*r = (struct fe_ring){ .index = (uint16_t)q, .size = QSIZE, .kick_fd = -1, .call_fd = -1 };
+		fring_layout(g.packed, QSIZE, at, &r->lay);
+		at += (unsigned)r->lay.bytes;
+		if (at > SLOT_OFF)
+			die("rings overlap the request buffers");
+		g.fr[q] = fring_new(g.packed, QSIZE, g.mem.hva, &r->lay);
+	}
 	for (unsigned i = 0; i < NSLOTS; i++)
 		g.fifo[i] = (uint16_t)i;
 	g.fifo_n = NSLOTS;
@@ -703,7 +754,9 @@ int main(int argc, char **argv)
 	cleanup();
 	fe_mem_free(&g.mem);
 	fe_inflight_free(&g.inf);
-	fe_ring_close(&g.ring);
-	fring_free(g.fr);
+	for (unsigned q = 0; q < g.nq; q++) {
+		fe_ring_close(&g.ring[q]);
+		fring_free(g.fr[q]);
+	}
 	return 0;
 }
