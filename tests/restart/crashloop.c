@@ -102,7 +102,7 @@ static struct {
 	unsigned fifo_head, fifo_n;
 	uint8_t busy[NSECT];
 	uint64_t model[NSECT];
-	uint64_t next_n, submitted, indirect_reqs, completed, resubmitted_seen;
+	uint64_t next_n, submitted, indirect_reqs, completed;
 	unsigned outstanding, cycle;
 	unsigned drains, fe_restarts, kills, kills_early, kills_outstanding, kills_inflight, inflight_marked;
 	int64_t t0;
@@ -584,8 +584,9 @@ static void drain(void)
 
 				if (!r->out)
 					continue;
-				fprintf(stderr, "  never completed: request %llu (%s sector %u, submitted in cycle %u)\n",
-					(unsigned long long)r->n, type_name(r->type), r->sector, r->cycle);
+				fprintf(stderr, "  never completed: request %llu (%s sector %u, queue %u, submitted in cycle %u, %.1f s ago)\n",
+					(unsigned long long)r->n, type_name(r->type), r->sector, r->q,
+					r->cycle, (fe_now_us() - r->t_submit) / 1e6);
 				shown++;
 			}
 			lost("%u requests never completed after %d ms (lost)", g.outstanding, DRAIN_MS);
