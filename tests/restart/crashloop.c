@@ -664,9 +664,11 @@ static void setup(int argc, char **argv)
 	g.expect_loss = getenv("EXPECT_LOSS") && !strcmp(getenv("EXPECT_LOSS"), "1");
 	g.client = getenv("CRASH_CLIENT") && !strcmp(getenv("CRASH_CLIENT"), "1");
 	g.nq = getenv("CRASH_QUEUES") && !strcmp(getenv("CRASH_QUEUES"), "2") ? 2 : 1;
-	printf("crashloop: %s ring, %u queue(s), %s mode, %u kills, seed %llu (replay: %s %s %s %u %llu)\n",
-	       argv[2], g.nq, g.client ? "client" : "server", g.cycles, (unsigned long long)g.seed, argv[0], argv[1], argv[2],
-	       g.cycles, (unsigned long long)g.seed);
+	printf("crashloop: %s ring, %u queue(s), %s mode, %u kills, seed %llu (replay: "
+	       "CRASH_BLK_ARGS='%s' CRASH_CLIENT=%d CRASH_QUEUES=%u EXPECT_LOSS=%d %s %s %s %u %llu)\n",
+	       argv[2], g.nq, g.client ? "client" : "server", g.cycles, (unsigned long long)g.seed,
+	       getenv("CRASH_BLK_ARGS") ? getenv("CRASH_BLK_ARGS") : "", g.client, g.nq,
+	       g.expect_loss, argv[0], argv[1], argv[2], g.cycles, (unsigned long long)g.seed);
 	fflush(stdout);
 	if (!mkdtemp(dir))
 		die("mkdtemp: %s", strerror(errno));
