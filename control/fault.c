@@ -205,6 +205,11 @@ static void pass_on(int sig, siginfo_t *si, void *uctx)
 		prev.sa_handler(sig);
 		return;
 	}
+	/* Ignored before: a signal sent by kill() stays ignored; a fault
+	 * cannot be ignored (the kernel would kill anyway), so it gets the
+	 * default action below. */
+	if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler == SIG_IGN && si->si_code <= 0)
+		return;
 	/* Default action: a hardware fault repeats when the instruction is
 	 * retried and then kills with a core; a signal sent by kill() does
 	 * not repeat, so it is raised again (delivered once we return). */
