@@ -604,25 +604,26 @@ static void fault_elsewhere(void)
 	(void)p[4096];
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
+/* ASan and TSan install a SIGBUS handler of their own before main. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
 #endif
 #endif
 
 static bool sanitized(void)
 {
-#ifdef UNDER_ASAN
+#ifdef UNDER_SANITIZER
 	return true;
 #else
 	return false;
 #endif
 }
 
-/* Killed by SIGBUS. Under ASan its own handler (the one vre chained to)
- * reports the fault and then exits non-zero, or aborts with
+/* Killed by SIGBUS. Under a sanitizer its own handler (the one vre chained
+ * to) reports the fault and then exits non-zero, or aborts with
  * abort_on_error=1. */
 static void assert_killed(int st)
 {
