@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl.h" /* white-box: the registry itself */
 #include "vfront.h"
 #include "vre_control.h"
 #include "vre_fault.h"
@@ -684,11 +685,75 @@ START_TEST(test_fault_elsewhere_chains)
 }
 END_TEST
 
+/* ---- the registry, white-box --------------------------------------------- */
+
+#define NMAPS 600 /* more than two chunks of slots */
+
+/* NMAPS one-page mappings of one file, registered; the file then shrinks
+ * to nothing. Every odd mapping is unregistered again (as control does
+ * before munmap). */
+static uint8_t *maps[NMAPS];
+static struct ctl_fault owner;
+
+static void registry_setup(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	int fd = make_memfd("many", false, (size_t)NMAPS * (size_t)pg);
+
+	ck_assert_int_eq(vre_fault_install(), 0);
+	memset(&owner, 0, sizeof(owner));
+	owner.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ck_assert_int_ge(owner.wake_fd, 0);
+	for (int i = 0; i < NMAPS; i++) {
+		maps[i] = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			       (off_t)i * pg);
+		ck_assert_ptr_ne(maps[i], MAP_FAILED);
+		maps[i][0] = 0x5a;
+		ck_assert_int_eq(ctl_fault_register(maps[i], (size_t)pg, &owner), 0);
+	}
+	for (int i = 1; i < NMAPS; i += 2)
+		ctl_fault_unregister(maps[i]);
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	close(fd);
+}
+
+START_TEST(test_registry_recovers)
+{
+	uint64_t before, n = 0;
+
+	registry_setup();
+	before = vre_fault_count();
+	for (int i = 0; i < NMAPS; i += 2) {
+		/* The lost page now reads as zero and takes writes. */
+		ck_assert_uint_eq(((volatile uint8_t *)maps[i])[0], 0);
+		maps[i][1] = 7;
+		ck_assert_uint_eq(maps[i][1], 7);
+	}
+	ck_assert_uint_eq(vre_fault_count(), before + NMAPS / 2);
+	ck_assert_uint_eq(atomic_load(&owner.hit), 1);
+	ck_assert_ptr_eq((void *)atomic_load(&owner.addr), maps[0]);
+	ck_assert_int_eq(read(owner.wake_fd, &n, sizeof(n)), sizeof(n));
+	ck_assert_uint_eq(n, NMAPS / 2);
+}
+END_TEST
+
+static void touch_unregistered(void)
+{
+	registry_setup();
+	(void)((volatile uint8_t *)maps[NMAPS - 1])[0];
+}
+
+START_TEST(test_registry_unregistered_kills)
+{
+	assert_killed(in_child(touch_unregistered));
+}
+END_TEST
+
 static Suite *fault_suite(void)
 {
 	Suite *s = suite_create("fault");
 	TCase *seal = tcase_create("seal"), *contain = tcase_create("contain");
-	TCase *fatal = tcase_create("fatal");
+	TCase *fatal = tcase_create("fatal"), *reg = tcase_create("registry");
 
 	tcase_add_checked_fixture(seal, setup, teardown);
 	tcase_add_test(seal, test_seal_mem_table);
@@ -704,6 +769,9 @@ static Suite *fault_suite(void)
 	tcase_add_test(fatal, test_sigbus_sent_kills);
 	tcase_add_test(fatal, test_fault_elsewhere_chains);
 	suite_add_tcase(s, fatal);
+	tcase_add_test(reg, test_registry_recovers);
+	tcase_add_test(reg, test_registry_unregistered_kills);
+	suite_add_tcase(s, reg);
 	return s;
 }
 
