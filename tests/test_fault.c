@@ -415,6 +415,33 @@ START_TEST(test_seal_mem_table)
 }
 END_TEST
 
+/* QEMU's memory-backend-memfd seals everything, F_SEAL_SEAL included: the
+ * backend cannot add a seal and need not; the memory works as usual. */
+START_TEST(test_seal_already_sealed)
+{
+	struct front f;
+	int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+	/* front_connect by hand, sealing before the table goes out. */
+	memset(&f, 0, sizeof(f));
+	f.sock = vfront_connect(t.path_a, VFRONT_TIMEOUT_MS);
+	ck_assert_int_ge(f.sock, 0);
+	f.memfd = make_memfd("qemu", true, MEM_SIZE);
+	ck_assert_int_eq(fcntl(f.memfd, F_ADD_SEALS, seals), 0);
+	f.mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd, 0);
+	ck_assert_ptr_ne(f.mem, MAP_FAILED);
+	f.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	f.call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	negotiate(f.sock, 0);
+	ck_assert_int_eq(mem_table(f.sock, f.memfd), 0);
+	ck_assert_int_eq(fcntl(f.memfd, F_GET_SEALS), seals);
+	front_ring(&f, true);
+	post(&f, 8);
+	reap(&f, 8);
+	front_close(&f);
+}
+END_TEST
+
 START_TEST(test_seal_add_mem_reg_and_inflight)
 {
 	struct { uint64_t pad, gpa, size, uva, off; } reg = {
@@ -757,6 +784,7 @@ static Suite *fault_suite(void)
 
 	tcase_add_checked_fixture(seal, setup, teardown);
 	tcase_add_test(seal, test_seal_mem_table);
+	tcase_add_test(seal, test_seal_already_sealed);
 	tcase_add_test(seal, test_seal_add_mem_reg_and_inflight);
 	suite_add_tcase(s, seal);
 	tcase_add_checked_fixture(contain, setup, teardown);
