@@ -25,15 +25,17 @@ static inline void add(uint64_t *c, uint64_t v)
 	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
 }
 
-static int eth_setup(struct sw *s, struct sw_port *p)
+/* Configures and starts the port with one RX and one TX queue, with RX
+ * interrupts when intr (PMDs without them may refuse). */
+static int eth_start(struct sw *s, struct sw_port *p, bool intr)
 {
 	struct rte_eth_conf conf;
 	struct rte_eth_dev_info info;
-	struct rte_eth_link link;
 	uint16_t nrx = ETH_DESC, ntx = ETH_DESC;
 	int sock = rte_eth_dev_socket_id(p->eth_id), r;
 
 	memset(&conf, 0, sizeof(conf));
+	conf.intr_conf.rxq = intr;
 	r = rte_eth_dev_info_get(p->eth_id, &info);
 	if (r == 0 && (info.max_rx_queues < 1 || info.max_tx_queues < 1))
 		r = -ENOTSUP;
@@ -48,6 +50,23 @@ static int eth_setup(struct sw *s, struct sw_port *p)
 		r = rte_eth_tx_queue_setup(p->eth_id, 0, ntx, sock < 0 ? SOCKET_ID_ANY : sock, NULL);
 	if (r == 0)
 		r = rte_eth_dev_start(p->eth_id);
+	return r;
+}
+
+static int eth_setup(struct sw *s, struct sw_port *p)
+{
+	struct rte_eth_link link;
+	int r = eth_start(s, p, true);
+
+	p->eth_rx_fd = -1;
+	if (r < 0) {
+		rte_eth_dev_stop(p->eth_id); /* may have started: configure again */
+		r = eth_start(s, p, false);
+	} else {
+		p->eth_rx_fd = rte_eth_dev_rx_intr_ctl_q_get_fd(p->eth_id, 0);
+		if (p->eth_rx_fd < 0)
+			p->eth_rx_fd = -1;
+	}
 	if (r < 0) {
 		fprintf(stderr, PROG ": port %u (%s): cannot configure/start: %s\n", p->idx,
 			p->eth_name, strerror(-r));
@@ -57,12 +76,13 @@ static int eth_setup(struct sw *s, struct sw_port *p)
 	/* link state: a virtual port is up at once, a NIC may still be
 	 * negotiating (reported as down here, it keeps working once up) */
 	if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
-		printf(PROG ": port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex\n",
+		printf(PROG ": port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex, %s\n",
 		       p->idx, p->eth_id, p->eth_name, link.link_status ? "up" : "down",
-		       link.link_speed, link.link_duplex ? "full" : "half");
+		       link.link_speed, link.link_duplex ? "full" : "half",
+		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
 	else
-		printf(PROG ": port %u: ethdev %u (%s) started, link unknown\n", p->idx, p->eth_id,
-		       p->eth_name);
+		printf(PROG ": port %u: ethdev %u (%s) started, link unknown, %s\n", p->idx,
+		       p->eth_id, p->eth_name, p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
 	fflush(stdout);
 	return 0;
 }
@@ -214,6 +234,29 @@ static int eth_rx_poll(struct vre_poll_item *it)
 	return n;
 }
 
+/* Idle: unmask the RX interrupt (when the PMD has one), then report
+ * whether packets came meanwhile (where the PMD can count them; an fd-based
+ * PMD such as net_tap needs no re-check: the fd turns readable on any
+ * packet after the worker's last empty poll, and the worker's epoll sees
+ * that edge). */
+static bool eth_arm(struct vre_poll_item *it)
+{
+	struct sw_queue *sq = it->ctx;
+	uint16_t id = sq->port->eth_id;
+
+	if (sq->port->eth_rx_fd >= 0)
+		rte_eth_dev_rx_intr_enable(id, 0);
+	return rte_eth_rx_queue_count(id, 0) > 0;
+}
+
+static void eth_disarm(struct vre_poll_item *it)
+{
+	struct sw_queue *sq = it->ctx;
+
+	if (sq->port->eth_rx_fd >= 0)
+		rte_eth_dev_rx_intr_disable(sq->port->eth_id, 0);
+}
+
 int sw_eth_attach(struct sw *s)
 {
 	for (unsigned i = s->nvhost; i < s->nports; i++) {
@@ -224,7 +267,11 @@ int sw_eth_attach(struct sw *s)
 		memset(it, 0, sizeof(*it));
 		it->poll = s->mode == SW_LEARN ? sw_learn_eth_poll : eth_rx_poll;
 		it->ctx = sq;
-		it->wake_fd = -1; /* polled: the worker does not sleep while it has one */
+		it->arm = eth_arm;
+		it->disarm = eth_disarm;
+		it->wake_fd = s->ports[i].eth_rx_fd;
+		if (it->wake_fd < 0)
+			it->nap_us = SW_ETH_NAP_US; /* polled: naps (see switch.h) */
 		it->name = "eth-rx";
 		err = vre_worker_add(sq->w, it);
 		if (err < 0)

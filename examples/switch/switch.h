@@ -33,6 +33,15 @@
  * "running", no vhost queue behind it) and its q[1] the source side (a
  * poll item doing rte_eth_rx_burst). Every queue that feeds an ethdev port
  * or is fed by one therefore lives on the first worker too.
+ *
+ * Idle ethdev ports and the polling policies: a port whose PMD has RX
+ * interrupts (net_tap, most NICs; asked for with intr_conf.rxq) gives the
+ * worker its interrupt fd, so the worker sleeps as it does on vhost kicks.
+ * A port without them (net_ring, net_pcap, net_null) can only be polled:
+ * its item lets the worker nap instead, for 16 us doubling up to
+ * SW_ETH_NAP_US, so an idle switch costs little CPU and the first packet
+ * after a quiet spell waits at most SW_ETH_NAP_US (busy polling resumes as
+ * soon as it came).
  */
 #ifndef VRE_SWITCH_H
 #define VRE_SWITCH_H
@@ -48,6 +57,7 @@
 #define SW_MAX_PORTS 16
 #define SW_MAX_PAIRS 16
 #define SW_DST_GRACE_MS 50
+#define SW_ETH_NAP_US 1000
 
 enum sw_mode { SW_LOOPBACK, SW_XCONNECT, SW_LEARN };
 
@@ -92,6 +102,7 @@ struct sw_port {
 	uint64_t eth_in_pkts, eth_in_bytes;   /* taken from the port (rx_burst) */
 	uint64_t eth_out_pkts, eth_out_bytes; /* the port took them (tx_burst) */
 	uint64_t eth_drop_full;               /* the port did not take them */
+	int eth_rx_fd;               /* RX interrupt fd (owned by the PMD), or -1 */
 };
 
 struct sw {

@@ -12,7 +12,8 @@
 # CASE: "xconnect" (four ports, 0<->1 and 2<->3), "learn" (three ports:
 # broadcast, multicast and unknown unicast flood to every other port and
 # never back; unicast to a learned MAC reaches only its port), "loopback"
-# (one port: what it receives goes back out of it).
+# (one port: what it receives goes back out of it), "idle:POLL" (idle
+# ports let the worker sleep under --poll POLL, and a net_tap wakes it).
 #
 # Runs in its own temp dir (kept when KEEP_DIR is set); every wait is
 # bounded; the switch is killed and reaped on every exit path.
@@ -25,6 +26,8 @@ PCAP="python3 $HERE/pcaptool.py"
 SW_CPU=$(($(nproc) - 1))
 DIR=$(mktemp -d /tmp/vre-eth.XXXXXX)
 SW_PID=
+NS=
+export PCAPDIR=$HERE
 
 fail() {
 	echo "FAIL: $*"
@@ -37,6 +40,7 @@ cleanup() {
 		kill -KILL "$SW_PID" 2>/dev/null
 		wait "$SW_PID" 2>/dev/null
 	fi
+	[ -z "$NS" ] || ip netns del "$NS"
 	[ -n "${KEEP_DIR:-}" ] && { echo "kept $DIR"; return; }
 	rm -rf "$DIR"
 }
@@ -152,6 +156,110 @@ case_loopback() {
 	echo "PASS: loopback"
 }
 
+# CPU time (utime + stime, clock ticks) of thread TID of PID.
+thread_ticks() {
+	awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/task/$2/stat"
+}
+
+# now_worker FIELD: worker 0's FIELD from a fresh SIGUSR1 table.
+now_worker() {
+	now_total rx-pkts >/dev/null
+	grep '^now worker 0 ' "$DIR/sw.log" | tail -n 1 |
+		awk -v f="$1" '{ for (i = 4; i < NF; i++) if ($i == f) print $(i + 1) }'
+}
+
+# Idle ethdev ports let the worker sleep (POLL: adaptive or interrupt).
+# Port 0 is a net_tap (RX interrupts: the worker sleeps on its fd), port 1
+# a net_pcap with an empty input (no interrupts: the worker naps). Idle,
+# the worker uses little CPU and sleeps; then frames sent into the tap
+# (ARP requests from its side) wake it and are flooded to port 1's file.
+# The tap lives in a namespace of its own (the switch runs there); without
+# root or ip netns only the net_pcap part runs.
+case_idle() {
+	local poll=$1 ns= tap=vretap$$ pre=() eal=()
+	$PCAP gen "$DIR/in1.pcap"
+	if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && ip netns add "vre-eth-$$" 2>/dev/null; then
+		ns=vre-eth-$$
+		NS=$ns
+		pre=(ip netns exec "$ns")
+		eal=(--vdev "net_tap0,iface=$tap")
+	else
+		echo "no network namespace (needs root): net_pcap part only"
+	fi
+	eal+=(--vdev "net_pcap0,rx_pcap=$DIR/in1.pcap,tx_pcap=$DIR/out1.pcap")
+	"${pre[@]}" "$SWITCH" --no-pci --no-huge -m 256 --no-shconf --no-telemetry \
+		--log-level=lib.eal:error "${eal[@]}" -- --workers "$SW_CPU" --poll "$poll" \
+		>"$DIR/sw.log" 2>&1 &
+	SW_PID=$!
+	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
+	grep -q 'net_pcap0) started, .*, rx polled' "$DIR/sw.log" || fail "net_pcap: want rx polled"
+	[ -z "$ns" ] || grep -q 'net_tap0) started, .*, rx interrupts' "$DIR/sw.log" ||
+		fail "net_tap: want rx interrupts"
+	local tid= t
+	for t in /proc/"$SW_PID"/task/*; do
+		[ "$(cat "$t/comm")" = "vre-w$SW_CPU" ] && tid=${t##*/}
+	done
+	[ -n "$tid" ] || fail "no worker thread vre-w$SW_CPU"
+	sleep 0.5 # let start-up traffic (the tap's own IPv6 chatter) pass: not synchronisation
+	local hz t0 t1 pct s0 s1
+	hz=$(getconf CLK_TCK)
+	s0=$(now_worker sleeps)
+	t0=$(thread_ticks "$SW_PID" "$tid")
+	sleep 3 # the measured idle period
+	t1=$(thread_ticks "$SW_PID" "$tid")
+	s1=$(now_worker sleeps)
+	pct=$(((t1 - t0) * 100 * 100 / (3 * hz)))
+	echo "idle worker ($poll): $((s1 - s0)) sleeps, $((t1 - t0)) ticks in 3 s = $((pct / 100)).$((pct % 100))% of a core"
+	[ "$pct" -lt 1500 ] || fail "idle worker used $((pct / 100))% of a core"
+	# naps of at most 1 ms: hundreds a second (a 200 ms bound would give 15)
+	[ $((s1 - s0)) -gt 300 ] || fail "the worker slept only $((s1 - s0)) times"
+	if [ -n "$ns" ]; then
+		local w0 in0 out1
+		ip -n "$ns" addr add 10.97.0.1/24 dev "$tap" && ip -n "$ns" link set "$tap" up ||
+			fail "cannot set up $tap"
+		w0=$(now_worker wakeups)
+		in0=$(now_total tx-pkts)
+		# nobody answers: the kernel sends ARP requests for 10.97.0.2
+		ip netns exec "$ns" python3 - <<'PY' || fail "cannot send into the tap"
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3):
+    s.sendto(b"x", ("10.97.0.2", 9))
+    time.sleep(1.1)
+PY
+		local end=$((SECONDS + 10))
+		while [ "$(now_total tx-pkts)" -le "$in0" ]; do
+			[ $SECONDS -lt $end ] || fail "nothing came out of the tap"
+			sleep 0.1
+		done
+		[ "$(now_worker wakeups)" -gt "$w0" ] || fail "the tap's frames did not wake the worker"
+	fi
+	kill -INT "$SW_PID"
+	wait_for 20 "$DIR/sw.log" '^final worker' || fail "switch did not stop on SIGINT"
+	wait "$SW_PID" || fail "switch exit code $?"
+	SW_PID=
+	if [ -n "$ns" ]; then
+		# every frame out of the tap went to port 1, and the ARP requests
+		# for 10.97.0.2 are among them
+		local from_tap into_pcap
+		from_tap=$(awk '/^final port 0:/ { for (i = 4; i < NF; i++) if ($i == "tx-pkts") print $(i + 1) }' "$DIR/sw.log")
+		into_pcap=$(awk '/^final port 1:/ { for (i = 4; i < NF; i++) if ($i == "rx-pkts") print $(i + 1) }' "$DIR/sw.log")
+		[ "$from_tap" -gt 0 ] && [ "$from_tap" -eq "$into_pcap" ] ||
+			fail "out of the tap $from_tap, into port 1 $into_pcap"
+		python3 - "$DIR/out1.pcap" "$into_pcap" <<'PY' || fail "port 1's file"
+import sys
+sys.path.insert(0, "%s" % __import__("os").environ["PCAPDIR"])
+import pcaptool
+fr = pcaptool.read(sys.argv[1])
+assert len(fr) == int(sys.argv[2]), (len(fr), sys.argv[2])
+arp = [f for f in fr if f[12:14] == b"\x08\x06" and f[38:42] == bytes([10, 97, 0, 2])]
+assert len(arp) >= 2, "%d ARP requests for 10.97.0.2" % len(arp)
+print("port 1 got %d frames from the tap, %d of them ARP requests for 10.97.0.2" % (len(fr), len(arp)))
+PY
+	fi
+	echo "PASS: idle ($poll)"
+}
+
 [ -x "$SWITCH" ] || { echo "no switch binary at $SWITCH"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
 
@@ -159,5 +267,6 @@ case $CASE in
 xconnect) case_xconnect ;;
 learn) case_learn ;;
 loopback) case_loopback ;;
+idle:*) case_idle "${CASE#idle:}" ;;
 *) fail "unknown case $CASE" ;;
 esac
