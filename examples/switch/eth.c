@@ -203,20 +203,76 @@ unsigned sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
 	return 0;
 }
 
+/* A flow's hash: the PMD's RSS hash, else the MACs, and for IPv4 the
+ * addresses and (unfragmented TCP/UDP) the ports. Only spreads packets
+ * over queues; the frame was received by us, so reading it is safe. */
+static uint32_t flow_hash(const struct rte_mbuf *m)
+{
+	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m);
+	uint64_t a, b = 0, h;
+
+	if (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH)
+		return m->hash.rss;
+	if (len < 14)
+		return 0;
+	memcpy(&a, f, 8);
+	memcpy(&b, f + 8, 4);
+	if (len >= 34 && f[12] == 0x08 && f[13] == 0x00) {
+		unsigned ihl = (f[14] & 0xfu) * 4u;
+		uint64_t ips;
+
+		memcpy(&ips, f + 26, 8);
+		b ^= ips;
+		/* TCP or UDP, not a fragment (offset 0, MF clear), ports present */
+		if ((f[23] == 6 || f[23] == 17) && !(f[20] & 0x3f) && !f[21] && ihl >= 20 &&
+		    len >= 14 + ihl + 4) {
+			uint32_t ports;
+
+			memcpy(&ports, f + 14 + ihl, 4);
+			a ^= (uint64_t)ports << 32;
+		}
+	}
+	h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	return (uint32_t)(h >> 32);
+}
+
+/* Spreads n packets over the vhost RX queues in dst[0..nd) by flow. */
+static void rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, uint16_t n)
+{
+	struct rte_mbuf *by[SW_MAX_PAIRS][VRE_BURST];
+	uint16_t cnt[SW_MAX_PAIRS] = { 0 };
+
+	for (uint16_t k = 0; k < n; k++) {
+		unsigned q = flow_hash(m[k]) % nd;
+
+		by[q][cnt[q]++] = m[k];
+	}
+	for (unsigned q = 0; q < nd; q++)
+		if (cnt[q])
+			vre_net_rx_from_mbufs(dst[q], by[q], cnt[q]);
+}
+
 /* ethdev RX -> the static destination (loopback and xconnect). */
 static int eth_rx_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
 	struct sw_port *p = sq->port, *dp = sq->dst_q->port;
 	struct rte_mbuf *m[VRE_BURST];
-	struct vre_net_queue *dst = NULL;
+	struct vre_net_queue *dst[SW_MAX_PAIRS];
+	unsigned nd = 0;
 	uint64_t bytes = 0;
 	uint16_t n;
 
 	if (!dp->eth) {
-		dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
-		if (!dst)
-			return 0; /* the port's RX ring holds the packets meanwhile */
+		/* the running RX queues of the vhost port (pairs the guest
+		 * enabled); none: the port's RX ring holds the packets */
+		for (unsigned j = 0; j < sq->npairs; j++) {
+			dst[nd] = __atomic_load_n(&sq->pair_dsts[j], __ATOMIC_ACQUIRE);
+			nd += dst[nd] != NULL;
+		}
+		if (!nd)
+			return 0;
 	}
 	n = rte_eth_rx_burst(p->eth_id, 0, m, VRE_BURST);
 	if (n == 0)
@@ -229,7 +285,10 @@ static int eth_rx_poll(struct vre_poll_item *it)
 		sw_eth_send(dp, m, n);
 		return n;
 	}
-	vre_net_rx_from_mbufs(dst, m, n); /* drops are counted on dst */
+	if (nd == 1)
+		vre_net_rx_from_mbufs(dst[0], m, n); /* drops are counted on dst */
+	else
+		rx_spread(dst, nd, m, n);
 	rte_pktmbuf_free_bulk(m, n);
 	return n;
 }

@@ -185,6 +185,12 @@ int sw_plan(struct sw *s)
 			tx->dst_q = &peer->q[2 * (pair % peer->pairs)];
 			tx->w = tx->dst_q->w;
 		}
+		/* an ethdev port feeds every pair of its vhost peer */
+		if (p->eth && !peer->eth) {
+			for (uint16_t pair = 0; pair < peer->pairs; pair++)
+				p->q[1].pair_qs[pair] = &peer->q[2 * pair];
+			p->q[1].npairs = peer->pairs;
+		}
 	}
 	return 0;
 }
@@ -229,6 +235,11 @@ static void publish_dst(struct sw *s, struct sw_queue *rx, struct vre_net_queue 
 			for (unsigned j = 0; j < s->nports; j++)
 				if (tx->dst_qs[j] == rx) {
 					__atomic_store_n(&tx->dsts[j], dst, __ATOMIC_RELEASE);
+					any |= tx->running;
+				}
+			for (unsigned j = 0; j < tx->npairs; j++)
+				if (tx->pair_qs[j] == rx) {
+					__atomic_store_n(&tx->pair_dsts[j], dst, __ATOMIC_RELEASE);
 					any |= tx->running;
 				}
 		}

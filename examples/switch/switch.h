@@ -34,6 +34,11 @@
  * poll item doing rte_eth_rx_burst). Every queue that feeds an ethdev port
  * or is fed by one therefore lives on the first worker too.
  *
+ * An ethdev port xconnected to a multi-queue vhost port spreads what it
+ * receives over the vhost port's running RX queues by a hash of the flow
+ * (the NIC's RSS hash when it gives one, else MACs, IPv4 addresses and
+ * TCP/UDP ports): a flow stays on one queue, so it stays in order.
+ *
  * Idle ethdev ports and the polling policies: a port whose PMD has RX
  * interrupts (net_tap, most NICs; asked for with intr_conf.rxq) gives the
  * worker its interrupt fd, so the worker sleeps as it does on vhost kicks.
@@ -76,6 +81,12 @@ struct sw_queue {
 	/* learn mode: the same, per destination port (NULL for its own) */
 	struct sw_queue *dst_qs[SW_MAX_PORTS];
 	struct vre_net_queue *dsts[SW_MAX_PORTS];
+	/* ethdev RX (q[1]) xconnected to a vhost port: that port's RX queue of
+	 * each pair, and their published pointers as dst/dst_q above; packets
+	 * spread over the running ones by flow (pair_qs[0] == dst_q) */
+	struct sw_queue *pair_qs[SW_MAX_PAIRS];
+	struct vre_net_queue *pair_dsts[SW_MAX_PAIRS];
+	uint16_t npairs;
 	uint64_t drop_no_dst;        /* packets dropped because dst was stopped */
 	uint64_t dst_lost_ns;        /* when dst was first seen NULL; 0: it is there */
 	struct vre_poll_item item;   /* TX and control queue */
