@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <rte_ethdev.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 
 #include "switch.h"
@@ -53,6 +54,22 @@ static int eth_start(struct sw *s, struct sw_port *p, bool intr)
 	return r;
 }
 
+/* The port's RX interrupt fd, or -1. ethdev logs an error for a PMD that
+ * has none (net_ring, net_pcap): an expected answer here, so quieted. */
+static int eth_rx_intr_fd(uint16_t id)
+{
+	int type = rte_log_register("lib.ethdev");
+	int level = type >= 0 ? rte_log_get_level((uint32_t)type) : -1;
+	int fd;
+
+	if (level >= 0)
+		rte_log_set_level((uint32_t)type, RTE_LOG_CRIT);
+	fd = rte_eth_dev_rx_intr_ctl_q_get_fd(id, 0);
+	if (level >= 0)
+		rte_log_set_level((uint32_t)type, (uint32_t)level);
+	return fd < 0 ? -1 : fd;
+}
+
 static int eth_setup(struct sw *s, struct sw_port *p)
 {
 	struct rte_eth_link link;
@@ -63,9 +80,7 @@ static int eth_setup(struct sw *s, struct sw_port *p)
 		rte_eth_dev_stop(p->eth_id); /* may have started: configure again */
 		r = eth_start(s, p, false);
 	} else {
-		p->eth_rx_fd = rte_eth_dev_rx_intr_ctl_q_get_fd(p->eth_id, 0);
-		if (p->eth_rx_fd < 0)
-			p->eth_rx_fd = -1;
+		p->eth_rx_fd = eth_rx_intr_fd(p->eth_id);
 	}
 	if (r < 0) {
 		fprintf(stderr, PROG ": port %u (%s): cannot configure/start: %s\n", p->idx,
