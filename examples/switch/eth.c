@@ -252,11 +252,15 @@ static uint32_t flow_hash(const struct rte_mbuf *m)
 	return (uint32_t)(h >> 32);
 }
 
-/* Spreads n packets over the vhost RX queues in dst[0..nd) by flow. */
-static void rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, uint16_t n)
+void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, uint16_t n)
 {
 	struct rte_mbuf *by[SW_MAX_PAIRS][VRE_BURST];
 	uint16_t cnt[SW_MAX_PAIRS] = { 0 };
+
+	if (nd == 1) {
+		vre_net_rx_from_mbufs(dst[0], m, n); /* drops are counted on dst */
+		return;
+	}
 
 	for (uint16_t k = 0; k < n; k++) {
 		unsigned q = flow_hash(m[k]) % nd;
@@ -300,10 +304,7 @@ static int eth_rx_poll(struct vre_poll_item *it)
 		sw_eth_send(dp, m, n);
 		return n;
 	}
-	if (nd == 1)
-		vre_net_rx_from_mbufs(dst[0], m, n); /* drops are counted on dst */
-	else
-		rx_spread(dst, nd, m, n);
+	sw_rx_spread(dst, nd, m, n);
 	rte_pktmbuf_free_bulk(m, n);
 	return n;
 }

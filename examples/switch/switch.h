@@ -34,7 +34,8 @@
  * poll item doing rte_eth_rx_burst). Every queue that feeds an ethdev port
  * or is fed by one therefore lives on the first worker too.
  *
- * An ethdev port xconnected to a multi-queue vhost port spreads what it
+ * An ethdev port xconnected (or, in learn mode, sending) to a multi-queue
+ * vhost port spreads what it
  * receives over the vhost port's running RX queues by a hash of the flow
  * (the NIC's RSS hash when it gives one, else MACs, IPv4 addresses and
  * TCP/UDP ports): a flow stays on one queue, so it stays in order.
@@ -87,10 +88,19 @@ struct sw_queue {
 	struct sw_queue *pair_qs[SW_MAX_PAIRS];
 	struct vre_net_queue *pair_dsts[SW_MAX_PAIRS];
 	uint16_t npairs;
+	/* learn mode, ethdev RX (q[1]): the same for every vhost port */
+	struct sw_pair_dsts *lpairs;
 	uint64_t drop_no_dst;        /* packets dropped because dst was stopped */
 	uint64_t dst_lost_ns;        /* when dst was first seen NULL; 0: it is there */
 	struct vre_poll_item item;   /* TX and control queue */
 	struct vre_net_tx_burst burst;
+};
+
+/* Learn mode, an ethdev port's RX: each vhost port's RX queue of every
+ * pair and its published pointer (NULL while stopped), by port and pair. */
+struct sw_pair_dsts {
+	struct sw_queue *q[SW_MAX_PORTS][SW_MAX_PAIRS];
+	struct vre_net_queue *d[SW_MAX_PORTS][SW_MAX_PAIRS];
 };
 
 struct sw;
@@ -145,6 +155,9 @@ void sw_eth_close(struct sw *s);   /* removes the items, stops, frees */
 /* Sends n mbufs to ethdev port p; what it does not take is freed and
  * counted. First worker only. */
 void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n);
+/* Delivers n mbufs to the vhost RX queues dst[0..nd), each flow to one of
+ * them (nd >= 1); the caller still owns and frees the mbufs. */
+void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, uint16_t n);
 /* vhost TX queue -> ethdev port (the chains complete after the send). */
 int sw_vhost_to_eth_poll(struct vre_poll_item *it);
 /* Learn mode: the packets of sq's burst in mask, copied to ethdev port p.

@@ -9,7 +9,8 @@
 # workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
 # "reconnect", "flap", "learn", "badopts", "ring" (a net_ring ethdev port
 # xconnected with a vhost port; also --stats-json and SIGUSR1), "ring-mq"
-# (the same with two queue pairs: the ring's packets use both), "learn3"
+# (the same with two queue pairs: the ring's packets use both),
+# "learn-ring-mq" (the same in learn mode), "learn3"
 # (flooding, unicast after learning and aging over three ports) or
 # "learn-ring" (learn mode over a vhost and a net_ring port),
 # "badconfig" (--config files, good and bad, and port errors found after
@@ -593,9 +594,11 @@ PY
 # (testpmd's tx_first burst carries 32 flows, --txonly-multi-flow; io
 # forwarding sends each back on the queue it came from), so both of
 # testpmd's RX queues receive, and nothing is lost.
+# MODE: xconnect, or learn (the frames' destination is unknown: each floods
+# into the ring and, coming back out, to the vhost port).
 case_ring_mq() {
 	SW_EAL=("${EAL_QUIET[@]}" --vdev net_ring0 --)
-	start_switch --mode xconnect --workers "$SW_CPU" --vhost "$DIR/s0,queues=2"
+	start_switch --mode "$1" --workers "$SW_CPU" --vhost "$DIR/s0,queues=2"
 	start_testpmd "$(vdev 0 2 split 1 0)" -- --txpkts=64 --rxq=2 --txq=2 --txonly-multi-flow
 	tp_cmd "start tx_first"
 	wait_for 10 "$DIR/tp.log" 'io packet forwarding' || fail "forwarding did not start"
@@ -613,7 +616,7 @@ case_ring_mq() {
 	tp_quit
 	stop_switch
 	[ "$(sw_final drops)" -eq 0 ] || fail "drops: $(grep '^final port' "$DIR/sw.log")"
-	echo "PASS: ring-mq"
+	echo "PASS: ring-mq ($1)"
 }
 
 # learn_round PORTMASK PORT PEER_MAC: testpmd sends from PORT (txonly) to
@@ -799,7 +802,8 @@ flap) case_flap ;;
 learn) case_learn ;;
 badopts) case_badopts ;;
 ring) case_ring ;;
-ring-mq) case_ring_mq ;;
+ring-mq) case_ring_mq xconnect ;;
+learn-ring-mq) case_ring_mq learn ;;
 learn3) case_learn3 ;;
 learn-ring) case_learn_ring ;;
 badconfig) case_badconfig ;;
