@@ -117,6 +117,9 @@ static int note_broken(struct vre_net_queue *nq)
 
 int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 {
+	uint32_t hdr = nq->hdr_len;
+	uint64_t min = hdr + ETH_HLEN, max = hdr + VRE_NET_MAX_FRAME, bytes = 0;
+	uint16_t npkts = 0;
 	int n;
 
 	b->n = b->npkts = 0;
@@ -130,17 +133,32 @@ int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 	b->n = (uint16_t)n;
 	nq->st.bursts++;
 	for (int i = 0; i < n; i++) {
-		struct vre_net_pkt *p = &b->pkts[b->npkts];
+		struct vre_chain *c = &b->chains[i];
+		struct vre_net_pkt *p = &b->pkts[npkts];
 
-		if (i + 1 < n && !b->chains[i + 1].err && b->chains[i + 1].nr)
-			__builtin_prefetch(b->chains[i + 1].iov[0].iov_base);
-		if (!tx_chain_to_pkt(nq, &b->chains[i], p))
+		if (i + 1 < n && !c[1].err && c[1].nr)
+			__builtin_prefetch(c[1].iov[0].iov_base);
+		/* The common chain, one readable segment holding the header and
+		 * at least an Ethernet header: what tx_chain_to_pkt makes of it,
+		 * without the segment walks. */
+		if (c->nr == 1 && !c->err && c->rlen >= min && c->rlen <= max) {
+			c->iov[0].iov_base = (uint8_t *)c->iov[0].iov_base + hdr;
+			c->iov[0].iov_len -= hdr;
+			p->iov = c->iov;
+			p->niov = 1;
+			p->len = (uint32_t)(c->rlen - hdr);
+			p->eth = p->iov[0].iov_base;
+		} else if (!tx_chain_to_pkt(nq, c, p)) {
 			continue;
-		b->pkt_chain[b->npkts++] = (uint16_t)i;
-		nq->st.packets++;
-		nq->st.bytes += p->len;
+		}
+		b->pkt_chain[npkts++] = (uint16_t)i;
+		bytes += p->len;
 	}
-	return b->npkts;
+	/* One update per burst: the counters have one writer (this worker). */
+	b->npkts = npkts;
+	nq->st.packets += npkts;
+	nq->st.bytes += bytes;
+	return npkts;
 }
 
 void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
@@ -391,6 +409,42 @@ unwind:
 	return false;
 }
 
+/*
+ * The common case, in both modes: a one-segment packet that fits the first
+ * writable segment of the next chain with its header. The bytes written,
+ * the used length and the chain taken are those of rx_one_single and
+ * rx_one_mergeable for the same input (num_buffers is 1 either way); the
+ * general paths only skip the segment walks. false: nothing was done, the
+ * caller takes the general path (rx_peek has maybe fetched, which it would
+ * have done too).
+ */
+static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
+			       uint32_t len)
+{
+	uint16_t hdr_len = rx->nq->hdr_len;
+	struct vre_net_hdr h = { .num_buffers = 1 };
+	const struct iovec *w;
+	struct vre_chain *c;
+	uint8_t *base;
+
+	if (niov != 1 || rx->nused == VRE_BURST || !(c = rx_peek(rx)) || c->err || !c->nw)
+		return false;
+	w = &c->iov[c->nr];
+	if (w->iov_len < (uint64_t)hdr_len + len)
+		return false;
+	base = w->iov_base;
+	/* hdr_len is 10 or 12: the first hdr_len bytes of h */
+	if (hdr_len == sizeof(h))
+		memcpy(base, &h, sizeof(h));
+	else
+		memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+	/* memmove: in loopback the guest may overlap its TX and RX buffers */
+	memmove(base + hdr_len, iov->iov_base, len);
+	rx->used[rx->nused++] = vre_used_of(c, hdr_len + len);
+	rx->next++;
+	return true;
+}
+
 bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
 		    uint32_t len)
 {
@@ -401,8 +455,11 @@ bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned nio
 		nq->st.drop_queue_broken++;
 		return false;
 	}
-	ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, iov, niov, len)
-			   : rx_one_single(rx, iov, niov, len);
+	if (rx_one_fast(rx, iov, niov, len))
+		ok = true;
+	else
+		ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, iov, niov, len)
+				   : rx_one_single(rx, iov, niov, len);
 	if (rx->want)
 		rx->want--;
 	if (ok) {
@@ -429,7 +486,8 @@ void vre_net_rx_end(struct vre_net_rx *rx)
 int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask)
 {
 	struct vre_net_rx rx;
-	int done = 0;
+	uint64_t bytes = 0;
+	int done = 0, fast = 0;
 
 	if (b->npkts < 32)
 		mask &= (1u << b->npkts) - 1;
@@ -441,12 +499,27 @@ int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, 
 		const struct vre_net_pkt *p = &b->pkts[i];
 
 		mask &= mask - 1;
-		if (mask && b->pkts[__builtin_ctz(mask)].niov)
-			__builtin_prefetch(b->pkts[__builtin_ctz(mask)].iov[0].iov_base);
+		if (mask) {
+			const struct vre_net_pkt *q = &b->pkts[__builtin_ctz(mask)];
+
+			if (q->niov)
+				__builtin_prefetch(q->iov[0].iov_base);
+		}
+		/* vre_net_rx_one, with its common case inline and the counters
+		 * added once below */
+		if (!rx.broken && rx_one_fast(&rx, p->iov, p->niov, p->len)) {
+			if (rx.want)
+				rx.want--;
+			fast++;
+			bytes += p->len;
+			continue;
+		}
 		done += vre_net_rx_one(&rx, p->iov, p->niov, p->len);
 	}
+	dst->st.packets += (unsigned)fast;
+	dst->st.bytes += bytes;
 	vre_net_rx_end(&rx);
-	return done;
+	return done + fast;
 }
 
 int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx)
