@@ -590,6 +590,12 @@ int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 	bool recorded = vq->inflight != NULL;
 	struct burst b;
 
+	/* An empty poll, the common one: one flags load, no burst set-up
+	 * (vre_vq_fetch has returned -EIO already for a broken queue). */
+	if (vq->resubmit_pos == vq->resubmit_num &&
+	    (ld16(&vq->pk.desc[vq->last_avail_idx].flags) & (F_AVAIL | F_USED)) !=
+	    (vq->avail_wrap ? F_AVAIL : F_USED))
+		return 0;
 	/* Resubmissions first; none are added while fetching. */
 	while (n < max && vq->resubmit_pos < vq->resubmit_num) {
 		if (fetch_one(vq, &chains[n], pool, pool_len, &pool_used, NULL) <= 0)
@@ -716,6 +722,47 @@ static void inflight_retire(struct vre_vq *vq, const struct vre_used *used,
 	STEP(vq, "complete: old_used_idx");
 }
 
+/*
+ * Without inflight records nothing but the driver watches the ring, so one
+ * pass does it: each later chain's id/len then its flags (release: the
+ * body before the flags), the first chain's flags last. The driver reads
+ * used slots in order from the first one, so none of the batch is seen
+ * before the end, as in the two-pass order the inflight records need.
+ */
+static void complete_plain(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	struct vre_packed_desc *desc = vq->pk.desc;
+	uint16_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
+	bool wrap = vq->used_wrap;
+	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0;
+	uint16_t first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
+
+	for (unsigned k = 0; k < n; k++) {
+		struct vre_packed_desc *d = &desc[idx];
+		uint32_t next = (uint32_t)idx + used[k].ndesc; /* ndesc <= size */
+
+		__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
+		__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
+		if (k) {
+			/* WRITE says len bytes were written. */
+			st16_rel(&d->flags, used_pat | (used[k].len ? VRE_DESC_F_WRITE : 0));
+			STEP(vq, "complete: later flags");
+		}
+		if (next >= size) {
+			next -= size;
+			wrap = !wrap;
+			used_pat ^= F_AVAIL | F_USED;
+		}
+		idx = (uint16_t)next;
+	}
+	/* Release, last: the whole batch appears when the first chain's
+	 * flags do. */
+	st16_rel(&desc[first_pos].flags, first_flags);
+	STEP(vq, "complete: first flags");
+	vq->last_used_idx = idx;
+	vq->used_wrap = wrap;
+}
+
 int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
@@ -729,6 +776,10 @@ int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned
 
 	if (err || n == 0)
 		return err;
+	if (!vq->inflight) {
+		complete_plain(vq, used, n);
+		return 0;
+	}
 	first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
 	for (unsigned k = 0; k < n; k++) {
 		struct vre_packed_desc *d = &desc[idx];
