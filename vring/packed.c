@@ -658,12 +658,13 @@ static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n
 		total += u->ndesc;
 		/* ndesc - 1 wraps for 0: one compare for 1..size. */
 		if (u->id >= size || busy[u->id] != 1 ||
-		    (uint16_t)(u->ndesc - 1) >= size || total > held ||
-		    (inf && u->slot >= size))
+		    (uint16_t)(u->ndesc - 1) >= size || (inf && u->slot >= size))
 			break;
 		busy[u->id] = 0;
 	}
-	if (k == n)
+	/* total only grows (at most 32 x 32768, no overflow): checked once
+	 * for the whole batch, which is refused whole anyway. */
+	if (k == n && total <= held)
 		return 0;
 	while (k--)
 		busy[used[k].id] = 1;
