@@ -522,11 +522,17 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 		const struct vre_net_pkt *p = &b->pkts[__builtin_ctz(m)];
 		const struct vre_chain *c = &rx->chains[next];
 		const struct iovec *w = &c->iov[c->nr];
+		const uint32_t len = p->len;
+		const void *src;
 		uint8_t *base;
 
-		if (p->niov != 1 || c->err || !c->nw || w->iov_len < (uint64_t)hdr_len + p->len)
+		if (p->niov != 1 || c->err || !c->nw || w->iov_len < (uint64_t)hdr_len + len)
 			break;
+		src = p->iov[0].iov_base;
 		m &= m - 1;
+		/* The used entry first: nothing is read back from c after the
+		 * copy, which the compiler must assume may write anywhere. */
+		rx->used[nused++] = vre_used_of(c, hdr_len + len);
 		base = w->iov_base;
 		/* hdr_len is 10 or 12: the first hdr_len bytes of h */
 		if (hdr_len == sizeof(h))
@@ -534,11 +540,10 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 		else
 			memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
 		/* memmove: in loopback the guest may overlap TX and RX buffers */
-		memmove(base + hdr_len, p->iov[0].iov_base, p->len);
-		rx->used[nused++] = vre_used_of(c, hdr_len + p->len);
+		memmove(base + hdr_len, src, len);
 		next++;
 		done++;
-		sum += p->len;
+		sum += len;
 	}
 	rx->next = next;
 	rx->nused = nused;
