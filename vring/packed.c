@@ -738,14 +738,17 @@ static void complete_plain(struct vre_vq *vq, const struct vre_used *used, unsig
 	uint16_t first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
 
 	for (unsigned k = 0; k < n; k++) {
+		/* one load of each field: the stores below may alias used[] as
+		 * far as the compiler knows */
+		const struct vre_used u = used[k];
 		struct vre_packed_desc *d = &desc[idx];
-		uint32_t next = (uint32_t)idx + used[k].ndesc; /* ndesc <= size */
+		uint32_t next = (uint32_t)idx + u.ndesc; /* ndesc <= size */
 
-		__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
-		__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
+		__atomic_store_n(&d->id, u.id, __ATOMIC_RELAXED);
+		__atomic_store_n(&d->len, u.len, __ATOMIC_RELAXED);
 		if (k) {
 			/* WRITE says len bytes were written. */
-			st16_rel(&d->flags, used_pat | (used[k].len ? VRE_DESC_F_WRITE : 0));
+			st16_rel(&d->flags, used_pat | (u.len ? VRE_DESC_F_WRITE : 0));
 			STEP(vq, "complete: later flags");
 		}
 		if (next >= size) {
