@@ -206,7 +206,8 @@ static void rx_publish(struct vre_net_rx *rx, uint16_t k)
 		return;
 	if (vre_vq_complete(rx->vq, rx->used, k) == 0)
 		rx->notify |= vre_vq_needs_notify(rx->vq);
-	memmove(rx->used, rx->used + k, (size_t)(rx->nused - k) * sizeof(rx->used[0]));
+	if (rx->nused > k) /* usually none left: no call */
+		memmove(rx->used, rx->used + k, (size_t)(rx->nused - k) * sizeof(rx->used[0]));
 	rx->nused = (uint16_t)(rx->nused - k);
 }
 
@@ -563,16 +564,18 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 
 int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask)
 {
+	const uint32_t all = b->npkts < 32 ? (1u << b->npkts) - 1 : UINT32_MAX;
 	struct vre_net_rx rx;
 	uint64_t bytes = 0;
 	unsigned fast = 0;
 	int done = 0;
 
-	if (b->npkts < 32)
-		mask &= (1u << b->npkts) - 1;
+	mask &= all;
 	if (!mask)
 		return 0;
-	vre_net_rx_begin(&rx, dst, (uint16_t)__builtin_popcount(mask));
+	/* the whole burst is the usual mask: no popcount (a libgcc call
+	 * without -mpopcnt) */
+	vre_net_rx_begin(&rx, dst, (uint16_t)(mask == all ? b->npkts : __builtin_popcount(mask)));
 	for (;;) {
 		const struct vre_net_pkt *p;
 
