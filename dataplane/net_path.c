@@ -115,32 +115,61 @@ static int note_broken(struct vre_net_queue *nq)
 	return -EIO;
 }
 
+/* The n chains just fetched into b become packets. Out of line: an empty
+ * poll (the common call) then pays for none of its set-up. */
+static __attribute__((noinline)) int tx_burst(struct vre_net_queue *nq,
+					      struct vre_net_tx_burst *b, int n)
+{
+	uint32_t hdr = nq->hdr_len;
+	uint64_t min = hdr + ETH_HLEN, max = hdr + VRE_NET_MAX_FRAME, bytes = 0;
+	uint16_t npkts = 0;
+
+	b->n = (uint16_t)n;
+	nq->st.bursts++;
+	/* Warm every frame's first line (vre_net_rx_put copies them), in one
+	 * tight loop; a chain with an error has nr == 0. */
+	for (int i = 0; i < n; i++)
+		if (b->chains[i].nr)
+			__builtin_prefetch(b->chains[i].iov[0].iov_base);
+	for (int i = 0; i < n; i++) {
+		struct vre_chain *c = &b->chains[i];
+		struct vre_net_pkt *p = &b->pkts[npkts];
+
+		/* The common chain, one readable segment holding the header and
+		 * at least an Ethernet header: what tx_chain_to_pkt makes of it,
+		 * without the segment walks. */
+		if (c->nr == 1 && !c->err && c->rlen >= min && c->rlen <= max) {
+			c->iov[0].iov_base = (uint8_t *)c->iov[0].iov_base + hdr;
+			c->iov[0].iov_len -= hdr;
+			p->iov = c->iov;
+			p->niov = 1;
+			p->len = (uint32_t)(c->rlen - hdr);
+			p->eth = p->iov[0].iov_base;
+		} else if (!tx_chain_to_pkt(nq, c, p)) {
+			continue;
+		}
+		b->pkt_chain[npkts++] = (uint16_t)i;
+		bytes += p->len;
+	}
+	/* One update per burst: the counters have one writer (this worker). */
+	b->npkts = npkts;
+	nq->st.packets += npkts;
+	nq->st.bytes += bytes;
+	return npkts;
+}
+
 int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 {
 	int n;
 
 	b->n = b->npkts = 0;
 	n = vre_vq_fetch(&nq->q->vq, b->chains, VRE_BURST, b->pool, POOL_LEN(b->pool));
+	if (n > 0)
+		return tx_burst(nq, b, n);
 	if (n < 0)
 		return note_broken(nq);
-	if (n == 0) {
-		nq->st.empty_polls++;
-		return 0;
-	}
-	b->n = (uint16_t)n;
-	nq->st.bursts++;
-	for (int i = 0; i < n; i++) {
-		struct vre_net_pkt *p = &b->pkts[b->npkts];
-
-		if (i + 1 < n && !b->chains[i + 1].err && b->chains[i + 1].nr)
-			__builtin_prefetch(b->chains[i + 1].iov[0].iov_base);
-		if (!tx_chain_to_pkt(nq, &b->chains[i], p))
-			continue;
-		b->pkt_chain[b->npkts++] = (uint16_t)i;
-		nq->st.packets++;
-		nq->st.bytes += p->len;
-	}
-	return b->npkts;
+	nq->st.empty_polls++;
+	return 0;
 }
 
 void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
@@ -177,7 +206,8 @@ static void rx_publish(struct vre_net_rx *rx, uint16_t k)
 		return;
 	if (vre_vq_complete(rx->vq, rx->used, k) == 0)
 		rx->notify |= vre_vq_needs_notify(rx->vq);
-	memmove(rx->used, rx->used + k, (size_t)(rx->nused - k) * sizeof(rx->used[0]));
+	if (rx->nused > k) /* usually none left: no call */
+		memmove(rx->used, rx->used + k, (size_t)(rx->nused - k) * sizeof(rx->used[0]));
 	rx->nused = (uint16_t)(rx->nused - k);
 }
 
@@ -391,6 +421,42 @@ unwind:
 	return false;
 }
 
+/*
+ * The common case, in both modes: a one-segment packet that fits the first
+ * writable segment of the next chain with its header. The bytes written,
+ * the used length and the chain taken are those of rx_one_single and
+ * rx_one_mergeable for the same input (num_buffers is 1 either way); the
+ * general paths only skip the segment walks. false: nothing was done, the
+ * caller takes the general path (rx_peek has maybe fetched, which it would
+ * have done too).
+ */
+static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
+			       uint32_t len)
+{
+	uint16_t hdr_len = rx->nq->hdr_len;
+	struct vre_net_hdr h = { .num_buffers = 1 };
+	const struct iovec *w;
+	struct vre_chain *c;
+	uint8_t *base;
+
+	if (niov != 1 || rx->nused == VRE_BURST || !(c = rx_peek(rx)) || c->err || !c->nw)
+		return false;
+	w = &c->iov[c->nr];
+	if (w->iov_len < (uint64_t)hdr_len + len)
+		return false;
+	base = w->iov_base;
+	/* hdr_len is 10 or 12: the first hdr_len bytes of h */
+	if (hdr_len == sizeof(h))
+		memcpy(base, &h, sizeof(h));
+	else
+		memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+	/* memmove: in loopback the guest may overlap its TX and RX buffers */
+	memmove(base + hdr_len, iov->iov_base, len);
+	rx->used[rx->nused++] = vre_used_of(c, hdr_len + len);
+	rx->next++;
+	return true;
+}
+
 bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
 		    uint32_t len)
 {
@@ -401,8 +467,11 @@ bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned nio
 		nq->st.drop_queue_broken++;
 		return false;
 	}
-	ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, iov, niov, len)
-			   : rx_one_single(rx, iov, niov, len);
+	if (rx_one_fast(rx, iov, niov, len))
+		ok = true;
+	else
+		ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, iov, niov, len)
+				   : rx_one_single(rx, iov, niov, len);
 	if (rx->want)
 		rx->want--;
 	if (ok) {
@@ -426,27 +495,105 @@ void vre_net_rx_end(struct vre_net_rx *rx)
 		vre_queue_notify(rx->nq->q);
 }
 
+/*
+ * rx_one_fast over the burst, with the cursor in locals: packets of mask,
+ * in order, while each is one segment that fits the first writable
+ * segment of the next fetched chain. Stops at the first that does not (or
+ * when the fetched chains or the used array run out) and leaves it to the
+ * general path. Returns the packets delivered; their bits are cleared from
+ * *mask and their bytes added to *bytes.
+ */
+static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst *b,
+			    uint32_t *mask, uint64_t *bytes)
+{
+	const uint16_t hdr_len = rx->nq->hdr_len;
+	const struct vre_net_hdr h = { .num_buffers = 1 };
+	uint32_t m = *mask;
+	uint16_t next, n, nused;
+	unsigned done = 0;
+	uint64_t sum = 0;
+
+	/* rx_peek fetches when none is left: only for a packet to come */
+	if (!m || rx->broken || !rx_peek(rx))
+		return 0;
+	next = rx->next;
+	n = rx->n;
+	nused = rx->nused;
+	/* Warm the first line of every destination now, in one tight loop
+	 * (the sources were warmed by vre_net_tx_fetch). */
+	for (uint16_t k = next + 1; k < n; k++) {
+		const struct vre_chain *c = &rx->chains[k];
+
+		if (!c->err && c->nw)
+			__builtin_prefetch(c->iov[c->nr].iov_base, 1);
+	}
+	while (m && next < n && nused < VRE_BURST) {
+		const struct vre_net_pkt *p = &b->pkts[__builtin_ctz(m)];
+		const struct vre_chain *c = &rx->chains[next];
+		const struct iovec *w = &c->iov[c->nr];
+		const uint32_t len = p->len;
+		const void *src;
+		uint8_t *base;
+
+		if (p->niov != 1 || c->err || !c->nw || w->iov_len < (uint64_t)hdr_len + len)
+			break;
+		src = p->iov[0].iov_base;
+		m &= m - 1;
+		/* The used entry first: nothing is read back from c after the
+		 * copy, which the compiler must assume may write anywhere. */
+		rx->used[nused++] = vre_used_of(c, hdr_len + len);
+		base = w->iov_base;
+		/* hdr_len is 10 or 12: the first hdr_len bytes of h */
+		if (hdr_len == sizeof(h))
+			memcpy(base, &h, sizeof(h));
+		else
+			memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+		/* memmove: in loopback the guest may overlap TX and RX buffers */
+		memmove(base + hdr_len, src, len);
+		next++;
+		done++;
+		sum += len;
+	}
+	rx->next = next;
+	rx->nused = nused;
+	rx->want = (uint16_t)(rx->want > done ? rx->want - done : 0);
+	*mask = m;
+	*bytes += sum;
+	return done;
+}
+
 int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask)
 {
+	const uint32_t all = b->npkts < 32 ? (1u << b->npkts) - 1 : UINT32_MAX;
 	struct vre_net_rx rx;
+	uint64_t bytes = 0;
+	unsigned fast = 0;
 	int done = 0;
 
-	if (b->npkts < 32)
-		mask &= (1u << b->npkts) - 1;
+	mask &= all;
 	if (!mask)
 		return 0;
-	vre_net_rx_begin(&rx, dst, (uint16_t)__builtin_popcount(mask));
-	while (mask) {
-		unsigned i = (unsigned)__builtin_ctz(mask);
-		const struct vre_net_pkt *p = &b->pkts[i];
+	/* the whole burst is the usual mask: no popcount (a libgcc call
+	 * without -mpopcnt) */
+	vre_net_rx_begin(&rx, dst, (uint16_t)(mask == all ? b->npkts : __builtin_popcount(mask)));
+	for (;;) {
+		const struct vre_net_pkt *p;
 
+		fast += rx_put_fast(&rx, b, &mask, &bytes);
+		if (!mask)
+			break;
+		/* one packet the general way (it counts itself) */
+		p = &b->pkts[__builtin_ctz(mask)];
 		mask &= mask - 1;
 		if (mask && b->pkts[__builtin_ctz(mask)].niov)
 			__builtin_prefetch(b->pkts[__builtin_ctz(mask)].iov[0].iov_base);
 		done += vre_net_rx_one(&rx, p->iov, p->niov, p->len);
 	}
+	/* The fast path's counters, once per burst. */
+	dst->st.packets += fast;
+	dst->st.bytes += bytes;
 	vre_net_rx_end(&rx);
-	return done;
+	return done + (int)fast;
 }
 
 int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx)

@@ -518,69 +518,72 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 	return 1;
 }
 
-/* What the fetch loop reads on every chain, in locals for the burst; the
- * region is the one the last translation hit (size 0: none). Reloaded
- * after every call into the general walk, which may move any of it. */
-struct burst {
-	struct vre_packed_desc *desc;
-	uint8_t *id_busy;
-	uint16_t size;
-	uint16_t idx;
-	bool wrap;
-	uint16_t avail_pat; /* AVAIL/USED bits of an available slot at wrap */
-	uint32_t held;
-	uint64_t rgpa, rsize;
-	uint8_t *rhva;
-};
-
-static inline void burst_load(const struct vre_vq *vq, struct burst *b)
+/*
+ * A run of the common chain from the avail position: one direct
+ * descriptor (no NEXT, no INDIRECT, len > 0) inside the last-hit region,
+ * a free id, a slot we do not hold. At most lim chains (the caller has
+ * checked the pool's room and that no inflight region is attached), iovec
+ * k of the run in iov[k]. Stops before the first slot that is not
+ * available or not common; what it read of that slot is dropped, and the
+ * general walk reads the slot afresh and checks it with every rule. A
+ * range inside a region cannot wrap (vre_mem_map_add refuses regions that
+ * do), so no overflow check here. Everything the loop needs is in locals:
+ * no call inside it, so nothing is spilled.
+ */
+static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct iovec *iov,
+			  unsigned lim)
 {
 	const struct vre_mem_map *m = vq->mem;
+	struct vre_packed_desc *desc = vq->pk.desc;
+	uint8_t *busy = vq->pk.id_busy;
+	const uint16_t size = vq->size;
+	uint16_t idx = vq->last_avail_idx;
+	bool wrap = vq->avail_wrap;
+	/* AVAIL/USED of an available slot at this wrap, no NEXT/INDIRECT:
+	 * one compare for "available and not a chain or a table" */
+	uint16_t pat = wrap ? F_AVAIL : F_USED;
+	const uint16_t mask = F_AVAIL | F_USED | VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT;
+	uint32_t held = held_slots(vq);
+	const struct vre_mem_region *r;
+	uint64_t rgpa, rsize;
+	uint8_t *rhva;
+	unsigned k;
 
-	b->desc = vq->pk.desc;
-	b->id_busy = vq->pk.id_busy;
-	b->size = vq->size;
-	b->idx = vq->last_avail_idx;
-	b->wrap = vq->avail_wrap;
-	b->avail_pat = b->wrap ? F_AVAIL : F_USED;
-	b->held = held_slots(vq);
-	b->rgpa = 0;
-	b->rsize = 0;
-	b->rhva = NULL;
-	if (vq->mem_hint < m->nregions) {
-		b->rgpa = m->regions[vq->mem_hint].gpa;
-		b->rsize = m->regions[vq->mem_hint].size;
-		b->rhva = m->regions[vq->mem_hint].hva;
+	if (held >= size || vq->mem_hint >= m->nregions)
+		return 0;
+	if (lim > size - held)
+		lim = size - held;
+	r = &m->regions[vq->mem_hint];
+	rgpa = r->gpa;
+	rsize = r->size;
+	rhva = r->hva;
+	for (k = 0; k < lim; k++) {
+		struct vre_packed_desc *d = &desc[idx];
+		/* Acquire: the body is read only after the flags say the
+		 * driver has published it. */
+		uint16_t f = ld16_acq(&d->flags), id;
+		uint64_t addr, off;
+		uint32_t len;
+
+		if ((f & mask) != pat)
+			break;
+		addr = ld64(&d->addr);
+		len = ld32(&d->len);
+		id = ld16(&d->id);
+		off = addr - rgpa;
+		if (len == 0 || off >= rsize || len > rsize - off || id >= size || busy[id])
+			break;
+		vre_chain_single(&chains[k], &iov[k], rhva + off, len, f & VRE_DESC_F_WRITE, id);
+		busy[id] = 1;
+		if (++idx == size) {
+			idx = 0;
+			wrap = !wrap;
+			pat ^= F_AVAIL | F_USED;
+		}
 	}
-}
-
-/*
- * The common chain: one direct descriptor (no NEXT, no INDIRECT, len > 0)
- * inside the last-hit region, a free id, a slot we do not hold (the caller
- * has checked that the pool has room and no inflight region is attached). Taken with one range compare;
- * anything else returns false with nothing changed, and fetch_one walks the
- * same loaded head with every rule. A range inside a region cannot wrap
- * (vre_mem_map_add refuses regions that do), so no overflow check here.
- */
-static inline __attribute__((always_inline)) bool
-take_single(struct burst *b, const struct head *h,
-	    struct vre_chain *c, struct iovec *iov)
-{
-	uint64_t off = h->addr - b->rgpa;
-
-	if ((h->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || h->len == 0 ||
-	    b->held >= b->size || off >= b->rsize ||
-	    h->len > b->rsize - off || h->id >= b->size || b->id_busy[h->id])
-		return false;
-	vre_chain_single(c, iov, b->rhva + off, h->len, h->flags & VRE_DESC_F_WRITE, h->id);
-	b->id_busy[h->id] = 1;
-	b->held++;
-	if (++b->idx == b->size) {
-		b->idx = 0;
-		b->wrap = !b->wrap;
-		b->avail_pat ^= F_AVAIL | F_USED;
-	}
-	return true;
+	vq->last_avail_idx = idx;
+	vq->avail_wrap = wrap;
+	return k;
 }
 
 int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
@@ -588,45 +591,47 @@ int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 {
 	unsigned n = 0, pool_used = 0;
 	bool recorded = vq->inflight != NULL;
-	struct burst b;
 
+	/* An empty poll, the common one: one flags load, no burst set-up
+	 * (vre_vq_fetch has returned -EIO already for a broken queue). */
+	if (vq->resubmit_pos == vq->resubmit_num &&
+	    (ld16(&vq->pk.desc[vq->last_avail_idx].flags) & (F_AVAIL | F_USED)) !=
+	    (vq->avail_wrap ? F_AVAIL : F_USED))
+		return 0;
 	/* Resubmissions first; none are added while fetching. */
 	while (n < max && vq->resubmit_pos < vq->resubmit_num) {
 		if (fetch_one(vq, &chains[n], pool, pool_len, &pool_used, NULL) <= 0)
 			goto out;
 		n++;
 	}
-	burst_load(vq, &b);
 	while (n < max) {
-		struct vre_packed_desc *d = &b.desc[b.idx];
+		struct vre_packed_desc *d;
 		struct head h;
 		uint16_t f;
 		int r;
 
-		/* Acquire: the descriptor body is read only after its flags
-		 * say the driver has published it (the compare is
-		 * desc_avail() with the pattern kept for the current wrap). */
+		if (!recorded && pool_used < pool_len) {
+			unsigned lim = max - n, k;
+
+			if (lim > pool_len - pool_used)
+				lim = pool_len - pool_used;
+			k = fetch_run(vq, &chains[n], pool + pool_used, lim);
+			n += k;
+			pool_used += k;
+			if (n == max)
+				break;
+		}
+		/* One chain the general way (or none: not available). */
+		d = &vq->pk.desc[vq->last_avail_idx];
 		f = ld16_acq(&d->flags);
-		if ((f & (F_AVAIL | F_USED)) != b.avail_pat)
+		if (!desc_avail(f, vq->avail_wrap))
 			break;
 		head_load(d, f, &h);
-		if (!recorded && pool_used < pool_len &&
-		    take_single(&b, &h, &chains[n], pool + pool_used)) {
-			pool_used++;
-			n++;
-			continue;
-		}
-		vq->last_avail_idx = b.idx;
-		vq->avail_wrap = b.wrap;
 		r = fetch_one(vq, &chains[n], pool, pool_len, &pool_used, &h);
-		burst_load(vq, &b);
 		if (r <= 0)
 			break;
 		n++;
 	}
-	/* What the fast path took is published here, once per burst. */
-	vq->last_avail_idx = b.idx;
-	vq->avail_wrap = b.wrap;
 out:
 	if (n == 0 && vq->broken)
 		return -EIO;
@@ -653,12 +658,13 @@ static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n
 		total += u->ndesc;
 		/* ndesc - 1 wraps for 0: one compare for 1..size. */
 		if (u->id >= size || busy[u->id] != 1 ||
-		    (uint16_t)(u->ndesc - 1) >= size || total > held ||
-		    (inf && u->slot >= size))
+		    (uint16_t)(u->ndesc - 1) >= size || (inf && u->slot >= size))
 			break;
 		busy[u->id] = 0;
 	}
-	if (k == n)
+	/* total only grows (at most 32 x 32768, no overflow): checked once
+	 * for the whole batch, which is refused whole anyway. */
+	if (k == n && total <= held)
 		return 0;
 	while (k--)
 		busy[used[k].id] = 1;
@@ -716,6 +722,50 @@ static void inflight_retire(struct vre_vq *vq, const struct vre_used *used,
 	STEP(vq, "complete: old_used_idx");
 }
 
+/*
+ * Without inflight records nothing but the driver watches the ring, so one
+ * pass does it: each later chain's id/len then its flags (release: the
+ * body before the flags), the first chain's flags last. The driver reads
+ * used slots in order from the first one, so none of the batch is seen
+ * before the end, as in the two-pass order the inflight records need.
+ */
+static void complete_plain(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	struct vre_packed_desc *desc = vq->pk.desc;
+	uint16_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
+	bool wrap = vq->used_wrap;
+	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0;
+	uint16_t first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
+
+	for (unsigned k = 0; k < n; k++) {
+		/* one load of each field: the stores below may alias used[] as
+		 * far as the compiler knows */
+		const struct vre_used u = used[k];
+		struct vre_packed_desc *d = &desc[idx];
+		uint32_t next = (uint32_t)idx + u.ndesc; /* ndesc <= size */
+
+		__atomic_store_n(&d->id, u.id, __ATOMIC_RELAXED);
+		__atomic_store_n(&d->len, u.len, __ATOMIC_RELAXED);
+		if (k) {
+			/* WRITE says len bytes were written. */
+			st16_rel(&d->flags, used_pat | (u.len ? VRE_DESC_F_WRITE : 0));
+			STEP(vq, "complete: later flags");
+		}
+		if (next >= size) {
+			next -= size;
+			wrap = !wrap;
+			used_pat ^= F_AVAIL | F_USED;
+		}
+		idx = (uint16_t)next;
+	}
+	/* Release, last: the whole batch appears when the first chain's
+	 * flags do. */
+	st16_rel(&desc[first_pos].flags, first_flags);
+	STEP(vq, "complete: first flags");
+	vq->last_used_idx = idx;
+	vq->used_wrap = wrap;
+}
+
 int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
@@ -729,6 +779,10 @@ int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned
 
 	if (err || n == 0)
 		return err;
+	if (!vq->inflight) {
+		complete_plain(vq, used, n);
+		return 0;
+	}
 	first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
 	for (unsigned k = 0; k < n; k++) {
 		struct vre_packed_desc *d = &desc[idx];

@@ -297,6 +297,35 @@ take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
 }
 
 /*
+ * A run of common chains from avail position last: take_single's rules,
+ * at most lim chains (pool room checked by the caller, no inflight
+ * records), iovec k in iov[k]. Stops before the first entry that is not
+ * common; what it read of that entry is dropped and the caller's general
+ * path reads ring entry and descriptor afresh and checks them with every
+ * rule. No call in the loop, so its values stay in registers.
+ */
+static inline unsigned split_run(const struct vre_desc *desc, const uint16_t *ring,
+				 uint16_t size, uint16_t last, const struct hot_region *hot,
+				 struct vre_chain *chains, struct iovec *iov, unsigned lim)
+{
+	const uint16_t mask = (uint16_t)(size - 1);
+	unsigned k;
+
+	for (k = 0; k < lim; k++) {
+		uint16_t head = __atomic_load_n(&ring[(uint16_t)(last + k) & mask],
+						__ATOMIC_RELAXED);
+		struct vre_desc d;
+
+		if (head >= size)
+			break;
+		d = desc_copy(&desc[head]);
+		if (!take_single(hot, head, &d, &chains[k], &iov[k], 1))
+			break;
+	}
+	return k;
+}
+
+/*
  * Walks the chain at head, whose descriptor the caller has copied into d,
  * into c, iovecs from iov (room entries left of a
  * pool of pool_len). On WALK_OK the chain is filled in (err -ENOBUFS and no
@@ -427,6 +456,18 @@ int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 
 	hot_region_load(vq, &hot);
 	for (; todo; todo--) {
+		if (!recorded && iov_used < pool_len) {
+			unsigned lim = todo < pool_len - iov_used ? todo : pool_len - iov_used;
+			unsigned k = split_run(desc, ring, size, last, &hot, &chains[n],
+					       pool + iov_used, lim);
+
+			n += k;
+			iov_used += k;
+			last = (uint16_t)(last + k);
+			todo -= k;
+			if (!todo)
+				break;
+		}
 		uint16_t head = __atomic_load_n(&ring[last & mask], __ATOMIC_RELAXED);
 		struct vre_chain *c = &chains[n];
 		struct iovec *iov = pool + iov_used;
