@@ -615,10 +615,13 @@ static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struc
 	take_snap(s, prev);
 	while ((sig = wait_signal(set, next)) < 0 || sig == SIGUSR1 || sig == SIGUSR2) {
 		if (sig == SIGUSR2) {
+			uint64_t t0 = now_ns();
 			int n = sw_rebalance(s);
 
+			/* the time is how long control waited (s->lock) */
 			if (n >= 0)
-				printf(PROG ": rebalance: %d poll item(s) moved to the next worker\n", n);
+				printf(PROG ": rebalance: %d poll item(s) moved to the next worker "
+				       "in %.1f ms\n", n, (double)(now_ns() - t0) / 1e6);
 			fflush(stdout);
 			continue;
 		}
