@@ -10,7 +10,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* How long a reply may take; a build may give more (scripts/soak's
+ * churner does: a backend under heavy load may be slow, not wrong). */
+#ifndef VFRONT_TIMEOUT_MS
 #define VFRONT_TIMEOUT_MS 3000
+#endif
 
 #define VF_NEED_REPLY 0x8u
 

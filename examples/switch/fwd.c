@@ -338,6 +338,66 @@ static void sw_queue_stop(void *app, struct vre_net_dev *n, struct vre_net_queue
 	VRE_DEBUG(ROOM, "port %u queue %u stopped", sq->port->idx, sq->index);
 }
 
+/* ---- rebalance (SIGUSR2) ---- */
+
+static unsigned worker_index(const struct sw *s, const struct vre_worker *w)
+{
+	for (unsigned i = 0; i < s->pool.n; i++)
+		if (s->pool.w[i] == w)
+			return i;
+	return 0;
+}
+
+int sw_rebalance(struct sw *s)
+{
+	struct sw_queue *moved[SW_MAX_PORTS * (2 * SW_MAX_PAIRS + 1)];
+	unsigned nmoved = 0, fails = 0;
+
+	if (s->pool.n < 2)
+		return 0;
+	if (s->nvhost != s->nports) {
+		VRE_WARN(ROOM, "rebalance: ethdev ports are served by the first worker only; "
+			 "nothing moved");
+		return -ENOTSUP;
+	}
+	/* queue_start / queue_stop wait: the plan and the items stay as they are */
+	pthread_mutex_lock(&s->lock);
+	/* Every item off its worker first: once the removals returned, no
+	 * worker is inside any queue, RX ring or the MAC table. */
+	for (unsigned i = 0; i < s->nports; i++)
+		for (uint16_t k = 0; k < s->ports[i].nq; k++) {
+			struct sw_queue *sq = &s->ports[i].q[k];
+
+			if (sq->item.w) {
+				vre_worker_remove(&sq->item);
+				moved[nmoved++] = sq;
+			}
+		}
+	/* Each queue to the worker after its own. The members of a group (an
+	 * RX queue and the queues feeding it; in learn mode every queue)
+	 * share a worker, so they still do: each RX ring keeps one writer. */
+	for (unsigned i = 0; i < s->nports; i++)
+		for (uint16_t k = 0; k < s->ports[i].nq; k++) {
+			struct sw_queue *sq = &s->ports[i].q[k];
+
+			sq->w = s->pool.w[(worker_index(s, sq->w) + 1) % s->pool.n];
+		}
+	for (unsigned m = 0; m < nmoved; m++) {
+		int err = vre_worker_add(moved[m]->w, &moved[m]->item);
+
+		/* No fallback to the old worker: that would split a group and
+		 * give an RX ring two writers. The queue stays unpolled (its
+		 * guest stalls) until its frontend restarts it. */
+		if (err < 0) {
+			VRE_ERR(ROOM, "rebalance: port %u queue %u not polled any more: %s",
+				moved[m]->port->idx, moved[m]->index, strerror(-err));
+			fails++;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return fails ? -EIO : (int)nmoved;
+}
+
 const struct vre_net_app_ops sw_app_ops = {
 	.queue_start = sw_queue_start,
 	.queue_stop = sw_queue_stop,

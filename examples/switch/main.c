@@ -72,7 +72,8 @@ static void usage(FILE *f)
 		"  --stats-interval SECONDS          print the port table every SECONDS (default 0:\n"
 		"                                    at exit only); SIGUSR1 prints it at any time.\n"
 		"                                    rx: packets the switch gave the port, tx: taken\n"
-		"                                    from it; drops by reason; worker cycles/packet\n"
+		"                                    from it; drops by reason; worker cycles/packet.\n"
+		"                                    SIGUSR2 moves every queue to the next worker\n"
 		"  --stats-json PATH                 write every counter as JSON to PATH (replaced\n"
 		"                                    atomically) every interval, on SIGUSR1 and at exit\n"
 		"  --log-level err|warn|info|debug   (default info)\n"
@@ -613,7 +614,18 @@ static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struc
 	int sig;
 
 	take_snap(s, prev);
-	while ((sig = wait_signal(set, next)) < 0 || sig == SIGUSR1) {
+	while ((sig = wait_signal(set, next)) < 0 || sig == SIGUSR1 || sig == SIGUSR2) {
+		if (sig == SIGUSR2) {
+			uint64_t t0 = now_ns();
+			int n = sw_rebalance(s);
+
+			/* the time is how long control waited (s->lock) */
+			if (n >= 0)
+				printf(PROG ": rebalance: %d poll item(s) moved to the next worker "
+				       "in %.1f ms\n", n, (double)(now_ns() - t0) / 1e6);
+			fflush(stdout);
+			continue;
+		}
 		take_snap(s, cur);
 		print_stats(s, cur, prev, sig == SIGUSR1 ? "now" : "stats");
 		if (o->stats_json)
@@ -745,6 +757,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if (eal_init(split >= 0 ? split : argc, argv, split >= 0) < 0) {

@@ -170,6 +170,15 @@ extern const struct vre_net_app_ops sw_app_ops;
  * each RX queue (and the TX queues feeding it) a worker. */
 int sw_plan(struct sw *s);
 void sw_unplan(struct sw *s);
+/* Moves every queue to the next worker of the pool (worker i -> i+1 mod n)
+ * through the quiesce handshake, under traffic: all items are removed
+ * (each removal returns once its worker is out), the owners rotate, the
+ * items are added again. Groups stay together, so every RX ring keeps a
+ * single writer. Returns the items moved, 0 with one worker, -ENOTSUP with
+ * ethdev ports (they belong to the first worker), -EIO when an item could
+ * not be added back (logged; that queue is no longer polled). Control
+ * thread or main thread; takes s->lock. */
+int sw_rebalance(struct sw *s);
 
 /* Totals over the running queues and the counters of stopped ones. */
 struct sw_port_totals {

@@ -5,8 +5,9 @@
 #   switch_testpmd.sh SWITCH CASE
 #
 # CASE is "traffic:KEY=VAL,..." (keys: ring=split|packed, mrg=0|1, inorder=0|1,
-# queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
-# workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
+# queues=N, size=BYTES, mode=loopback|xconnect|learn, poll=adaptive|poll|interrupt,
+# workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1, rebalance=N: SIGUSR2
+# N times under traffic), "idle", "nopeer",
 # "reconnect", "flap", "learn", "badopts", "ring" (a net_ring ethdev port
 # xconnected with a vhost port; also --stats-json and SIGUSR1), "ring-mq"
 # (the same with two queue pairs: the ring's packets use both),
@@ -173,13 +174,30 @@ run_traffic() {
 	round=$(($(grep -c 'Accumulated forward statistics' "$DIR/tp.log") + 1))
 	tp_cmd "start tx_first"
 	wait_count 10 "$DIR/tp.log" 'io packet forwarding' "$round" || fail "forwarding did not start"
-	sleep "$RUN_SECS" # traffic duration, not synchronisation
+	if [ "$REBALANCE" -gt 0 ]; then
+		rebalance_under_traffic
+	else
+		sleep "$RUN_SECS" # traffic duration, not synchronisation
+	fi
 	tp_cmd "stop"
 	wait_count 10 "$DIR/tp.log" 'Accumulated forward statistics' "$round" || fail "no stats after stop"
 	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
 	check_counts "$nports" "$queues" "$size"
 	SENT_TOTAL=$((SENT_TOTAL + $(tp_total TX-packets)))
 	wait_switch_took
+}
+
+# rebalance_under_traffic: REBALANCE times over RUN_SECS, SIGUSR2 moves
+# every queue to the next worker; each move is acknowledged by a log line.
+REBALANCE=0
+rebalance_under_traffic() {
+	local i
+	for i in $(seq "$REBALANCE"); do
+		sleep "$(awk -v s="$RUN_SECS" -v n="$REBALANCE" 'BEGIN { print s / n }')" # traffic between moves
+		kill -USR2 "$SW_PID" || fail "switch gone"
+		wait_count 10 "$DIR/sw.log" '^vre-switch: rebalance: [1-9][0-9]* poll item' "$i" ||
+			fail "rebalance $i was not done"
+	done
 }
 
 # wait_switch_took: until the switch's once-a-second counters show
@@ -250,11 +268,12 @@ case_traffic() {
 		queues) queues=${kv#*=} ;; size) size=${kv#*=} ;; mode) mode=${kv#*=} ;;
 		poll) poll=${kv#*=} ;; workers) workers=${kv#*=} ;;
 		pin) pins+=(--pin "${kv#*=}") ;; client) client=${kv#*=} ;;
+		rebalance) REBALANCE=${kv#*=} ;;
 		*) fail "unknown case key $kv" ;;
 		esac
 	done
 	local nports=1
-	[ "$mode" = xconnect ] && nports=2
+	[ "$mode" = xconnect ] || [ "$mode" = learn ] && nports=2
 	local swargs=(--mode "$mode" --workers "$workers" --poll "$poll")
 	local eal=() app=(--rxq="$queues" --txq="$queues")
 	for i in $(seq 0 $((nports - 1))); do
@@ -266,7 +285,11 @@ case_traffic() {
 			swargs+=(--vhost "$DIR/s$i,queues=$queues")
 			eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder")")
 		fi
+		# learn: each port's frames go to the other's MAC (io forwarding
+		# keeps them), so after the first burst all traffic is unicast
+		[ "$mode" = learn ] && eal[i]+=",mac=02:00:00:00:00:1$i"
 	done
+	[ "$mode" = learn ] && app+=(--eth-peer=0,02:00:00:00:00:11 --eth-peer=1,02:00:00:00:00:10)
 	if [ "$size" -gt 1518 ]; then
 		# jumbo: multi-segment TX, RX scattered over mergeable buffers
 		# (or one large buffer without mrg_rxbuf)
