@@ -280,13 +280,13 @@ static void run_traffic(enum vre_poll_mode mode)
 	ck_assert_uint_ge(st.quiesces, 2);
 	if (mode == VRE_POLL_BUSY) {
 		ck_assert_uint_eq(st.sleeps, 0);
-		ck_assert_uint_eq(a.arms, 0);
+		ck_assert_uint_eq(__atomic_load_n(&a.arms, __ATOMIC_RELAXED), 0);
 	} else {
 		/* 20 ms gaps are far beyond the idle period */
 		ck_assert_uint_ge(st.sleeps, 5);
 		ck_assert_uint_ge(st.wakeups, 4);
-		ck_assert_uint_ge(a.arms, 5);
-		ck_assert_uint_ge(a.disarms, 5);
+		ck_assert_uint_ge(__atomic_load_n(&a.arms, __ATOMIC_RELAXED), 5);
+		ck_assert_uint_ge(__atomic_load_n(&a.disarms, __ATOMIC_RELAXED), 5);
 	}
 	vre_worker_remove(&a.it);
 	vre_worker_remove(&b.it);
