@@ -417,7 +417,7 @@ START_TEST(test_stall_other_served)
 
 	snprintf(path2, sizeof(path2), "%s/sock2", fx.dir);
 	fake_init(&f2, F_VERSION_1, 4);
-	fx_add_dev(&f2, path2, false);
+	struct vre_dev *dev2 = fx_add_dev(&f2, path2, false);
 	int fd2 = vfront_connect(path2, VFRONT_TIMEOUT_MS);
 	ck_assert_int_ge(fd2, 0);
 
@@ -435,6 +435,8 @@ START_TEST(test_stall_other_served)
 	ck_assert_uint_eq(m.request, GET_QUEUE_NUM);
 	ck_assert_uint_eq(m.p.u64, 2);
 	close(fd2);
+	/* f2 lives on this stack: the device must not outlive it. */
+	vre_dev_destroy(dev2);
 }
 END_TEST
 
@@ -450,7 +452,7 @@ START_TEST(test_reply_flood_dropped)
 
 	snprintf(path2, sizeof(path2), "%s/sock2", fx.dir);
 	fake_init(&f2, F_VERSION_1, 1);
-	fx_add_dev(&f2, path2, false);
+	struct vre_dev *dev2 = fx_add_dev(&f2, path2, false);
 	fd2 = vfront_connect(path2, VFRONT_TIMEOUT_MS);
 	ck_assert_int_ge(fd2, 0);
 	/* A small receive buffer fills after a few hundred replies. */
@@ -464,6 +466,7 @@ START_TEST(test_reply_flood_dropped)
 	ck_assert_int_eq(vfront_get_u64(fd2, GET_QUEUE_NUM, &v), 0);
 	ck_assert_uint_eq(v, 1);
 	close(fd2);
+	vre_dev_destroy(dev2);
 }
 END_TEST
 
