@@ -22,7 +22,9 @@
  *
  * Built for the 'threads' suite (with test_worker and the control suites)
  * that scripts/test also runs under ThreadSanitizer. VRE_STRESS_SECONDS
- * bounds the churn time (default 4 s; at least MIN_ITERS changes run).
+ * bounds the churn time (default 4 s) and VRE_STRESS_ITERS sets how many
+ * changes run at least (default MIN_ITERS, rounded up to whole rounds of
+ * the five kinds).
  */
 #include <check.h>
 #include <errno.h>
@@ -54,7 +56,7 @@
 #define TX_BUFS 0x100000u     /* main-region offsets of the buffers */
 #define RX_BUFS 0x140000u
 #define RING_SETS 4u          /* ring locations a queue moves between */
-#define MIN_ITERS 24u
+#define MIN_ITERS 25u
 #define WAIT_MS 10000
 
 static uint64_t now_ms(void)
@@ -716,6 +718,8 @@ START_TEST(test_churn_under_traffic)
 	struct steady st = { .f = &fb };
 	const char *env = getenv("VRE_STRESS_SECONDS");
 	uint64_t secs = env ? strtoull(env, NULL, 10) : 4, end;
+	const char *ienv = getenv("VRE_STRESS_ITERS");
+	unsigned min_iters = ienv ? (unsigned)strtoul(ienv, NULL, 10) : MIN_ITERS;
 	char cpus[32];
 	pthread_t t;
 	unsigned iter;
@@ -731,7 +735,10 @@ START_TEST(test_churn_under_traffic)
 
 	ck_assert_int_eq(pthread_create(&t, NULL, steady_run, &st), 0);
 	end = now_ms() + secs * 1000;
-	for (iter = 0; iter < MIN_ITERS || now_ms() < end; iter++) {
+	min_iters = (min_iters + 4) / 5 * 5;
+	if (min_iters == 0)
+		min_iters = 5;
+	for (iter = 0; iter < min_iters || now_ms() < end; iter++) {
 		change(&fa, iter);
 		round_trip(&fa, 6);
 	}
