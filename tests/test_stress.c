@@ -22,7 +22,7 @@
  *
  * Built for the 'threads' suite (with test_worker and the control suites)
  * that scripts/test also runs under ThreadSanitizer. VRE_STRESS_SECONDS
- * bounds the churn time (default 4 s) and VRE_STRESS_ITERS sets how many
+ * bounds the churn time (default 3 s) and VRE_STRESS_ITERS sets how many
  * changes run at least (default MIN_ITERS, rounded up to whole rounds of
  * the five kinds).
  */
@@ -56,7 +56,7 @@
 #define TX_BUFS 0x100000u     /* main-region offsets of the buffers */
 #define RX_BUFS 0x140000u
 #define RING_SETS 4u          /* ring locations a queue moves between */
-#define MIN_ITERS 25u
+#define MIN_ITERS 15u
 #define WAIT_MS 10000
 
 static uint64_t now_ms(void)
@@ -717,7 +717,7 @@ START_TEST(test_churn_under_traffic)
 	struct vre_worker_config wc = { .mode = VRE_POLL_ADAPTIVE };
 	struct steady st = { .f = &fb };
 	const char *env = getenv("VRE_STRESS_SECONDS");
-	uint64_t secs = env ? strtoull(env, NULL, 10) : 4, end;
+	uint64_t secs = env ? strtoull(env, NULL, 10) : 3, end;
 	const char *ienv = getenv("VRE_STRESS_ITERS");
 	unsigned min_iters = ienv ? (unsigned)strtoul(ienv, NULL, 10) : MIN_ITERS;
 	char cpus[32];
