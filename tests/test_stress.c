@@ -551,7 +551,7 @@ static bool wait_disconnect(struct fe *f)
  * connection; returns the device's RX drops. */
 static void fe_close(struct fe *f)
 {
-	struct vre_net_queue *rxq;
+	struct vre_net_queue *rxq, *txq;
 
 	drain(f);
 	/* Everything taken was completed: the bases are the driver's counts
@@ -563,6 +563,10 @@ static void fe_close(struct fe *f)
 	ck_assert_uint_eq(__atomic_load_n(&rxq->st.drop_too_big, __ATOMIC_RELAXED), 0);
 	ck_assert_uint_eq(__atomic_load_n(&rxq->st.drop_bad_chain, __ATOMIC_RELAXED), 0);
 	ck_assert_uint_eq(__atomic_load_n(&rxq->st.drop_queue_broken, __ATOMIC_RELAXED), 0);
+	txq = vre_net_dev_queue(f->net, 1);
+	ck_assert_uint_eq(__atomic_load_n(&txq->st.drop_short_hdr, __ATOMIC_RELAXED), 0);
+	ck_assert_uint_eq(__atomic_load_n(&txq->st.drop_bad_chain, __ATOMIC_RELAXED), 0);
+	ck_assert_uint_eq(__atomic_load_n(&txq->st.drop_queue_broken, __ATOMIC_RELAXED), 0);
 	close(f->sock);
 	ck_assert(wait_disconnect(f));
 }
