@@ -24,7 +24,8 @@
  * that scripts/test also runs under ThreadSanitizer. VRE_STRESS_SECONDS
  * bounds the churn time (default 3 s) and VRE_STRESS_ITERS sets how many
  * changes run at least (default MIN_ITERS, rounded up to whole rounds of
- * the five kinds).
+ * the five kinds); VRE_STRESS_POLL=poll|adaptive|interrupt the workers'
+ * policy (default adaptive).
  */
 #include <check.h>
 #include <errno.h>
@@ -731,6 +732,12 @@ START_TEST(test_churn_under_traffic)
 	snprintf(dir, sizeof(dir), "/tmp/vre-stress-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	cpu_list(cpus, sizeof(cpus));
+	if (getenv("VRE_STRESS_POLL")) {
+		int mode = vre_poll_mode_parse(getenv("VRE_STRESS_POLL"));
+
+		ck_assert_int_ge(mode, 0);
+		wc.mode = (enum vre_poll_mode)mode;
+	}
 	ck_assert_int_eq(vre_worker_pool_create(&pool, cpus, &wc), 0);
 	ck_assert_int_eq(vre_server_create(&srv), 0);
 	ck_assert_int_eq(vre_server_start(srv), 0);
