@@ -138,3 +138,17 @@ int fx_eventfd(void)
 	ck_assert_int_ge(e, 0);
 	return e;
 }
+
+struct vre_queue fx_queue(uint16_t idx)
+{
+	struct vre_dev_snapshot snap;
+	struct vre_queue q;
+
+	/* The snapshot takes and drops the lock control holds while it
+	 * changes queues: the first orders our read after its last change,
+	 * the second its next change after our read. */
+	vre_dev_get_snapshot(fx.dev, &snap);
+	q = *vre_dev_queue(fx.dev, idx);
+	vre_dev_get_snapshot(fx.dev, &snap);
+	return q;
+}

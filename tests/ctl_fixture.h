@@ -90,5 +90,8 @@ int fx_mem_table(int fd);
 void fx_ring(int fd, uint32_t idx, uint32_t num, uint32_t base);
 int fx_ring_fd(int fd, uint32_t req, uint64_t v, int efd);
 int fx_eventfd(void);
+/* A copy of queue idx of fx.dev, read between two round trips through the
+ * server lock (control changes queues under it while the test runs). */
+struct vre_queue fx_queue(uint16_t idx);
 
 #endif

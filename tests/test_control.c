@@ -63,8 +63,8 @@ static void lifecycle_once(bool packed, int round)
 	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_CALL, 0, call), 0);
 	ck_assert_int_eq(fx_ring_fd(fx.fd, SET_VRING_KICK, 0, kick), 0);
 	/* PROTOCOL_FEATURES negotiated: started but waits for enable. */
-	ck_assert(vre_dev_queue(fx.dev, 0)->started);
-	ck_assert(!vre_dev_queue(fx.dev, 0)->running);
+	ck_assert(fx_queue(0).started);
+	ck_assert(!fx_queue(0).running);
 	ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), starts0);
 	st[1] = 1;
 	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_VRING_ENABLE, st, 8, NULL, 0), 0);
@@ -88,7 +88,7 @@ static void lifecycle_once(bool packed, int round)
 		ck_assert_mem_eq(s->device, "USED", 4);
 		assert_same_eventfd(kick, s->kick_fd);
 		assert_same_eventfd(call, s->call_fd);
-		ck_assert(vre_dev_queue(fx.dev, 0)->running);
+		ck_assert(fx_queue(0).running);
 		vre_queue_notify(vre_dev_queue(fx.dev, 0));
 		uint64_t got = 0;
 		ck_assert_int_eq(read(call, &got, 8), 8);
@@ -106,8 +106,8 @@ static void lifecycle_once(bool packed, int round)
 	ck_assert_uint_eq(m.p.state.index, 0);
 	ck_assert_uint_eq(m.p.state.num, rings ? want_base : (packed ? want_base : base));
 	ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.stops), stops0 + (rings ? 1 : 0));
-	ck_assert(!vre_dev_queue(fx.dev, 0)->started);
-	ck_assert(!vre_dev_queue(fx.dev, 0)->running);
+	ck_assert(!fx_queue(0).started);
+	ck_assert(!fx_queue(0).running);
 
 	/* Start it again and leave without stopping: disconnect stops it. */
 	int kick2 = fx_eventfd();
@@ -118,8 +118,8 @@ static void lifecycle_once(bool packed, int round)
 	ck_assert(fake_wait(&fx.fake, &fx.fake.disconnects, disc0 + 1, VFRONT_TIMEOUT_MS));
 	ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.running), 0);
 	ck_assert_uint_eq(vre_dev_features(fx.dev), 0);
-	ck_assert(!vre_dev_queue(fx.dev, 0)->started);
-	ck_assert_int_eq(vre_dev_queue(fx.dev, 0)->kick_fd, -1);
+	ck_assert(!fx_queue(0).started);
+	ck_assert_int_eq(fx_queue(0).kick_fd, -1);
 	close(kick);
 	close(kick2);
 	close(call);
@@ -178,8 +178,8 @@ START_TEST(test_enable_implied)
 	ck_assert_int_eq(vfront_send(fx.fd, SET_VRING_KICK, 0, &k, 8, &kick, 1), 0);
 	/* A GET is answered after every earlier request was handled. */
 	ck_assert_int_eq(vfront_get_u64(fx.fd, GET_FEATURES, &v), 0);
-	ck_assert(vre_dev_queue(fx.dev, 1)->started);
-	ck_assert(vre_dev_queue(fx.dev, 1)->enabled);
+	ck_assert(fx_queue(1).started);
+	ck_assert(fx_queue(1).enabled);
 	if (fx_vring_ready()) {
 		ck_assert_int_eq(fake_get(&fx.fake, &fx.fake.starts), 1);
 		ck_assert_uint_eq(fx.fake.start[0].index, 1);
@@ -417,7 +417,7 @@ START_TEST(test_stall_other_served)
 
 	snprintf(path2, sizeof(path2), "%s/sock2", fx.dir);
 	fake_init(&f2, F_VERSION_1, 4);
-	fx_add_dev(&f2, path2, false);
+	struct vre_dev *dev2 = fx_add_dev(&f2, path2, false);
 	int fd2 = vfront_connect(path2, VFRONT_TIMEOUT_MS);
 	ck_assert_int_ge(fd2, 0);
 
@@ -435,6 +435,8 @@ START_TEST(test_stall_other_served)
 	ck_assert_uint_eq(m.request, GET_QUEUE_NUM);
 	ck_assert_uint_eq(m.p.u64, 2);
 	close(fd2);
+	/* f2 lives on this stack: the device must not outlive it. */
+	vre_dev_destroy(dev2);
 }
 END_TEST
 
@@ -450,7 +452,7 @@ START_TEST(test_reply_flood_dropped)
 
 	snprintf(path2, sizeof(path2), "%s/sock2", fx.dir);
 	fake_init(&f2, F_VERSION_1, 1);
-	fx_add_dev(&f2, path2, false);
+	struct vre_dev *dev2 = fx_add_dev(&f2, path2, false);
 	fd2 = vfront_connect(path2, VFRONT_TIMEOUT_MS);
 	ck_assert_int_ge(fd2, 0);
 	/* A small receive buffer fills after a few hundred replies. */
@@ -464,6 +466,7 @@ START_TEST(test_reply_flood_dropped)
 	ck_assert_int_eq(vfront_get_u64(fd2, GET_QUEUE_NUM, &v), 0);
 	ck_assert_uint_eq(v, 1);
 	close(fd2);
+	vre_dev_destroy(dev2);
 }
 END_TEST
 
