@@ -172,6 +172,7 @@ scenario() {
 [ -x "$SWITCH" ] || { echo "no switch binary at $SWITCH"; exit 77; }
 command -v "$TESTPMD" >/dev/null || { echo "SKIP: $TESTPMD not installed"; exit 77; }
 
+# SCENARIOS (space-separated) replaces the group's list, for a focused rerun.
 case $GROUP in
 protocol)
 	LIST="hdr-huge size-mismatch size-always truncated-msg too-many-fds fds-on-nofd
@@ -186,6 +187,7 @@ truncate)
 	LIST="truncate" ;;
 *) fail "unknown group $GROUP" ;;
 esac
+LIST=${SCENARIOS:-$LIST}
 
 "$SWITCH" --mode learn --workers "$SW_CPU" --stats-interval 1 --stats-json "$DIR/st.json" \
 	--vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2" >"$DIR/sw.log" 2>&1 &

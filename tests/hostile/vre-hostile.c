@@ -438,13 +438,17 @@ static void control_alive(struct hs *s, const char *what)
 static void expect_not_served(struct hs *s, const char *what)
 {
 	if (s->packed) {
-		uint16_t id;
-		uint32_t len;
+		/* the device writes a chain's first slot when it completes
+		 * it: that slot must keep what the driver wrote */
+		struct vre_packed_desc *d = &s->pk.ring[s->pk.avail_idx];
+		uint16_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+		uint32_t len = d->len;
 		int64_t end = now_ms() + WAIT_MS;
 
 		while (now_ms() < end) {
-			if (vdrvp_get_used(&s->pk, &id, &len) != 0)
-				fail("%s: the device completed a chain of a corrupt ring", what);
+			if (__atomic_load_n(&d->flags, __ATOMIC_ACQUIRE) != flags || d->len != len)
+				fail("%s: the device wrote slot %u of a corrupt ring", what,
+				     s->pk.avail_idx);
 			poll(NULL, 0, 5);
 		}
 	} else if (split_wait_used(s, 1, WAIT_MS)) {
