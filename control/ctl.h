@@ -8,6 +8,7 @@
 #define VRE_CTL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -167,6 +168,14 @@ struct ctl_queue {
 	bool paused;          /* stopped by the dispatcher's quiesce */
 };
 
+/* A device's end of the SIGBUS handler (fault.c, vre_fault.h): the handler
+ * sets hit and writes wake_fd; the control loop takes it from there. */
+struct ctl_fault {
+	atomic_uint hit;
+	atomic_uintptr_t addr; /* first address that faulted, 0 = none */
+	int wake_fd;           /* the server's fault_fd */
+};
+
 struct ctl_inflight {
 	int fd;               /* -1 when none */
 	void *base;           /* mmap of the whole region */
@@ -201,6 +210,7 @@ struct vre_dev {
 	struct ctl_inflight inflight;
 	struct ctl_queue *queues;    /* ops->max_queues entries */
 	struct vre_dev_stats stats;
+	struct ctl_fault fault;
 };
 
 struct vre_server {
@@ -209,12 +219,13 @@ struct vre_server {
 	bool running;
 	int epoll_fd;
 	int wake_fd;           /* eventfd: asks the thread to stop */
+	int fault_fd;          /* eventfd: a device's guest memory faulted */
 	uint32_t next_id;
 	struct vre_dev *devs;
 };
 
 /* epoll keys: device id and what the fd is. */
-enum ctl_fd_kind { CTL_FD_WAKE, CTL_FD_LISTEN, CTL_FD_CONN, CTL_FD_TIMER };
+enum ctl_fd_kind { CTL_FD_WAKE, CTL_FD_LISTEN, CTL_FD_CONN, CTL_FD_TIMER, CTL_FD_FAULT };
 
 /* server.c */
 int ctl_epoll_add(struct vre_dev *dev, int fd, enum ctl_fd_kind kind);
@@ -223,6 +234,9 @@ void ctl_epoll_del(struct vre_dev *dev, int fd);
 /* dev.c */
 void ctl_dev_disconnect(struct vre_dev *dev);
 void ctl_dev_event(struct vre_dev *dev, enum ctl_fd_kind kind);
+/* Acts on a SIGBUS the handler recovered in dev's memory: stops and breaks
+ * its queues, drops the connection. True when it did. */
+bool ctl_dev_fault_check(struct vre_dev *dev);
 
 /* conn.c: 1 a whole message is in conn->msg, 0 need more bytes, <0 drop
  * the connection. */
@@ -249,6 +263,14 @@ int ctl_mem_set_table(struct vre_dev *dev, struct vhu_msg *msg);
 int ctl_mem_add_region(struct vre_dev *dev, struct vhu_msg *msg);
 int ctl_mem_rem_region(struct vre_dev *dev, struct vhu_msg *msg);
 void ctl_mem_free(struct vre_dev *dev);
+
+/* fault.c: seals and the registry the SIGBUS handler searches. */
+/* Adds F_SEAL_SHRINK; true when the file cannot shrink now. */
+bool ctl_fault_seal(int fd);
+/* [base, base + len) is guest memory of owner's device until unregistered
+ * (after quiesce, before munmap). -ENOSPC when the registry is full. */
+int ctl_fault_register(void *base, size_t len, struct ctl_fault *owner);
+void ctl_fault_unregister(void *base);
 
 /* inflight.c */
 int ctl_inflight_get(struct vre_dev *dev, struct vhu_msg *msg, int *out_fd);

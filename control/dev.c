@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -54,6 +55,53 @@ void ctl_dev_disconnect(struct vre_dev *dev)
 	}
 }
 
+/* Where addr was mapped, for the log line. */
+static void describe(struct vre_dev *dev, uintptr_t addr, char *buf, size_t len)
+{
+	const struct ctl_inflight *in = &dev->inflight;
+
+	for (uint32_t i = 0; dev->mem && i < dev->mem->nregions; i++) {
+		const struct vre_mem_region *r = &dev->mem->regions[i];
+		uintptr_t b = (uintptr_t)r->mmap_base;
+
+		if (addr >= b && addr - b < r->mmap_len) {
+			snprintf(buf, len, "guest memory region gpa 0x%llx size 0x%llx",
+				 (unsigned long long)r->gpa, (unsigned long long)r->size);
+			return;
+		}
+	}
+	if (in->base && addr >= (uintptr_t)in->base && addr - (uintptr_t)in->base < in->mmap_size) {
+		snprintf(buf, len, "the inflight region");
+		return;
+	}
+	snprintf(buf, len, "guest memory");
+}
+
+bool ctl_dev_fault_check(struct vre_dev *dev)
+{
+	uintptr_t addr;
+	char where[96];
+
+	if (!atomic_load_explicit(&dev->fault.hit, memory_order_acquire))
+		return false;
+	addr = atomic_load(&dev->fault.addr);
+	dev->stats.memory_faults++;
+	describe(dev, addr, where, sizeof(where));
+	VRE_ERR(CTL_ROOM, "%s: %s vanished under the running device (SIGBUS at %p: the frontend shrank the file behind it); queues broken, dropping the connection",
+		dev->path, where, (void *)addr);
+	ctl_queues_pause(dev);
+	for (uint16_t i = 0; i < dev->ops->max_queues; i++)
+		if (dev->queues[i].vq_ready)
+			dev->queues[i].q.vq.broken = VRE_RE_MEMORY_LOST;
+	ctl_dev_disconnect(dev);
+	/* Cleared only now: every mapping of that connection is gone, so
+	 * whatever the handler flagged meanwhile belonged to it, and a new
+	 * frontend starts clean. */
+	atomic_store(&dev->fault.addr, 0);
+	atomic_store_explicit(&dev->fault.hit, 0, memory_order_release);
+	return true;
+}
+
 static int set_conn(struct vre_dev *dev, int fd)
 {
 	int r;
@@ -97,6 +145,10 @@ static void on_conn(struct vre_dev *dev)
 		if (r > 0)
 			r = ctl_dispatch(dev, &dev->conn.msg);
 		ctl_conn_reset_msg(&dev->conn);
+		/* The handler may have just faulted on this thread (a ring
+		 * read for GET_VRING_BASE, an inflight recovery). */
+		if (ctl_dev_fault_check(dev))
+			return;
 		if (r < 0)
 			ctl_dev_disconnect(dev);
 	}
@@ -231,6 +283,7 @@ int vre_dev_create(struct vre_server *s, const struct vre_dev_config *cfg,
 	dev->ctx = cfg->ctx;
 	dev->listen_fd = dev->timer_fd = dev->conn.fd = dev->backend_req_fd = -1;
 	dev->inflight.fd = -1;
+	dev->fault.wake_fd = s->fault_fd;
 	dev->path = strdup(cfg->path);
 	dev->queues = calloc(cfg->ops->max_queues, sizeof(*dev->queues));
 	if (!dev->path || !dev->queues) {

@@ -23,8 +23,10 @@ void ctl_inflight_free(struct vre_dev *dev)
 {
 	struct ctl_inflight *in = &dev->inflight;
 
-	if (in->base)
+	if (in->base) {
+		ctl_fault_unregister(in->base);
 		munmap(in->base, in->mmap_size);
+	}
 	if (in->fd >= 0)
 		close(in->fd);
 	memset(in, 0, sizeof(*in));
@@ -55,6 +57,7 @@ int ctl_inflight_get(struct vre_dev *dev, struct vhu_msg *msg, int *out_fd)
 	struct vhu_inflight *w = &msg->p.inflight;
 	bool packed = !dev->features_set || (dev->features & BIT64(VHU_F_RING_PACKED));
 	size_t size;
+	bool sealed;
 	void *base;
 	int fd, r;
 
@@ -73,9 +76,20 @@ int ctl_inflight_get(struct vre_dev *dev, struct vhu_msg *msg, int *out_fd)
 		close(fd);
 		return r;
 	}
+	/* The frontend keeps this fd: it must not be able to shrink the file
+	 * under us (growing it is harmless). */
+	sealed = ctl_fault_seal(fd);
+	if (!sealed)
+		VRE_WARN(CTL_ROOM, "%s: the inflight memfd could not be sealed", dev->path);
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = ctl_fault_register(base, size, &dev->fault);
+	if (r < 0 && !sealed) {
+		munmap(base, size);
 		close(fd);
 		return r;
 	}
@@ -97,6 +111,7 @@ int ctl_inflight_set(struct vre_dev *dev, struct vhu_msg *msg)
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	int fd = msg->fds[0];
 	struct stat st;
+	bool sealed;
 	void *base;
 	int r;
 
@@ -112,6 +127,7 @@ int ctl_inflight_set(struct vre_dev *dev, struct vhu_msg *msg)
 			(unsigned long long)w->mmap_offset, w->num_queues, w->queue_size);
 		return -EINVAL;
 	}
+	sealed = ctl_fault_seal(fd); /* before the size check: it then holds */
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (st.st_size < 0 || w->mmap_offset + w->mmap_size > (uint64_t)st.st_size) {
@@ -122,6 +138,15 @@ int ctl_inflight_set(struct vre_dev *dev, struct vhu_msg *msg)
 		    (off_t)w->mmap_offset);
 	if (base == MAP_FAILED)
 		return -errno;
+	r = ctl_fault_register(base, (size_t)w->mmap_size, &dev->fault);
+	VRE_DEBUG(CTL_ROOM, "%s: inflight region %s", dev->path,
+		  sealed ? "sealed against shrinking" : "not sealable: covered by the SIGBUS handler");
+	if (r < 0 && !sealed) {
+		VRE_ERR(CTL_ROOM, "%s: inflight region cannot be sealed and the SIGBUS registry is full",
+			dev->path);
+		munmap(base, (size_t)w->mmap_size);
+		return r;
+	}
 	ctl_inflight_free(dev);
 	dev->inflight = (struct ctl_inflight){
 		.fd = fd, .base = base, .mmap_size = w->mmap_size,

@@ -20,8 +20,12 @@
 
 static void unmap_region(struct vre_mem_region *r)
 {
-	if (r->mmap_base)
+	if (r->mmap_base) {
+		/* Before munmap: the handler must never own a range the
+		 * kernel may hand to someone else. */
+		ctl_fault_unregister(r->mmap_base);
 		munmap(r->mmap_base, r->mmap_len);
+	}
 	r->mmap_base = NULL;
 }
 
@@ -32,18 +36,43 @@ static void unmap_all(struct vre_mem_map *m)
 	m->nregions = 0;
 }
 
+/* Seals the file against shrinking and registers the mapping with the
+ * SIGBUS handler (vre_fault.h); a file that can still shrink is refused if
+ * the handler cannot cover it. */
+static int guard_region(struct vre_dev *dev, const struct vhu_region *w, bool sealed,
+			void *base, uint64_t len)
+{
+	int r = ctl_fault_register(base, (size_t)len, &dev->fault);
+
+	VRE_DEBUG(CTL_ROOM, "%s: region gpa 0x%llx size 0x%llx %s", dev->path,
+		  (unsigned long long)w->gpa, (unsigned long long)w->size,
+		  sealed ? "sealed against shrinking" :
+		  "not sealable: covered by the SIGBUS handler");
+	if (r < 0 && !sealed) {
+		VRE_ERR(CTL_ROOM, "%s: region gpa 0x%llx cannot be sealed and the SIGBUS registry is full",
+			dev->path, (unsigned long long)w->gpa);
+		return r;
+	}
+	return 0;
+}
+
 /* Maps one region from fd after checking it against the file: offset and
  * size must not wrap and must lie inside the file. The mapping starts at the
  * page (or huge page, st_blksize) below mmap_offset. */
-static int map_region(const struct vhu_region *w, int fd, struct vre_mem_region *out)
+static int map_region(struct vre_dev *dev, const struct vhu_region *w, int fd,
+		      struct vre_mem_region *out)
 {
 	struct stat st;
 	uint64_t end, align, map_off, map_end, len;
+	bool sealed;
 	void *base;
 
 	if (w->size == 0 || w->gpa + w->size < w->gpa || w->uva + w->size < w->uva ||
 	    w->mmap_offset + w->size < w->mmap_offset)
 		return -EINVAL;
+	/* Sealed before the size check, so a sealed file that passes it
+	 * stays large enough. */
+	sealed = ctl_fault_seal(fd);
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	end = w->mmap_offset + w->size;
@@ -67,6 +96,10 @@ static int map_region(const struct vhu_region *w, int fd, struct vre_mem_region 
 		    fd, (off_t)map_off);
 	if (base == MAP_FAILED)
 		return -errno;
+	if (guard_region(dev, w, sealed, base, len) < 0) {
+		munmap(base, (size_t)len);
+		return -ENOSPC;
+	}
 	*out = (struct vre_mem_region){
 		.gpa = w->gpa, .size = w->size, .uva = w->uva,
 		.hva = (uint8_t *)base + (w->mmap_offset - map_off),
@@ -80,7 +113,7 @@ static int add_region(struct vre_dev *dev, struct vre_mem_map *m,
 		      const struct vhu_region *w, int fd)
 {
 	struct vre_mem_region r;
-	int ret = map_region(w, fd, &r);
+	int ret = map_region(dev, w, fd, &r);
 
 	if (ret < 0) {
 		VRE_ERR(CTL_ROOM, "%s: region gpa 0x%llx size 0x%llx uva 0x%llx offset 0x%llx refused: %s",

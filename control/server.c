@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "vre_fault.h"
 
 static uint64_t key(uint32_t id, enum ctl_fd_kind kind)
 {
@@ -42,6 +43,18 @@ static struct vre_dev *find_dev(struct vre_server *s, uint32_t id)
 	return NULL;
 }
 
+/* The SIGBUS handler recovered a fault in some device's memory: find
+ * which (the flag is per device) and drop its connection. */
+static void handle_faults(struct vre_server *s)
+{
+	uint64_t n;
+
+	if (read(s->fault_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		VRE_ERR(CTL_ROOM, "fault eventfd: %s", strerror(errno));
+	for (struct vre_dev *d = s->devs; d; d = d->next)
+		ctl_dev_fault_check(d);
+}
+
 static void handle(struct vre_server *s, uint64_t k)
 {
 	struct vre_dev *dev = find_dev(s, (uint32_t)(k >> 8));
@@ -65,7 +78,10 @@ static int poll_once(struct vre_server *s, int timeout_ms)
 			pthread_mutex_unlock(&s->lock);
 			return -ESHUTDOWN;
 		}
-		handle(s, evs[i].data.u64);
+		if (evs[i].data.u64 == key(0, CTL_FD_FAULT))
+			handle_faults(s);
+		else
+			handle(s, evs[i].data.u64);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return n;
@@ -98,6 +114,7 @@ int vre_server_create(struct vre_server **out)
 {
 	struct vre_server *s = calloc(1, sizeof(*s));
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key(0, CTL_FD_WAKE) };
+	struct epoll_event fev = { .events = EPOLLIN, .data.u64 = key(0, CTL_FD_FAULT) };
 
 	if (!s)
 		return -ENOMEM;
@@ -105,17 +122,25 @@ int vre_server_create(struct vre_server **out)
 	s->next_id = 1;
 	s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->epoll_fd < 0 || s->wake_fd < 0 ||
-	    epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
+	s->fault_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->epoll_fd < 0 || s->wake_fd < 0 || s->fault_fd < 0 ||
+	    epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0 ||
+	    epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->fault_fd, &fev) < 0) {
 		int r = -errno;
 
 		if (s->epoll_fd >= 0)
 			close(s->epoll_fd);
 		if (s->wake_fd >= 0)
 			close(s->wake_fd);
+		if (s->fault_fd >= 0)
+			close(s->fault_fd);
 		free(s);
 		return r;
 	}
+	/* Every server's devices map guest memory: a frontend that shrinks it
+	 * must cost only its device (vre_fault.h). A failure is logged there
+	 * and leaves the process as it was. */
+	vre_fault_install();
 	*out = s;
 	return 0;
 }
@@ -148,6 +173,7 @@ void vre_server_destroy(struct vre_server *s)
 	while (s->devs)
 		vre_dev_destroy(s->devs);
 	close(s->wake_fd);
+	close(s->fault_fd);
 	close(s->epoll_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

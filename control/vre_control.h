@@ -66,6 +66,9 @@
  *   drops the connection; a bad request gets a failure reply when one is
  *   due and leaves the connection up.
  *
+ * Guest memory that the frontend shrinks under a running device (SIGBUS)
+ * costs only that device its connection: see vre_fault.h.
+ *
  * Replies: a request that always replies (GET_*) gets its reply, with the
  * spec's failure encoding where there is one (GET_CONFIG: size 0;
  * GET_INFLIGHT_FD: mmap_size 0 and no fd). GET_VRING_BASE and the other
@@ -164,6 +167,8 @@ struct vre_dev_stats {
 	uint64_t unknown;     /* unknown or unsupported request codes */
 	uint64_t connects;    /* frontends that connected */
 	uint64_t disconnects; /* connections that ended */
+	uint64_t memory_faults; /* connections dropped because guest memory
+				 * vanished under them (vre_fault.h) */
 };
 void vre_dev_get_stats(struct vre_dev *dev, struct vre_dev_stats *out);
 

@@ -25,6 +25,7 @@ static const char *const ring_errors[VRE_RE_COUNT] = {
 	[VRE_RE_ID_OUT_OF_RANGE] = "packed buffer id out of range",
 	[VRE_RE_ID_IN_USE] = "packed buffer id already in flight",
 	[VRE_RE_INFLIGHT_CORRUPT] = "inflight region corrupt",
+	[VRE_RE_MEMORY_LOST] = "guest memory lost",
 };
 
 const char *vre_ring_strerror(enum vre_ring_error e)

@@ -49,6 +49,8 @@ enum vre_ring_error {
 	VRE_RE_ID_OUT_OF_RANGE,        /* packed buffer id >= queue size */
 	VRE_RE_ID_IN_USE,              /* packed buffer id already in flight */
 	VRE_RE_INFLIGHT_CORRUPT,       /* inflight region contradicts itself or the ring */
+	VRE_RE_MEMORY_LOST,            /* guest memory vanished under the queue (set by
+					* its owner, e.g. after a SIGBUS, never by vring) */
 	VRE_RE_COUNT
 };
 
