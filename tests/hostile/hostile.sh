@@ -41,7 +41,9 @@ TP_FD=
 
 fail() {
 	echo "FAIL: $*"
-	echo "--- switch log (tail)"; tail -n 40 "$DIR/sw.log" 2>/dev/null
+	echo "--- switch log (tail, without the tables)"
+	grep -vE '^(stats|now) ' "$DIR/sw.log" 2>/dev/null | tail -n 30
+	echo "--- switch tables (tail)"; grep -E '^stats ' "$DIR/sw.log" 2>/dev/null | tail -n 12
 	echo "--- vre-hostile output"; cat "$DIR/h.out" 2>/dev/null
 	echo "--- testpmd log (tail)"; tail -n 20 "$DIR/tp.log" 2>/dev/null
 	exit 1
