@@ -182,7 +182,7 @@ protocol)
 	      mem-many mem-overlap mem-size0 mem-wrap mem-offset mem-pipe mem-fds ring-oob
 	      ring-misaligned ring-cross ring-gpa queue-range num-0 num-npot num-huge
 	      base-split base-packed kick-pipe call-pipe inflight order noread second
-	      mem-shrink storm" ;;
+	      mem-shrink memslots reset-running config storm" ;;
 guest)
 	LIST=$("$HOSTILE" --list | grep -E '^[gp]-' | tr '\n' ' ') ;;
 truncate)

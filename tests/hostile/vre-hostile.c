@@ -41,7 +41,8 @@ enum {
 	SET_LOG_BASE, SET_LOG_FD, SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE,
 	GET_VRING_BASE, SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR,
 	GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
-	SET_VRING_ENABLE, GET_INFLIGHT_FD = 31, SET_INFLIGHT_FD = 32,
+	SET_VRING_ENABLE, GET_CONFIG = 24, SET_CONFIG, GET_INFLIGHT_FD = 31,
+	SET_INFLIGHT_FD = 32, RESET_DEVICE = 34, ADD_MEM_REG = 37, REM_MEM_REG,
 };
 
 #define F_MRG_RXBUF (1ull << 15)
@@ -52,7 +53,10 @@ enum {
 #define F_PACKED (1ull << 34)
 #define PF_LOG_SHMFD (1ull << 1)
 #define PF_REPLY_ACK (1ull << 3)
+#define PF_CONFIG (1ull << 9)
 #define PF_INFLIGHT (1ull << 12)
+#define PF_RESET_DEVICE (1ull << 13)
+#define PF_MEM_SLOTS (1ull << 15)
 
 #define NOFD 0x100u
 #define QSIZE 256u
@@ -1231,6 +1235,98 @@ static void sc_mem_shrink(const char *path)
 	expect_not_served(s, "rings outside the new table");
 }
 
+/* Memory slots (ADD/REM_MEM_REG) under a running queue: an overlapping
+ * region and a removal of nothing are refused; removing the region that
+ * holds the running rings stops them. */
+static void sc_memslots(const char *path)
+{
+	struct hs *s = &S;
+	struct { uint64_t pad; struct region r; } m = { 0, hs_region() };
+	int fd2 = memfd_create("vre-hostile-slot", MFD_CLOEXEC);
+
+	expect_log("overlaps or does not fit");
+	if (fd2 < 0 || ftruncate(fd2, 0x10000) < 0)
+		fail("memfd");
+	hs_open(s, path);
+	hs_memory(s, 0);
+	hs_hello(s, F_MRG_RXBUF, PF_MEM_SLOTS);
+	hs_mem(s);
+	hs_ring(s, 0);
+	hs_ring(s, TXQ);
+	tx_good(s, 0);
+	m.r.gpa += 0x1000;
+	m.r.uva += MEM_LEN * 4;
+	m.r.size = 0x10000;
+	must_refuse(s, ADD_MEM_REG, &m, sizeof(m), &fd2, 1, "an overlapping slot");
+	m.r = (struct region){ GPA0 + 8 * MEM_LEN, 0x10000, UVA0 + 8 * MEM_LEN, 0x1000 };
+	must_refuse(s, ADD_MEM_REG, &m, sizeof(m), &fd2, 1, "a slot beyond its file");
+	must_refuse(s, ADD_MEM_REG, &m, sizeof(m), NULL, 0, "a slot without fd");
+	must_refuse(s, REM_MEM_REG, &m, sizeof(m), NULL, 0, "removing a slot never added");
+	tx_good(s, 1); /* refused slots changed nothing */
+	m.r = hs_region();
+	must_ack(s, REM_MEM_REG, &m, sizeof(m), NULL, 0, "removing the ring's region");
+	close(fd2);
+	/* the queue stopped: a packet posted now stays pending */
+	set_desc(s, 2, frame(s, 2), HDR_LEN + FRAME_LEN, 0, 0);
+	split_post(s, 2);
+	if (split_wait_used(s, 1, WAIT_MS))
+		fail("a ring outside guest memory was served");
+	printf("memslots: the ring's region removed under the running queue\n");
+}
+
+/* RESET_DEVICE with the queues running, then a ring that was never set
+ * up again is kicked. */
+static void sc_reset_running(const char *path)
+{
+	struct hs *s = &S;
+	struct state st = { TXQ, 0 };
+
+	expect_log("frontend disconnected");
+	hs_open(s, path);
+	hs_memory(s, 0);
+	hs_hello(s, F_MRG_RXBUF, PF_RESET_DEVICE);
+	hs_mem(s);
+	hs_ring(s, 0);
+	hs_ring(s, TXQ);
+	tx_good(s, 0);
+	must_ack(s, RESET_DEVICE, NULL, 0, NULL, 0, "RESET_DEVICE");
+	set_desc(s, 1, frame(s, 1), HDR_LEN + FRAME_LEN, 0, 0);
+	split_post(s, 1);
+	if (split_wait_used(s, 1, WAIT_MS))
+		fail("a reset device served its old ring");
+	/* its rings are gone: a ring fd needs size and addresses again */
+	must_refuse(s, SET_VRING_KICK, &(uint64_t){ TXQ }, 8, &s->kick[TXQ], 1,
+		    "kick after reset");
+	(void)st;
+}
+
+/* Config space accesses out of bounds. */
+static void sc_config(const char *path)
+{
+	struct hs *s = &S;
+	struct { uint32_t off, size, flags; uint8_t data[256]; } c = { 0 };
+	struct vfront_msg m;
+
+	expect_log("config access of");
+	hs_open(s, path);
+	hs_memory(s, 0);
+	hs_hello(s, F_MRG_RXBUF, PF_CONFIG);
+	c.off = 0xfffffff0;
+	c.size = 0x20;
+	must_refuse(s, SET_CONFIG, &c, 12 + 32, NULL, 0, "SET_CONFIG offset + size wraps");
+	c.off = 0;
+	c.size = 200;
+	must_refuse(s, SET_CONFIG, &c, 12 + 4, NULL, 0, "SET_CONFIG size beyond its payload");
+	c.size = 0x1000;
+	if (send_req(s, GET_CONFIG, &c, 12 + 8, NULL, 0) < 0 ||
+	    vfront_recv(s->fd, &m, VFRONT_TIMEOUT_MS) < 0)
+		fail("GET_CONFIG: no reply");
+	if (m.size != 12 || m.p.bytes[4] || m.p.bytes[5])
+		fail("GET_CONFIG of 4096 bytes: reply of %u bytes, size %u", m.size,
+		     (unsigned)m.p.bytes[4] | (unsigned)m.p.bytes[5] << 8);
+	printf("GET_CONFIG of 4096 bytes: failure reply (size 0)\n");
+}
+
 /* The guest memory file shrinks under a running queue (no seals could be
  * set: the memfd was made without MFD_ALLOW_SEALING). control/fault.c
  * contains the SIGBUS, breaks the queues and drops the connection. */
@@ -1314,6 +1410,9 @@ static const struct scenario scenarios[] = {
 	{ "storm", sc_storm, NULL },
 	{ "second", sc_second, NULL },
 	{ "mem-shrink", sc_mem_shrink, NULL },
+	{ "memslots", sc_memslots, NULL },
+	{ "reset-running", sc_reset_running, NULL },
+	{ "config", sc_config, NULL },
 	{ "truncate", sc_truncate, NULL },
 	{ "g-loop", NULL, guest_split },
 	{ "g-next-range", NULL, guest_split },
