@@ -85,15 +85,18 @@ bool ctl_dev_fault_check(struct vre_dev *dev)
 	if (!atomic_load_explicit(&dev->fault.hit, memory_order_acquire))
 		return false;
 	addr = atomic_load(&dev->fault.addr);
-	dev->stats.memory_faults++;
-	describe(dev, addr, where, sizeof(where));
-	VRE_ERR(CTL_ROOM, "%s: %s vanished under the running device (SIGBUS at %p: the frontend shrank the file behind it); queues broken, dropping the connection",
-		dev->path, where, (void *)addr);
-	ctl_queues_pause(dev);
-	for (uint16_t i = 0; i < dev->ops->max_queues; i++)
-		if (dev->queues[i].vq_ready)
-			dev->queues[i].q.vq.broken = VRE_RE_MEMORY_LOST;
-	ctl_dev_disconnect(dev);
+	/* Guest memory exists only while a frontend is connected. */
+	if (dev->conn.fd >= 0) {
+		dev->stats.memory_faults++;
+		describe(dev, addr, where, sizeof(where));
+		VRE_ERR(CTL_ROOM, "%s: %s vanished under the running device (SIGBUS at %p: the frontend shrank the file behind it); queues broken, dropping the connection",
+			dev->path, where, (void *)addr);
+		ctl_queues_pause(dev);
+		for (uint16_t i = 0; i < dev->ops->max_queues; i++)
+			if (dev->queues[i].vq_ready)
+				dev->queues[i].q.vq.broken = VRE_RE_MEMORY_LOST;
+		ctl_dev_disconnect(dev);
+	}
 	/* Cleared only now: every mapping of that connection is gone, so
 	 * whatever the handler flagged meanwhile belonged to it, and a new
 	 * frontend starts clean. */

@@ -60,16 +60,17 @@ bool ctl_fault_seal(int fd)
 
 /* ---- registry ------------------------------------------------------------ */
 
+/* Sequentially consistent throughout: this is no hot path, and the order
+ * is then plain to see (and to ThreadSanitizer, which models no fences). */
 static void slot_write(struct slot *s, uintptr_t start, uintptr_t end, struct ctl_fault *owner)
 {
-	unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	unsigned seq = atomic_load(&s->seq);
 
-	atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
-	atomic_store_explicit(&s->start, start, memory_order_relaxed);
-	atomic_store_explicit(&s->end, end, memory_order_relaxed);
-	atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
-	atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+	atomic_store(&s->seq, seq + 1);
+	atomic_store(&s->start, start);
+	atomic_store(&s->end, end);
+	atomic_store(&s->owner, owner);
+	atomic_store(&s->seq, seq + 2);
 }
 
 /* A free slot, allocating a chunk when every one is taken. reg_lock held. */
@@ -136,17 +137,16 @@ static bool lookup(uintptr_t addr, uintptr_t *start, uintptr_t *end, struct ctl_
 			return false;
 		for (unsigned i = 0; i < SLOTS_PER_CHUNK; i++) {
 			struct slot *s = &ch[i];
-			unsigned s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+			unsigned s1 = atomic_load(&s->seq);
 			uintptr_t st, en;
 			struct ctl_fault *ow;
 
 			if (s1 & 1)
 				continue;
-			st = atomic_load_explicit(&s->start, memory_order_relaxed);
-			en = atomic_load_explicit(&s->end, memory_order_relaxed);
-			ow = atomic_load_explicit(&s->owner, memory_order_relaxed);
-			atomic_thread_fence(memory_order_acquire);
-			if (atomic_load_explicit(&s->seq, memory_order_relaxed) != s1)
+			st = atomic_load(&s->start);
+			en = atomic_load(&s->end);
+			ow = atomic_load(&s->owner);
+			if (atomic_load(&s->seq) != s1)
 				continue;
 			if (st && addr >= st && addr < en) {
 				*start = st;
@@ -205,6 +205,11 @@ static void pass_on(int sig, siginfo_t *si, void *uctx)
 		prev.sa_handler(sig);
 		return;
 	}
+	/* Ignored before: a signal sent by kill() stays ignored; a fault
+	 * cannot be ignored (the kernel would kill anyway), so it gets the
+	 * default action below. */
+	if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler == SIG_IGN && si->si_code <= 0)
+		return;
 	/* Default action: a hardware fault repeats when the instruction is
 	 * retried and then kills with a core; a signal sent by kill() does
 	 * not repeat, so it is raised again (delivered once we return). */

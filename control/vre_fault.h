@@ -21,7 +21,10 @@
  *    then logs one line, stops the device's queues, marks them broken
  *    (VRE_RE_MEMORY_LOST) and drops the connection like any protocol error;
  *    the drop unmaps everything, the replacement included. Other devices
- *    never notice. Workers pay nothing: no check on any data path.
+ *    never notice. Workers pay nothing: no check on any data path. Between
+ *    the fault and the drop a worker may read the zero pages once more; a
+ *    split ring then no longer matches its indexes and vring logs the
+ *    queue broken just before control's line.
  *  - A SIGBUS anywhere else (a real bug, or a mapping that is not guest
  *    memory) goes where it went before: to the handler that was installed
  *    before VRE's, or to the default action (core dump).
