@@ -161,6 +161,11 @@ scenario() {
 		fail "$sc: no disconnect logged"
 	tail -n +$((lines + 1)) "$DIR/sw.log" | grep -qE "$re" ||
 		fail "$sc: no log line matching '$re'"
+	# a worker that does not come back to its poll loop for 5 s is stuck
+	! tail -n +$((lines + 1)) "$DIR/sw.log" | grep -q "worker stuck" ||
+		fail "$sc: a worker got stuck"
+	tail -n +$((lines + 1)) "$DIR/sw.log" | grep "still waiting for the worker" |
+		sed "s/^/note: $sc: /"
 	wait_back "$fds" "$maps"
 	alive "after $sc"
 	snap

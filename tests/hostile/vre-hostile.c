@@ -419,7 +419,12 @@ static void tx_good(struct hs *s, unsigned slot)
 }
 
 /* The control thread still answers: GET_VRING_BASE on the TX queue (which
- * also stops it) gets its reply, or the connection was dropped. */
+ * also stops it) gets its reply, or the connection was dropped. Stopping
+ * the queue waits for the worker to leave it; on a loaded 2-core machine a
+ * worker has been seen to take seconds, so the bound is above the 5 s after
+ * which the switch itself calls a worker stuck (and then keeps waiting:
+ * a worker stuck for real still fails here). */
+#define ALIVE_MS 8000
 static void control_alive(struct hs *s, const char *what)
 {
 	struct state st = { TXQ, 0 };
@@ -427,9 +432,9 @@ static void control_alive(struct hs *s, const char *what)
 	int r = send_req(s, GET_VRING_BASE, &st, sizeof(st), NULL, 0);
 
 	if (r == 0)
-		r = vfront_recv(s->fd, &m, VFRONT_TIMEOUT_MS);
+		r = vfront_recv(s->fd, &m, ALIVE_MS);
 	if (r == -ETIMEDOUT)
-		fail("%s: the control thread does not answer", what);
+		fail("%s: the control thread does not answer within %d ms", what, ALIVE_MS);
 	if (r == 0 && m.request != GET_VRING_BASE)
 		fail("%s: reply to %u, want GET_VRING_BASE", what, m.request);
 	if (r == 0)
