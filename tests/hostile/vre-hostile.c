@@ -543,6 +543,10 @@ static void guest_split(const char *path, const char *name)
 		kick(s);
 		expect_not_served(s, name);
 		return;
+	} else if (!strcmp(name, "g-write-read")) {
+		/* a readable descriptor after a writable one */
+		set_desc(s, h, buf, HDR_LEN, VRE_DESC_F_WRITE | VRE_DESC_F_NEXT, 11);
+		set_desc(s, 11, buf + HDR_LEN, FRAME_LEN, 0, 0);
 	} else if (!strcmp(name, "g-head-range")) {
 		h = QSIZE + 3;
 	} else {
@@ -629,6 +633,14 @@ static void guest_packed(const char *path, const char *name)
 		else
 			fail("unknown scenario %s", name);
 		pdesc(s, slot, tbl, len, 1, flags);
+	} else if (!strcmp(name, "p-write-read")) {
+		bool w = s->pk.avail_wrap;
+		uint16_t next = (uint16_t)((slot + 1) % QSIZE);
+
+		if (next == 0)
+			w = !w;
+		pdesc(s, next, buf + HDR_LEN, FRAME_LEN, 1, avail_bits(w));
+		pdesc(s, slot, buf, HDR_LEN, 1, av | VRE_DESC_F_WRITE | VRE_DESC_F_NEXT);
 	} else if (!strcmp(name, "p-wrap")) {
 		/* published with the other lap's wrap: not available yet */
 		pdesc(s, slot, buf, HDR_LEN + FRAME_LEN, 1, avail_bits(!s->pk.avail_wrap));
@@ -1435,6 +1447,7 @@ static const struct scenario scenarios[] = {
 	{ "g-ind-next-range", NULL, guest_split },
 	{ "g-avail-leap", NULL, guest_split },
 	{ "g-head-range", NULL, guest_split },
+	{ "g-write-read", NULL, guest_split },
 	{ "p-id-range", NULL, guest_packed },
 	{ "p-chain-open", NULL, guest_packed },
 	{ "p-chain-long", NULL, guest_packed },
@@ -1444,6 +1457,7 @@ static const struct scenario scenarios[] = {
 	{ "p-ind-len-0", NULL, guest_packed },
 	{ "p-ind-nested", NULL, guest_packed },
 	{ "p-ind-next", NULL, guest_packed },
+	{ "p-write-read", NULL, guest_packed },
 	{ "p-wrap", NULL, guest_packed },
 	{ "p-used-flags", NULL, guest_packed },
 };
