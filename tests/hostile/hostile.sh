@@ -191,7 +191,7 @@ protocol)
 guest)
 	LIST=$("$HOSTILE" --list | grep -E '^[gp]-' | tr '\n' ' ') ;;
 truncate)
-	LIST="truncate" ;;
+	LIST="truncate-sealed truncate-inflight truncate" ;;
 *) fail "unknown group $GROUP" ;;
 esac
 LIST=${SCENARIOS:-$LIST}

@@ -1363,6 +1363,47 @@ static void sc_truncate(const char *path)
 	printf("truncate: the control thread answers\n");
 }
 
+/* The same with a sealable memfd: the switch sealed it against shrinking
+ * when it took the memory table, so the truncation itself fails and the
+ * queue runs on. */
+static void sc_truncate_sealed(const char *path)
+{
+	struct hs *s = &S;
+
+	expect_log("frontend disconnected");
+	hs_setup(s, path, F_MRG_RXBUF, MFD_ALLOW_SEALING);
+	tx_good(s, 0);
+	if (ftruncate(s->memfd, 0) == 0)
+		fail("guest memory shrank under the switch: no F_SEAL_SHRINK");
+	if (errno != EPERM)
+		fail("ftruncate: %s (want EPERM)", strerror(errno));
+	tx_good(s, 1);
+	printf("truncate-sealed: refused by the seal, the queue runs on\n");
+}
+
+/* The inflight region the switch hands out (its own memfd) cannot be
+ * shrunk by the frontend either. */
+static void sc_truncate_inflight(const char *path)
+{
+	struct hs *s = &S;
+	struct inflight_msg in = { .num_queues = 2, .queue_size = QSIZE };
+	struct vfront_msg m;
+
+	expect_log("frontend disconnected");
+	hs_open(s, path);
+	hs_memory(s, MFD_ALLOW_SEALING);
+	hs_hello(s, F_MRG_RXBUF, PF_INFLIGHT);
+	if (send_req(s, GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0) < 0 ||
+	    vfront_recv(s->fd, &m, VFRONT_TIMEOUT_MS) < 0 || m.nfds != 1)
+		fail("GET_INFLIGHT_FD: no region");
+	if (ftruncate(m.fds[0], 0) == 0)
+		fail("the inflight region shrank: no F_SEAL_SHRINK");
+	if (errno != EPERM)
+		fail("ftruncate: %s (want EPERM)", strerror(errno));
+	close(m.fds[0]);
+	printf("truncate-inflight: refused by the seal\n");
+}
+
 /* A well-behaved session: packets through the TX queue, both rings. */
 static void sc_good(const char *path, const char *name)
 {
@@ -1431,6 +1472,8 @@ static const struct scenario scenarios[] = {
 	{ "reset-running", sc_reset_running, NULL },
 	{ "config", sc_config, NULL },
 	{ "truncate", sc_truncate, NULL },
+	{ "truncate-sealed", sc_truncate_sealed, NULL },
+	{ "truncate-inflight", sc_truncate_inflight, NULL },
 	{ "g-loop", NULL, guest_split },
 	{ "g-next-range", NULL, guest_split },
 	{ "g-chain-long", NULL, guest_split },
