@@ -24,6 +24,10 @@
 #
 # Every wait is bounded; every process started here is killed and reaped on
 # exit; the run lives in a fresh temp dir (kept when KEEP_DIR is set).
+# SCENARIOS="a b ..." runs those instead of the group's list. SWITCH may be
+# a sanitizer build (build-asan/examples/vre-switch with ASAN_OPTIONS=
+# detect_leaks=1:abort_on_error=1): a report ends the switch or its exit
+# code, and the suite fails.
 set -uo pipefail
 
 SWITCH=$1
