@@ -148,6 +148,10 @@ static int vq_setup(struct vre_dev *dev, struct ctl_queue *cq,
 		if (vre_vq_resync_to_used(&cq->q.vq) > 0)
 			VRE_WARN(CTL_ROOM, "%s queue %u: base %u but the ring's used index is %u: resuming from the used index (chains in flight are taken again)",
 				 dev->path, cq->q.index, given, cq->q.vq.last_avail_idx);
+		else if (given != cq->q.vq.last_used_idx)
+			VRE_WARN(CTL_ROOM, "%s queue %u: base %u is %u ahead of the ring's used index: those chains were taken and are not taken again (no inflight region)",
+				 dev->path, cq->q.index, given,
+				 (uint16_t)(given - cq->q.vq.last_used_idx));
 	}
 	return 0;
 fail:

@@ -20,7 +20,12 @@
  *                       worker's eventfd; on wake, disarm and busy-poll;
  *   VRE_POLL_INTERRUPT  arm and sleep after every pass without work.
  * Sleeps are bounded (200 ms), so work that arrives without a kick (a
- * driver that got the notification rules wrong) is late, never lost. An
+ * driver that got the notification rules wrong) is late, never lost.
+ * An item with nothing to wake the worker (wake_fd -1: a DPDK port
+ * without RX interrupts) can still let it sleep by giving nap_us: while
+ * it is on the list, sleeps are naps that start at 16 us and double after
+ * each idle one up to the smallest nap_us of the list (a backoff: a
+ * first packet after a quiet spell waits at most nap_us). An
  * item that joins a list is disarmed first: a polled queue should not make
  * its driver kick.
  *
@@ -66,6 +71,9 @@ struct vre_poll_item {
 	int wake_fd;
 	void *ctx;
 	const char *name;    /* for logs */
+	/* With arm set and wake_fd -1: the longest sleep (us) the item
+	 * allows, since only polling finds its work. 0: no bound of its own. */
+	uint32_t nap_us;
 
 	/* Owned by the worker library. */
 	struct vre_worker *w;

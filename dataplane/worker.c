@@ -36,6 +36,7 @@
 #define SLEEP_TIMEOUT_MS 200   /* bounded sleep: a missed kick costs at most this */
 #define DEFAULT_IDLE_US 100
 #define TAG_SELF 1u            /* epoll tag of the worker's own eventfd */
+#define NAP_MIN_US 16          /* first nap of an item without a wake fd */
 
 struct poll_list {
 	unsigned n;
@@ -176,32 +177,74 @@ static void drain_self(struct vre_worker *w)
 		VRE_WARN(ROOM, "%s: eventfd read: %s", w->name, strerror(errno));
 }
 
+/* The smallest nap_us of the list; 0 when no item bounds the sleep. */
+static uint32_t nap_bound(const struct poll_list *l)
+{
+	uint32_t b = 0;
+
+	for (unsigned i = 0; i < l->n; i++) {
+		uint32_t n = l->it[i]->nap_us;
+
+		if (n && (!b || n < b))
+			b = n;
+	}
+	return b;
+}
+
+/* epoll_wait with a microsecond timeout (epoll_pwait2, Linux 5.11);
+ * older kernels get it rounded up to milliseconds. */
+static int wait_us(int epfd, struct epoll_event *ev, int max, uint64_t us)
+{
+	static bool no_pwait2;
+	struct timespec to = { (time_t)(us / 1000000u), (long)(us % 1000000u) * 1000 };
+	int n;
+
+	if (!__atomic_load_n(&no_pwait2, __ATOMIC_RELAXED)) {
+		n = epoll_pwait2(epfd, ev, max, &to, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		__atomic_store_n(&no_pwait2, true, __ATOMIC_RELAXED);
+	}
+	return epoll_wait(epfd, ev, max, (int)((us + 999) / 1000));
+}
+
 /* Arms, re-checks and sleeps until a kick, a control wake or the bounded
- * timeout; disarms again before returning to polling. */
-static void sleep_once(struct vre_worker *w, const struct poll_list *l, uint64_t seen_gen)
+ * timeout; disarms again before returning to polling. *nap is the backoff
+ * of items without a wake fd (see vre_worker.h). Returns true when
+ * something woke the worker, false when it slept until the timeout (or
+ * did not sleep). */
+static bool sleep_once(struct vre_worker *w, const struct poll_list *l, uint64_t seen_gen,
+		       uint32_t *nap)
 {
 	struct epoll_event ev[16];
+	uint64_t us = SLEEP_TIMEOUT_MS * 1000u;
+	uint32_t bound = nap_bound(l);
 	int n;
 
 	if (!arm_all(l)) {
 		disarm_all(l);
-		return;
+		return true;
 	}
 	/* A list change published after our last look has written evfd, so
 	 * epoll_wait returns at once; this check only saves the syscall. */
 	if (__atomic_load_n(&w->req_gen, __ATOMIC_ACQUIRE) != seen_gen ||
 	    __atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
 		disarm_all(l);
-		return;
+		return true;
+	}
+	if (bound) {
+		us = *nap < bound ? *nap : bound;
+		*nap = us * 2 < bound ? (uint32_t)us * 2 : bound;
 	}
 	STAT_ADD(w, sleeps, 1);
-	n = epoll_wait(w->epfd, ev, 16, SLEEP_TIMEOUT_MS);
+	n = wait_us(w->epfd, ev, 16, us);
 	if (n > 0)
 		STAT_ADD(w, wakeups, 1);
 	for (int i = 0; i < n; i++)
 		if (ev[i].data.u64 == TAG_SELF)
 			drain_self(w);
 	disarm_all(l);
+	return n != 0;
 }
 
 static bool is_idle(struct vre_worker *w, uint64_t now, uint64_t last_work)
@@ -222,6 +265,7 @@ static void worker_loop(struct vre_worker *w)
 	const struct poll_list *l = &empty;
 	uint64_t seen_gen = 0;
 	uint64_t last_work = rdtsc();
+	uint32_t nap = NAP_MIN_US;
 
 	while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
 		uint64_t g = __atomic_load_n(&w->req_gen, __ATOMIC_ACQUIRE);
@@ -253,14 +297,17 @@ static void worker_loop(struct vre_worker *w)
 			STAT_ADD(w, busy_cycles, t1 - t0);
 			STAT_ADD(w, packets, work);
 			last_work = t1;
+			nap = NAP_MIN_US;
 			continue;
 		}
 		STAT_ADD(w, empty_polls, 1);
 		if (is_idle(w, t1, last_work)) {
-			sleep_once(w, l, seen_gen);
-			last_work = rdtsc();
 			/* interrupt mode re-arms after the next empty pass;
-			 * adaptive polls a whole idle period first */
+			 * adaptive polls a whole idle period first after a
+			 * wake-up, but sleeps again at once after a sleep
+			 * that timed out (nothing came: naps back off) */
+			if (sleep_once(w, l, seen_gen, &nap))
+				last_work = rdtsc();
 		} else {
 			cpu_relax();
 		}

@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -492,6 +493,43 @@ START_TEST(test_idle_cpu)
 }
 END_TEST
 
+/* An item without a wake fd but with nap_us (a DPDK port without RX
+ * interrupts): an idle adaptive worker naps instead of spinning, its naps
+ * back off to nap_us and no longer, and work found by polling alone is
+ * taken within a few naps. */
+START_TEST(test_nap_backoff)
+{
+	struct vre_worker *w = start(VRE_POLL_ADAPTIVE);
+	long hz = sysconf(_SC_CLK_TCK);
+	struct vre_worker_stats st0, st;
+	uint64_t t0, t1, start_ns;
+	struct fake f;
+
+	fake_init(&f, false);
+	f.it.nap_us = 2000;
+	ck_assert_int_eq(vre_worker_add(w, &f.it), 0);
+	nap_us(20000);
+	vre_worker_get_stats(w, &st0);
+	t0 = thread_cpu_ticks(vre_worker_tid(w));
+	nap_us(1000000);
+	t1 = thread_cpu_ticks(vre_worker_tid(w));
+	vre_worker_get_stats(w, &st);
+	/* about 500 naps of 2 ms (not 5 sleeps of 200 ms), with no wake-up */
+	ck_assert_uint_gt(st.sleeps - st0.sleeps, 100);
+	ck_assert_uint_le(st.sleeps - st0.sleeps, 1000);
+	ck_assert_uint_eq(st.wakeups, st0.wakeups);
+	ck_assert_uint_le((t1 - t0) * 100, (uint64_t)hz * 10);
+	start_ns = now_ns();
+	__atomic_add_fetch(&f.tokens, 40, __ATOMIC_SEQ_CST);
+	ck_assert(WAIT_FOR(__atomic_load_n(&f.taken, __ATOMIC_ACQUIRE) == 40, 1000));
+	printf("nap: %" PRIu64 " sleeps in 1 s, idle CPU %" PRIu64 "/%ld ticks, work taken after %" PRIu64 " us\n",
+	       st.sleeps - st0.sleeps, t1 - t0, hz, (now_ns() - start_ns) / 1000);
+	vre_worker_remove(&f.it);
+	vre_worker_destroy(w);
+	fake_fini(&f);
+}
+END_TEST
+
 struct churn {
 	struct vre_worker *w;
 	struct fake f[4];
@@ -594,6 +632,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_handshake_wakes_sleeper);
 	tcase_add_test(tc, test_owner_closes_kick);
 	tcase_add_test(tc, test_idle_cpu);
+	tcase_add_test(tc, test_nap_backoff);
 	tcase_add_test(tc, test_churn);
 	tcase_add_test(tc, test_pool);
 	suite_add_tcase(s, tc);

@@ -107,6 +107,12 @@ int vre_vq_resync_to_used(struct vre_vq *vq)
 	/* Acquire: pairs with the release of whoever published used->idx
 	 * last (the dead backend); nothing else is read here. */
 	used = __atomic_load_n(&vq->sp.used->idx, __ATOMIC_ACQUIRE);
+	/* The base only says where taking stops; the device is the one
+	 * writer of used->idx, and the ring holds it: used entries go on
+	 * from there, never from the base (stale entries in between would
+	 * read as completions to the driver). */
+	vq->last_used_idx = used;
+	vq->signalled_used_valid = false;
 	/* A base between used and used + size is a position some backend
 	 * could have reached (that many chains in flight): keep it. One
 	 * behind the used index, or further ahead, cannot be right. */

@@ -165,8 +165,9 @@ uint32_t vre_vq_get_base(const struct vre_vq *vq);
  * (net TX is then sent at least once, RX buffers are reused). A frontend
  * that does not know the dead backend's position (DPDK virtio-user) sends 0.
  * Returns 1 when the indexes moved, 0 when the base stands, -ENOTSUP for packed
- * rings (their used position is not in one index). Call before the first
- * fetch. */
+ * rings (their used position is not in one index). Either way the used
+ * position becomes the ring's used index (a split base has no used half).
+ * Call before the first fetch. */
 int vre_vq_resync_to_used(struct vre_vq *vq);
 
 /* Takes up to max available chains (max <= VRE_BURST), translating every

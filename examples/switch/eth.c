@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <rte_ethdev.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 
 #include "switch.h"
@@ -25,15 +26,17 @@ static inline void add(uint64_t *c, uint64_t v)
 	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
 }
 
-static int eth_setup(struct sw *s, struct sw_port *p)
+/* Configures and starts the port with one RX and one TX queue, with RX
+ * interrupts when intr (PMDs without them may refuse). */
+static int eth_start(struct sw *s, struct sw_port *p, bool intr)
 {
 	struct rte_eth_conf conf;
 	struct rte_eth_dev_info info;
-	struct rte_eth_link link;
 	uint16_t nrx = ETH_DESC, ntx = ETH_DESC;
 	int sock = rte_eth_dev_socket_id(p->eth_id), r;
 
 	memset(&conf, 0, sizeof(conf));
+	conf.intr_conf.rxq = intr;
 	r = rte_eth_dev_info_get(p->eth_id, &info);
 	if (r == 0 && (info.max_rx_queues < 1 || info.max_tx_queues < 1))
 		r = -ENOTSUP;
@@ -48,6 +51,37 @@ static int eth_setup(struct sw *s, struct sw_port *p)
 		r = rte_eth_tx_queue_setup(p->eth_id, 0, ntx, sock < 0 ? SOCKET_ID_ANY : sock, NULL);
 	if (r == 0)
 		r = rte_eth_dev_start(p->eth_id);
+	return r;
+}
+
+/* The port's RX interrupt fd, or -1. ethdev logs an error for a PMD that
+ * has none (net_ring, net_pcap): an expected answer here, so quieted. */
+static int eth_rx_intr_fd(uint16_t id)
+{
+	int type = rte_log_register("lib.ethdev");
+	int level = type >= 0 ? rte_log_get_level((uint32_t)type) : -1;
+	int fd;
+
+	if (level >= 0)
+		rte_log_set_level((uint32_t)type, RTE_LOG_CRIT);
+	fd = rte_eth_dev_rx_intr_ctl_q_get_fd(id, 0);
+	if (level >= 0)
+		rte_log_set_level((uint32_t)type, (uint32_t)level);
+	return fd < 0 ? -1 : fd;
+}
+
+static int eth_setup(struct sw *s, struct sw_port *p)
+{
+	struct rte_eth_link link;
+	int r = eth_start(s, p, true);
+
+	p->eth_rx_fd = -1;
+	if (r < 0) {
+		rte_eth_dev_stop(p->eth_id); /* may have started: configure again */
+		r = eth_start(s, p, false);
+	} else {
+		p->eth_rx_fd = eth_rx_intr_fd(p->eth_id);
+	}
 	if (r < 0) {
 		fprintf(stderr, PROG ": port %u (%s): cannot configure/start: %s\n", p->idx,
 			p->eth_name, strerror(-r));
@@ -57,12 +91,13 @@ static int eth_setup(struct sw *s, struct sw_port *p)
 	/* link state: a virtual port is up at once, a NIC may still be
 	 * negotiating (reported as down here, it keeps working once up) */
 	if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
-		printf(PROG ": port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex\n",
+		printf(PROG ": port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex, %s\n",
 		       p->idx, p->eth_id, p->eth_name, link.link_status ? "up" : "down",
-		       link.link_speed, link.link_duplex ? "full" : "half");
+		       link.link_speed, link.link_duplex ? "full" : "half",
+		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
 	else
-		printf(PROG ": port %u: ethdev %u (%s) started, link unknown\n", p->idx, p->eth_id,
-		       p->eth_name);
+		printf(PROG ": port %u: ethdev %u (%s) started, link unknown, %s\n", p->idx,
+		       p->eth_id, p->eth_name, p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
 	fflush(stdout);
 	return 0;
 }
@@ -183,20 +218,80 @@ unsigned sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
 	return 0;
 }
 
+/* A flow's hash: the PMD's RSS hash, else the MACs, and for IPv4 the
+ * addresses and (unfragmented TCP/UDP) the ports. Only spreads packets
+ * over queues; the frame was received by us, so reading it is safe. */
+static uint32_t flow_hash(const struct rte_mbuf *m)
+{
+	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m);
+	uint64_t a, b = 0, h;
+
+	if (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH)
+		return m->hash.rss;
+	if (len < 14)
+		return 0;
+	memcpy(&a, f, 8);
+	memcpy(&b, f + 8, 4);
+	if (len >= 34 && f[12] == 0x08 && f[13] == 0x00) {
+		unsigned ihl = (f[14] & 0xfu) * 4u;
+		uint64_t ips;
+
+		memcpy(&ips, f + 26, 8);
+		b ^= ips;
+		/* TCP or UDP, not a fragment (offset 0, MF clear), ports present */
+		if ((f[23] == 6 || f[23] == 17) && !(f[20] & 0x3f) && !f[21] && ihl >= 20 &&
+		    len >= 14 + ihl + 4) {
+			uint32_t ports;
+
+			memcpy(&ports, f + 14 + ihl, 4);
+			a ^= (uint64_t)ports << 32;
+		}
+	}
+	h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	return (uint32_t)(h >> 32);
+}
+
+void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, uint16_t n)
+{
+	struct rte_mbuf *by[SW_MAX_PAIRS][VRE_BURST];
+	uint16_t cnt[SW_MAX_PAIRS] = { 0 };
+
+	if (nd == 1) {
+		vre_net_rx_from_mbufs(dst[0], m, n); /* drops are counted on dst */
+		return;
+	}
+
+	for (uint16_t k = 0; k < n; k++) {
+		unsigned q = flow_hash(m[k]) % nd;
+
+		by[q][cnt[q]++] = m[k];
+	}
+	for (unsigned q = 0; q < nd; q++)
+		if (cnt[q])
+			vre_net_rx_from_mbufs(dst[q], by[q], cnt[q]);
+}
+
 /* ethdev RX -> the static destination (loopback and xconnect). */
 static int eth_rx_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
 	struct sw_port *p = sq->port, *dp = sq->dst_q->port;
 	struct rte_mbuf *m[VRE_BURST];
-	struct vre_net_queue *dst = NULL;
+	struct vre_net_queue *dst[SW_MAX_PAIRS];
+	unsigned nd = 0;
 	uint64_t bytes = 0;
 	uint16_t n;
 
 	if (!dp->eth) {
-		dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
-		if (!dst)
-			return 0; /* the port's RX ring holds the packets meanwhile */
+		/* the running RX queues of the vhost port (pairs the guest
+		 * enabled); none: the port's RX ring holds the packets */
+		for (unsigned j = 0; j < sq->npairs; j++) {
+			dst[nd] = __atomic_load_n(&sq->pair_dsts[j], __ATOMIC_ACQUIRE);
+			nd += dst[nd] != NULL;
+		}
+		if (!nd)
+			return 0;
 	}
 	n = rte_eth_rx_burst(p->eth_id, 0, m, VRE_BURST);
 	if (n == 0)
@@ -209,9 +304,32 @@ static int eth_rx_poll(struct vre_poll_item *it)
 		sw_eth_send(dp, m, n);
 		return n;
 	}
-	vre_net_rx_from_mbufs(dst, m, n); /* drops are counted on dst */
+	sw_rx_spread(dst, nd, m, n);
 	rte_pktmbuf_free_bulk(m, n);
 	return n;
+}
+
+/* Idle: unmask the RX interrupt (when the PMD has one), then report
+ * whether packets came meanwhile (where the PMD can count them; an fd-based
+ * PMD such as net_tap needs no re-check: the fd turns readable on any
+ * packet after the worker's last empty poll, and the worker's epoll sees
+ * that edge). */
+static bool eth_arm(struct vre_poll_item *it)
+{
+	struct sw_queue *sq = it->ctx;
+	uint16_t id = sq->port->eth_id;
+
+	if (sq->port->eth_rx_fd >= 0)
+		rte_eth_dev_rx_intr_enable(id, 0);
+	return rte_eth_rx_queue_count(id, 0) > 0;
+}
+
+static void eth_disarm(struct vre_poll_item *it)
+{
+	struct sw_queue *sq = it->ctx;
+
+	if (sq->port->eth_rx_fd >= 0)
+		rte_eth_dev_rx_intr_disable(sq->port->eth_id, 0);
 }
 
 int sw_eth_attach(struct sw *s)
@@ -224,7 +342,11 @@ int sw_eth_attach(struct sw *s)
 		memset(it, 0, sizeof(*it));
 		it->poll = s->mode == SW_LEARN ? sw_learn_eth_poll : eth_rx_poll;
 		it->ctx = sq;
-		it->wake_fd = -1; /* polled: the worker does not sleep while it has one */
+		it->arm = eth_arm;
+		it->disarm = eth_disarm;
+		it->wake_fd = s->ports[i].eth_rx_fd;
+		if (it->wake_fd < 0)
+			it->nap_us = SW_ETH_NAP_US; /* polled: naps (see switch.h) */
 		it->name = "eth-rx";
 		err = vre_worker_add(sq->w, it);
 		if (err < 0)

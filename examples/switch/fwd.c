@@ -122,6 +122,17 @@ static int plan_learn(struct sw *s)
 				if (j != i)
 					tx->dst_qs[j] = &s->ports[j].q[2 * (pair % s->ports[j].pairs)];
 		}
+		/* an ethdev port reaches every pair of each vhost port */
+		if (p->eth) {
+			struct sw_pair_dsts *lp = calloc(1, sizeof(*lp));
+
+			if (!lp)
+				return -ENOMEM;
+			p->q[1].lpairs = lp;
+			for (unsigned j = 0; j < s->nports; j++)
+				for (uint16_t k = 0; !s->ports[j].eth && k < s->ports[j].pairs; k++)
+					lp->q[j][k] = &s->ports[j].q[2 * k];
+		}
 	}
 	return 0;
 }
@@ -185,6 +196,12 @@ int sw_plan(struct sw *s)
 			tx->dst_q = &peer->q[2 * (pair % peer->pairs)];
 			tx->w = tx->dst_q->w;
 		}
+		/* an ethdev port feeds every pair of its vhost peer */
+		if (p->eth && !peer->eth) {
+			for (uint16_t pair = 0; pair < peer->pairs; pair++)
+				p->q[1].pair_qs[pair] = &peer->q[2 * pair];
+			p->q[1].npairs = peer->pairs;
+		}
 	}
 	return 0;
 }
@@ -192,6 +209,8 @@ int sw_plan(struct sw *s)
 void sw_unplan(struct sw *s)
 {
 	for (unsigned i = 0; i < s->nports; i++) {
+		if (s->ports[i].eth && s->ports[i].q)
+			free(s->ports[i].q[1].lpairs);
 		free(s->ports[i].q);
 		s->ports[i].q = NULL;
 	}
@@ -231,6 +250,18 @@ static void publish_dst(struct sw *s, struct sw_queue *rx, struct vre_net_queue 
 					__atomic_store_n(&tx->dsts[j], dst, __ATOMIC_RELEASE);
 					any |= tx->running;
 				}
+			for (unsigned j = 0; j < tx->npairs; j++)
+				if (tx->pair_qs[j] == rx) {
+					__atomic_store_n(&tx->pair_dsts[j], dst, __ATOMIC_RELEASE);
+					any |= tx->running;
+				}
+			for (unsigned j = 0; tx->lpairs && j < s->nports; j++)
+				for (unsigned k = 0; k < SW_MAX_PAIRS; k++)
+					if (tx->lpairs->q[j][k] == rx) {
+						__atomic_store_n(&tx->lpairs->d[j][k], dst,
+								 __ATOMIC_RELEASE);
+						any |= tx->running;
+					}
 		}
 	}
 	/* Every feeder runs on rx's worker: one handshake covers them all. */

@@ -258,10 +258,16 @@ int sw_learn_eth_poll(struct vre_poll_item *it)
 				rte_pktmbuf_refcnt_update(sel[k], 1);
 			sw_eth_send(&s->ports[q], sel, ns);
 		} else {
-			struct vre_net_queue *dst = __atomic_load_n(&sq->dsts[q], __ATOMIC_ACQUIRE);
+			struct vre_net_queue *dst[SW_MAX_PAIRS];
+			unsigned nd = 0;
 
-			if (dst)
-				vre_net_rx_from_mbufs(dst, sel, (uint16_t)ns);
+			/* the port's running RX queues: each flow to one */
+			for (unsigned k = 0; sq->lpairs && k < s->ports[q].pairs; k++) {
+				dst[nd] = __atomic_load_n(&sq->lpairs->d[q][k], __ATOMIC_ACQUIRE);
+				nd += dst[nd] != NULL;
+			}
+			if (nd)
+				sw_rx_spread(dst, nd, sel, (uint16_t)ns);
 			else
 				dropped += ns;
 		}

@@ -33,6 +33,21 @@
  * "running", no vhost queue behind it) and its q[1] the source side (a
  * poll item doing rte_eth_rx_burst). Every queue that feeds an ethdev port
  * or is fed by one therefore lives on the first worker too.
+ *
+ * An ethdev port xconnected (or, in learn mode, sending) to a multi-queue
+ * vhost port spreads what it
+ * receives over the vhost port's running RX queues by a hash of the flow
+ * (the NIC's RSS hash when it gives one, else MACs, IPv4 addresses and
+ * TCP/UDP ports): a flow stays on one queue, so it stays in order.
+ *
+ * Idle ethdev ports and the polling policies: a port whose PMD has RX
+ * interrupts (net_tap, most NICs; asked for with intr_conf.rxq) gives the
+ * worker its interrupt fd, so the worker sleeps as it does on vhost kicks.
+ * A port without them (net_ring, net_pcap, net_null) can only be polled:
+ * its item lets the worker nap instead, for 16 us doubling up to
+ * SW_ETH_NAP_US, so an idle switch costs little CPU and the first packet
+ * after a quiet spell waits at most SW_ETH_NAP_US (busy polling resumes as
+ * soon as it came).
  */
 #ifndef VRE_SWITCH_H
 #define VRE_SWITCH_H
@@ -48,6 +63,7 @@
 #define SW_MAX_PORTS 16
 #define SW_MAX_PAIRS 16
 #define SW_DST_GRACE_MS 50
+#define SW_ETH_NAP_US 1000
 
 enum sw_mode { SW_LOOPBACK, SW_XCONNECT, SW_LEARN };
 
@@ -66,10 +82,25 @@ struct sw_queue {
 	/* learn mode: the same, per destination port (NULL for its own) */
 	struct sw_queue *dst_qs[SW_MAX_PORTS];
 	struct vre_net_queue *dsts[SW_MAX_PORTS];
+	/* ethdev RX (q[1]) xconnected to a vhost port: that port's RX queue of
+	 * each pair, and their published pointers as dst/dst_q above; packets
+	 * spread over the running ones by flow (pair_qs[0] == dst_q) */
+	struct sw_queue *pair_qs[SW_MAX_PAIRS];
+	struct vre_net_queue *pair_dsts[SW_MAX_PAIRS];
+	uint16_t npairs;
+	/* learn mode, ethdev RX (q[1]): the same for every vhost port */
+	struct sw_pair_dsts *lpairs;
 	uint64_t drop_no_dst;        /* packets dropped because dst was stopped */
 	uint64_t dst_lost_ns;        /* when dst was first seen NULL; 0: it is there */
 	struct vre_poll_item item;   /* TX and control queue */
 	struct vre_net_tx_burst burst;
+};
+
+/* Learn mode, an ethdev port's RX: each vhost port's RX queue of every
+ * pair and its published pointer (NULL while stopped), by port and pair. */
+struct sw_pair_dsts {
+	struct sw_queue *q[SW_MAX_PORTS][SW_MAX_PAIRS];
+	struct vre_net_queue *d[SW_MAX_PORTS][SW_MAX_PAIRS];
 };
 
 struct sw;
@@ -92,6 +123,7 @@ struct sw_port {
 	uint64_t eth_in_pkts, eth_in_bytes;   /* taken from the port (rx_burst) */
 	uint64_t eth_out_pkts, eth_out_bytes; /* the port took them (tx_burst) */
 	uint64_t eth_drop_full;               /* the port did not take them */
+	int eth_rx_fd;               /* RX interrupt fd (owned by the PMD), or -1 */
 };
 
 struct sw {
@@ -123,6 +155,9 @@ void sw_eth_close(struct sw *s);   /* removes the items, stops, frees */
 /* Sends n mbufs to ethdev port p; what it does not take is freed and
  * counted. First worker only. */
 void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n);
+/* Delivers n mbufs to the vhost RX queues dst[0..nd), each flow to one of
+ * them (nd >= 1); the caller still owns and frees the mbufs. */
+void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, uint16_t n);
 /* vhost TX queue -> ethdev port (the chains complete after the send). */
 int sw_vhost_to_eth_poll(struct vre_poll_item *it);
 /* Learn mode: the packets of sq's burst in mask, copied to ethdev port p.

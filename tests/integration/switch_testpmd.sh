@@ -8,7 +8,9 @@
 # queues=N, size=BYTES, mode=loopback|xconnect, poll=adaptive|poll|interrupt,
 # workers=CPULIST, pin=PORT:PAIR=WORKER, client=0|1), "idle", "nopeer",
 # "reconnect", "flap", "learn", "badopts", "ring" (a net_ring ethdev port
-# xconnected with a vhost port; also --stats-json and SIGUSR1), "learn3"
+# xconnected with a vhost port; also --stats-json and SIGUSR1), "ring-mq"
+# (the same with two queue pairs: the ring's packets use both),
+# "learn-ring-mq" (the same in learn mode), "learn3"
 # (flooding, unicast after learning and aging over three ports) or
 # "learn-ring" (learn mode over a vhost and a net_ring port),
 # "badconfig" (--config files, good and bad, and port errors found after
@@ -587,6 +589,36 @@ PY
 	echo "PASS: ring"
 }
 
+# A net_ring port xconnected with a two-pair vhost port: what comes out of
+# the ring is spread over both of the vhost port's RX queues by flow
+# (testpmd's tx_first burst carries 32 flows, --txonly-multi-flow; io
+# forwarding sends each back on the queue it came from), so both of
+# testpmd's RX queues receive, and nothing is lost.
+# MODE: xconnect, or learn (the frames' destination is unknown: each floods
+# into the ring and, coming back out, to the vhost port).
+case_ring_mq() {
+	SW_EAL=("${EAL_QUIET[@]}" --vdev net_ring0 --)
+	start_switch --mode "$1" --workers "$SW_CPU" --vhost "$DIR/s0,queues=2"
+	start_testpmd "$(vdev 0 2 split 1 0)" -- --txpkts=64 --rxq=2 --txq=2 --txonly-multi-flow
+	tp_cmd "start tx_first"
+	wait_for 10 "$DIR/tp.log" 'io packet forwarding' || fail "forwarding did not start"
+	sleep "$RUN_SECS" # traffic duration, not synchronisation
+	tp_cmd "stop"
+	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
+	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	check_counts 1 2 64
+	local q0 q1
+	# per-stream blocks: "Forward Stats for RX Port= 0/Queue= N -> ..."
+	q0=$(awk '/Forward Stats for RX Port= 0\/Queue= 0 / { b = 1; next } b && /RX-packets:/ { print $2; exit }' "$DIR/tp.log")
+	q1=$(awk '/Forward Stats for RX Port= 0\/Queue= 1 / { b = 1; next } b && /RX-packets:/ { print $2; exit }' "$DIR/tp.log")
+	echo "testpmd received on queue 0: ${q0:-?}, on queue 1: ${q1:-?}"
+	[ "${q0:-0}" -gt 100 ] && [ "${q1:-0}" -gt 100 ] || fail "not spread over both queues"
+	tp_quit
+	stop_switch
+	[ "$(sw_final drops)" -eq 0 ] || fail "drops: $(grep '^final port' "$DIR/sw.log")"
+	echo "PASS: ring-mq ($1)"
+}
+
 # learn_round PORTMASK PORT PEER_MAC: testpmd sends from PORT (txonly) to
 # PEER_MAC for a second; sets SENT and OFF0..OFF2 (what each port was
 # offered during the round, from the on-demand tables).
@@ -770,6 +802,8 @@ flap) case_flap ;;
 learn) case_learn ;;
 badopts) case_badopts ;;
 ring) case_ring ;;
+ring-mq) case_ring_mq xconnect ;;
+learn-ring-mq) case_ring_mq learn ;;
 learn3) case_learn3 ;;
 learn-ring) case_learn_ring ;;
 badconfig) case_badconfig ;;
