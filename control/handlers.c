@@ -7,6 +7,7 @@
  * handler keeps are set to -1 in msg->fds; the dispatcher closes the rest.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -257,6 +258,22 @@ int ctl_h_get_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_re
 	return 0;
 }
 
+/* Kick, call and error fds must be eventfds. The data plane writes call
+ * fds from a worker that serves other devices too: a pipe the frontend
+ * never drains would block that worker once full (the fd's blocking mode
+ * is the frontend's, shared with its copy, and cannot be changed here).
+ * Linux names an eventfd's file "anon_inode:[eventfd]". */
+static bool is_eventfd(int fd, char *what, size_t len)
+{
+	char link[32];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, what, len - 1);
+	what[n > 0 ? n : 0] = '\0';
+	return n > 0 && !strcmp(what, "anon_inode:[eventfd]");
+}
+
 /* SET_VRING_KICK / CALL / ERR: u64 with the index in bits 0-7 and bit 8 for
  * "no fd"; every other bit must be clear. */
 int ctl_h_set_vring_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
@@ -280,6 +297,15 @@ int ctl_h_set_vring_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_repl
 		VRE_ERR(CTL_ROOM, "%s queue %u: %s with %u fds and no-fd bit %d", dev->path,
 			cq->q.index, name, msg->nfds, nofd);
 		return -EINVAL;
+	}
+	if (!nofd) {
+		char what[64];
+
+		if (!is_eventfd(msg->fds[0], what, sizeof(what))) {
+			VRE_ERR(CTL_ROOM, "%s queue %u: %s fd is not an eventfd (%s)", dev->path,
+				cq->q.index, name, what[0] ? what : "unknown");
+			return -EINVAL;
+		}
 	}
 	if (msg->hdr.request == VHU_SET_VRING_KICK && (!cq->num || !cq->addr_set)) {
 		VRE_ERR(CTL_ROOM, "%s queue %u: kick before size and addresses", dev->path,

@@ -284,6 +284,39 @@ START_TEST(test_kick_nofd)
 }
 END_TEST
 
+/* Kick, call and error fds must be eventfds: a call fd that is a pipe the
+ * frontend never drains would block the worker writing to it once full
+ * (found by tests/hostile, scenario call-pipe). Refused, closed, and the
+ * queue does not start. */
+START_TEST(test_notify_fd_not_eventfd)
+{
+	int p[2], m = memfd_create("notify", MFD_CLOEXEC), e = fx_eventfd();
+
+	ck_assert_int_eq(pipe(p), 0);
+	ready();
+	ck_assert_int_eq(fx_mem_table(fx.fd), 0);
+	fx_ring(fx.fd, 1, 64, 0);
+	mark();
+	ck_assert_int_eq(ack_u64(SET_VRING_CALL, 1, p[1]), 1);
+	ck_assert_int_eq(ack_u64(SET_VRING_CALL, 1, m), 1);
+	ck_assert_int_eq(ack_u64(SET_VRING_ERR, 1, p[0]), 1);
+	ck_assert_int_eq(ack_u64(SET_VRING_KICK, 1, p[0]), 1);
+	ck_assert_int_eq(ack_u64(SET_VRING_KICK, 1, fx.fd), 1); /* a socket */
+	ck_assert_int_eq(vre_dev_queue(fx.dev, 1)->call_fd, -1);
+	ck_assert_int_eq(vre_dev_queue(fx.dev, 1)->err_fd, -1);
+	ck_assert_int_eq(vre_dev_queue(fx.dev, 1)->kick_fd, -1);
+	ck_assert(!vre_dev_queue(fx.dev, 1)->started);
+	assert_no_leak();
+	/* an eventfd is still taken */
+	ck_assert_int_eq(ack_u64(SET_VRING_CALL, 1, e), 0);
+	ck_assert_int_ge(vre_dev_queue(fx.dev, 1)->call_fd, 0);
+	close(p[0]);
+	close(p[1]);
+	close(m);
+	close(e);
+}
+END_TEST
+
 START_TEST(test_ring_rules)
 {
 	int kick = fx_eventfd();
@@ -540,6 +573,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_ring_rules);
 	tcase_add_test(t, test_mem_slots_full);
 	tcase_add_test(t, test_kick_nofd);
+	tcase_add_test(t, test_notify_fd_not_eventfd);
 	tcase_add_test(t, test_config_rules);
 	tcase_add_test(t, test_inflight_rules);
 	tcase_add_test(t, test_framing);
