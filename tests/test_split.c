@@ -1314,6 +1314,49 @@ START_TEST(test_burst_limit)
 }
 END_TEST
 
+/* On a split ring vre_vq_complete_fetched is vre_vq_complete: the same
+ * used elements in completion order, and the id check kept. */
+START_TEST(test_complete_fetched)
+{
+	struct q *q = q_new(8, 4096, 0, false, false);
+	struct vre_chain ch[3];
+	struct vre_used u[3];
+	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	static const int order[3] = { 2, 0, 1 };
+	uint16_t id;
+	uint32_t len;
+
+	for (int round = 0; round < 6; round++) {
+		int head[3];
+
+		for (int i = 0; i < 3; i++)
+			ck_assert_int_ge(head[i] = vdrv_add(q->d, &e, 1, 0), 0);
+		vdrv_kick(q->d);
+		ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 3, q->pool, POOL), 3);
+		for (int i = 0; i < 3; i++)
+			u[i] = vre_used_of(&ch[order[i]], (uint32_t)(round * 10 + i));
+		if (round == 0) {
+			struct vre_used bad = u[0];
+
+			bad.id = 8;
+			ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, &bad, 1), -EINVAL);
+			ck_assert_uint_eq(q->d->used->idx, 0);
+		}
+		ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 3), 0);
+		ck_assert_uint_eq(q->d->used->idx, (uint16_t)(3 * round + 3));
+		for (int i = 0; i < 3; i++) {
+			ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+			ck_assert_int_eq(id, head[order[i]]);
+			ck_assert_uint_eq(len, (uint32_t)(round * 10 + i));
+		}
+	}
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 0), 0);
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, VRE_BURST + 1), -EINVAL);
+	ck_assert_int_eq(q->vq.broken, 0);
+	q_free(q);
+}
+END_TEST
+
 /* 65,540 completions without asking needs_notify: the used index lapped
  * the last signalled one, so the rule cannot be trusted and the device
  * notifies (the index did pass used_event on the way). */
@@ -1781,6 +1824,7 @@ int main(void)
 	tcase_add_test(tc, test_notify_enable_disable);
 	tcase_add_test(tc, test_rebind_keeps_indexes);
 	tcase_add_test(tc, test_burst_limit);
+	tcase_add_test(tc, test_complete_fetched);
 	tcase_add_test(tc, test_notify_after_full_lap);
 	suite_add_tcase(s, tc);
 	tcase_add_loop_test(tv, test_validation, 0,

@@ -24,6 +24,7 @@ void vre_packed_fini(struct vre_vq *vq);
 int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		     struct iovec *pool, unsigned pool_len);
 int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int vre_packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 bool vre_packed_needs_notify(struct vre_vq *vq);
 bool vre_packed_avail_pending(const struct vre_vq *vq);
 bool vre_packed_notify_enable(struct vre_vq *vq);
