@@ -1314,8 +1314,9 @@ START_TEST(test_burst_limit)
 }
 END_TEST
 
-/* On a split ring vre_vq_complete_fetched is vre_vq_complete: the same
- * used elements in completion order, and the id check kept. */
+/* On a split ring vre_vq_complete_fetched writes what vre_vq_complete
+ * does: the used elements in completion order, one index store, over
+ * several laps of the used index of an 8-entry ring. */
 START_TEST(test_complete_fetched)
 {
 	struct q *q = q_new(8, 4096, 0, false, false);
@@ -1339,7 +1340,7 @@ START_TEST(test_complete_fetched)
 			struct vre_used bad = u[0];
 
 			bad.id = 8;
-			ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, &bad, 1), -EINVAL);
+			ck_assert_int_eq(vre_vq_complete(&q->vq, &bad, 1), -EINVAL);
 			ck_assert_uint_eq(q->d->used->idx, 0);
 		}
 		ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 3), 0);
@@ -1480,9 +1481,19 @@ START_TEST(test_inflight_marking)
 	/* Bad ids never reach memory. */
 	u[0].id = 8;
 	ck_assert_int_eq(vre_vq_complete(&q->vq, u, 1), -EINVAL);
+	/* with inflight records the unchecked entry checks too */
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 1), -EINVAL);
 	ck_assert_uint_eq(q->d->used->idx, 42);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, 3, q->pool, POOL), 1);
 	ck_assert_uint_eq(r->desc[3].counter, 3);
+	/* and records as vre_vq_complete does */
+	u[0] = vre_used_of(&q->ch[1], 0);
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 1), 0);
+	ck_assert_uint_eq(r->desc[1].inflight, 0);
+	ck_assert_uint_eq(r->desc[3].inflight, 1);
+	ck_assert_uint_eq(r->used_idx, 43);
+	ck_assert_uint_eq(q->d->used->idx, 43);
+	ck_assert_uint_eq(q->d->used->ring[42 & 7].id, 1);
 	q_free(q);
 	free(r);
 }

@@ -546,14 +546,17 @@ static void inflight_clear(struct vre_vq *vq, const struct vre_used *used,
 	STEP(vq, "complete: used_idx");
 }
 
-int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+/* checked: vre_vq_complete; unchecked: the device's own fetched chains
+ * (vre_vq_complete_fetched) on a ring without inflight records. */
+static inline __attribute__((always_inline)) int
+complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checked)
 {
 	struct vre_used_ring *ur = vq->sp.used;
 	uint16_t mask = vq->size - 1, idx = vq->last_used_idx;
 
 	/* Ids come from our own chains, but a bad one would write outside the
 	 * inflight table: refuse the batch before writing anything. */
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; checked && i < n; i++)
 		if (used[i].id >= vq->size)
 			return -EINVAL;
 	for (unsigned i = 0; i < n; i++) {
@@ -579,6 +582,21 @@ int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned 
 	if (ifl(vq))
 		inflight_clear(vq, used, n, idx);
 	return 0;
+}
+
+int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	return complete(vq, used, n, true);
+}
+
+/* Fetch took these ids from the ring's own descriptor indexes (below
+ * size); without inflight records the id only goes back to the driver,
+ * in a slot chosen by our used index, so there is nothing to check. */
+int vre_split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	if (ifl(vq))
+		return complete(vq, used, n, true);
+	return complete(vq, used, n, false);
 }
 
 bool vre_split_needs_notify(struct vre_vq *vq)

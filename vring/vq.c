@@ -159,7 +159,7 @@ int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsi
 	if (n == 0)
 		return 0;
 	return vq->packed ? vre_packed_complete_fetched(vq, used, n)
-			  : vre_split_complete(vq, used, n);
+			  : vre_split_complete_fetched(vq, used, n);
 }
 
 bool vre_vq_needs_notify(struct vre_vq *vq)

@@ -12,6 +12,7 @@ int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p);
 int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		    struct iovec *pool, unsigned pool_len);
 int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int vre_split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 bool vre_split_needs_notify(struct vre_vq *vq);
 bool vre_split_avail_pending(const struct vre_vq *vq);
 bool vre_split_notify_enable(struct vre_vq *vq);
