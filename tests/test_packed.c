@@ -645,31 +645,40 @@ START_TEST(test_single_edges)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
 	uint64_t g = galloc(e, 8);
-	struct vdrv_desc d[4] = {
-		{ g, 8, 0 }, { e->b_gpa - 16, 16, 0 },
+	/* d[1] ends on region A's last byte, d[2] one byte past it (before
+	 * anything moves the last-hit region off A, so the one-descriptor
+	 * fast path sees both): one piece, then two pieces, never one. */
+	struct vdrv_desc d[5] = {
+		{ g, 8, 0 }, { e->b_gpa - 16, 16, 0 }, { e->b_gpa - 3, 4, 0 },
 		{ e->b_gpa - 3, 8, VRE_DESC_F_WRITE }, { e->b_gpa + 100, 20, 0 },
 	};
-	struct iovec pool[8];
-	struct vre_chain c[4];
+	struct iovec pool[10];
+	struct vre_chain c[5];
 
-	for (uint16_t i = 0; i < 4; i++)
+	for (uint16_t i = 0; i < 5; i++)
 		ck_assert_int_eq(vdrv_post(&e->drv, &d[i], 1, i, false), 0);
-	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, pool, 8), 4);
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 5, pool, 10), 5);
 	ck_assert_uint_eq(e->vq.broken, VRE_RE_NONE);
 	ck_assert_uint_eq(c[1].nr, 1);
 	ck_assert_ptr_eq(c[1].iov[0].iov_base, gp(e, e->b_gpa - 16));
 	ck_assert_uint_eq(c[1].iov[0].iov_len, 16);
-	ck_assert_uint_eq(c[2].nr, 0);
-	ck_assert_uint_eq(c[2].nw, 2);
-	ck_assert_uint_eq(c[2].wlen, 8);
+	ck_assert_uint_eq(c[2].nr, 2);
+	ck_assert_uint_eq(c[2].rlen, 4);
 	ck_assert_ptr_eq(c[2].iov[0].iov_base, gp(e, e->b_gpa - 3));
 	ck_assert_uint_eq(c[2].iov[0].iov_len, 3);
 	ck_assert_ptr_eq(c[2].iov[1].iov_base, gp(e, e->b_gpa));
-	ck_assert_uint_eq(c[2].iov[1].iov_len, 5);
-	ck_assert_uint_eq(c[3].nr, 1);
-	ck_assert_ptr_eq(c[3].iov[0].iov_base, gp(e, e->b_gpa + 100));
-	ck_assert_uint_eq(c[3].rlen, 20);
-	for (uint16_t i = 0; i < 4; i++) {
+	ck_assert_uint_eq(c[2].iov[1].iov_len, 1);
+	ck_assert_uint_eq(c[3].nr, 0);
+	ck_assert_uint_eq(c[3].nw, 2);
+	ck_assert_uint_eq(c[3].wlen, 8);
+	ck_assert_ptr_eq(c[3].iov[0].iov_base, gp(e, e->b_gpa - 3));
+	ck_assert_uint_eq(c[3].iov[0].iov_len, 3);
+	ck_assert_ptr_eq(c[3].iov[1].iov_base, gp(e, e->b_gpa));
+	ck_assert_uint_eq(c[3].iov[1].iov_len, 5);
+	ck_assert_uint_eq(c[4].nr, 1);
+	ck_assert_ptr_eq(c[4].iov[0].iov_base, gp(e, e->b_gpa + 100));
+	ck_assert_uint_eq(c[4].rlen, 20);
+	for (uint16_t i = 0; i < 5; i++) {
 		ck_assert_uint_eq(c[i].id, i);
 		ck_assert_uint_eq(c[i].ndesc, 1);
 	}

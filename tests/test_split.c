@@ -530,6 +530,22 @@ START_TEST(test_single_edges)
 	ck_assert_int_eq(q->vq.broken, 0);
 	ck_assert(vdrv_guards_ok(q->d));
 	q_free(q);
+	/* One byte past region 0, on a fresh queue (last-hit region 0, so
+	 * the one-descriptor fast path sees it): two pieces, never one. */
+	q = q_new(8, 4096, 4096, false, false);
+	off[0] = 0;
+	b[0] = rbuf(q->d, vdrv_end0(q->d) - 3, 4, 24, &off[0]);
+	ck_assert_int_ge(vdrv_add(q->d, &b[0], 1, 24), 0);
+	vdrv_kick(q->d);
+	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
+	ck_assert_uint_eq(q->ch[0].nr, 2);
+	ck_assert_uint_eq(q->ch[0].rlen, 4);
+	ck_assert_uint_eq(q->ch[0].iov[0].iov_len, 3);
+	ck_assert_ptr_eq(q->ch[0].iov[1].iov_base, q->d->reg[1].hva);
+	ck_assert_uint_eq(q->ch[0].iov[1].iov_len, 1);
+	dev_check_readable(&q->ch[0], 24);
+	ck_assert_int_eq(q->vq.broken, 0);
+	q_free(q);
 }
 END_TEST
 

@@ -571,7 +571,8 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		len = ld32(&d->len);
 		id = ld16(&d->id);
 		off = addr - rgpa;
-		if (len == 0 || off >= rsize || len > rsize - off || id >= size || busy[id])
+		/* len - 1 wraps for 0: "len in 1..rsize - off" in one compare */
+		if (off >= rsize || (uint64_t)len - 1 >= rsize - off || id >= size || busy[id])
 			break;
 		vre_chain_single(&chains[k], &iov[k], rhva + off, len, f & VRE_DESC_F_WRITE, id);
 		busy[id] = 1;

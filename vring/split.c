@@ -289,8 +289,9 @@ take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
 {
 	uint64_t off = d->addr - h->gpa;
 
-	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || d->len == 0 ||
-	    room == 0 || off >= h->size || d->len > h->size - off)
+	/* len - 1 wraps for 0: "len in 1..size - off" in one compare */
+	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || room == 0 ||
+	    off >= h->size || (uint64_t)d->len - 1 >= h->size - off)
 		return false;
 	vre_chain_single(c, iov, h->hva + off, d->len, d->flags & VRE_DESC_F_WRITE, head);
 	return true;
