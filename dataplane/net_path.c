@@ -181,7 +181,8 @@ void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 		return;
 	for (uint16_t i = 0; i < b->n; i++)
 		used[i] = vre_used_of(&b->chains[i], 0);
-	if (vre_vq_complete(vq, used, b->n) == 0 && vre_vq_needs_notify(vq))
+	/* b->chains came from this queue's fetch and are completed once */
+	if (vre_vq_complete_fetched(vq, used, b->n) == 0 && vre_vq_needs_notify(vq))
 		vre_queue_notify(nq->q);
 	b->n = b->npkts = 0;
 }
@@ -204,7 +205,8 @@ static void rx_publish(struct vre_net_rx *rx, uint16_t k)
 {
 	if (k == 0)
 		return;
-	if (vre_vq_complete(rx->vq, rx->used, k) == 0)
+	/* every entry is vre_used_of() of a chain rx_peek fetched, once */
+	if (vre_vq_complete_fetched(rx->vq, rx->used, k) == 0)
 		rx->notify |= vre_vq_needs_notify(rx->vq);
 	if (rx->nused > k) /* usually none left: no call */
 		memmove(rx->used, rx->used + k, (size_t)(rx->nused - k) * sizeof(rx->used[0]));

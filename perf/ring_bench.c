@@ -257,6 +257,9 @@ static void drv_reap(struct bench *b)
 }
 
 /* Device: one burst, as a worker does it. Returns packets or -errno. */
+/* -F: complete with vre_vq_complete_fetched (the device's own chains) */
+static bool use_fetched;
+
 static int dev_burst(struct bench *b)
 {
 	struct vre_chain chains[VRE_BURST];
@@ -299,7 +302,8 @@ static int dev_burst(struct bench *b)
 			used[i] = vre_used_of(c, done);
 		}
 	}
-	if (vre_vq_complete(&b->vq, used, (unsigned)n) < 0)
+	if ((use_fetched ? vre_vq_complete_fetched(&b->vq, used, (unsigned)n)
+			 : vre_vq_complete(&b->vq, used, (unsigned)n)) < 0)
 		return -EIO;
 	(void)vre_vq_needs_notify(&b->vq);
 	return n;
@@ -368,9 +372,10 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: ring_bench [-n PACKETS] [-r split,packed] [-d tx,rx] "
-		"[-s 64,1518] [-q QSIZE] [--csv]\n"
+		"[-s 64,1518] [-q QSIZE] [-F] [--csv]\n"
 		"  device side: vre_vq_fetch + copy + vre_vq_complete + "
 		"vre_vq_needs_notify, bursts of %d\n"
+		"  -F: vre_vq_complete_fetched instead of vre_vq_complete\n"
 		"  instructions per packet: perf/ring-bench (callgrind)\n",
 		VRE_BURST);
 }
@@ -398,7 +403,7 @@ int main(int argc, char **argv)
 	bool csv = false;
 	int opt, failed = 0;
 
-	while ((opt = getopt_long(argc, argv, "n:r:d:s:q:h", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:r:d:s:q:Fh", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'n': npkts = strtoull(optarg, NULL, 0); break;
 		case 'r': rings = optarg; break;
@@ -406,6 +411,7 @@ int main(int argc, char **argv)
 		case 's': sizes = optarg; break;
 		case 'q': qsize = strtoul(optarg, NULL, 0); break;
 		case 'c': csv = true; break;
+		case 'F': use_fetched = true; break;
 		default: usage(); return opt == 'h' ? 0 : 2;
 		}
 	}

@@ -645,31 +645,40 @@ START_TEST(test_single_edges)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
 	uint64_t g = galloc(e, 8);
-	struct vdrv_desc d[4] = {
-		{ g, 8, 0 }, { e->b_gpa - 16, 16, 0 },
+	/* d[1] ends on region A's last byte, d[2] one byte past it (before
+	 * anything moves the last-hit region off A, so the one-descriptor
+	 * fast path sees both): one piece, then two pieces, never one. */
+	struct vdrv_desc d[5] = {
+		{ g, 8, 0 }, { e->b_gpa - 16, 16, 0 }, { e->b_gpa - 3, 4, 0 },
 		{ e->b_gpa - 3, 8, VRE_DESC_F_WRITE }, { e->b_gpa + 100, 20, 0 },
 	};
-	struct iovec pool[8];
-	struct vre_chain c[4];
+	struct iovec pool[10];
+	struct vre_chain c[5];
 
-	for (uint16_t i = 0; i < 4; i++)
+	for (uint16_t i = 0; i < 5; i++)
 		ck_assert_int_eq(vdrv_post(&e->drv, &d[i], 1, i, false), 0);
-	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, pool, 8), 4);
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 5, pool, 10), 5);
 	ck_assert_uint_eq(e->vq.broken, VRE_RE_NONE);
 	ck_assert_uint_eq(c[1].nr, 1);
 	ck_assert_ptr_eq(c[1].iov[0].iov_base, gp(e, e->b_gpa - 16));
 	ck_assert_uint_eq(c[1].iov[0].iov_len, 16);
-	ck_assert_uint_eq(c[2].nr, 0);
-	ck_assert_uint_eq(c[2].nw, 2);
-	ck_assert_uint_eq(c[2].wlen, 8);
+	ck_assert_uint_eq(c[2].nr, 2);
+	ck_assert_uint_eq(c[2].rlen, 4);
 	ck_assert_ptr_eq(c[2].iov[0].iov_base, gp(e, e->b_gpa - 3));
 	ck_assert_uint_eq(c[2].iov[0].iov_len, 3);
 	ck_assert_ptr_eq(c[2].iov[1].iov_base, gp(e, e->b_gpa));
-	ck_assert_uint_eq(c[2].iov[1].iov_len, 5);
-	ck_assert_uint_eq(c[3].nr, 1);
-	ck_assert_ptr_eq(c[3].iov[0].iov_base, gp(e, e->b_gpa + 100));
-	ck_assert_uint_eq(c[3].rlen, 20);
-	for (uint16_t i = 0; i < 4; i++) {
+	ck_assert_uint_eq(c[2].iov[1].iov_len, 1);
+	ck_assert_uint_eq(c[3].nr, 0);
+	ck_assert_uint_eq(c[3].nw, 2);
+	ck_assert_uint_eq(c[3].wlen, 8);
+	ck_assert_ptr_eq(c[3].iov[0].iov_base, gp(e, e->b_gpa - 3));
+	ck_assert_uint_eq(c[3].iov[0].iov_len, 3);
+	ck_assert_ptr_eq(c[3].iov[1].iov_base, gp(e, e->b_gpa));
+	ck_assert_uint_eq(c[3].iov[1].iov_len, 5);
+	ck_assert_uint_eq(c[4].nr, 1);
+	ck_assert_ptr_eq(c[4].iov[0].iov_base, gp(e, e->b_gpa + 100));
+	ck_assert_uint_eq(c[4].rlen, 20);
+	for (uint16_t i = 0; i < 5; i++) {
 		ck_assert_uint_eq(c[i].id, i);
 		ck_assert_uint_eq(c[i].ndesc, 1);
 	}
@@ -805,6 +814,85 @@ START_TEST(test_batch_out_of_order)
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), 0);
 	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
 	ck_assert_uint_eq(id, 1);
+	env_close(e);
+}
+END_TEST
+
+/*
+ * The unchecked completion of the device's own chains writes the ring as
+ * vre_vq_complete does (ids in completion order, lengths, WRITE, the first
+ * chain's flags last, wrap) and frees the ids: chains of one and two
+ * descriptors, completed out of order, over several laps of an 8-slot ring
+ * with the same ids reused each round (a busy id left behind would break
+ * the ring at the next fetch). With inflight records the checked path runs.
+ */
+START_TEST(test_complete_fetched)
+{
+	struct env *e = env_open(8, 1 << 16, 4096, false, false);
+	struct xchain x[3];
+	struct iovec pool[16];
+	struct vre_chain c[3];
+	struct vre_used u[3];
+	static const int order[3] = { 1, 2, 0 };
+	uint16_t id;
+	uint32_t len;
+	uint8_t none[8] = { 0 };
+
+	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 0), 0);
+	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, VRE_BURST + 1), -EINVAL);
+	for (int round = 0; round < 9; round++) {
+		for (int i = 0; i < 3; i++) {
+			memset(&x[i], 0, sizeof(x[i]));
+			x[i].id = (uint16_t)(5 + i); /* the same ids every round */
+			x[i].seq = (uint32_t)(round * 3 + i);
+			for (int j = 0; j <= (i + round) % 2; j++)
+				x_add(&x[i], galloc(e, 8), 8, j == 1 || (i + round) % 3 == 0);
+			x_post(e, &x[i]);
+		}
+		ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 3, pool, 16), 3);
+		for (int i = 0; i < 3; i++)
+			u[i] = vre_used_of(&c[order[i]], x_serve(e, &c[order[i]], &x[order[i]]));
+		hook_env = e;
+		hook_seen_later = hook_visible_early = 0;
+		vre_packed_step_hook = batch_hook;
+		ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 3), 0);
+		vre_packed_step_hook = NULL;
+		ck_assert_int_eq(hook_seen_later, 2);
+		ck_assert_int_eq(hook_visible_early, 0);
+		for (int i = 0; i < 3; i++) {
+			ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+			ck_assert_uint_eq(id, x[order[i]].id);
+			x_check_used(e, &x[order[i]], len);
+		}
+		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 0);
+		ck_assert_uint_eq(e->vq.last_used_idx, e->vq.last_avail_idx);
+		ck_assert(e->vq.used_wrap == e->vq.avail_wrap);
+		ck_assert_mem_eq(e->vq.pk.id_busy, none, 8);
+	}
+	ck_assert(!e->vq.used_wrap); /* 9 rounds of 4 or 5 slots: past a lap */
+	ck_assert_int_eq(e->vq.broken, 0);
+	env_close(e);
+
+	/* inflight records attached: the checked path, which refuses an id
+	 * not in flight and changes nothing */
+	e = env_open(8, 1 << 16, 4096, false, false);
+	ck_assert_int_eq(vre_vq_inflight_attach(&e->vq, e->inf, e->inf_len, 0), 0);
+	memset(&x[0], 0, sizeof(x[0]));
+	x[0].id = 3;
+	x_add(&x[0], galloc(e, 8), 8, true);
+	x_post(e, &x[0]);
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 1, pool, 16), 1);
+	u[0] = vre_used_of(&c[0], 0);
+	u[0].id = 4;
+	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 1), -EINVAL);
+	ck_assert_uint_eq(e->vq.last_used_idx, 0);
+	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 0);
+	u[0] = vre_used_of(&c[0], x_serve(e, &c[0], &x[0]));
+	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 1), 0);
+	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_uint_eq(id, 3);
+	x_check_used(e, &x[0], len);
+	ck_assert_uint_eq(((struct vre_inflight_packed *)e->inf)->desc[c[0].slot].inflight, 0);
 	env_close(e);
 }
 END_TEST
@@ -1910,6 +1998,7 @@ static Suite *packed_suite(void)
 	tcase_add_test(t, test_single_edges);
 	tcase_add_test(t, test_pool);
 	tcase_add_test(t, test_batch_out_of_order);
+	tcase_add_test(t, test_complete_fetched);
 	tcase_add_loop_test(t, test_bad, 0, sizeof(bad_cases) / sizeof(bad_cases[0]));
 	tcase_add_test(t, test_notify_flags);
 	tcase_add_test(t, test_notify_event_idx);

@@ -530,6 +530,22 @@ START_TEST(test_single_edges)
 	ck_assert_int_eq(q->vq.broken, 0);
 	ck_assert(vdrv_guards_ok(q->d));
 	q_free(q);
+	/* One byte past region 0, on a fresh queue (last-hit region 0, so
+	 * the one-descriptor fast path sees it): two pieces, never one. */
+	q = q_new(8, 4096, 4096, false, false);
+	off[0] = 0;
+	b[0] = rbuf(q->d, vdrv_end0(q->d) - 3, 4, 24, &off[0]);
+	ck_assert_int_ge(vdrv_add(q->d, &b[0], 1, 24), 0);
+	vdrv_kick(q->d);
+	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
+	ck_assert_uint_eq(q->ch[0].nr, 2);
+	ck_assert_uint_eq(q->ch[0].rlen, 4);
+	ck_assert_uint_eq(q->ch[0].iov[0].iov_len, 3);
+	ck_assert_ptr_eq(q->ch[0].iov[1].iov_base, q->d->reg[1].hva);
+	ck_assert_uint_eq(q->ch[0].iov[1].iov_len, 1);
+	dev_check_readable(&q->ch[0], 24);
+	ck_assert_int_eq(q->vq.broken, 0);
+	q_free(q);
 }
 END_TEST
 
@@ -1314,6 +1330,50 @@ START_TEST(test_burst_limit)
 }
 END_TEST
 
+/* On a split ring vre_vq_complete_fetched writes what vre_vq_complete
+ * does: the used elements in completion order, one index store, over
+ * several laps of the used index of an 8-entry ring. */
+START_TEST(test_complete_fetched)
+{
+	struct q *q = q_new(8, 4096, 0, false, false);
+	struct vre_chain ch[3];
+	struct vre_used u[3];
+	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	static const int order[3] = { 2, 0, 1 };
+	uint16_t id;
+	uint32_t len;
+
+	for (int round = 0; round < 6; round++) {
+		int head[3];
+
+		for (int i = 0; i < 3; i++)
+			ck_assert_int_ge(head[i] = vdrv_add(q->d, &e, 1, 0), 0);
+		vdrv_kick(q->d);
+		ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 3, q->pool, POOL), 3);
+		for (int i = 0; i < 3; i++)
+			u[i] = vre_used_of(&ch[order[i]], (uint32_t)(round * 10 + i));
+		if (round == 0) {
+			struct vre_used bad = u[0];
+
+			bad.id = 8;
+			ck_assert_int_eq(vre_vq_complete(&q->vq, &bad, 1), -EINVAL);
+			ck_assert_uint_eq(q->d->used->idx, 0);
+		}
+		ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 3), 0);
+		ck_assert_uint_eq(q->d->used->idx, (uint16_t)(3 * round + 3));
+		for (int i = 0; i < 3; i++) {
+			ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+			ck_assert_int_eq(id, head[order[i]]);
+			ck_assert_uint_eq(len, (uint32_t)(round * 10 + i));
+		}
+	}
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 0), 0);
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, VRE_BURST + 1), -EINVAL);
+	ck_assert_int_eq(q->vq.broken, 0);
+	q_free(q);
+}
+END_TEST
+
 /* 65,540 completions without asking needs_notify: the used index lapped
  * the last signalled one, so the rule cannot be trusted and the device
  * notifies (the index did pass used_event on the way). */
@@ -1437,9 +1497,19 @@ START_TEST(test_inflight_marking)
 	/* Bad ids never reach memory. */
 	u[0].id = 8;
 	ck_assert_int_eq(vre_vq_complete(&q->vq, u, 1), -EINVAL);
+	/* with inflight records the unchecked entry checks too */
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 1), -EINVAL);
 	ck_assert_uint_eq(q->d->used->idx, 42);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, 3, q->pool, POOL), 1);
 	ck_assert_uint_eq(r->desc[3].counter, 3);
+	/* and records as vre_vq_complete does */
+	u[0] = vre_used_of(&q->ch[1], 0);
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 1), 0);
+	ck_assert_uint_eq(r->desc[1].inflight, 0);
+	ck_assert_uint_eq(r->desc[3].inflight, 1);
+	ck_assert_uint_eq(r->used_idx, 43);
+	ck_assert_uint_eq(q->d->used->idx, 43);
+	ck_assert_uint_eq(q->d->used->ring[42 & 7].id, 1);
 	q_free(q);
 	free(r);
 }
@@ -1781,6 +1851,7 @@ int main(void)
 	tcase_add_test(tc, test_notify_enable_disable);
 	tcase_add_test(tc, test_rebind_keeps_indexes);
 	tcase_add_test(tc, test_burst_limit);
+	tcase_add_test(tc, test_complete_fetched);
 	tcase_add_test(tc, test_notify_after_full_lap);
 	suite_add_tcase(s, tc);
 	tcase_add_loop_test(tv, test_validation, 0,

@@ -571,7 +571,8 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		len = ld32(&d->len);
 		id = ld16(&d->id);
 		off = addr - rgpa;
-		if (len == 0 || off >= rsize || len > rsize - off || id >= size || busy[id])
+		/* len - 1 wraps for 0: "len in 1..rsize - off" in one compare */
+		if (off >= rsize || (uint64_t)len - 1 >= rsize - off || id >= size || busy[id])
 			break;
 		vre_chain_single(&chains[k], &iov[k], rhva + off, len, f & VRE_DESC_F_WRITE, id);
 		busy[id] = 1;
@@ -728,42 +729,78 @@ static void inflight_retire(struct vre_vq *vq, const struct vre_used *used,
  * body before the flags), the first chain's flags last. The driver reads
  * used slots in order from the first one, so none of the batch is seen
  * before the end, as in the two-pass order the inflight records need.
+ * free_ids: the unchecked entry point, which frees the batch's ids here
+ * (check_used has freed them otherwise). n >= 1.
  */
-static void complete_plain(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+static inline void used_body(struct vre_packed_desc *d, const struct vre_used *e,
+			     uint8_t *busy, bool free_ids)
+{
+	__atomic_store_n(&d->id, e->id, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->len, e->len, __ATOMIC_RELAXED);
+	if (free_ids)
+		busy[e->id] = 0;
+}
+
+/* The next used slot after a chain of ndesc (<= size) slots. */
+static inline void used_step(uint32_t *idx, bool *wrap, uint16_t *used_pat,
+			     uint16_t ndesc, uint32_t size)
+{
+	*idx += ndesc;
+	if (*idx >= size) {
+		*idx -= size;
+		*wrap = !*wrap;
+		*used_pat ^= F_AVAIL | F_USED;
+	}
+}
+
+static inline __attribute__((always_inline)) void
+complete_plain(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool free_ids)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
-	uint16_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
+	uint8_t *busy = vq->pk.id_busy;
+	uint32_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
 	bool wrap = vq->used_wrap;
 	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0;
-	uint16_t first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
+	/* one load of each field: the stores below may alias used[] as far
+	 * as the compiler knows */
+	struct vre_used e = used[0];
+	uint16_t first_flags = used_pat | (e.len ? VRE_DESC_F_WRITE : 0);
 
-	for (unsigned k = 0; k < n; k++) {
-		/* one load of each field: the stores below may alias used[] as
-		 * far as the compiler knows */
-		const struct vre_used u = used[k];
+	/* The first chain's id/len now, its flags after the loop. */
+	used_body(&desc[idx], &e, busy, free_ids);
+	used_step(&idx, &wrap, &used_pat, e.ndesc, size);
+	for (const struct vre_used *u = used + 1, *end = used + n; u < end; u++) {
 		struct vre_packed_desc *d = &desc[idx];
-		uint32_t next = (uint32_t)idx + u.ndesc; /* ndesc <= size */
 
-		__atomic_store_n(&d->id, u.id, __ATOMIC_RELAXED);
-		__atomic_store_n(&d->len, u.len, __ATOMIC_RELAXED);
-		if (k) {
-			/* WRITE says len bytes were written. */
-			st16_rel(&d->flags, used_pat | (u.len ? VRE_DESC_F_WRITE : 0));
-			STEP(vq, "complete: later flags");
-		}
-		if (next >= size) {
-			next -= size;
-			wrap = !wrap;
-			used_pat ^= F_AVAIL | F_USED;
-		}
-		idx = (uint16_t)next;
+		e = *u;
+		used_body(d, &e, busy, free_ids);
+		/* WRITE says len bytes were written. */
+		st16_rel(&d->flags, used_pat | (e.len ? VRE_DESC_F_WRITE : 0));
+		STEP(vq, "complete: later flags");
+		used_step(&idx, &wrap, &used_pat, e.ndesc, size);
 	}
 	/* Release, last: the whole batch appears when the first chain's
 	 * flags do. */
 	st16_rel(&desc[first_pos].flags, first_flags);
 	STEP(vq, "complete: first flags");
-	vq->last_used_idx = idx;
+	vq->last_used_idx = (uint16_t)idx;
 	vq->used_wrap = wrap;
+}
+
+/*
+ * The device's own chains, fetched from this ring and not yet completed:
+ * their ids and ndesc were validated by fetch (id below size and not busy,
+ * ndesc the slots the chain took), so check_used, which guards against a
+ * caller's mistakes and not against the guest, has nothing to find. Only
+ * the id table is updated, in the same pass as the ring writes. With
+ * inflight records the checked path runs, so recording is unchanged.
+ */
+int vre_packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	if (vq->inflight)
+		return vre_packed_complete(vq, used, n);
+	complete_plain(vq, used, n, true);
+	return 0;
 }
 
 int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
@@ -780,7 +817,7 @@ int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned
 	if (err || n == 0)
 		return err;
 	if (!vq->inflight) {
-		complete_plain(vq, used, n);
+		complete_plain(vq, used, n, false);
 		return 0;
 	}
 	first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);

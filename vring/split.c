@@ -289,8 +289,9 @@ take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
 {
 	uint64_t off = d->addr - h->gpa;
 
-	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || d->len == 0 ||
-	    room == 0 || off >= h->size || d->len > h->size - off)
+	/* len - 1 wraps for 0: "len in 1..size - off" in one compare */
+	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || room == 0 ||
+	    off >= h->size || (uint64_t)d->len - 1 >= h->size - off)
 		return false;
 	vre_chain_single(c, iov, h->hva + off, d->len, d->flags & VRE_DESC_F_WRITE, head);
 	return true;
@@ -546,14 +547,17 @@ static void inflight_clear(struct vre_vq *vq, const struct vre_used *used,
 	STEP(vq, "complete: used_idx");
 }
 
-int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+/* checked: vre_vq_complete; unchecked: the device's own fetched chains
+ * (vre_vq_complete_fetched) on a ring without inflight records. */
+static inline __attribute__((always_inline)) int
+complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checked)
 {
 	struct vre_used_ring *ur = vq->sp.used;
 	uint16_t mask = vq->size - 1, idx = vq->last_used_idx;
 
 	/* Ids come from our own chains, but a bad one would write outside the
 	 * inflight table: refuse the batch before writing anything. */
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; checked && i < n; i++)
 		if (used[i].id >= vq->size)
 			return -EINVAL;
 	for (unsigned i = 0; i < n; i++) {
@@ -579,6 +583,21 @@ int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned 
 	if (ifl(vq))
 		inflight_clear(vq, used, n, idx);
 	return 0;
+}
+
+int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	return complete(vq, used, n, true);
+}
+
+/* Fetch took these ids from the ring's own descriptor indexes (below
+ * size); without inflight records the id only goes back to the driver,
+ * in a slot chosen by our used index, so there is nothing to check. */
+int vre_split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	if (ifl(vq))
+		return complete(vq, used, n, true);
+	return complete(vq, used, n, false);
 }
 
 bool vre_split_needs_notify(struct vre_vq *vq)

@@ -152,6 +152,16 @@ int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 			  : vre_split_complete(vq, used, n);
 }
 
+int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	if (n > VRE_BURST)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	return vq->packed ? vre_packed_complete_fetched(vq, used, n)
+			  : vre_split_complete_fetched(vq, used, n);
+}
+
 bool vre_vq_needs_notify(struct vre_vq *vq)
 {
 	return vq->packed ? vre_packed_needs_notify(vq) : vre_split_needs_notify(vq);

@@ -185,6 +185,16 @@ int vre_vq_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
  * records are cleared in the spec's order. -EINVAL for n > VRE_BURST. */
 int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 
+/* vre_vq_complete for entries made with vre_used_of() from chains that
+ * vre_vq_fetch returned on this queue and that were not completed since
+ * (each chain at most once, any order). Without inflight records it skips
+ * the checks that catch a caller's mistakes (packed: id not in flight,
+ * duplicate, ndesc, more slots than held; split: id below size): fetch
+ * validated every id and ndesc when it took the chain, and nothing here is
+ * read from the guest. A caller that breaks this contract corrupts the
+ * ring. With inflight records attached it is vre_vq_complete. */
+int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+
 /* After a complete: whether the driver asked to be notified of what was
  * just published (used flags / used_event; packed driver event area). */
 bool vre_vq_needs_notify(struct vre_vq *vq);

@@ -3,6 +3,8 @@
 #ifndef VRE_VRING_INTERNAL_H
 #define VRE_VRING_INTERNAL_H
 
+#include <stddef.h>
+#include <string.h>
 #include "vre_vq.h"
 
 /* init resets the type's state and binds; bind only (re)sets ring pointers
@@ -12,6 +14,7 @@ int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p);
 int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		    struct iovec *pool, unsigned pool_len);
 int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int vre_split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 bool vre_split_needs_notify(struct vre_vq *vq);
 bool vre_split_avail_pending(const struct vre_vq *vq);
 bool vre_split_notify_enable(struct vre_vq *vq);
@@ -24,6 +27,7 @@ void vre_packed_fini(struct vre_vq *vq);
 int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		     struct iovec *pool, unsigned pool_len);
 int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int vre_packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 bool vre_packed_needs_notify(struct vre_vq *vq);
 bool vre_packed_avail_pending(const struct vre_vq *vq);
 bool vre_packed_notify_enable(struct vre_vq *vq);
@@ -40,21 +44,38 @@ vre_chain_single(struct vre_chain *c, struct iovec *iov, uint8_t *base, uint32_t
 	iov->iov_base = base;
 	iov->iov_len = len;
 	c->iov = iov;
-	c->id = id;
-	c->slot = id;
-	c->ndesc = 1;
-	c->err = 0;
 	if (write) {
-		c->nr = 0;
-		c->nw = 1;
 		c->rlen = 0;
 		c->wlen = len;
 	} else {
-		c->nr = 1;
-		c->nw = 0;
 		c->rlen = len;
 		c->wlen = 0;
 	}
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	{
+		/* nr, nw, id, ndesc in one store and slot, err in another
+		 * (six separate 16-bit stores were a third of the fast
+		 * fetch's stores) */
+		uint64_t counts = (write ? 1ull << 16 : 1ull) | (uint64_t)id << 32 | 1ull << 48;
+		uint32_t tail = id; /* slot = id, err = 0 */
+
+		memcpy((char *)c + offsetof(struct vre_chain, nr), &counts, sizeof(counts));
+		memcpy((char *)c + offsetof(struct vre_chain, slot), &tail, sizeof(tail));
+	}
+#else
+	c->nr = !write;
+	c->nw = write;
+	c->id = id;
+	c->ndesc = 1;
+	c->slot = id;
+	c->err = 0;
+#endif
 }
+
+_Static_assert(offsetof(struct vre_chain, nw) == offsetof(struct vre_chain, nr) + 2 &&
+	       offsetof(struct vre_chain, id) == offsetof(struct vre_chain, nr) + 4 &&
+	       offsetof(struct vre_chain, ndesc) == offsetof(struct vre_chain, nr) + 6 &&
+	       offsetof(struct vre_chain, err) == offsetof(struct vre_chain, slot) + 2,
+	       "vre_chain_single stores nr..ndesc and slot..err as two words");
 
 #endif
