@@ -27,14 +27,8 @@ TP_CPU=0               # testpmd's main and forwarding lcores
 DIR=$(mktemp -d /tmp/vre-demo.XXXXXX)
 SW_PID= TP_PID= TP_FD=
 
-kill_wait() {
-	local pid=$1 i
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-}
+. scripts/lib/proc.sh
+
 cleanup() {
 	[ -n "$TP_FD" ] && exec {TP_FD}>&- 2>/dev/null
 	kill_wait "$TP_PID"
@@ -49,15 +43,6 @@ die() {
 	echo "--- switch log"; tail -n 20 "$DIR/sw.log" 2>/dev/null
 	echo "--- testpmd log"; tail -n 20 "$DIR/tp.log" 2>/dev/null
 	exit 1
-}
-
-wait_for() { # SECONDS FILE REGEX
-	local end=$((SECONDS + $1))
-	while [ $SECONDS -lt $end ]; do
-		grep -qE "$3" "$2" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 [ -x "$SWITCH" ] || die "no switch at $SWITCH (build first)"

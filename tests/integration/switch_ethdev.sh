@@ -35,6 +35,8 @@ fail() {
 	exit 1
 }
 
+. "$(dirname "$0")/../../scripts/lib/proc.sh"
+
 cleanup() {
 	if [ -n "$SW_PID" ]; then
 		kill -KILL "$SW_PID" 2>/dev/null
@@ -46,15 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-wait_for() { # SECONDS FILE REGEX
-	local end=$((SECONDS + $1))
-	while [ $SECONDS -lt $end ]; do
-		grep -qE "$3" "$2" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # start_switch NPORTS ARGS...: ports 0..NPORTS-1 over DIR/inN.pcap, DIR/outN.pcap.
 start_switch() {
