@@ -302,14 +302,14 @@ START_TEST(test_notify_fd_not_eventfd)
 	ck_assert_int_eq(ack_u64(SET_VRING_ERR, 1, p[0]), 1);
 	ck_assert_int_eq(ack_u64(SET_VRING_KICK, 1, p[0]), 1);
 	ck_assert_int_eq(ack_u64(SET_VRING_KICK, 1, fx.fd), 1); /* a socket */
-	ck_assert_int_eq(vre_dev_queue(fx.dev, 1)->call_fd, -1);
-	ck_assert_int_eq(vre_dev_queue(fx.dev, 1)->err_fd, -1);
-	ck_assert_int_eq(vre_dev_queue(fx.dev, 1)->kick_fd, -1);
-	ck_assert(!vre_dev_queue(fx.dev, 1)->started);
+	ck_assert_int_eq(fx_queue(1).call_fd, -1);
+	ck_assert_int_eq(fx_queue(1).err_fd, -1);
+	ck_assert_int_eq(fx_queue(1).kick_fd, -1);
+	ck_assert(!fx_queue(1).started);
 	assert_no_leak();
 	/* an eventfd is still taken */
 	ck_assert_int_eq(ack_u64(SET_VRING_CALL, 1, e), 0);
-	ck_assert_int_ge(vre_dev_queue(fx.dev, 1)->call_fd, 0);
+	ck_assert_int_ge(fx_queue(1).call_fd, 0);
 	close(p[0]);
 	close(p[1]);
 	close(m);
