@@ -135,21 +135,34 @@ sw_final() {
 		END { printf "%.0f\n", s }' "$DIR/sw.log"
 }
 
-# run_traffic NPORTS QUEUES SIZE: one io-forwarding round, then checks.
-run_traffic() {
-	local nports=$1 queues=$2 size=$3 round
-	# testpmd's log accumulates rounds: wait for this round's lines
+# tp_round START MODE SECONDS [DURING]: one testpmd forwarding round:
+# sends START, waits for this round's "MODE packet forwarding - ports"
+# line (MODE a regex: the forwarding engine's name), lets
+# traffic run for SECONDS (or runs DURING instead), stops, and waits for
+# this round's statistics. testpmd's log accumulates rounds, so every wait
+# counts this round's lines.
+tp_round() {
+	local start=$1 mode=$2 secs=$3 during=${4:-} round started
 	round=$(($(grep -c 'Accumulated forward statistics' "$DIR/tp.log") + 1))
-	tp_cmd "start tx_first"
-	wait_count 10 "$DIR/tp.log" 'io packet forwarding' "$round" || fail "forwarding did not start"
-	if [ "$REBALANCE" -gt 0 ]; then
-		rebalance_under_traffic
+	local started_re="^$mode packet forwarding - ports"
+	started=$(($(grep -cE "$started_re" "$DIR/tp.log") + 1))
+	tp_cmd "$start"
+	wait_count 10 "$DIR/tp.log" "$started_re" "$started" || fail "forwarding ($mode) did not start"
+	if [ -n "$during" ]; then
+		"$during"
 	else
-		sleep "$RUN_SECS" # traffic duration, not synchronisation
+		sleep "$secs" # traffic duration, not synchronisation
 	fi
 	tp_cmd "stop"
 	wait_count 10 "$DIR/tp.log" 'Accumulated forward statistics' "$round" || fail "no stats after stop"
 	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
+}
+
+# run_traffic NPORTS QUEUES SIZE: one forwarding round started with
+# tx_first (io, or mac for the learn cases), then checks.
+run_traffic() {
+	local nports=$1 queues=$2 size=$3
+	tp_round "start tx_first" '(io|mac)' "$RUN_SECS" "$([ "$REBALANCE" -gt 0 ] && echo rebalance_under_traffic)"
 	check_counts "$nports" "$queues" "$size"
 	SENT_TOTAL=$((SENT_TOTAL + $(tp_total TX-packets)))
 	wait_switch_took
@@ -405,12 +418,7 @@ case_learn() {
 
 # run_txonly: one txonly round (testpmd sends, never receives).
 run_txonly() {
-	tp_cmd "start"
-	wait_for 10 "$DIR/tp.log" 'txonly packet forwarding' || fail "txonly did not start"
-	sleep "$RUN_SECS" # traffic duration, not synchronisation
-	tp_cmd "stop"
-	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
-	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	tp_round start txonly "$RUN_SECS"
 }
 
 # CPU time (utime + stime, clock ticks) of thread TID of PID.
@@ -529,12 +537,7 @@ case_ring() {
 		fail "no link line for the ring port"
 	grep -q 'ready: 2 port(s) (1 vhost, 1 ethdev), xconnect mode' "$DIR/sw.log" || fail "ready line"
 	start_testpmd "$(vdev 0 1 split 1 0)" -- --txpkts=64
-	tp_cmd "start tx_first"
-	wait_for 10 "$DIR/tp.log" 'io packet forwarding' || fail "forwarding did not start"
-	sleep "$RUN_SECS" # traffic duration, not synchronisation
-	tp_cmd "stop"
-	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
-	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	tp_round "start tx_first" io "$RUN_SECS"
 	check_counts 1 1 64
 	local tx rx end=$((SECONDS + 15))
 	tx=$(tp_total TX-packets)
@@ -591,12 +594,7 @@ case_ring_mq() {
 	SW_EAL=("${EAL_QUIET[@]}" --vdev net_ring0 --)
 	start_switch --mode "$1" --workers "$SW_CPU" --vhost "$DIR/s0,queues=2"
 	start_testpmd "$(vdev 0 2 split 1 0)" -- --txpkts=64 --rxq=2 --txq=2 --txonly-multi-flow
-	tp_cmd "start tx_first"
-	wait_for 10 "$DIR/tp.log" 'io packet forwarding' || fail "forwarding did not start"
-	sleep "$RUN_SECS" # traffic duration, not synchronisation
-	tp_cmd "stop"
-	wait_for 10 "$DIR/tp.log" 'Accumulated forward statistics' || fail "no stats after stop"
-	wait_for 5 "$DIR/tp.log" '^Done\.' || fail "stop did not finish"
+	tp_round "start tx_first" io "$RUN_SECS"
 	check_counts 1 2 64
 	local q0 q1
 	# per-stream blocks: "Forward Stats for RX Port= 0/Queue= N -> ..."
@@ -614,19 +612,13 @@ case_ring_mq() {
 # PEER_MAC for a second; sets SENT and OFF0..OFF2 (what each port was
 # offered during the round, from the on-demand tables).
 learn_round() {
-	local b0 b1 b2 before end=$((SECONDS + 15)) round
+	local b0 b1 b2 before end=$((SECONDS + 15))
 	sw_table
 	b0=$(offered 0); b1=$(offered 1); b2=$(offered 2)
 	before=$(tbl tx-pkts "$2")
-	round=$(($(grep -c 'Accumulated forward statistics' "$DIR/tp.log") + 1))
 	tp_cmd "set portmask $1"
 	tp_cmd "set eth-peer $2 $3"
-	tp_cmd "start"
-	wait_count 10 "$DIR/tp.log" 'txonly packet forwarding' "$round" || fail "txonly did not start"
-	sleep 1 # traffic duration, not synchronisation
-	tp_cmd "stop"
-	wait_count 10 "$DIR/tp.log" 'Accumulated forward statistics' "$round" || fail "no stats"
-	wait_count 5 "$DIR/tp.log" '^Done\.' "$round" || fail "stop did not finish"
+	tp_round start txonly 1
 	SENT=$(tp_total TX-packets)
 	[ "$SENT" -gt 100 ] || fail "testpmd sent only $SENT"
 	while [ $(($(sw_now tx-pkts "$2") - before)) -lt "$SENT" ]; do
