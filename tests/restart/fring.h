@@ -2,8 +2,8 @@
 /*
  * The driver side of one virtqueue for the restart tests, split or packed,
  * over ring memory the test frontend owns (a memfd it shares with the
- * backend). It wraps the unit suites' test drivers (tests/vdrv_split.c,
- * tests/vdrv_packed.c): those detect a completion of a head/id that is not
+ * backend). It wraps the unit suites' test drivers (tests/support/vdrv_split.c,
+ * tests/support/vdrv_packed.c): those detect a completion of a head/id that is not
  * outstanding. The two drivers share names, so each lives in its own file
  * (fring_split.c, fring_packed.c) behind this small interface.
  */

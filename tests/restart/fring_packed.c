@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* fring over the packed test driver (tests/vdrv_packed.c, renamed). */
+/* fring over the packed test driver (tests/support/vdrv_packed.c, renamed). */
 #include <errno.h>
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* fring over the split test driver (tests/vdrv_split.c). */
+/* fring over the split test driver (tests/support/vdrv_split.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * soak-memchurn PATH SECONDS [CHANGES [PAUSE_MS]]: a vhost-user frontend (tests/vfront)
+ * soak-memchurn PATH SECONDS [CHANGES [PAUSE_MS]]: a vhost-user frontend (tests/support/vfront)
  * that keeps changing a net port's memory table, for scripts/soak.
  *
  * Each connection: SET_OWNER, features (VERSION_1, PROTOCOL_FEATURES),
