@@ -34,7 +34,7 @@
 
 #include "vfront.h"
 #include "vre_ring_layout.h"
-#include "net_vdrv_packed.h"
+#include "vdrv_packed.h"
 
 enum {
 	GET_FEATURES = 1, SET_FEATURES, SET_OWNER, RESET_OWNER, SET_MEM_TABLE,
@@ -87,7 +87,7 @@ struct hs {
 	int kick[2], call[2];
 	uint16_t avail_idx;  /* split: next avail->idx to publish */
 	uint16_t used_seen;  /* split: used->idx last read */
-	struct vdrvp pk;     /* packed: the test driver over our memory */
+	struct pdrv pk;     /* packed: the test driver over our memory */
 	uint16_t next_id;
 };
 
@@ -293,7 +293,7 @@ static void hs_ring(struct hs *s, uint32_t q)
 	struct addr_msg a = ring_addr(q);
 
 	if (s->packed && q == TXQ)
-		vdrvp_init(&s->pk, QSIZE, s->mem + qbase(q), s->mem + qbase(q) + AVAIL_OFF,
+		pdrv_init(&s->pk, QSIZE, s->mem + qbase(q), s->mem + qbase(q) + AVAIL_OFF,
 			   s->mem + qbase(q) + USED_OFF);
 	hs_ring_parts(s, q, &a);
 	hs_ring_start(s, q);
@@ -387,17 +387,17 @@ static bool split_wait_used(struct hs *s, uint16_t n, int ms)
 static void tx_good(struct hs *s, unsigned slot)
 {
 	if (s->packed) {
-		struct vdrvp_desc d = { .addr = frame(s, slot), .len = HDR_LEN + FRAME_LEN };
+		struct pdrv_desc d = { .addr = frame(s, slot), .len = HDR_LEN + FRAME_LEN };
 		uint16_t id, got;
 		uint32_t len;
 		int64_t end = now_ms() + 2000;
 		int r;
 
 		id = s->next_id++ % QSIZE;
-		if (vdrvp_post(&s->pk, &d, 1, id, false) < 0)
+		if (pdrv_post(&s->pk, &d, 1, id, false) < 0)
 			fail("packed post");
 		kick(s);
-		while ((r = vdrvp_get_used(&s->pk, &got, &len)) == 0 && now_ms() < end)
+		while ((r = pdrv_get_used(&s->pk, &got, &len)) == 0 && now_ms() < end)
 			poll(NULL, 0, 1);
 		if (r != 1 || got != id)
 			fail("a valid packet was not completed (%d, id %u of %u)", r, got, id);

@@ -2,10 +2,10 @@
 /*
  * The driver side of one virtqueue for the restart tests, split or packed,
  * over ring memory the test frontend owns (a memfd it shares with the
- * backend). It wraps the unit suites' test drivers (tests/support/vdrv_split.c,
- * tests/support/vdrv_packed.c): those detect a completion of a head/id that is not
- * outstanding. The two drivers share names, so each lives in its own file
- * (fring_split.c, fring_packed.c) behind this small interface.
+ * backend). It wraps the unit suites' test drivers (tests/support/
+ * vdrv_split.c, vdrv_packed.c): those detect a completion of a head/id that
+ * is not outstanding. Each ring type lives in its own file (fring_split.c,
+ * fring_packed.c) behind this small interface.
  */
 #ifndef FRING_H
 #define FRING_H

@@ -26,12 +26,12 @@ void fring_split_layout(uint16_t size, uint64_t at, struct fring_layout *l)
 	l->bytes = align_up(off - at, 4096);
 }
 
-/* vdrv_new allocates its own memory; here the rings live in the
+/* sdrv_new allocates its own memory; here the rings live in the
  * frontend's memfd, so only the driver state is set up (the same free
  * list a guest threads through desc.next). */
 struct fring_split *fring_split_new(uint16_t size, uint8_t *hva, const struct fring_layout *l)
 {
-	struct vdrv *d = calloc(1, sizeof(*d));
+	struct sdrv *d = calloc(1, sizeof(*d));
 
 	if (!d)
 		abort();
@@ -54,7 +54,7 @@ struct fring_split *fring_split_new(uint16_t size, uint8_t *hva, const struct fr
 
 void fring_split_free(struct fring_split *s)
 {
-	struct vdrv *d = (struct vdrv *)s;
+	struct sdrv *d = (struct sdrv *)s;
 
 	free(d->chain_ndesc);
 	free(d->token);
@@ -65,19 +65,19 @@ void fring_split_free(struct fring_split *s)
 int fring_split_add_flags(struct fring_split *s, const struct fbuf *b, unsigned n,
 			  uint16_t tag, uint16_t head_flags)
 {
-	struct vdrv *d = (struct vdrv *)s;
-	struct vdrv_buf v[8];
+	struct sdrv *d = (struct sdrv *)s;
+	struct sdrv_buf v[8];
 	int r;
 
 	if (n > 8)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
-		v[i] = (struct vdrv_buf){ .gpa = b[i].gpa, .len = b[i].len, .write = b[i].write };
-	r = vdrv_add(d, v, n, tag);
+		v[i] = (struct sdrv_buf){ .gpa = b[i].gpa, .len = b[i].len, .write = b[i].write };
+	r = sdrv_add(d, v, n, tag);
 	if (r < 0)
 		return r;
 	d->desc[r].flags |= head_flags;
-	vdrv_kick(d);
+	sdrv_kick(d);
 	return 0;
 }
 
@@ -88,10 +88,10 @@ int fring_split_add(struct fring_split *s, const struct fbuf *b, unsigned n, uin
 
 int fring_split_get_used(struct fring_split *s, uint16_t *tag, uint32_t *len)
 {
-	struct vdrv *d = (struct vdrv *)s;
+	struct sdrv *d = (struct sdrv *)s;
 	uint64_t token;
 	uint16_t id;
-	int r = vdrv_get_used(d, &id, len, &token);
+	int r = sdrv_get_used(d, &id, len, &token);
 
 	if (r == 1)
 		*tag = (uint16_t)token;
@@ -100,19 +100,19 @@ int fring_split_get_used(struct fring_split *s, uint16_t *tag, uint32_t *len)
 
 void fring_split_arm(struct fring_split *s)
 {
-	struct vdrv *d = (struct vdrv *)s;
+	struct sdrv *d = (struct sdrv *)s;
 
-	__atomic_store_n(vdrv_used_event(d), d->last_used, __ATOMIC_RELAXED);
+	__atomic_store_n(sdrv_used_event(d), d->last_used, __ATOMIC_RELAXED);
 }
 
 unsigned fring_split_free_descs(const struct fring_split *s)
 {
-	return ((const struct vdrv *)s)->num_free;
+	return ((const struct sdrv *)s)->num_free;
 }
 
 uint32_t fring_split_restart_base(const struct fring_split *s)
 {
-	const struct vdrv *d = (const struct vdrv *)s;
+	const struct sdrv *d = (const struct sdrv *)s;
 
 	return __atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE);
 }

@@ -32,8 +32,8 @@ struct guest *guest_new(bool packed, uint16_t size, size_t heap, bool event_idx,
 		guest_packed_new(g, heap, &p);
 		p.event_idx = event_idx;
 	} else {
-		g->vd = vdrv_new(size, heap, 0);
-		vdrv_params(g->vd, &p, event_idx, false);
+		g->vd = sdrv_new(size, heap, 0);
+		sdrv_params(g->vd, &p, event_idx, false);
 	}
 	if (vre_vq_init(&g->q.vq, &p))
 		DIE("vre_vq_init");
@@ -54,7 +54,7 @@ void guest_free(struct guest *g)
 	vre_vq_fini(&g->q.vq);
 	close(g->q.call_fd);
 	if (g->vd)
-		vdrv_free(g->vd);
+		sdrv_free(g->vd);
 	else
 		guest_packed_free(g);
 	free(g);
@@ -65,7 +65,7 @@ uint64_t guest_alloc(struct guest *g, size_t len)
 	uint64_t gpa = g->heap;
 
 	if (g->vd)
-		return vdrv_alloc(g->vd, len);
+		return sdrv_alloc(g->vd, len);
 	g->heap = (g->heap + len + 15) & ~15ull;
 	if (g->heap > GUEST_GPA0 + g->mem_len)
 		DIE("heap exhausted");
@@ -85,7 +85,7 @@ void *guest_ptr(struct guest *g, uint64_t gpa)
 
 int guest_add(struct guest *g, const struct gbuf *bufs, unsigned n, uint64_t token)
 {
-	struct vdrv_buf vb[VRE_VQ_MAX_SIZE / 64];
+	struct sdrv_buf vb[VRE_VQ_MAX_SIZE / 64];
 	int id;
 
 	if (!g->vd)
@@ -93,10 +93,10 @@ int guest_add(struct guest *g, const struct gbuf *bufs, unsigned n, uint64_t tok
 	if (n > VRE_VQ_MAX_SIZE / 64)
 		return -ENOSPC;
 	for (unsigned k = 0; k < n; k++)
-		vb[k] = (struct vdrv_buf){ bufs[k].gpa, bufs[k].len, bufs[k].write };
-	id = vdrv_add(g->vd, vb, n, token);
+		vb[k] = (struct sdrv_buf){ bufs[k].gpa, bufs[k].len, bufs[k].write };
+	id = sdrv_add(g->vd, vb, n, token);
 	if (id >= 0)
-		vdrv_kick(g->vd);
+		sdrv_kick(g->vd);
 	return id;
 }
 
@@ -106,7 +106,7 @@ int guest_get_used(struct guest *g, uint16_t *id, uint32_t *len, uint64_t *token
 
 	if (!g->vd)
 		return guest_packed_get_used(g, id, len, token);
-	r = vdrv_get_used(g->vd, id, len, token);
+	r = sdrv_get_used(g->vd, id, len, token);
 	if (r < 0)
 		DIE("device returned a bogus used entry (%d)", r);
 	return r;
@@ -134,7 +134,7 @@ unsigned guest_inflight(const struct guest *g)
 bool guest_guards_ok(const struct guest *g)
 {
 	if (g->vd)
-		return vdrv_guards_ok(g->vd);
+		return sdrv_guards_ok(g->vd);
 	for (size_t k = 0; k < GUEST_GUARD; k++)
 		if (g->alloc[k] != GUEST_GUARD_BYTE || g->mem[g->mem_len + k] != GUEST_GUARD_BYTE)
 			return false;

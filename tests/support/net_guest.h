@@ -5,8 +5,8 @@
  * its start, a bump heap for buffers, chains added the way a guest adds
  * them and used entries read back with a check that every id returned was
  * in flight (no double or bogus completion). The rings are played by the
- * ring helpers' own test drivers: vdrv_split for split, vdrv_packed
- * (renamed, see net_vdrv_packed.h) for packed; this file adds guest memory
+ * ring helpers' own test drivers: vdrv_split (sdrv_*) for split,
+ * vdrv_packed (pdrv_*) for packed; this file adds guest memory
  * with guards, buffer ids and tokens. The device side under test is the real vring code, reached
  * through a struct vre_queue as control would set it up, with an eventfd as
  * call fd to count notifications.
@@ -29,14 +29,14 @@ struct gbuf {
 	bool write;
 };
 
-struct vdrv;  /* split test driver (vdrv_split.h) */
-struct vdrvp; /* packed test driver (net_vdrv_packed.h) */
+struct sdrv; /* split test driver (vdrv_split.h) */
+struct pdrv; /* packed test driver (vdrv_packed.h) */
 
 struct guest {
 	bool packed;
 	uint16_t size;
-	struct vdrv *vd;       /* split: the split ring's test driver */
-	struct vdrvp *pd;      /* packed: the packed ring's test driver */
+	struct sdrv *vd;       /* split: the split ring's test driver */
+	struct pdrv *pd;       /* packed: the packed ring's test driver */
 	uint8_t *alloc;        /* packed: guard, region, guard */
 	uint8_t *mem;          /* region 0 */
 	size_t mem_len;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The net tests' guest, packed rings: memory with guards here, the ring
- * played by the packed ring's test driver (renamed, net_vdrv_packed.h). */
+ * played by the packed ring's test driver (vdrv_packed.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "net_guest.h"
 /* After net_guest.h: the renaming must not reach struct guest. */
-#include "net_vdrv_packed.h"
+#include "vdrv_packed.h"
 
 #define DIE(...)                                                               \
 	do {                                                                   \
@@ -38,7 +38,7 @@ void guest_packed_new(struct guest *g, size_t heap, struct vre_vq_params *p)
 	g->drv_ev = (struct vre_packed_event *)(g->mem + ev);
 	g->dev_ev = (struct vre_packed_event *)(g->mem + ev + 4);
 	g->heap = GUEST_GPA0 + ring;
-	vdrv_init(g->pd, g->size, g->pdesc, g->drv_ev, g->dev_ev);
+	pdrv_init(g->pd, g->size, g->pdesc, g->drv_ev, g->dev_ev);
 	for (uint16_t i = 0; i < g->size; i++)
 		g->id_free[g->nid_free++] = (uint16_t)(g->size - 1 - i);
 	r.size = g->mem_len;
@@ -64,17 +64,17 @@ void guest_packed_free(struct guest *g)
 
 int guest_packed_add(struct guest *g, const struct gbuf *bufs, unsigned n, uint64_t token)
 {
-	struct vdrv_desc v[VRE_VQ_MAX_SIZE / 64];
+	struct pdrv_desc v[VRE_VQ_MAX_SIZE / 64];
 	uint16_t id;
 	int r;
 
 	if (n == 0 || n > VRE_VQ_MAX_SIZE / 64 || g->nid_free == 0)
 		return -ENOSPC;
 	for (unsigned k = 0; k < n; k++)
-		v[k] = (struct vdrv_desc){ bufs[k].gpa, bufs[k].len,
+		v[k] = (struct pdrv_desc){ bufs[k].gpa, bufs[k].len,
 					   bufs[k].write ? VRE_DESC_F_WRITE : 0 };
 	id = g->id_free[g->nid_free - 1];
-	r = vdrv_post(g->pd, v, n, id, false);
+	r = pdrv_post(g->pd, v, n, id, false);
 	if (r < 0)
 		return r;
 	g->nid_free--;
@@ -85,7 +85,7 @@ int guest_packed_add(struct guest *g, const struct gbuf *bufs, unsigned n, uint6
 
 int guest_packed_get_used(struct guest *g, uint16_t *id, uint32_t *len, uint64_t *token)
 {
-	int r = vdrv_get_used(g->pd, id, len);
+	int r = pdrv_get_used(g->pd, id, len);
 
 	if (r < 0 || (r == 1 && (*id >= g->size || !g->ndesc[*id])))
 		DIE("device returned a bogus used entry (%d, id %u)", r, r == 1 ? *id : 0);

@@ -4,7 +4,7 @@
 
 #include "vdrv_packed.h"
 
-void vdrv_init(struct vdrv *d, uint16_t size, void *ring, void *driver_area,
+void pdrv_init(struct pdrv *d, uint16_t size, void *ring, void *driver_area,
 	       void *device_area)
 {
 	memset(d, 0, sizeof(*d));
@@ -22,7 +22,7 @@ static uint16_t avail_bits(bool wrap)
 	return wrap ? VRE_PACKED_DESC_F_AVAIL : VRE_PACKED_DESC_F_USED;
 }
 
-int vdrv_post(struct vdrv *d, const struct vdrv_desc *v, unsigned n,
+int pdrv_post(struct pdrv *d, const struct pdrv_desc *v, unsigned n,
 	      uint16_t id, bool raw)
 {
 	uint16_t head = d->avail_idx, head_flags = 0;
@@ -59,13 +59,13 @@ int vdrv_post(struct vdrv *d, const struct vdrv_desc *v, unsigned n,
 	return 0;
 }
 
-void vdrv_mark_avail(struct vdrv *d, uint16_t slot, bool wrap, uint16_t flags)
+void pdrv_mark_avail(struct pdrv *d, uint16_t slot, bool wrap, uint16_t flags)
 {
 	__atomic_store_n(&d->ring[slot].flags, flags | avail_bits(wrap),
 			 __ATOMIC_RELEASE);
 }
 
-int vdrv_get_used(struct vdrv *d, uint16_t *id, uint32_t *len)
+int pdrv_get_used(struct pdrv *d, uint16_t *id, uint32_t *len)
 {
 	struct vre_packed_desc *r = &d->ring[d->used_idx];
 	uint16_t f = __atomic_load_n(&r->flags, __ATOMIC_ACQUIRE);
@@ -90,7 +90,7 @@ int vdrv_get_used(struct vdrv *d, uint16_t *id, uint32_t *len)
 	return 1;
 }
 
-void vdrv_set_event(struct vdrv *d, uint16_t flags, uint16_t off, bool wrap)
+void pdrv_set_event(struct pdrv *d, uint16_t flags, uint16_t off, bool wrap)
 {
 	__atomic_store_n(&d->driver->off_wrap, (uint16_t)(off | (wrap ? 0x8000 : 0)),
 			 __ATOMIC_RELAXED);

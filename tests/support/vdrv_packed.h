@@ -6,21 +6,21 @@
  * used descriptors back in ring order. Tests put it and the device (vring/)
  * on the two ends of the same ring memory.
  */
-#ifndef VDRV_PACKED_H
-#define VDRV_PACKED_H
+#ifndef PDRV_PACKED_H
+#define PDRV_PACKED_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "vre_ring_layout.h"
 
-struct vdrv_desc {
+struct pdrv_desc {
 	uint64_t addr;
 	uint32_t len;
 	uint16_t flags; /* WRITE / INDIRECT (NEXT is added on all but the last) */
 };
 
-struct vdrv {
+struct pdrv {
 	uint16_t size;
 	struct vre_packed_desc *ring;
 	struct vre_packed_event *driver; /* the driver's area: it writes here */
@@ -34,24 +34,24 @@ struct vdrv {
 	uint8_t outstanding[VRE_VQ_MAX_SIZE];
 };
 
-void vdrv_init(struct vdrv *d, uint16_t size, void *ring, void *driver_area,
+void pdrv_init(struct pdrv *d, uint16_t size, void *ring, void *driver_area,
 	       void *device_area);
 
 /* Makes a chain of n descriptors available with buffer id `id`. raw: write
  * the flags exactly as given (no NEXT added, id not tracked) - for feeding
  * the device broken chains. -ENOSPC without room, -EBUSY if id is out. */
-int vdrv_post(struct vdrv *d, const struct vdrv_desc *v, unsigned n,
+int pdrv_post(struct pdrv *d, const struct pdrv_desc *v, unsigned n,
 	      uint16_t id, bool raw);
 
 /* Writes flags as "available in the current lap" on slot `slot` without
  * touching the driver's indexes (for hostile-driver tests). */
-void vdrv_mark_avail(struct vdrv *d, uint16_t slot, bool wrap, uint16_t flags);
+void pdrv_mark_avail(struct pdrv *d, uint16_t slot, bool wrap, uint16_t flags);
 
 /* Reads the next used descriptor. 1 with id and len, 0 when none is visible,
  * -EPROTO when the device returned an id that is not outstanding. */
-int vdrv_get_used(struct vdrv *d, uint16_t *id, uint32_t *len);
+int pdrv_get_used(struct pdrv *d, uint16_t *id, uint32_t *len);
 
 /* Driver event suppression area. */
-void vdrv_set_event(struct vdrv *d, uint16_t flags, uint16_t off, bool wrap);
+void pdrv_set_event(struct pdrv *d, uint16_t flags, uint16_t off, bool wrap);
 
 #endif

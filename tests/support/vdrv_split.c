@@ -14,42 +14,42 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
-static void region_alloc(struct vdrv_region *r, uint64_t gpa, size_t len)
+static void region_alloc(struct sdrv_region *r, uint64_t gpa, size_t len)
 {
-	r->alloc = aligned_alloc(4096, len + 2 * VDRV_GUARD);
+	r->alloc = aligned_alloc(4096, len + 2 * SDRV_GUARD);
 	if (!r->alloc)
 		abort();
-	memset(r->alloc, GUARD_BYTE, VDRV_GUARD);
-	memset(r->alloc + VDRV_GUARD + len, GUARD_BYTE, VDRV_GUARD);
-	r->hva = r->alloc + VDRV_GUARD;
+	memset(r->alloc, GUARD_BYTE, SDRV_GUARD);
+	memset(r->alloc + SDRV_GUARD + len, GUARD_BYTE, SDRV_GUARD);
+	r->hva = r->alloc + SDRV_GUARD;
 	memset(r->hva, 0, len);
 	r->gpa = gpa;
 	r->len = len;
 }
 
-struct vdrv *vdrv_new(uint16_t size, size_t heap, size_t len1)
+struct sdrv *sdrv_new(uint16_t size, size_t heap, size_t len1)
 {
-	struct vdrv *d = calloc(1, sizeof(*d));
+	struct sdrv *d = calloc(1, sizeof(*d));
 	uint64_t off = 0, len0;
 
 	if (!d)
 		abort();
 	d->size = size;
-	d->desc_gpa = VDRV_GPA0;
+	d->desc_gpa = SDRV_GPA0;
 	off = vre_split_desc_bytes(size);
-	d->avail_gpa = VDRV_GPA0 + align_up(off, 64);
+	d->avail_gpa = SDRV_GPA0 + align_up(off, 64);
 	off = align_up(off, 64) + vre_split_avail_bytes(size);
-	d->used_gpa = VDRV_GPA0 + align_up(off, 4096);
+	d->used_gpa = SDRV_GPA0 + align_up(off, 4096);
 	off = align_up(off, 4096) + vre_split_used_bytes(size);
-	d->heap = VDRV_GPA0 + align_up(off, 64);
-	len0 = align_up(d->heap - VDRV_GPA0 + heap, 4096);
-	d->heap_end = VDRV_GPA0 + len0;
+	d->heap = SDRV_GPA0 + align_up(off, 64);
+	len0 = align_up(d->heap - SDRV_GPA0 + heap, 4096);
+	d->heap_end = SDRV_GPA0 + len0;
 
 	vre_mem_map_init(&d->map);
-	region_alloc(&d->reg[0], VDRV_GPA0, len0);
+	region_alloc(&d->reg[0], SDRV_GPA0, len0);
 	d->nreg = 1;
 	if (len1) {
-		region_alloc(&d->reg[1], VDRV_GPA0 + len0, len1);
+		region_alloc(&d->reg[1], SDRV_GPA0 + len0, len1);
 		d->nreg = 2;
 	}
 	for (unsigned i = 0; i < d->nreg; i++) {
@@ -61,9 +61,9 @@ struct vdrv *vdrv_new(uint16_t size, size_t heap, size_t len1)
 		if (vre_mem_map_add(&d->map, &r))
 			abort();
 	}
-	d->desc = (void *)(d->reg[0].hva + (d->desc_gpa - VDRV_GPA0));
-	d->avail = (void *)(d->reg[0].hva + (d->avail_gpa - VDRV_GPA0));
-	d->used = (void *)(d->reg[0].hva + (d->used_gpa - VDRV_GPA0));
+	d->desc = (void *)(d->reg[0].hva + (d->desc_gpa - SDRV_GPA0));
+	d->avail = (void *)(d->reg[0].hva + (d->avail_gpa - SDRV_GPA0));
+	d->used = (void *)(d->reg[0].hva + (d->used_gpa - SDRV_GPA0));
 
 	d->chain_ndesc = calloc(size, sizeof(*d->chain_ndesc));
 	d->token = calloc(size, sizeof(*d->token));
@@ -77,7 +77,7 @@ struct vdrv *vdrv_new(uint16_t size, size_t heap, size_t len1)
 	return d;
 }
 
-void vdrv_free(struct vdrv *d)
+void sdrv_free(struct sdrv *d)
 {
 	if (!d)
 		return;
@@ -88,7 +88,7 @@ void vdrv_free(struct vdrv *d)
 	free(d);
 }
 
-void vdrv_params(const struct vdrv *d, struct vre_vq_params *p, bool event_idx,
+void sdrv_params(const struct sdrv *d, struct vre_vq_params *p, bool event_idx,
 		 bool indirect)
 {
 	memset(p, 0, sizeof(*p));
@@ -101,38 +101,38 @@ void vdrv_params(const struct vdrv *d, struct vre_vq_params *p, bool event_idx,
 	p->mem = &d->map;
 }
 
-uint64_t vdrv_alloc(struct vdrv *d, size_t len)
+uint64_t sdrv_alloc(struct sdrv *d, size_t len)
 {
 	uint64_t gpa = align_up(d->heap, 16);
 
 	if (gpa + len > d->heap_end) {
-		fprintf(stderr, "vdrv: heap exhausted\n");
+		fprintf(stderr, "sdrv: heap exhausted\n");
 		abort();
 	}
 	d->heap = gpa + len;
 	return gpa;
 }
 
-uint64_t vdrv_end0(const struct vdrv *d)
+uint64_t sdrv_end0(const struct sdrv *d)
 {
 	return d->reg[0].gpa + d->reg[0].len;
 }
 
-static uint8_t *piece(struct vdrv *d, uint64_t gpa, size_t *avail)
+static uint8_t *piece(struct sdrv *d, uint64_t gpa, size_t *avail)
 {
 	for (unsigned i = 0; i < d->nreg; i++) {
-		struct vdrv_region *r = &d->reg[i];
+		struct sdrv_region *r = &d->reg[i];
 
 		if (gpa >= r->gpa && gpa - r->gpa < r->len) {
 			*avail = r->len - (gpa - r->gpa);
 			return r->hva + (gpa - r->gpa);
 		}
 	}
-	fprintf(stderr, "vdrv: gpa 0x%llx outside memory\n", (unsigned long long)gpa);
+	fprintf(stderr, "sdrv: gpa 0x%llx outside memory\n", (unsigned long long)gpa);
 	abort();
 }
 
-void vdrv_write(struct vdrv *d, uint64_t gpa, const void *src, size_t len)
+void sdrv_write(struct sdrv *d, uint64_t gpa, const void *src, size_t len)
 {
 	const uint8_t *s = src;
 
@@ -149,7 +149,7 @@ void vdrv_write(struct vdrv *d, uint64_t gpa, const void *src, size_t len)
 	}
 }
 
-void vdrv_read(struct vdrv *d, uint64_t gpa, void *dst, size_t len)
+void sdrv_read(struct sdrv *d, uint64_t gpa, void *dst, size_t len)
 {
 	uint8_t *o = dst;
 
@@ -166,7 +166,7 @@ void vdrv_read(struct vdrv *d, uint64_t gpa, void *dst, size_t len)
 	}
 }
 
-void vdrv_fill(struct vdrv *d, uint64_t gpa, uint8_t byte, size_t len)
+void sdrv_fill(struct sdrv *d, uint64_t gpa, uint8_t byte, size_t len)
 {
 	while (len) {
 		size_t n;
@@ -180,12 +180,12 @@ void vdrv_fill(struct vdrv *d, uint64_t gpa, uint8_t byte, size_t len)
 	}
 }
 
-bool vdrv_guards_ok(const struct vdrv *d)
+bool sdrv_guards_ok(const struct sdrv *d)
 {
 	for (unsigned i = 0; i < d->nreg; i++) {
-		const struct vdrv_region *r = &d->reg[i];
+		const struct sdrv_region *r = &d->reg[i];
 
-		for (size_t k = 0; k < VDRV_GUARD; k++)
+		for (size_t k = 0; k < SDRV_GUARD; k++)
 			if (r->alloc[k] != GUARD_BYTE ||
 			    r->hva[r->len + k] != GUARD_BYTE)
 				return false;
@@ -193,13 +193,13 @@ bool vdrv_guards_ok(const struct vdrv *d)
 	return true;
 }
 
-static void post(struct vdrv *d, uint16_t head)
+static void post(struct sdrv *d, uint16_t head)
 {
 	d->avail->ring[d->avail_shadow & (d->size - 1)] = head;
 	d->avail_shadow++;
 }
 
-int vdrv_add(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n, uint64_t token)
+int sdrv_add(struct sdrv *d, const struct sdrv_buf *bufs, unsigned n, uint64_t token)
 {
 	uint16_t head, idx, prev = 0;
 
@@ -225,10 +225,10 @@ int vdrv_add(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n, uint64_t t
 	return head;
 }
 
-int vdrv_add_indirect(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n,
+int sdrv_add_indirect(struct sdrv *d, const struct sdrv_buf *bufs, unsigned n,
 		      uint64_t table_gpa, uint64_t token)
 {
-	struct vdrv_buf one = { .gpa = table_gpa, .len = (uint32_t)(16 * n) };
+	struct sdrv_buf one = { .gpa = table_gpa, .len = (uint32_t)(16 * n) };
 	int head;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -238,26 +238,26 @@ int vdrv_add_indirect(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n,
 					    (i + 1 < n ? VRE_DESC_F_NEXT : 0)),
 			.next = (uint16_t)(i + 1 < n ? i + 1 : 0),
 		};
-		vdrv_write(d, table_gpa + 16ull * i, &e, sizeof(e));
+		sdrv_write(d, table_gpa + 16ull * i, &e, sizeof(e));
 	}
-	head = vdrv_add(d, &one, 1, token);
+	head = sdrv_add(d, &one, 1, token);
 	if (head >= 0)
 		d->desc[head].flags = VRE_DESC_F_INDIRECT;
 	return head;
 }
 
-void vdrv_post_raw(struct vdrv *d, uint16_t head)
+void sdrv_post_raw(struct sdrv *d, uint16_t head)
 {
 	post(d, head);
 }
 
-void vdrv_kick(struct vdrv *d)
+void sdrv_kick(struct sdrv *d)
 {
 	/* Ring entries and descriptors before the index, as a guest's wmb. */
 	__atomic_store_n(&d->avail->idx, d->avail_shadow, __ATOMIC_RELEASE);
 }
 
-int vdrv_get_used(struct vdrv *d, uint16_t *id, uint32_t *len, uint64_t *token)
+int sdrv_get_used(struct sdrv *d, uint16_t *id, uint32_t *len, uint64_t *token)
 {
 	uint16_t uidx = __atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE);
 	struct vre_used_elem e;

@@ -7,8 +7,8 @@
  * that memory. Each region is fenced by guard bytes that are not in the map,
  * so a test can prove nothing outside guest memory was touched.
  */
-#ifndef VDRV_SPLIT_H
-#define VDRV_SPLIT_H
+#ifndef SDRV_SPLIT_H
+#define SDRV_SPLIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,25 +18,25 @@
 #include "vre_ring_layout.h"
 #include "vre_vq.h"
 
-#define VDRV_GPA0 0x100000ull /* GPA of region 0 */
-#define VDRV_GUARD 4096       /* guard bytes before and after each region */
+#define SDRV_GPA0 0x100000ull /* GPA of region 0 */
+#define SDRV_GUARD 4096       /* guard bytes before and after each region */
 
-struct vdrv_region {
+struct sdrv_region {
 	uint8_t *alloc; /* guard, region, guard */
 	uint8_t *hva;
 	uint64_t gpa;
 	size_t len;
 };
 
-struct vdrv_buf {
+struct sdrv_buf {
 	uint64_t gpa;
 	uint32_t len;
 	bool write;
 };
 
-struct vdrv {
+struct sdrv {
 	struct vre_mem_map map;
-	struct vdrv_region reg[2];
+	struct sdrv_region reg[2];
 	unsigned nreg;
 	uint16_t size;
 	struct vre_desc *desc;
@@ -55,46 +55,46 @@ struct vdrv {
 /* Rings for a queue of size entries at the start of region 0, followed by
  * heap bytes; region 1 (len1 > 0) follows region 0 in GPA directly but lives
  * in a separate allocation. */
-struct vdrv *vdrv_new(uint16_t size, size_t heap, size_t len1);
-void vdrv_free(struct vdrv *d);
-void vdrv_params(const struct vdrv *d, struct vre_vq_params *p, bool event_idx,
+struct sdrv *sdrv_new(uint16_t size, size_t heap, size_t len1);
+void sdrv_free(struct sdrv *d);
+void sdrv_params(const struct sdrv *d, struct vre_vq_params *p, bool event_idx,
 		 bool indirect);
 
 /* GPA of len fresh bytes (16-aligned) in region 0's heap. */
-uint64_t vdrv_alloc(struct vdrv *d, size_t len);
+uint64_t sdrv_alloc(struct sdrv *d, size_t len);
 /* GPA where region 0 ends (region 1 starts). */
-uint64_t vdrv_end0(const struct vdrv *d);
+uint64_t sdrv_end0(const struct sdrv *d);
 /* Copies to / from guest memory across regions; aborts outside memory. */
-void vdrv_write(struct vdrv *d, uint64_t gpa, const void *src, size_t len);
-void vdrv_read(struct vdrv *d, uint64_t gpa, void *dst, size_t len);
-void vdrv_fill(struct vdrv *d, uint64_t gpa, uint8_t byte, size_t len);
+void sdrv_write(struct sdrv *d, uint64_t gpa, const void *src, size_t len);
+void sdrv_read(struct sdrv *d, uint64_t gpa, void *dst, size_t len);
+void sdrv_fill(struct sdrv *d, uint64_t gpa, uint8_t byte, size_t len);
 /* True when every guard byte still holds its pattern. */
-bool vdrv_guards_ok(const struct vdrv *d);
+bool sdrv_guards_ok(const struct sdrv *d);
 
 /* Adds a direct chain from the free list; returns its head, or -ENOSPC.
- * Not visible to the device until vdrv_kick. */
-int vdrv_add(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n, uint64_t token);
+ * Not visible to the device until sdrv_kick. */
+int sdrv_add(struct sdrv *d, const struct sdrv_buf *bufs, unsigned n, uint64_t token);
 /* Adds one INDIRECT descriptor whose table (n entries) is written at
  * table_gpa (which may span regions). */
-int vdrv_add_indirect(struct vdrv *d, const struct vdrv_buf *bufs, unsigned n,
+int sdrv_add_indirect(struct sdrv *d, const struct sdrv_buf *bufs, unsigned n,
 		      uint64_t table_gpa, uint64_t token);
 /* Puts head into the avail ring without any descriptor bookkeeping (for
  * hostile tests that build the table by hand). */
-void vdrv_post_raw(struct vdrv *d, uint16_t head);
+void sdrv_post_raw(struct sdrv *d, uint16_t head);
 /* Publishes everything added so far (release store of avail->idx). */
-void vdrv_kick(struct vdrv *d);
+void sdrv_kick(struct sdrv *d);
 
 /* Takes the next used entry: 1 and id, len and token, 0 when none, -EPROTO
  * when the device returned a head that is not in flight (a double or bogus
  * completion), -ERANGE for an id >= size. The chain returns to the free list. */
-int vdrv_get_used(struct vdrv *d, uint16_t *id, uint32_t *len, uint64_t *token);
+int sdrv_get_used(struct sdrv *d, uint16_t *id, uint32_t *len, uint64_t *token);
 
-static inline uint16_t *vdrv_used_event(struct vdrv *d)
+static inline uint16_t *sdrv_used_event(struct sdrv *d)
 {
 	return &d->avail->ring[d->size];
 }
 
-static inline uint16_t *vdrv_avail_event(struct vdrv *d)
+static inline uint16_t *sdrv_avail_event(struct sdrv *d)
 {
 	return (uint16_t *)&d->used->ring[d->size];
 }

@@ -831,7 +831,7 @@ END_TEST
  * writes, completed out of order, each back with its own id and length. */
 START_TEST(test_packed_ring)
 {
-	static struct vdrv d;
+	static struct pdrv d;
 	struct vre_vq pvq;
 	struct vre_blk_queue pbq;
 	struct vre_vq_params p = {
@@ -843,7 +843,7 @@ START_TEST(test_packed_ring)
 	bool in_order = true;
 
 	ck_assert_int_eq(vre_vq_init(&pvq, &p), 0);
-	vdrv_init(&d, QSZ, p.desc, p.driver, p.device);
+	pdrv_init(&d, QSZ, p.desc, p.driver, p.device);
 	ck_assert_int_eq(vre_blk_queue_init(&pbq, &pvq, &disk, 0, count_notify, NULL), 0);
 	vre_blk_queue_set_test_delay(&pbq, 10000);
 	for (unsigned lap = 0; lap < 2; lap++) {
@@ -859,13 +859,13 @@ START_TEST(test_packed_ring)
 				ck_assert_int_eq(pwrite(disk.fd, pat, 512, (8 + id) * 512), 512);
 				put_hdr(hdr, VIRTIO_BLK_T_IN, 8 + id);
 				memset(gp(buf), 0, 513);
-				ck_assert_int_eq(vdrv_post(&d, (struct vdrv_desc[]){
+				ck_assert_int_eq(pdrv_post(&d, (struct pdrv_desc[]){
 					{ hdr, 16, 0 }, { buf, 513, VRE_DESC_F_WRITE } }, 2, id, false), 0);
 			} else {
 				put_hdr(hdr, VIRTIO_BLK_T_OUT, 20 + lap);
 				pattern(gp(buf), 512, 90 + lap);
 				*(uint8_t *)gp(ST) = 0xff;
-				ck_assert_int_eq(vdrv_post(&d, (struct vdrv_desc[]){
+				ck_assert_int_eq(pdrv_post(&d, (struct pdrv_desc[]){
 					{ hdr, 16, 0 }, { buf, 512, 0 },
 					{ ST, 1, VRE_DESC_F_WRITE } }, 3, id, false), 0);
 			}
@@ -877,7 +877,7 @@ START_TEST(test_packed_ring)
 			int r;
 
 			vre_blk_queue_poll(&pbq);
-			while ((r = vdrv_get_used(&d, &id, &len)) == 1) {
+			while ((r = pdrv_get_used(&d, &id, &len)) == 1) {
 				uint8_t pat[512];
 
 				if (id != order++)
@@ -1015,7 +1015,7 @@ END_TEST
  * exactly once. */
 START_TEST(test_packed_inflight_resubmit)
 {
-	static struct vdrv d;
+	static struct pdrv d;
 	struct vre_vq pvq;
 	struct vre_blk_queue pbq;
 	struct vre_vq_params p = {
@@ -1033,12 +1033,12 @@ START_TEST(test_packed_inflight_resubmit)
 
 	ck_assert_int_eq(vre_vq_init(&pvq, &p), 0);
 	ck_assert_int_eq(vre_vq_inflight_attach(&pvq, region, len, 0), 0);
-	vdrv_init(&d, QSZ, p.desc, p.driver, p.device);
+	pdrv_init(&d, QSZ, p.desc, p.driver, p.device);
 	for (uint16_t id = 0; id < 3; id++) {
 		put_hdr(HDR + 32 * id, VIRTIO_BLK_T_OUT, 40 + id);
 		memset(gp(BUF + 0x200 * id), 0x41 + id, 512);
 		*(uint8_t *)gp(ST + id) = 0xff;
-		ck_assert_int_eq(vdrv_post(&d, (struct vdrv_desc[]){
+		ck_assert_int_eq(pdrv_post(&d, (struct pdrv_desc[]){
 			{ HDR + 32 * id, 16, 0 }, { BUF + 0x200 * id, 512, 0 },
 			{ ST + id, 1, VRE_DESC_F_WRITE } }, 3, id, false), 0);
 	}
@@ -1056,7 +1056,7 @@ START_TEST(test_packed_inflight_resubmit)
 		int r;
 
 		vre_blk_queue_poll(&pbq);
-		while ((r = vdrv_get_used(&d, &id, &ulen)) == 1) {
+		while ((r = pdrv_get_used(&d, &id, &ulen)) == 1) {
 			ck_assert_uint_lt(id, 3);
 			ck_assert_uint_eq(ulen, 1);
 			seen[id]++;

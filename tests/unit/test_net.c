@@ -948,8 +948,8 @@ START_TEST(test_notify_suppressed)
 		p.rx->drv_ev->flags = VRE_PACKED_EVENT_DISABLE;
 		p.tx->drv_ev->flags = VRE_PACKED_EVENT_DISABLE;
 	} else {
-		*vdrv_used_event(p.rx->vd) = 100;
-		*vdrv_used_event(p.tx->vd) = 100;
+		*sdrv_used_event(p.rx->vd) = 100;
+		*sdrv_used_event(p.tx->vd) = 100;
 	}
 	send_frame(p.tx, 12, frame, 64, false);
 	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 1);
@@ -960,8 +960,8 @@ START_TEST(test_notify_suppressed)
 		p.rx->drv_ev->flags = VRE_PACKED_EVENT_ENABLE;
 		p.tx->drv_ev->flags = VRE_PACKED_EVENT_ENABLE;
 	} else {
-		*vdrv_used_event(p.rx->vd) = 2;
-		*vdrv_used_event(p.tx->vd) = 2;
+		*sdrv_used_event(p.rx->vd) = 2;
+		*sdrv_used_event(p.tx->vd) = 2;
 	}
 	send_frame(p.tx, 12, frame, 64, false);
 	send_frame(p.tx, 12, frame, 64, false);

@@ -35,7 +35,7 @@ struct env {
 	uint64_t a_len, b_len, b_gpa;
 	struct vre_mem_map map;
 	struct vre_vq vq;
-	struct vdrv drv;
+	struct pdrv drv;
 	struct vre_vq_params p;
 	uint64_t bump;
 	uint16_t size;
@@ -95,7 +95,7 @@ static struct env *env_open(uint16_t size, uint64_t a_len, uint64_t b_len,
 	e->p.driver = gp(e, galloc(e, 4));
 	e->p.device = gp(e, galloc(e, 4));
 	e->p.mem = &e->map;
-	vdrv_init(&e->drv, size, e->p.desc, e->p.driver, e->p.device);
+	pdrv_init(&e->drv, size, e->p.desc, e->p.driver, e->p.device);
 	ck_assert_int_eq(vre_vq_init(&e->vq, &e->p), 0);
 	e->inf_len = vre_inflight_queue_bytes(size, true);
 	e->inf = aligned_alloc(64, e->inf_len);
@@ -139,7 +139,7 @@ struct xchain {
 	uint16_t id;
 	uint32_t seq;
 	unsigned n;            /* ring descriptors */
-	struct vdrv_desc d[8];
+	struct pdrv_desc d[8];
 	unsigned nb;           /* buffers, indirect tables flattened */
 	struct xbuf b[8];
 };
@@ -193,7 +193,7 @@ static void x_post(struct env *e, const struct xchain *x)
 		for (uint32_t k = 0; k < x->b[i].len; k++)
 			p[k] = x->b[i].w ? 0 : pat(x->seq, k + 100 * i);
 	}
-	REQ((vdrv_post(&e->drv, x->d, x->n, x->id, false)) == (0));
+	REQ((pdrv_post(&e->drv, x->d, x->n, x->id, false)) == (0));
 }
 
 /* Device side: the chain is exactly the buffers the driver posted (one
@@ -347,7 +347,7 @@ static void roundtrip(uint16_t size, uint32_t ops)
 		for (;;) {
 			uint16_t id;
 			uint32_t len;
-			int r = vdrv_get_used(&e->drv, &id, &len);
+			int r = pdrv_get_used(&e->drv, &id, &len);
 
 			REQ((r) >= (0));
 			if (r == 0)
@@ -425,7 +425,7 @@ static void *duo_driver(void *arg)
 				x_add(x, d->buf[id] + 8 * j, 8, j > 0);
 			x_post(e, x);
 		}
-		while ((r = vdrv_get_used(&e->drv, &id, &len)) == 1) {
+		while ((r = pdrv_get_used(&e->drv, &id, &len)) == 1) {
 			x_check_used(e, &d->xs[id], len);
 			free_ids[nfree++] = id;
 			d->reaped++;
@@ -503,7 +503,7 @@ START_TEST(test_chain_full_size)
 	uint16_t size = _i ? 256 : 8;
 	struct env *e = env_open(size, 1 << 16, 4096, false, false);
 	struct xchain *x = calloc(1, sizeof(*x));
-	struct vdrv_desc *d = calloc(size, sizeof(*d));
+	struct pdrv_desc *d = calloc(size, sizeof(*d));
 	struct iovec pool[256];
 	struct vre_chain c;
 	uint64_t b = galloc(e, size);
@@ -519,7 +519,7 @@ START_TEST(test_chain_full_size)
 			d[j].flags = j >= size / 2 ? VRE_DESC_F_WRITE : 0;
 			((uint8_t *)gp(e, b))[j] = (uint8_t)(j + lap);
 		}
-		ck_assert_int_eq(vdrv_post(&e->drv, d, size, (uint16_t)(lap % size), false), 0);
+		ck_assert_int_eq(pdrv_post(&e->drv, d, size, (uint16_t)(lap % size), false), 0);
 		ck_assert_int_eq(vre_vq_fetch(&e->vq, &c, 4, pool, 256), 1);
 		ck_assert_uint_eq(c.ndesc, size);
 		ck_assert_uint_eq(c.nr, size / 2);
@@ -537,12 +537,12 @@ START_TEST(test_chain_full_size)
 		ck_assert_int_eq(vre_vq_fetch(&e->vq, &c, 4, pool, 256), 0);
 		u = vre_used_of(&c, size - size / 2);
 		ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 		ck_assert_uint_eq(id, lap % size);
 		ck_assert_uint_eq(len, size - size / 2);
 		for (unsigned j = size / 2; j < size; j++)
 			ck_assert_uint_eq(((uint8_t *)gp(e, b))[j], (uint8_t)~j);
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 0);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 0);
 	}
 	free(x);
 	free(d);
@@ -581,10 +581,10 @@ START_TEST(test_indirect)
 	u[0] = vre_used_of(&c[1], x_serve(e, &c[1], &y));
 	u[1] = vre_used_of(&c[0], x_serve(e, &c[0], &x));
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 2), 0);
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 	ck_assert_uint_eq(id, 3);
 	x_check_used(e, &y, len);
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 	ck_assert_uint_eq(id, 9);
 	x_check_used(e, &x, len);
 	/* the used descriptor for the 2-slot chain took slot 0, the next one
@@ -600,7 +600,7 @@ START_TEST(test_split_and_zero_len)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
 	uint64_t edge = e->b_gpa - 10;
-	struct vdrv_desc d[3] = {
+	struct pdrv_desc d[3] = {
 		{ 0xdead000000000000ull, 0, 0 },     /* zero length: never looked at */
 		{ edge, 30, 0 },                      /* 10 bytes in A, 20 in B */
 		{ UINT64_MAX - 1, 0, VRE_DESC_F_WRITE },
@@ -616,7 +616,7 @@ START_TEST(test_split_and_zero_len)
 		pa[i] = (uint8_t)i;
 	for (int i = 0; i < 20; i++)
 		pb[i] = (uint8_t)(10 + i);
-	ck_assert_int_eq(vdrv_post(&e->drv, d, 3, 4, false), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d, 3, 4, false), 0);
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, &c, 1, pool, 4), 1);
 	ck_assert_uint_eq(c.nr, 2);
 	ck_assert_uint_eq(c.nw, 0);
@@ -629,7 +629,7 @@ START_TEST(test_split_and_zero_len)
 		ck_assert_uint_eq(((uint8_t *)c.iov[1].iov_base)[i], 10 + i);
 	u = vre_used_of(&c, 0);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 	ck_assert_uint_eq(id, 4);
 	ck_assert_uint_eq(len, 0);
 	/* no WRITE flag for len 0 */
@@ -648,7 +648,7 @@ START_TEST(test_single_edges)
 	/* d[1] ends on region A's last byte, d[2] one byte past it (before
 	 * anything moves the last-hit region off A, so the one-descriptor
 	 * fast path sees both): one piece, then two pieces, never one. */
-	struct vdrv_desc d[5] = {
+	struct pdrv_desc d[5] = {
 		{ g, 8, 0 }, { e->b_gpa - 16, 16, 0 }, { e->b_gpa - 3, 4, 0 },
 		{ e->b_gpa - 3, 8, VRE_DESC_F_WRITE }, { e->b_gpa + 100, 20, 0 },
 	};
@@ -656,7 +656,7 @@ START_TEST(test_single_edges)
 	struct vre_chain c[5];
 
 	for (uint16_t i = 0; i < 5; i++)
-		ck_assert_int_eq(vdrv_post(&e->drv, &d[i], 1, i, false), 0);
+		ck_assert_int_eq(pdrv_post(&e->drv, &d[i], 1, i, false), 0);
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 5, pool, 10), 5);
 	ck_assert_uint_eq(e->vq.broken, VRE_RE_NONE);
 	ck_assert_uint_eq(c[1].nr, 1);
@@ -691,7 +691,7 @@ END_TEST
 START_TEST(test_pool)
 {
 	struct env *e = env_open(16, 1 << 16, 4096, false, false);
-	struct vdrv_desc d[5];
+	struct pdrv_desc d[5];
 	struct iovec pool[8];
 	struct vre_chain c[4];
 	struct vre_used u[4];
@@ -699,10 +699,10 @@ START_TEST(test_pool)
 	uint32_t len;
 
 	for (int i = 0; i < 5; i++)
-		d[i] = (struct vdrv_desc){ galloc(e, 4), 4, VRE_DESC_F_WRITE };
+		d[i] = (struct pdrv_desc){ galloc(e, 4), 4, VRE_DESC_F_WRITE };
 	/* three chains of 3 iovecs: the pool (8) takes two */
 	for (uint16_t k = 0; k < 3; k++)
-		ck_assert_int_eq(vdrv_post(&e->drv, d, 3, k, false), 0);
+		ck_assert_int_eq(pdrv_post(&e->drv, d, 3, k, false), 0);
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, pool, 8), 2);
 	ck_assert_ptr_eq(c[0].iov, pool);
 	ck_assert_ptr_eq(c[1].iov, pool + 3);
@@ -711,7 +711,7 @@ START_TEST(test_pool)
 	ck_assert_uint_eq(c[2].id, 2);
 	ck_assert_int_eq(c[2].err, 0);
 	/* a chain of 5 with a pool of 4 will never fit: consumed, -ENOBUFS */
-	ck_assert_int_eq(vdrv_post(&e->drv, d, 5, 7, false), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d, 5, 7, false), 0);
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, &c[3], 4, pool, 4), 1);
 	ck_assert_int_eq(c[3].err, -ENOBUFS);
 	ck_assert_uint_eq(c[3].nr + c[3].nw, 0);
@@ -722,15 +722,15 @@ START_TEST(test_pool)
 		u[i] = vre_used_of(&c[i], 0);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 4), 0);
 	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 		ck_assert_uint_eq(id, i == 3 ? 7 : i);
 		ck_assert_uint_eq(len, 0);
 	}
 	ck_assert_uint_eq(e->vq.last_used_idx, 14);
 	/* no pool at all: an all-empty chain is fine, anything else ENOBUFS */
 	d[0].len = 0;
-	ck_assert_int_eq(vdrv_post(&e->drv, d, 1, 3, false), 0);
-	ck_assert_int_eq(vdrv_post(&e->drv, d + 1, 1, 4, false), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d, 1, 3, false), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d + 1, 1, 4, false), 0);
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, NULL, 0), 2);
 	ck_assert_int_eq(c[0].err, 0);
 	ck_assert_uint_eq(c[0].nr + c[0].nw, 0);
@@ -750,13 +750,13 @@ static void batch_hook(struct vre_vq *vq, const char *step)
 {
 	(void)vq;
 	if (strcmp(step, "complete: later flags") == 0) {
-		struct vdrv probe = hook_env->drv;
+		struct pdrv probe = hook_env->drv;
 		uint16_t id;
 		uint32_t len;
 
 		hook_seen_later++;
 		/* the driver must not see any of the batch yet */
-		if (vdrv_get_used(&probe, &id, &len) != 0)
+		if (pdrv_get_used(&probe, &id, &len) != 0)
 			hook_visible_early++;
 	}
 }
@@ -791,11 +791,11 @@ START_TEST(test_batch_out_of_order)
 	ck_assert_int_eq(hook_seen_later, 3);
 	ck_assert_int_eq(hook_visible_early, 0);
 	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 		ck_assert_uint_eq(id, x[order[i]].id);
 		x_check_used(e, &x[order[i]], len);
 	}
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 0);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 0);
 	/* bad completions are refused and change nothing */
 	u[0] = vre_used_of(&c[0], 0);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), -EINVAL); /* not in flight */
@@ -812,7 +812,7 @@ START_TEST(test_batch_out_of_order)
 	u[0] = vre_used_of(&c[0], 0);
 	ck_assert_uint_eq(e->vq.last_used_idx, 6);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), 0);
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 	ck_assert_uint_eq(id, 1);
 	env_close(e);
 }
@@ -860,11 +860,11 @@ START_TEST(test_complete_fetched)
 		ck_assert_int_eq(hook_seen_later, 2);
 		ck_assert_int_eq(hook_visible_early, 0);
 		for (int i = 0; i < 3; i++) {
-			ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+			ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 			ck_assert_uint_eq(id, x[order[i]].id);
 			x_check_used(e, &x[order[i]], len);
 		}
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 0);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 0);
 		ck_assert_uint_eq(e->vq.last_used_idx, e->vq.last_avail_idx);
 		ck_assert(e->vq.used_wrap == e->vq.avail_wrap);
 		ck_assert_mem_eq(e->vq.pk.id_busy, none, 8);
@@ -886,10 +886,10 @@ START_TEST(test_complete_fetched)
 	u[0].id = 4;
 	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 1), -EINVAL);
 	ck_assert_uint_eq(e->vq.last_used_idx, 0);
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 0);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 0);
 	u[0] = vre_used_of(&c[0], x_serve(e, &c[0], &x[0]));
 	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 1), 0);
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 	ck_assert_uint_eq(id, 3);
 	x_check_used(e, &x[0], len);
 	ck_assert_uint_eq(((struct vre_inflight_packed *)e->inf)->desc[c[0].slot].inflight, 0);
@@ -907,14 +907,14 @@ struct bad_case {
 	void (*build)(struct env *e);
 };
 
-static void post_raw(struct env *e, const struct vdrv_desc *d, unsigned n, uint16_t id)
+static void post_raw(struct env *e, const struct pdrv_desc *d, unsigned n, uint16_t id)
 {
-	ck_assert_int_eq(vdrv_post(&e->drv, d, n, id, true), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d, n, id, true), 0);
 }
 
 static void post_one(struct env *e, uint64_t addr, uint32_t len, uint16_t flags, uint16_t id)
 {
-	struct vdrv_desc d = { addr, len, flags };
+	struct pdrv_desc d = { addr, len, flags };
 
 	post_raw(e, &d, 1, id);
 }
@@ -939,18 +939,18 @@ static void b_oom_low(struct env *e) { post_one(e, 0x1000, 8, VRE_DESC_F_WRITE, 
 static void b_overflow(struct env *e) { post_one(e, UINT64_MAX - 3, 8, 0, 1); }
 static void b_loop(struct env *e)
 {
-	struct vdrv_desc d[8];
+	struct pdrv_desc d[8];
 
 	for (int i = 0; i < 8; i++)
-		d[i] = (struct vdrv_desc){ galloc(e, 8), 8, VRE_DESC_F_NEXT };
+		d[i] = (struct pdrv_desc){ galloc(e, 8), 8, VRE_DESC_F_NEXT };
 	post_raw(e, d, 8, 1);
 }
 static void b_unfinished(struct env *e) { post_one(e, galloc(e, 8), 8, VRE_DESC_F_NEXT, 1); }
 static void b_w_then_r(struct env *e)
 {
-	struct vdrv_desc d[2] = { { galloc(e, 8), 8, VRE_DESC_F_WRITE }, { galloc(e, 8), 8, 0 } };
+	struct pdrv_desc d[2] = { { galloc(e, 8), 8, VRE_DESC_F_WRITE }, { galloc(e, 8), 8, 0 } };
 
-	ck_assert_int_eq(vdrv_post(&e->drv, d, 2, 1, false), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d, 2, 1, false), 0);
 }
 static void b_id_range(struct env *e) { post_one(e, galloc(e, 8), 8, 0, 8); }
 static void b_id_busy(struct env *e)
@@ -984,16 +984,16 @@ static void b_ind_nested(struct env *e)
 static void b_ind_next(struct env *e)
 {
 	struct vre_packed_desc t = { galloc(e, 8), 8, 0, 0 };
-	struct vdrv_desc d[2] = { { table(e, &t, 1), 16, VRE_DESC_F_INDIRECT }, { galloc(e, 8), 8, 0 } };
+	struct pdrv_desc d[2] = { { table(e, &t, 1), 16, VRE_DESC_F_INDIRECT }, { galloc(e, 8), 8, 0 } };
 
-	ck_assert_int_eq(vdrv_post(&e->drv, d, 2, 1, false), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d, 2, 1, false), 0);
 }
 static void b_ind_second(struct env *e)
 {
 	struct vre_packed_desc t = { galloc(e, 8), 8, 0, 0 };
-	struct vdrv_desc d[2] = { { galloc(e, 8), 8, 0 }, { table(e, &t, 1), 16, VRE_DESC_F_INDIRECT } };
+	struct pdrv_desc d[2] = { { galloc(e, 8), 8, 0 }, { table(e, &t, 1), 16, VRE_DESC_F_INDIRECT } };
 
-	ck_assert_int_eq(vdrv_post(&e->drv, d, 2, 1, false), 0);
+	ck_assert_int_eq(pdrv_post(&e->drv, d, 2, 1, false), 0);
 }
 static void b_ind_entry_oom(struct env *e)
 {
@@ -1011,7 +1011,7 @@ static void b_leap(struct env *e)
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 8, pool, 8), 8);
 	/* slot 0 is still the device's; a hostile driver republishes it */
 	e->drv.ring[0].id = 0;
-	vdrv_mark_avail(&e->drv, 0, false, 0);
+	pdrv_mark_avail(&e->drv, 0, false, 0);
 }
 
 static const struct bad_case bad_cases[] = {
@@ -1135,7 +1135,7 @@ START_TEST(test_bad)
 		ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
 		e->drv.outstanding[c[0].id] = 1; /* posted raw */
 		e->drv.ndesc_of[c[0].id] = c[0].ndesc;
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 		ck_assert_uint_eq(id, c[0].id);
 	}
 	free(before);
@@ -1160,7 +1160,7 @@ static void one_trip(struct env *e, uint16_t id)
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, &c, 1, pool, 2), 1);
 	u = vre_used_of(&c, 0);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
-	ck_assert_int_eq(vdrv_get_used(&e->drv, &gid, &len), 1);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &gid, &len), 1);
 	ck_assert_uint_eq(gid, id);
 }
 
@@ -1183,7 +1183,7 @@ static void batch_trip(struct env *e, unsigned k)
 		u[i] = vre_used_of(&c[i], 0);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, k), 0);
 	for (unsigned i = 0; i < k; i++)
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 }
 
 /* The last notification was in the old lap, the event before it in the
@@ -1192,20 +1192,20 @@ START_TEST(test_notify_old_lap)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, true, false);
 
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 4, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 4, true);
 	batch_trip(e, 5);                        /* used 0 -> 5: passes 4 */
 	ck_assert(vre_vq_needs_notify(&e->vq));  /* (first one: always) */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, true);
 	batch_trip(e, 4);                        /* used 5 -> 1, wrap 0 */
 	ck_assert(!e->vq.used_wrap);
 	ck_assert(!vre_vq_needs_notify(&e->vq));
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 0, false);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 0, false);
 	batch_trip(e, 1);                        /* 1 -> 2: 0 was passed before */
 	ck_assert(!vre_vq_needs_notify(&e->vq));
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 4, true);  /* old lap: passed */
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 4, true);  /* old lap: passed */
 	batch_trip(e, 1);                        /* 2 -> 3 */
 	ck_assert(!vre_vq_needs_notify(&e->vq));
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, false);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, false);
 	batch_trip(e, 3);                        /* 3 -> 6 passes 3 */
 	ck_assert(vre_vq_needs_notify(&e->vq));
 	env_close(e);
@@ -1216,14 +1216,14 @@ START_TEST(test_notify_flags)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
 
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_ENABLE, 0, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_ENABLE, 0, true);
 	one_trip(e, 0);
 	ck_assert(vre_vq_needs_notify(&e->vq));
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DISABLE, 0, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DISABLE, 0, true);
 	one_trip(e, 1);
 	ck_assert(!vre_vq_needs_notify(&e->vq));
 	/* DESC is meaningless without EVENT_IDX: notify */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 7, false);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 7, false);
 	one_trip(e, 2);
 	ck_assert(vre_vq_needs_notify(&e->vq));
 	/* device area */
@@ -1243,7 +1243,7 @@ START_TEST(test_notify_event_idx)
 	struct env *e = env_open(8, 1 << 16, 4096, true, false);
 
 	/* first decision after start: always notify (no history) */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 3, true);
 	one_trip(e, 0);                          /* used 0 -> 1 */
 	ck_assert(vre_vq_needs_notify(&e->vq));
 	for (uint16_t i = 1; i < 4; i++) {       /* used -> 2, 3, 4 */
@@ -1251,7 +1251,7 @@ START_TEST(test_notify_event_idx)
 		ck_assert_msg(vre_vq_needs_notify(&e->vq) == (i == 3), "step %u", i);
 	}
 	/* event 7 in this lap; used goes 4 -> 5 -> 6 -> 7 -> 0 (wrap flips) */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 7, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 7, true);
 	for (uint16_t i = 4; i < 8; i++) {
 		one_trip(e, i);
 		ck_assert_msg(vre_vq_needs_notify(&e->vq) == (i == 7), "step %u", i);
@@ -1259,15 +1259,15 @@ START_TEST(test_notify_event_idx)
 	ck_assert_uint_eq(e->vq.last_used_idx, 0);
 	ck_assert(!e->vq.used_wrap);
 	/* event at slot 0 of the new lap (wrap 0): passes with the next one */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 0, false);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 0, false);
 	one_trip(e, 0);
 	ck_assert(vre_vq_needs_notify(&e->vq));
 	/* event 6 of the old lap (wrap 1) is long passed: not again */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 6, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 6, true);
 	one_trip(e, 1);
 	ck_assert(!vre_vq_needs_notify(&e->vq));
 	/* a batch crossing the wrap with the event just before it */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 7, false);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DESC, 7, false);
 	for (uint16_t i = 2; i < 7; i++) {       /* used 2 -> 7 */
 		one_trip(e, i);
 		ck_assert(!vre_vq_needs_notify(&e->vq));
@@ -1291,11 +1291,11 @@ START_TEST(test_notify_event_idx)
 		ck_assert_int_eq(vre_vq_complete(&e->vq, u, 2), 0); /* 7 -> 1, wrap 1 */
 		ck_assert(e->vq.used_wrap);
 		ck_assert(vre_vq_needs_notify(&e->vq));
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 	}
 	/* DISABLE: no, whatever the event */
-	vdrv_set_event(&e->drv, VRE_PACKED_EVENT_DISABLE, 1, true);
+	pdrv_set_event(&e->drv, VRE_PACKED_EVENT_DISABLE, 1, true);
 	one_trip(e, 3);
 	ck_assert(!vre_vq_needs_notify(&e->vq));
 	/* notify_enable writes DESC with our avail position and wrap */
@@ -1455,7 +1455,7 @@ static int x_of(const struct scen *sc, uint16_t id)
  * their contents; every other chain comes from the ring; each completion
  * the device makes shows up at the driver exactly once, alone.
  */
-static void recover_check(const struct env *orig, const struct vdrv *drv0,
+static void recover_check(const struct env *orig, const struct pdrv *drv0,
 			  const struct scen *sc, const struct snap *s)
 {
 	struct env *e = env_open(orig->size, orig->a_len, orig->b_len,
@@ -1473,7 +1473,7 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 	e->drv.ring = e->p.desc;
 	e->drv.driver = e->p.driver;
 	e->drv.device = e->p.device;
-	while (vdrv_get_used(&e->drv, &id, &len) == 1) {
+	while (pdrv_get_used(&e->drv, &id, &len) == 1) {
 		int i = x_of(sc, id);
 
 		ck_assert_msg(!seen[i]++, "%s: id %u twice", s->step, id);
@@ -1491,7 +1491,7 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 	avail_idx = e->vq.last_avail_idx;
 	avail_wrap = e->vq.avail_wrap;
 	/* nothing new is visible to the driver after the repair */
-	ck_assert_msg(vdrv_get_used(&e->drv, &id, &len) == 0, "%s: stale used %u", s->step, id);
+	ck_assert_msg(pdrv_get_used(&e->drv, &id, &len) == 0, "%s: stale used %u", s->step, id);
 	/* resubmissions: in fetch order, exactly content */
 	for (int k = 0; k < nres; k++) {
 		int i;
@@ -1510,11 +1510,11 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 
 			ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
 		}
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 		ck_assert_msg(id == c.id, "%s: driver saw %u after completing %u", s->step, id, c.id);
 		x_check_used(e, &sc->x[i], len);
 		seen[i]++;
-		ck_assert_msg(vdrv_get_used(&e->drv, &id, &len) == 0, "%s: extra used %u", s->step, id);
+		ck_assert_msg(pdrv_get_used(&e->drv, &id, &len) == 0, "%s: extra used %u", s->step, id);
 	}
 	/* resubmit order = first process's fetch order */
 	for (int k = 1; k < nres; k++) {
@@ -1545,12 +1545,12 @@ static void recover_check(const struct env *orig, const struct vdrv *drv0,
 		ck_assert_msg(!seen[i], "%s: %u fetched again", s->step, c.id);
 		u = vre_used_of(&c, x_serve(e, &c, &sc->x[i]));
 		ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 		ck_assert_msg(id == c.id, "%s: driver saw %u after completing %u", s->step, id, c.id);
 		x_check_used(e, &sc->x[i], len);
 		seen[i]++;
 		fetched_after++;
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 0);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 0);
 	}
 	ck_assert_uint_eq(e->vq.broken, 0);
 	for (unsigned i = 0; i < sc->n; i++)
@@ -1592,7 +1592,7 @@ static void scen_build(struct env *e, struct scen *sc)
 START_TEST(test_crash_every_step)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, true);
-	struct vdrv *drv0 = malloc(sizeof(*drv0));
+	struct pdrv *drv0 = malloc(sizeof(*drv0));
 	struct scen sc;
 	struct iovec pool[16];
 	struct vre_chain c[4];
@@ -1644,7 +1644,7 @@ static uint16_t used_pat(bool w) { return w ? 0x8080 : 0x0000; }
 START_TEST(test_crash_gap)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
-	struct vdrv *drv0 = malloc(sizeof(*drv0));
+	struct pdrv *drv0 = malloc(sizeof(*drv0));
 	struct scen sc;
 	struct iovec pool[16];
 	struct vre_chain c[4];
@@ -1698,7 +1698,7 @@ START_TEST(test_crash_gap)
 		if (k == 1 || k == 2)
 			ck_assert_uint_eq(r->drv.ring[slot].id, k);
 	}
-	ck_assert_int_eq(vdrv_get_used(&r->drv, &id, &len), 0);
+	ck_assert_int_eq(pdrv_get_used(&r->drv, &id, &len), 0);
 	ck_assert_int_eq(vre_vq_inflight_attach(&r->vq, r->inf, r->inf_len, 0), 4);
 	/* re-hidden: every held slot shows its available pattern again */
 	for (int k = 0; k < 4; k++) {
@@ -1736,7 +1736,7 @@ static uint32_t rnd(void)
 START_TEST(test_crash_random)
 {
 	struct env *e = env_open(16, 1 << 16, 4096, false, true);
-	struct vdrv *drv0 = malloc(sizeof(*drv0));
+	struct pdrv *drv0 = malloc(sizeof(*drv0));
 	struct scen sc;
 	struct iovec pool[32];
 	struct vre_chain held[8], c[8];
@@ -1813,7 +1813,7 @@ END_TEST
 static struct env *env_crash_copy(struct env *e)
 {
 	struct env *r = env_open(e->size, e->a_len, e->b_len, e->p.event_idx, e->p.indirect);
-	struct vdrv keep = e->drv;
+	struct pdrv keep = e->drv;
 
 	memcpy(r->host, e->host, e->host_len);
 	memcpy(r->inf, e->inf, e->inf_len);
@@ -1863,14 +1863,14 @@ START_TEST(test_crash_twice)
 	/* second process: completes the second chain, dies */
 	u = vre_used_of(&c[1], 0);
 	ck_assert_int_eq(vre_vq_complete(&r1->vq, &u, 1), 0);
-	ck_assert_int_eq(vdrv_get_used(&r1->drv, &id, &len), 1);
+	ck_assert_int_eq(pdrv_get_used(&r1->drv, &id, &len), 1);
 	ck_assert_uint_eq(id, 5);
 	x_check_used(r1, &x[1], len);
 	r2 = env_crash_copy(r1);
 	ck_assert_int_eq(vre_vq_inflight_attach(&r2->vq, r2->inf, r2->inf_len, 0), 2);
 	ck_assert_uint_eq(r2->vq.last_used_idx, 1); /* B took one slot */
 	ck_assert_uint_eq(r2->vq.last_avail_idx, 5);
-	ck_assert_int_eq(vdrv_get_used(&r2->drv, &id, &len), 0);
+	ck_assert_int_eq(pdrv_get_used(&r2->drv, &id, &len), 0);
 	ck_assert_int_eq(vre_vq_fetch(&r2->vq, c, 4, pool, 16), 2);
 	ck_assert_uint_eq(c[0].id, 6);
 	ck_assert_uint_eq(c[1].id, 4);
@@ -1879,11 +1879,11 @@ START_TEST(test_crash_twice)
 
 		u = vre_used_of(&c[i], x_serve(r2, &c[i], &x[xi]));
 		ck_assert_int_eq(vre_vq_complete(&r2->vq, &u, 1), 0);
-		ck_assert_int_eq(vdrv_get_used(&r2->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&r2->drv, &id, &len), 1);
 		ck_assert_uint_eq(id, x[xi].id);
 		x_check_used(r2, &x[xi], len);
 	}
-	ck_assert_int_eq(vdrv_get_used(&r2->drv, &id, &len), 0);
+	ck_assert_int_eq(pdrv_get_used(&r2->drv, &id, &len), 0);
 	ck_assert_int_eq(vre_vq_fetch(&r2->vq, c, 4, pool, 16), 0);
 	ck_assert_uint_eq(r2->drv.free_slots, 8);
 	ck_assert_int_eq(free_count(r2), 8);
@@ -1905,9 +1905,9 @@ static void corrupt_attach(void (*spoil)(struct vre_inflight_packed *r))
 	ck_assert_int_eq(vre_vq_inflight_attach(&e->vq, e->inf, e->inf_len, 0), 0);
 	post_one(e, galloc(e, 8), 8, 0, 1);
 	{
-		struct vdrv_desc d[2] = { { galloc(e, 8), 8, 0 }, { galloc(e, 8), 8, 0 } };
+		struct pdrv_desc d[2] = { { galloc(e, 8), 8, 0 }, { galloc(e, 8), 8, 0 } };
 
-		ck_assert_int_eq(vdrv_post(&e->drv, d, 2, 4, false), 0);
+		ck_assert_int_eq(pdrv_post(&e->drv, d, 2, 4, false), 0);
 	}
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 2, pool, 8), 2);
 	f = env_open(8, 1 << 16, 4096, false, false);
@@ -1950,7 +1950,7 @@ END_TEST
 START_TEST(test_recover_indirect)
 {
 	struct env *e = env_open(16, 1 << 16, 4096, false, true);
-	struct vdrv *drv0 = malloc(sizeof(*drv0));
+	struct pdrv *drv0 = malloc(sizeof(*drv0));
 	struct scen sc;
 	struct iovec pool[16];
 	struct vre_chain c[4];
@@ -1968,7 +1968,7 @@ START_TEST(test_recover_indirect)
 		ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 1, pool, 16), 1);
 		u = vre_used_of(&c[0], 0);
 		ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
-		ck_assert_int_eq(vdrv_get_used(&e->drv, &id, &len), 1);
+		ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
 	}
 	scen_build(e, &sc);
 	*drv0 = e->drv;

@@ -47,7 +47,7 @@ static uint8_t wpat(uint64_t token, uint64_t k)
 
 /* A queue over a fresh driver. */
 struct q {
-	struct vdrv *d;
+	struct sdrv *d;
 	struct vre_vq vq;
 	struct vre_chain ch[VRE_BURST];
 	struct iovec pool[POOL];
@@ -60,8 +60,8 @@ static struct q *q_new(uint16_t size, size_t heap, size_t len1, bool event_idx,
 	struct vre_vq_params p;
 
 	ck_assert_ptr_nonnull(q);
-	q->d = vdrv_new(size, heap, len1);
-	vdrv_params(q->d, &p, event_idx, indirect);
+	q->d = sdrv_new(size, heap, len1);
+	sdrv_params(q->d, &p, event_idx, indirect);
 	ck_assert_int_eq(vre_vq_init(&q->vq, &p), 0);
 	return q;
 }
@@ -70,30 +70,30 @@ static void q_free(struct q *q)
 {
 	EXPECT_NONE();
 	vre_vq_fini(&q->vq);
-	vdrv_free(q->d);
+	sdrv_free(q->d);
 	free(q);
 }
 
 /* A readable buffer of len bytes filled with the token's pattern. */
-static struct vdrv_buf rbuf(struct vdrv *d, uint64_t gpa, uint32_t len, uint64_t token,
+static struct sdrv_buf rbuf(struct sdrv *d, uint64_t gpa, uint32_t len, uint64_t token,
 			    uint64_t *off)
 {
-	struct vdrv_buf b = { .gpa = gpa, .len = len, .write = false };
+	struct sdrv_buf b = { .gpa = gpa, .len = len, .write = false };
 	uint8_t *tmp = malloc(len ? len : 1);
 
 	for (uint32_t k = 0; k < len; k++)
 		tmp[k] = rpat(token, *off + k);
-	vdrv_write(d, gpa, tmp, len);
+	sdrv_write(d, gpa, tmp, len);
 	free(tmp);
 	*off += len;
 	return b;
 }
 
-static struct vdrv_buf wbuf(struct vdrv *d, uint64_t gpa, uint32_t len)
+static struct sdrv_buf wbuf(struct sdrv *d, uint64_t gpa, uint32_t len)
 {
-	struct vdrv_buf b = { .gpa = gpa, .len = len, .write = true };
+	struct sdrv_buf b = { .gpa = gpa, .len = len, .write = true };
 
-	vdrv_fill(d, gpa, 0, len);
+	sdrv_fill(d, gpa, 0, len);
 	return b;
 }
 
@@ -129,14 +129,14 @@ static uint32_t dev_fill_writable(const struct vre_chain *c, uint64_t token)
 }
 
 /* The driver side: the writable buffer holds what the device wrote. */
-static void drv_check_written(struct vdrv *d, uint64_t gpa, uint32_t len, uint64_t token,
+static void drv_check_written(struct sdrv *d, uint64_t gpa, uint32_t len, uint64_t token,
 			      uint64_t *off)
 {
 	uint8_t *tmp = malloc(len ? len : 1);
 
 	unsigned bad = 0;
 
-	vdrv_read(d, gpa, tmp, len);
+	sdrv_read(d, gpa, tmp, len);
 	for (uint32_t k = 0; k < len; k++)
 		bad += tmp[k] != wpat(token, *off + k);
 	free(tmp);
@@ -155,28 +155,28 @@ static void complete_one(struct q *q, const struct vre_chain *c, uint32_t len)
 
 START_TEST(test_init_rejects)
 {
-	struct vdrv *d = vdrv_new(8, 4096, 0);
+	struct sdrv *d = sdrv_new(8, 4096, 0);
 	struct vre_vq_params p;
 	struct vre_vq vq;
 
-	vdrv_params(d, &p, false, false);
+	sdrv_params(d, &p, false, false);
 	p.desc = (uint8_t *)d->desc + 8;
 	ck_assert_int_eq(vre_vq_init(&vq, &p), -EINVAL);
-	vdrv_params(d, &p, false, false);
+	sdrv_params(d, &p, false, false);
 	p.driver = (uint8_t *)d->avail + 1;
 	ck_assert_int_eq(vre_vq_init(&vq, &p), -EINVAL);
-	vdrv_params(d, &p, false, false);
+	sdrv_params(d, &p, false, false);
 	p.device = (uint8_t *)d->used + 2;
 	ck_assert_int_eq(vre_vq_init(&vq, &p), -EINVAL);
-	vdrv_params(d, &p, false, false);
+	sdrv_params(d, &p, false, false);
 	p.size = 6; /* not a power of two */
 	ck_assert_int_eq(vre_vq_init(&vq, &p), -EINVAL);
-	vdrv_params(d, &p, false, false);
+	sdrv_params(d, &p, false, false);
 	ck_assert_int_eq(vre_vq_init(&vq, &p), 0);
 	ck_assert_ptr_eq(vq.sp.used_event, &d->avail->ring[8]);
 	ck_assert_ptr_eq(vq.sp.avail_event, (uint16_t *)&d->used->ring[8]);
 	vre_vq_fini(&vq);
-	vdrv_free(d);
+	sdrv_free(d);
 }
 END_TEST
 
@@ -187,18 +187,18 @@ END_TEST
 static void fill_drain(uint16_t size)
 {
 	struct q *q = q_new(size, (size_t)size * 16 + 4096, 0, false, false);
-	uint64_t base = vdrv_alloc(q->d, (size_t)size * 16);
+	uint64_t base = sdrv_alloc(q->d, (size_t)size * 16);
 	unsigned got = 0, done = 0;
 
 	for (uint32_t i = 0; i < size; i++) {
 		uint64_t off = 0;
-		struct vdrv_buf b = i % 2 ? wbuf(q->d, base + 16ull * i, 16)
+		struct sdrv_buf b = i % 2 ? wbuf(q->d, base + 16ull * i, 16)
 					  : rbuf(q->d, base + 16ull * i, 8, i, &off);
 
-		EXPECT((vdrv_add(q->d, &b, 1, i)) == ((int)i));
+		EXPECT((sdrv_add(q->d, &b, 1, i)) == ((int)i));
 	}
-	ck_assert_int_eq(vdrv_add(q->d, NULL, 1, 0), -ENOSPC);
-	vdrv_kick(q->d);
+	ck_assert_int_eq(sdrv_add(q->d, NULL, 1, 0), -ENOSPC);
+	sdrv_kick(q->d);
 	while (got < size) {
 		int n = vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL);
 		struct vre_used u[VRE_BURST];
@@ -225,7 +225,7 @@ static void fill_drain(uint16_t size)
 		uint16_t id;
 		uint32_t len;
 		uint64_t token, off = 0;
-		int r = vdrv_get_used(q->d, &id, &len, &token);
+		int r = sdrv_get_used(q->d, &id, &len, &token);
 
 		if (r == 0)
 			break;
@@ -237,7 +237,7 @@ static void fill_drain(uint16_t size)
 		done++;
 	}
 	ck_assert_uint_eq(done, size);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	q_free(q);
 }
 
@@ -246,8 +246,8 @@ static void full_length_chain(uint16_t size, bool indirect)
 {
 	size_t heap = (size_t)size * 4 + (indirect ? (size_t)size * 16 : 0) + 4096;
 	struct q *q = q_new(size, heap, 0, false, indirect);
-	uint64_t base = vdrv_alloc(q->d, (size_t)size * 4), off = 0;
-	struct vdrv_buf *b = calloc(size, sizeof(*b));
+	uint64_t base = sdrv_alloc(q->d, (size_t)size * 4), off = 0;
+	struct sdrv_buf *b = calloc(size, sizeof(*b));
 	struct iovec *pool = calloc(size, sizeof(*pool));
 	unsigned nread = size / 2 ? size / 2 : 1;
 	uint64_t woff = 0;
@@ -257,11 +257,11 @@ static void full_length_chain(uint16_t size, bool indirect)
 		b[i] = i < nread ? rbuf(q->d, base + 4ull * i, 4, 7, &off)
 				 : wbuf(q->d, base + 4ull * i, 4);
 	if (indirect)
-		head = vdrv_add_indirect(q->d, b, size, vdrv_alloc(q->d, (size_t)size * 16), 7);
+		head = sdrv_add_indirect(q->d, b, size, sdrv_alloc(q->d, (size_t)size * 16), 7);
 	else
-		head = vdrv_add(q->d, b, size, 7);
+		head = sdrv_add(q->d, b, size, 7);
 	ck_assert_int_ge(head, 0);
-	vdrv_kick(q->d);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, pool, size), 1);
 	ck_assert_uint_eq(q->ch[0].id, (unsigned)head);
 	ck_assert_uint_eq(q->ch[0].nr, nread);
@@ -273,13 +273,13 @@ static void full_length_chain(uint16_t size, bool indirect)
 		uint16_t id;
 		uint32_t len;
 
-		ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+		ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 		ck_assert_uint_eq(id, (unsigned)head);
 		ck_assert_uint_eq(len, 4u * (size - nread));
 		drv_check_written(q->d, base + 4ull * nread, 4 * (size - nread), 7, &woff);
 	}
 	ck_assert_int_eq(q->vq.broken, 0);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	free(b);
 	free(pool);
 	q_free(q);
@@ -309,7 +309,7 @@ END_TEST
 static void wrap_run(uint16_t size, unsigned total)
 {
 	struct q *q = q_new(size, (size_t)size * 64 + 4096, 0, false, true);
-	uint64_t base = vdrv_alloc(q->d, (size_t)size * 64);
+	uint64_t base = sdrv_alloc(q->d, (size_t)size * 64);
 	uint32_t rng = 12345;
 	unsigned added = 0, completed = 0, seen = 0;
 	uint64_t next_token = 0;
@@ -323,7 +323,7 @@ static void wrap_run(uint16_t size, unsigned total)
 			uint16_t head = q->d->free_head;
 			uint64_t slot = base + 64ull * head, off = 0, tok = next_token;
 			unsigned rl = 1 + (tok % 13), wl = tok % 3 ? 8 + tok % 20 : 0;
-			struct vdrv_buf b[3];
+			struct sdrv_buf b[3];
 			unsigned nb = 0;
 
 			if (q->d->num_free < 3)
@@ -333,11 +333,11 @@ static void wrap_run(uint16_t size, unsigned total)
 				b[nb++] = rbuf(q->d, slot + 16, 3, tok, &off);
 			if (wl)
 				b[nb++] = wbuf(q->d, slot + 32, wl);
-			EXPECT((vdrv_add(q->d, b, nb, tok)) == (head));
+			EXPECT((sdrv_add(q->d, b, nb, tok)) == (head));
 			next_token++;
 			added++;
 		}
-		vdrv_kick(q->d);
+		sdrv_kick(q->d);
 		/* Device: one burst, completed in reverse order. */
 		{
 			unsigned max = 1 + ((rng >> 8) % VRE_BURST);
@@ -363,7 +363,7 @@ static void wrap_run(uint16_t size, unsigned total)
 			uint16_t id;
 			uint32_t len;
 			uint64_t tok, off = 0;
-			int r = vdrv_get_used(q->d, &id, &len, &tok);
+			int r = sdrv_get_used(q->d, &id, &len, &tok);
 
 			if (!r)
 				break;
@@ -382,7 +382,7 @@ static void wrap_run(uint16_t size, unsigned total)
 	ck_assert_uint_eq(q->d->used->idx, (uint16_t)total);
 	ck_assert_uint_eq(vre_vq_get_base(&q->vq), (uint16_t)total);
 	ck_assert_uint_eq(q->d->num_free, size);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	q_free(q);
 }
 
@@ -398,19 +398,19 @@ END_TEST
 START_TEST(test_indirect_chain)
 {
 	struct q *q = q_new(16, 8192, 0, false, true);
-	uint64_t base = vdrv_alloc(q->d, 256), tab = vdrv_alloc(q->d, 64), off = 0, woff = 0;
-	struct vdrv_buf b[4] = {
+	uint64_t base = sdrv_alloc(q->d, 256), tab = sdrv_alloc(q->d, 64), off = 0, woff = 0;
+	struct sdrv_buf b[4] = {
 		rbuf(q->d, base, 10, 3, &off), rbuf(q->d, base + 16, 6, 3, &off),
 		wbuf(q->d, base + 64, 20), wbuf(q->d, base + 128, 1),
 	};
-	struct vdrv_buf dir[1] = { rbuf(q->d, base + 192, 5, 4, &(uint64_t){ 0 }) };
+	struct sdrv_buf dir[1] = { rbuf(q->d, base + 192, 5, 4, &(uint64_t){ 0 }) };
 	int h1, h2;
 	uint16_t id;
 	uint32_t len;
 
-	h1 = vdrv_add_indirect(q->d, b, 4, tab, 3);
-	h2 = vdrv_add(q->d, dir, 1, 4);
-	vdrv_kick(q->d);
+	h1 = sdrv_add_indirect(q->d, b, 4, tab, 3);
+	h2 = sdrv_add(q->d, dir, 1, 4);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 2);
 	ck_assert_uint_eq(q->ch[0].id, (unsigned)h1);
 	ck_assert_uint_eq(q->ch[0].nr, 2);
@@ -424,7 +424,7 @@ START_TEST(test_indirect_chain)
 	dev_check_readable(&q->ch[0], 3);
 	dev_check_readable(&q->ch[1], 4);
 	complete_one(q, &q->ch[0], dev_fill_writable(&q->ch[0], 3));
-	ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+	ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 	ck_assert_uint_eq(id, (unsigned)h1);
 	ck_assert_uint_eq(len, 21);
 	drv_check_written(q->d, base + 64, 20, 3, &woff);
@@ -438,14 +438,14 @@ END_TEST
 START_TEST(test_region_split)
 {
 	struct q *q = q_new(8, 4096, 8192, false, true);
-	uint64_t end0 = vdrv_end0(q->d), off = 0, ioff = 0, woff = 0;
-	struct vdrv_buf b[1] = { rbuf(q->d, end0 - 10, 30, 9, &off) };
-	struct vdrv_buf ib[3];
+	uint64_t end0 = sdrv_end0(q->d), off = 0, ioff = 0, woff = 0;
+	struct sdrv_buf b[1] = { rbuf(q->d, end0 - 10, 30, 9, &off) };
+	struct sdrv_buf ib[3];
 	uint16_t id;
 	uint32_t len;
 
-	ck_assert_int_ge(vdrv_add(q->d, b, 1, 9), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, b, 1, 9), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].nr, 2);
 	ck_assert_ptr_eq(q->ch[0].iov[0].iov_base, q->d->reg[0].hva + q->d->reg[0].len - 10);
@@ -454,26 +454,26 @@ START_TEST(test_region_split)
 	ck_assert_uint_eq(q->ch[0].iov[1].iov_len, 20);
 	dev_check_readable(&q->ch[0], 9);
 	complete_one(q, &q->ch[0], 0);
-	ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+	ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 
 	/* A writable split buffer, then a 3-entry table with 24 bytes in each
 	 * region (read by copy, not by pointer). */
 	b[0] = wbuf(q->d, end0 - 5, 9);
-	ck_assert_int_ge(vdrv_add(q->d, b, 1, 10), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, b, 1, 10), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].nr, 0);
 	ck_assert_uint_eq(q->ch[0].nw, 2);
 	complete_one(q, &q->ch[0], dev_fill_writable(&q->ch[0], 10));
 	drv_check_written(q->d, end0 - 5, 9, 10, &woff);
-	ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+	ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 	ck_assert_uint_eq(len, 9);
 
 	ib[0] = rbuf(q->d, end0 + 1000, 7, 11, &ioff);
 	ib[1] = rbuf(q->d, end0 - 100, 6, 11, &ioff);
 	ib[2] = wbuf(q->d, end0 + 2000, 9);
-	ck_assert_int_ge(vdrv_add_indirect(q->d, ib, 3, end0 - 24, 11), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add_indirect(q->d, ib, 3, end0 - 24, 11), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].nr, 2);
 	ck_assert_uint_eq(q->ch[0].nw, 1);
@@ -483,7 +483,7 @@ START_TEST(test_region_split)
 	woff = 0;
 	drv_check_written(q->d, end0 + 2000, 9, 11, &woff);
 	ck_assert_int_eq(q->vq.broken, 0);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	q_free(q);
 }
 END_TEST
@@ -494,15 +494,15 @@ END_TEST
 START_TEST(test_single_edges)
 {
 	struct q *q = q_new(8, 4096, 4096, false, false);
-	uint64_t end0 = vdrv_end0(q->d), off[3] = { 0 };
-	struct vdrv_buf b[3];
+	uint64_t end0 = sdrv_end0(q->d), off[3] = { 0 };
+	struct sdrv_buf b[3];
 
 	/* Round 1: ends on the last byte of region 0, then wholly in region 1. */
 	b[0] = rbuf(q->d, end0 - 16, 16, 21, &off[0]);
 	b[1] = rbuf(q->d, end0 + 64, 32, 22, &off[1]);
 	for (unsigned i = 0; i < 2; i++)
-		ck_assert_int_ge(vdrv_add(q->d, &b[i], 1, 21 + i), 0);
-	vdrv_kick(q->d);
+		ck_assert_int_ge(sdrv_add(q->d, &b[i], 1, 21 + i), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 2);
 	ck_assert_uint_eq(q->ch[0].nr, 1);
 	ck_assert_ptr_eq(q->ch[0].iov[0].iov_base, q->d->reg[0].hva + q->d->reg[0].len - 16);
@@ -519,8 +519,8 @@ START_TEST(test_single_edges)
 	}
 	/* Round 2: straddles both regions, last hit being region 1. */
 	b[2] = rbuf(q->d, end0 - 3, 8, 23, &off[2]);
-	ck_assert_int_ge(vdrv_add(q->d, &b[2], 1, 23), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, &b[2], 1, 23), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].nr, 2);
 	ck_assert_uint_eq(q->ch[0].iov[0].iov_len, 3);
@@ -528,15 +528,15 @@ START_TEST(test_single_edges)
 	ck_assert_uint_eq(q->ch[0].iov[1].iov_len, 5);
 	dev_check_readable(&q->ch[0], 23);
 	ck_assert_int_eq(q->vq.broken, 0);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	q_free(q);
 	/* One byte past region 0, on a fresh queue (last-hit region 0, so
 	 * the one-descriptor fast path sees it): two pieces, never one. */
 	q = q_new(8, 4096, 4096, false, false);
 	off[0] = 0;
-	b[0] = rbuf(q->d, vdrv_end0(q->d) - 3, 4, 24, &off[0]);
-	ck_assert_int_ge(vdrv_add(q->d, &b[0], 1, 24), 0);
-	vdrv_kick(q->d);
+	b[0] = rbuf(q->d, sdrv_end0(q->d) - 3, 4, 24, &off[0]);
+	ck_assert_int_ge(sdrv_add(q->d, &b[0], 1, 24), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].nr, 2);
 	ck_assert_uint_eq(q->ch[0].rlen, 4);
@@ -553,15 +553,15 @@ END_TEST
 START_TEST(test_zero_length)
 {
 	struct q *q = q_new(8, 4096, 0, false, false);
-	uint64_t base = vdrv_alloc(q->d, 64), off = 0;
-	struct vdrv_buf b[3] = {
+	uint64_t base = sdrv_alloc(q->d, 64), off = 0;
+	struct sdrv_buf b[3] = {
 		{ .gpa = 0xdead000000000000ull, .len = 0 },
 		rbuf(q->d, base, 4, 1, &off),
 		{ .gpa = UINT64_MAX, .len = 0, .write = true },
 	};
 
-	ck_assert_int_ge(vdrv_add(q->d, b, 3, 1), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, b, 3, 1), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].nr, 1);
 	ck_assert_uint_eq(q->ch[0].nw, 0);
@@ -593,62 +593,62 @@ static void t_set(struct q *q, uint64_t tab, uint16_t i, uint64_t addr, uint32_t
 {
 	struct vre_desc e = { .addr = addr, .len = len, .flags = flags, .next = next };
 
-	vdrv_write(q->d, tab + 16ull * i, &e, sizeof(e));
+	sdrv_write(q->d, tab + 16ull * i, &e, sizeof(e));
 }
 
 /* Slots 0..3 hold the good chain; bad chains use 4.. and scratch memory. */
 static void bad_out_of_mem(struct q *q, uint64_t s)
 {
 	(void)s;
-	d_set(q, 4, vdrv_end0(q->d) - 4, 8, 0, 0); /* 4 bytes past the end */
-	vdrv_post_raw(q->d, 4);
+	d_set(q, 4, sdrv_end0(q->d) - 4, 8, 0, 0); /* 4 bytes past the end */
+	sdrv_post_raw(q->d, 4);
 }
 
 static void bad_out_of_mem_far(struct q *q, uint64_t s)
 {
 	(void)s;
 	d_set(q, 4, 0x1000, 8, VRE_DESC_F_WRITE, 0); /* below region 0 */
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 
 static void bad_overflow(struct q *q, uint64_t s)
 {
 	(void)s;
 	d_set(q, 4, UINT64_MAX - 3, 16, 0, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 
 static void bad_loop(struct q *q, uint64_t s)
 {
 	d_set(q, 4, s, 4, VRE_DESC_F_NEXT, 5);
 	d_set(q, 5, s, 4, VRE_DESC_F_NEXT, 4);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 
 static void bad_next(struct q *q, uint64_t s)
 {
 	d_set(q, 4, s, 4, VRE_DESC_F_NEXT, 8); /* size is 8 */
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 
 static void bad_head(struct q *q, uint64_t s)
 {
 	(void)s;
-	vdrv_post_raw(q->d, 8);
+	sdrv_post_raw(q->d, 8);
 }
 
 static void bad_write_then_read(struct q *q, uint64_t s)
 {
 	d_set(q, 4, s, 4, VRE_DESC_F_WRITE | VRE_DESC_F_NEXT, 5);
 	d_set(q, 5, s + 8, 4, 0, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 
 static void bad_ind(struct q *q, uint64_t s, uint64_t addr, uint32_t len, uint16_t flags)
 {
 	t_set(q, s, 0, s + 256, 4, 0, 0);
 	d_set(q, 4, addr, len, flags, 5);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 
 static void bad_ind_zero(struct q *q, uint64_t s) { bad_ind(q, s, s, 0, VRE_DESC_F_INDIRECT); }
@@ -661,41 +661,41 @@ static void bad_ind_next(struct q *q, uint64_t s)
 static void bad_ind_oom(struct q *q, uint64_t s)
 {
 	(void)s;
-	bad_ind(q, s, vdrv_end0(q->d) - 16, 32, VRE_DESC_F_INDIRECT);
+	bad_ind(q, s, sdrv_end0(q->d) - 16, 32, VRE_DESC_F_INDIRECT);
 }
 static void bad_ind_nested(struct q *q, uint64_t s)
 {
 	t_set(q, s, 0, s + 256, 4, VRE_DESC_F_NEXT, 1);
 	t_set(q, s, 1, s + 512, 16, VRE_DESC_F_INDIRECT, 0);
 	d_set(q, 4, s, 32, VRE_DESC_F_INDIRECT, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 static void bad_ind_next_range(struct q *q, uint64_t s)
 {
 	t_set(q, s, 0, s + 256, 4, VRE_DESC_F_NEXT, 2); /* table has 2 entries */
 	t_set(q, s, 1, s + 256, 4, 0, 0);
 	d_set(q, 4, s, 32, VRE_DESC_F_INDIRECT, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 static void bad_ind_loop(struct q *q, uint64_t s)
 {
 	t_set(q, s, 0, s + 256, 4, VRE_DESC_F_NEXT, 1);
 	t_set(q, s, 1, s + 256, 4, VRE_DESC_F_NEXT, 0);
 	d_set(q, 4, s, 32, VRE_DESC_F_INDIRECT, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 static void bad_ind_entry_oom(struct q *q, uint64_t s)
 {
-	t_set(q, s, 0, vdrv_end0(q->d) + 100, 4, 0, 0);
+	t_set(q, s, 0, sdrv_end0(q->d) + 100, 4, 0, 0);
 	d_set(q, 4, s, 16, VRE_DESC_F_INDIRECT, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 static void bad_ind_write_then_read(struct q *q, uint64_t s)
 {
 	t_set(q, s, 0, s + 256, 4, VRE_DESC_F_WRITE | VRE_DESC_F_NEXT, 1);
 	t_set(q, s, 1, s + 256, 4, 0, 0);
 	d_set(q, 4, s, 32, VRE_DESC_F_INDIRECT, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 /* A direct writable descriptor, then an indirect table with a readable one. */
 static void bad_ind_after_write(struct q *q, uint64_t s)
@@ -703,7 +703,7 @@ static void bad_ind_after_write(struct q *q, uint64_t s)
 	t_set(q, s, 0, s + 256, 4, 0, 0);
 	d_set(q, 4, s + 512, 4, VRE_DESC_F_WRITE | VRE_DESC_F_NEXT, 5);
 	d_set(q, 5, s, 16, VRE_DESC_F_INDIRECT, 0);
-	vdrv_post_raw(q->d, 4);
+	sdrv_post_raw(q->d, 4);
 }
 
 struct bad_case {
@@ -739,15 +739,15 @@ START_TEST(test_validation)
 {
 	const struct bad_case *bc = &bad_cases[_i];
 	struct q *q = q_new(8, 8192, 0, false, bc->indirect);
-	uint64_t base = vdrv_alloc(q->d, 64), scratch = vdrv_alloc(q->d, 2048), off = 0;
-	struct vdrv_buf good[2] = { rbuf(q->d, base, 12, 5, &off), wbuf(q->d, base + 32, 8) };
+	uint64_t base = sdrv_alloc(q->d, 64), scratch = sdrv_alloc(q->d, 2048), off = 0;
+	struct sdrv_buf good[2] = { rbuf(q->d, base, 12, 5, &off), wbuf(q->d, base + 32, 8) };
 	uint8_t *snap = malloc(q->d->reg[0].len);
-	int head = vdrv_add(q->d, good, 2, 5);
+	int head = sdrv_add(q->d, good, 2, 5);
 
 	ck_assert_int_eq(head, 0);
 	/* The free list moved past slot 1; slots 4.. are ours to corrupt. */
 	bc->fn(q, scratch);
-	vdrv_kick(q->d);
+	sdrv_kick(q->d);
 	memcpy(snap, q->d->reg[0].hva, q->d->reg[0].len);
 	ck_assert_msg(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL) == 1, "%s", bc->name);
 	ck_assert_msg(q->vq.broken == bc->want, "%s: broken %u want %u", bc->name,
@@ -762,7 +762,7 @@ START_TEST(test_validation)
 	vre_vq_notify_disable(&q->vq);
 	ck_assert(memcmp(snap, q->d->reg[0].hva, q->d->reg[0].len) == 0);
 	ck_assert_uint_eq(q->vq.last_avail_idx, 1);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	/* The chain taken before the fault can still be completed. */
 	complete_one(q, &(struct vre_chain){ .id = 0 }, 0);
 	ck_assert_uint_eq(q->d->used->idx, 1);
@@ -809,23 +809,23 @@ END_TEST
 START_TEST(test_resync_used_from_ring)
 {
 	struct q *q = q_new(8, 4096, 0, false, false);
-	struct vdrv_buf b = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv_buf b = { .gpa = SDRV_GPA0, .len = 0 };
 	struct vre_vq_params p;
 	int h[4];
 	uint16_t id;
 	uint32_t len;
 
 	for (int i = 0; i < 3; i++)
-		h[i] = vdrv_add(q->d, &b, 1, 100 + (uint64_t)i);
-	vdrv_kick(q->d);
+		h[i] = sdrv_add(q->d, &b, 1, 100 + (uint64_t)i);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 3);
 	complete_one(q, &q->ch[1], 0); /* out of order: the 2nd only */
-	ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+	ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 	ck_assert_int_eq(id, h[1]);
 	/* The backend dies with h[0] and h[2] taken; the new one is told
 	 * base 3 (where the old one stopped taking), used->idx is 1. */
 	vre_vq_fini(&q->vq);
-	vdrv_params(q->d, &p, false, false);
+	sdrv_params(q->d, &p, false, false);
 	ck_assert_int_eq(vre_vq_init(&q->vq, &p), 0);
 	ck_assert_int_eq(vre_vq_set_base(&q->vq, 3), 0);
 	ck_assert_int_eq(vre_vq_resync_to_used(&q->vq), 0);
@@ -833,15 +833,15 @@ START_TEST(test_resync_used_from_ring)
 	ck_assert_uint_eq(q->vq.last_used_idx, 1);
 	/* A new chain completes into used entry 1, and the driver sees
 	 * exactly that one (not stale entries 1 and 2 first). */
-	h[3] = vdrv_add(q->d, &b, 1, 103);
-	vdrv_kick(q->d);
+	h[3] = sdrv_add(q->d, &b, 1, 103);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].id, (uint16_t)h[3]);
 	complete_one(q, &q->ch[0], 0);
 	ck_assert_uint_eq(q->d->used->idx, 2);
-	ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+	ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 	ck_assert_int_eq(id, h[3]);
-	ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 0);
+	ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 0);
 	q_free(q);
 }
 END_TEST
@@ -852,7 +852,7 @@ START_TEST(test_validation_first)
 	struct q *q = q_new(8, 8192, 0, false, false);
 
 	bad_overflow(q, 0);
-	vdrv_kick(q->d);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), -EIO);
 	ck_assert_uint_eq(q->vq.broken, VRE_RE_DESC_OVERFLOW);
 	ck_assert_uint_eq(q->vq.last_avail_idx, 0);
@@ -874,8 +874,8 @@ START_TEST(test_avail_leap)
 	for (uint16_t i = 0; i < 8; i++)
 		d_set(q, i, 0, 0, 0, 0);
 	for (uint16_t i = 0; i < 8; i++)
-		vdrv_post_raw(q->d, i);
-	vdrv_kick(q->d);
+		sdrv_post_raw(q->d, i);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 8);
 	q->d->avail->idx = 7;
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), -EIO);
@@ -890,18 +890,18 @@ END_TEST
 START_TEST(test_chain_bounds)
 {
 	struct q *q = q_new(4, 8192, 0, false, true);
-	uint64_t s = vdrv_alloc(q->d, 1024);
+	uint64_t s = sdrv_alloc(q->d, 1024);
 
 	for (uint16_t i = 0; i < 4; i++)
 		t_set(q, s, i, s + 512, 4, i < 3 ? VRE_DESC_F_NEXT : 0, (uint16_t)(i + 1));
 	d_set(q, 0, s + 512, 4, VRE_DESC_F_NEXT, 1);
 	d_set(q, 1, s, 64, VRE_DESC_F_INDIRECT, 0);
-	vdrv_post_raw(q->d, 0);
+	sdrv_post_raw(q->d, 0);
 	/* All four slots in one ring: 2 -> 3 -> 0 -> 1 -> 2 ... */
 	d_set(q, 2, s + 512, 4, VRE_DESC_F_NEXT, 3);
 	d_set(q, 3, s + 512, 4, VRE_DESC_F_NEXT, 2);
-	vdrv_post_raw(q->d, 2);
-	vdrv_kick(q->d);
+	sdrv_post_raw(q->d, 2);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	ck_assert_uint_eq(q->ch[0].nr, 5);
 	ck_assert_uint_eq(q->ch[0].rlen, 20);
@@ -915,16 +915,16 @@ END_TEST
 START_TEST(test_pool)
 {
 	struct q *q = q_new(16, 8192, 4096, false, false);
-	uint64_t s = vdrv_alloc(q->d, 512), end0 = vdrv_end0(q->d), off;
-	struct vdrv_buf b[6];
+	uint64_t s = sdrv_alloc(q->d, 512), end0 = sdrv_end0(q->d), off;
+	struct sdrv_buf b[6];
 	struct iovec pool[4];
 
 	for (unsigned i = 0; i < 6; i++)
-		b[i] = (struct vdrv_buf){ .gpa = s + 16 * i, .len = 4 };
-	ck_assert_int_eq(vdrv_add(q->d, b, 2, 0), 0);     /* A: 2 iovecs */
-	ck_assert_int_eq(vdrv_add(q->d, b, 3, 1), 2);     /* B: 3 iovecs */
-	ck_assert_int_eq(vdrv_add(q->d, b, 5, 2), 5);     /* C: 5 > pool */
-	vdrv_kick(q->d);
+		b[i] = (struct sdrv_buf){ .gpa = s + 16 * i, .len = 4 };
+	ck_assert_int_eq(sdrv_add(q->d, b, 2, 0), 0);     /* A: 2 iovecs */
+	ck_assert_int_eq(sdrv_add(q->d, b, 3, 1), 2);     /* B: 3 iovecs */
+	ck_assert_int_eq(sdrv_add(q->d, b, 5, 2), 5);     /* C: 5 > pool */
+	sdrv_kick(q->d);
 	/* B does not fit the 2 left after A: the burst ends before it. */
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, pool, 4), 1);
 	ck_assert_uint_eq(q->ch[0].id, 0);
@@ -951,13 +951,13 @@ START_TEST(test_pool)
 	 * on its own, and a fault after the overflow still breaks the queue. */
 	off = 0;
 	b[0] = rbuf(q->d, end0 - 2, 4, 3, &off);
-	ck_assert_int_ge(vdrv_add(q->d, b, 1, 3), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, b, 1, 3), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, pool, 1), 1);
 	ck_assert_int_eq(q->ch[0].err, -ENOBUFS);
-	b[1] = (struct vdrv_buf){ .gpa = end0 + 8192, .len = 4 };
-	ck_assert_int_ge(vdrv_add(q->d, b, 2, 4), 0);
-	vdrv_kick(q->d);
+	b[1] = (struct sdrv_buf){ .gpa = end0 + 8192, .len = 4 };
+	ck_assert_int_ge(sdrv_add(q->d, b, 2, 4), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, pool, 1), -EIO);
 	ck_assert_uint_eq(q->vq.broken, VRE_RE_DESC_OUT_OF_MEMORY);
 	q_free(q);
@@ -979,13 +979,13 @@ static bool one_round(struct q *q)
 {
 	uint16_t id;
 	uint32_t len;
-	struct vdrv_buf b = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv_buf b = { .gpa = SDRV_GPA0, .len = 0 };
 
-	ck_assert_int_ge(vdrv_add(q->d, &b, 1, 0), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, &b, 1, 0), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 1);
 	complete_one(q, &q->ch[0], 0);
-	ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+	ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 	return vre_vq_needs_notify(&q->vq);
 }
 
@@ -1000,7 +1000,7 @@ START_TEST(test_notify_flags)
 	q->d->avail->flags = 0;
 	ck_assert(one_round(q));
 	/* used_event means nothing without EVENT_IDX. */
-	*vdrv_used_event(q->d) = 1000;
+	*sdrv_used_event(q->d) = 1000;
 	ck_assert(one_round(q));
 	q_free(q);
 }
@@ -1016,41 +1016,41 @@ START_TEST(test_notify_event_idx)
 
 		start_at(q, b);
 		/* Unknown last-signalled index: notify. */
-		*vdrv_used_event(q->d) = (uint16_t)(b + 100);
+		*sdrv_used_event(q->d) = (uint16_t)(b + 100);
 		ck_assert(one_round(q)); /* used -> b+1 */
 		/* The flag is ignored with EVENT_IDX. */
 		q->d->avail->flags = VRE_AVAIL_F_NO_INTERRUPT;
-		*vdrv_used_event(q->d) = (uint16_t)(b + 1); /* wants the entry after b+1 */
+		*sdrv_used_event(q->d) = (uint16_t)(b + 1); /* wants the entry after b+1 */
 		ck_assert(one_round(q));                    /* b+2 crosses it */
 		ck_assert(!vre_vq_needs_notify(&q->vq));    /* nothing new since */
-		*vdrv_used_event(q->d) = (uint16_t)(b + 4);
+		*sdrv_used_event(q->d) = (uint16_t)(b + 4);
 		ck_assert(!one_round(q)); /* b+3 */
 		ck_assert(!one_round(q)); /* b+4 */
 		ck_assert(one_round(q));  /* b+5 passes b+4 (across 65535 for b=65530) */
 		ck_assert(!one_round(q)); /* b+6: event stays behind */
 		/* A batch of three jumping over the event at once. */
-		*vdrv_used_event(q->d) = (uint16_t)(b + 7);
+		*sdrv_used_event(q->d) = (uint16_t)(b + 7);
 		{
-			struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+			struct sdrv_buf e = { .gpa = SDRV_GPA0, .len = 0 };
 			struct vre_used u[3];
 			uint16_t id;
 			uint32_t len;
 
 			for (int i = 0; i < 3; i++)
-				ck_assert_int_ge(vdrv_add(q->d, &e, 1, 0), 0);
-			vdrv_kick(q->d);
+				ck_assert_int_ge(sdrv_add(q->d, &e, 1, 0), 0);
+			sdrv_kick(q->d);
 			ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 3);
 			for (int i = 0; i < 3; i++)
 				u[i] = vre_used_of(&q->ch[i], 0);
 			ck_assert_int_eq(vre_vq_complete(&q->vq, u, 3), 0);
 			for (int i = 0; i < 3; i++)
-				ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+				ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 			ck_assert_uint_eq(q->d->used->idx, (uint16_t)(b + 9));
 			ck_assert(vre_vq_needs_notify(&q->vq));
 		}
 		/* set_base forgets the last signalled index: notify again. */
 		start_at(q, (uint16_t)(b + 9));
-		*vdrv_used_event(q->d) = (uint16_t)(b + 500);
+		*sdrv_used_event(q->d) = (uint16_t)(b + 500);
 		ck_assert(one_round(q));
 		ck_assert(!one_round(q));
 		q_free(q);
@@ -1061,15 +1061,15 @@ END_TEST
 START_TEST(test_notify_enable_disable)
 {
 	struct q *q = q_new(8, 4096, 0, false, false);
-	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv_buf e = { .gpa = SDRV_GPA0, .len = 0 };
 
 	vre_vq_notify_disable(&q->vq);
 	ck_assert_uint_eq(q->d->used->flags, VRE_USED_F_NO_NOTIFY);
 	ck_assert(!vre_vq_notify_enable(&q->vq));
 	ck_assert_uint_eq(q->d->used->flags, 0);
 	vre_vq_notify_disable(&q->vq);
-	ck_assert_int_ge(vdrv_add(q->d, &e, 1, 0), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, &e, 1, 0), 0);
+	sdrv_kick(q->d);
 	/* Work arrived while kicks were off: enable says poll again. */
 	ck_assert(vre_vq_notify_enable(&q->vq));
 	ck_assert_uint_eq(q->d->used->flags, 0);
@@ -1081,23 +1081,23 @@ START_TEST(test_notify_enable_disable)
 
 	q = q_new(8, 4096, 0, true, false);
 	start_at(q, 65534);
-	*vdrv_avail_event(q->d) = 0x1234;
+	*sdrv_avail_event(q->d) = 0x1234;
 	vre_vq_notify_disable(&q->vq);
 	ck_assert_uint_eq(q->d->used->flags, 0); /* event idx: flags unused */
-	ck_assert_uint_eq(*vdrv_avail_event(q->d), 0x1234);
+	ck_assert_uint_eq(*sdrv_avail_event(q->d), 0x1234);
 	ck_assert(!vre_vq_notify_enable(&q->vq));
-	ck_assert_uint_eq(*vdrv_avail_event(q->d), 65534);
+	ck_assert_uint_eq(*sdrv_avail_event(q->d), 65534);
 	/* While enabled, fetch keeps avail_event at what it has taken. */
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_ge(vdrv_add(q->d, &e, 1, 0), 0);
-	vdrv_kick(q->d);
+		ck_assert_int_ge(sdrv_add(q->d, &e, 1, 0), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL), 3);
-	ck_assert_uint_eq(*vdrv_avail_event(q->d), 1);
+	ck_assert_uint_eq(*sdrv_avail_event(q->d), 1);
 	vre_vq_notify_disable(&q->vq);
-	ck_assert_int_ge(vdrv_add(q->d, &e, 1, 0), 0);
-	vdrv_kick(q->d);
+	ck_assert_int_ge(sdrv_add(q->d, &e, 1, 0), 0);
+	sdrv_kick(q->d);
 	ck_assert(vre_vq_notify_enable(&q->vq));
-	ck_assert_uint_eq(*vdrv_avail_event(q->d), 1);
+	ck_assert_uint_eq(*sdrv_avail_event(q->d), 1);
 	q_free(q);
 }
 END_TEST
@@ -1112,7 +1112,7 @@ static uint64_t rnd(uint64_t *st)
 	return *st;
 }
 
-static bool iov_inside(const struct vdrv *d, const struct iovec *v)
+static bool iov_inside(const struct sdrv *d, const struct iovec *v)
 {
 	for (unsigned i = 0; i < d->nreg; i++) {
 		const uint8_t *b = d->reg[i].hva, *p = v->iov_base;
@@ -1124,22 +1124,22 @@ static bool iov_inside(const struct vdrv *d, const struct iovec *v)
 }
 
 /* An address a hostile guest might use. */
-static uint64_t fuzz_addr(struct vdrv *d, uint64_t *st, uint64_t heap)
+static uint64_t fuzz_addr(struct sdrv *d, uint64_t *st, uint64_t heap)
 {
-	uint64_t end0 = vdrv_end0(d), end1 = end0 + d->reg[1].len;
+	uint64_t end0 = sdrv_end0(d), end1 = end0 + d->reg[1].len;
 
 	switch (rnd(st) % 8) {
 	case 0: return heap + rnd(st) % 512;
 	case 1: return end0 - rnd(st) % 64;              /* across the boundary */
 	case 2: return end1 - rnd(st) % 64;              /* off the end */
 	case 3: return UINT64_MAX - rnd(st) % 64;        /* wraps */
-	case 4: return rnd(st) % VDRV_GPA0;              /* below memory */
+	case 4: return rnd(st) % SDRV_GPA0;              /* below memory */
 	case 5: return d->desc_gpa + rnd(st) % 256;      /* the rings themselves */
 	default: return heap + rnd(st) % 2048;
 	}
 }
 
-static struct vre_desc fuzz_desc(struct vdrv *d, uint64_t *st, uint64_t heap,
+static struct vre_desc fuzz_desc(struct sdrv *d, uint64_t *st, uint64_t heap,
 				 uint16_t nmax)
 {
 	struct vre_desc e;
@@ -1161,7 +1161,7 @@ START_TEST(test_fuzz)
 {
 	struct q *q = q_new(16, 16384, 4096, false, true);
 	uint64_t st = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
-	uint64_t heap = vdrv_alloc(q->d, 8192);
+	uint64_t heap = sdrv_alloc(q->d, 8192);
 	uint8_t *snap0 = malloc(q->d->reg[0].len), *snap1 = malloc(q->d->reg[1].len);
 	unsigned broken = 0, chains = 0, reasons[VRE_RE_COUNT] = { 0 }, nreasons = 0;
 
@@ -1175,11 +1175,11 @@ START_TEST(test_fuzz)
 		for (unsigned i = 0; i < 8192 / 16; i++) {
 			struct vre_desc e = fuzz_desc(q->d, &st, heap, 24);
 
-			vdrv_write(q->d, heap + 16ull * i, &e, sizeof(e));
+			sdrv_write(q->d, heap + 16ull * i, &e, sizeof(e));
 		}
 		for (uint16_t i = 0; i < 16; i++)
 			q->d->avail->ring[i] = (uint16_t)(rnd(&st) % 8 ? rnd(&st) % 16 : rnd(&st));
-		vdrv_params(q->d, &p, false, rnd(&st) % 4 != 0);
+		sdrv_params(q->d, &p, false, rnd(&st) % 4 != 0);
 		vre_vq_fini(&q->vq);
 		ck_assert_int_eq(vre_vq_init(&q->vq, &p), 0);
 		vre_vq_set_base(&q->vq, idx);
@@ -1232,7 +1232,7 @@ START_TEST(test_fuzz)
 	ck_assert_uint_ge(nreasons, 12);
 	ck_assert_uint_gt(broken, 100);
 	ck_assert_uint_gt(chains, 100);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	free(snap0);
 	free(snap1);
 	q_free(q);
@@ -1243,7 +1243,7 @@ END_TEST
  * device walks them: whatever it reads, the device only ever hands out
  * iovecs inside guest memory and writes nothing outside the used ring. */
 struct mutator {
-	struct vdrv *d;
+	struct sdrv *d;
 	uint64_t heap;
 	int stop;
 };
@@ -1262,7 +1262,7 @@ static void *mutate(void *arg)
 		if (r % 3 == 0)
 			t = (uint64_t *)&m->d->desc[r % 16];
 		else
-			t = (uint64_t *)(m->d->reg[0].hva + (m->heap - VDRV_GPA0) + 16 * (r % 64));
+			t = (uint64_t *)(m->d->reg[0].hva + (m->heap - SDRV_GPA0) + 16 * (r % 64));
 		__atomic_store_n(&t[0], w[0], __ATOMIC_RELAXED);
 		__atomic_store_n(&t[1], w[1], __ATOMIC_RELAXED);
 		__atomic_store_n(&m->d->avail->ring[rnd(&st) % 16], (uint16_t)(rnd(&st) % 17),
@@ -1274,14 +1274,14 @@ static void *mutate(void *arg)
 START_TEST(test_concurrent_guest)
 {
 	struct q *q = q_new(16, 16384, 4096, false, true);
-	struct mutator m = { .d = q->d, .heap = vdrv_alloc(q->d, 8192) };
+	struct mutator m = { .d = q->d, .heap = sdrv_alloc(q->d, 8192) };
 	struct vre_vq_params p;
 	pthread_t th;
 	unsigned chains = 0, rebuilt = 0;
 
 	vre_log_level = -1;
 	ck_assert_int_eq(pthread_create(&th, NULL, mutate, &m), 0);
-	vdrv_params(q->d, &p, false, true);
+	sdrv_params(q->d, &p, false, true);
 	for (unsigned it = 0; it < 200000; it++) {
 		int n;
 
@@ -1304,7 +1304,7 @@ START_TEST(test_concurrent_guest)
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_uint_gt(chains, 1000);
 	ck_assert_uint_gt(rebuilt, 100);
-	ck_assert(vdrv_guards_ok(q->d));
+	ck_assert(sdrv_guards_ok(q->d));
 	q_free(q);
 }
 END_TEST
@@ -1314,11 +1314,11 @@ START_TEST(test_burst_limit)
 {
 	struct q *q = q_new(64, 4096, 0, false, false);
 	struct vre_chain ch[40];
-	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv_buf e = { .gpa = SDRV_GPA0, .len = 0 };
 
 	for (int i = 0; i < 40; i++)
-		ck_assert_int_eq(vdrv_add(q->d, &e, 1, 0), i);
-	vdrv_kick(q->d);
+		ck_assert_int_eq(sdrv_add(q->d, &e, 1, 0), i);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 0, q->pool, POOL), 0);
 	ck_assert_uint_eq(q->vq.last_avail_idx, 0);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 40, q->pool, POOL), VRE_BURST);
@@ -1338,7 +1338,7 @@ START_TEST(test_complete_fetched)
 	struct q *q = q_new(8, 4096, 0, false, false);
 	struct vre_chain ch[3];
 	struct vre_used u[3];
-	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv_buf e = { .gpa = SDRV_GPA0, .len = 0 };
 	static const int order[3] = { 2, 0, 1 };
 	uint16_t id;
 	uint32_t len;
@@ -1347,8 +1347,8 @@ START_TEST(test_complete_fetched)
 		int head[3];
 
 		for (int i = 0; i < 3; i++)
-			ck_assert_int_ge(head[i] = vdrv_add(q->d, &e, 1, 0), 0);
-		vdrv_kick(q->d);
+			ck_assert_int_ge(head[i] = sdrv_add(q->d, &e, 1, 0), 0);
+		sdrv_kick(q->d);
 		ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 3, q->pool, POOL), 3);
 		for (int i = 0; i < 3; i++)
 			u[i] = vre_used_of(&ch[order[i]], (uint32_t)(round * 10 + i));
@@ -1362,7 +1362,7 @@ START_TEST(test_complete_fetched)
 		ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 3), 0);
 		ck_assert_uint_eq(q->d->used->idx, (uint16_t)(3 * round + 3));
 		for (int i = 0; i < 3; i++) {
-			ck_assert_int_eq(vdrv_get_used(q->d, &id, &len, NULL), 1);
+			ck_assert_int_eq(sdrv_get_used(q->d, &id, &len, NULL), 1);
 			ck_assert_int_eq(id, head[order[i]]);
 			ck_assert_uint_eq(len, (uint32_t)(round * 10 + i));
 		}
@@ -1380,11 +1380,11 @@ END_TEST
 START_TEST(test_notify_after_full_lap)
 {
 	struct q *q = q_new(256, 4096, 0, true, false);
-	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv_buf e = { .gpa = SDRV_GPA0, .len = 0 };
 	unsigned done = 0;
 
 	start_at(q, 0);
-	*vdrv_used_event(q->d) = 0;
+	*sdrv_used_event(q->d) = 0;
 	ck_assert(one_round(q)); /* signalled = 1 */
 	while (done < 65540) {
 		struct vre_used u[VRE_BURST];
@@ -1393,15 +1393,15 @@ START_TEST(test_notify_after_full_lap)
 		int n;
 
 		for (unsigned k = 0; k < VRE_BURST && done + k < 65540; k++)
-			vdrv_add(q->d, &e, 1, 0);
-		vdrv_kick(q->d);
+			sdrv_add(q->d, &e, 1, 0);
+		sdrv_kick(q->d);
 		n = vre_vq_fetch(&q->vq, q->ch, VRE_BURST, q->pool, POOL);
 		if (n <= 0)
 			ck_assert_int_gt(n, 0);
 		for (int i = 0; i < n; i++)
 			u[i] = vre_used_of(&q->ch[i], 0);
 		vre_vq_complete(&q->vq, u, (unsigned)n);
-		while (vdrv_get_used(q->d, &id, &len, NULL) == 1)
+		while (sdrv_get_used(q->d, &id, &len, NULL) == 1)
 			;
 		done += (unsigned)n;
 	}
@@ -1419,22 +1419,22 @@ END_TEST
 START_TEST(test_rebind_keeps_indexes)
 {
 	struct q *q = q_new(8, 4096, 0, false, false);
-	struct vdrv *d2 = vdrv_new(8, 4096, 0);
-	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv *d2 = sdrv_new(8, 4096, 0);
+	struct sdrv_buf e = { .gpa = SDRV_GPA0, .len = 0 };
 	struct vre_vq_params p;
 
 	start_at(q, 300);
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_ge(vdrv_add(q->d, &e, 1, 0), 0);
-	vdrv_kick(q->d);
+		ck_assert_int_ge(sdrv_add(q->d, &e, 1, 0), 0);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, 2, q->pool, POOL), 2);
 	complete_one(q, &q->ch[0], 0);
 	/* The same guest memory now seen at other host addresses. */
 	memcpy(d2->reg[0].hva, q->d->reg[0].hva, q->d->reg[0].len);
-	vdrv_params(d2, &p, false, false);
+	sdrv_params(d2, &p, false, false);
 	p.desc = (uint8_t *)d2->desc + 4;
 	ck_assert_int_eq(vre_vq_rebind(&q->vq, &p), -EINVAL);
-	vdrv_params(d2, &p, false, false);
+	sdrv_params(d2, &p, false, false);
 	ck_assert_int_eq(vre_vq_rebind(&q->vq, &p), 0);
 	ck_assert_uint_eq(q->vq.last_avail_idx, 302);
 	ck_assert_uint_eq(q->vq.last_used_idx, 301);
@@ -1444,7 +1444,7 @@ START_TEST(test_rebind_keeps_indexes)
 	complete_one(q, &q->ch[0], 0);
 	ck_assert_uint_eq(d2->used->idx, 302);
 	ck_assert_uint_eq(q->d->used->idx, 301); /* old memory left alone */
-	vdrv_free(d2);
+	sdrv_free(d2);
 	q_free(q);
 }
 END_TEST
@@ -1460,7 +1460,7 @@ static struct vre_inflight_split *region_new(uint16_t size, size_t *len)
 START_TEST(test_inflight_marking)
 {
 	struct q *q = q_new(8, 4096, 0, false, false);
-	struct vdrv_buf e = { .gpa = VDRV_GPA0, .len = 0 };
+	struct sdrv_buf e = { .gpa = SDRV_GPA0, .len = 0 };
 	size_t len;
 	struct vre_inflight_split *r = region_new(8, &len);
 	struct vre_used u[2];
@@ -1474,8 +1474,8 @@ START_TEST(test_inflight_marking)
 	ck_assert_uint_eq(r->used_idx, 40);
 	ck_assert_uint_eq(q->vq.last_avail_idx, 40);
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(vdrv_add(q->d, &e, 1, 0), i);
-	vdrv_kick(q->d);
+		ck_assert_int_eq(sdrv_add(q->d, &e, 1, 0), i);
+	sdrv_kick(q->d);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, q->ch, 3, q->pool, POOL), 3);
 	for (int i = 0; i < 3; i++) {
 		ck_assert_uint_eq(r->desc[i].inflight, 1);
@@ -1624,7 +1624,7 @@ static void crash_hook(struct vre_vq *vq, const char *step)
 
 /* Recovers from snapshot s in a fresh world and checks the result against
  * the order the chains were really fetched and completed in. */
-static void recover_and_check(const struct snap *s, const struct vdrv *orig,
+static void recover_and_check(const struct snap *s, const struct sdrv *orig,
 			      const uint16_t *fetched, const uint16_t (*batch)[3],
 			      const unsigned *batch_n)
 {
@@ -1656,7 +1656,7 @@ static void recover_and_check(const struct snap *s, const struct vdrv *orig,
 			want[want_n++] = fetched[i];
 	}
 	/* The guest sees the completions that were published. */
-	while ((r = vdrv_get_used(q->d, &id, &len, &tok)) == 1) {
+	while ((r = sdrv_get_used(q->d, &id, &len, &tok)) == 1) {
 		completions[id]++;
 		ck_assert_uint_eq(len, 100 + id);
 		done_before++;
@@ -1687,7 +1687,7 @@ static void recover_and_check(const struct snap *s, const struct vdrv *orig,
 			complete_one(q, &q->ch[i], 100 + q->ch[i].id);
 		}
 	}
-	while ((r = vdrv_get_used(q->d, &id, &len, &tok)) == 1) {
+	while ((r = sdrv_get_used(q->d, &id, &len, &tok)) == 1) {
 		completions[id]++;
 		ck_assert_uint_eq(len, 100 + id);
 	}
@@ -1705,7 +1705,7 @@ static void recover_and_check(const struct snap *s, const struct vdrv *orig,
 
 START_TEST(test_inflight_crash_every_step)
 {
-	struct vdrv *orig;
+	struct sdrv *orig;
 	uint64_t base;
 	uint16_t fetched[CRASH_SIZE];
 	uint16_t batch[4][3];
@@ -1717,14 +1717,14 @@ START_TEST(test_inflight_crash_every_step)
 	crash.q = q_new(CRASH_SIZE, 4096, 0, false, false);
 	crash.region = region_new(CRASH_SIZE, &crash.rlen);
 	ck_assert_int_eq(vre_vq_inflight_attach(&crash.q->vq, crash.region, crash.rlen, 0), 0);
-	base = vdrv_alloc(crash.q->d, 64 * CRASH_CHAINS);
+	base = sdrv_alloc(crash.q->d, 64 * CRASH_CHAINS);
 	for (unsigned i = 0; i < CRASH_CHAINS; i++) {
 		uint64_t off = 0;
-		struct vdrv_buf b = rbuf(crash.q->d, base + 64 * i, 9, 1000 + i, &off);
+		struct sdrv_buf b = rbuf(crash.q->d, base + 64 * i, 9, 1000 + i, &off);
 
-		ck_assert_int_eq(vdrv_add(crash.q->d, &b, 1, 1000 + i), (int)i);
+		ck_assert_int_eq(sdrv_add(crash.q->d, &b, 1, 1000 + i), (int)i);
 	}
-	vdrv_kick(crash.q->d);
+	sdrv_kick(crash.q->d);
 	orig = crash.q->d;
 	take_snap("start");
 	vre_split_step_hook = crash_hook;
@@ -1779,15 +1779,15 @@ START_TEST(test_inflight_resubmit_counters)
 	size_t len;
 	struct vre_inflight_split *r = region_new(8, &len);
 	struct q *q = q_new(8, 4096, 0, false, false);
-	uint64_t base = vdrv_alloc(q->d, 64);
+	uint64_t base = sdrv_alloc(q->d, 64);
 
 	for (int i = 0; i < 3; i++) {
 		uint64_t off = 0;
-		struct vdrv_buf b = rbuf(q->d, base + 16 * i, 4, (uint64_t)i, &off);
+		struct sdrv_buf b = rbuf(q->d, base + 16 * i, 4, (uint64_t)i, &off);
 
-		ck_assert_int_eq(vdrv_add(q->d, &b, 1, (uint64_t)i), i);
+		ck_assert_int_eq(sdrv_add(q->d, &b, 1, (uint64_t)i), i);
 	}
-	vdrv_kick(q->d);
+	sdrv_kick(q->d);
 	r->version = 1;
 	r->desc_num = 8;
 	r->desc[0].inflight = 1;
@@ -1802,7 +1802,7 @@ START_TEST(test_inflight_resubmit_counters)
 	{
 		struct vre_vq_params p;
 
-		vdrv_params(q->d, &p, false, false);
+		sdrv_params(q->d, &p, false, false);
 		ck_assert_int_eq(vre_vq_rebind(&q->vq, &p), 0);
 		ck_assert_ptr_eq(q->vq.inflight, r);
 		ck_assert_uint_eq(q->vq.resubmit_num, 2);

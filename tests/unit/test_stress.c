@@ -169,7 +169,7 @@ struct ring {
 	struct vre_avail *avail;
 	struct vre_used_ring *used;
 	/* packed */
-	struct vdrv pd;
+	struct pdrv pd;
 	/* both: chains posted and taken back, free-running */
 	uint64_t posted, done;
 	int kick, call;
@@ -182,7 +182,7 @@ static void ring_place(struct ring *r, uint32_t off, uint64_t pos)
 	r->off = off;
 	memset(base, 0, 0x3000);
 	if (r->packed) {
-		vdrv_init(&r->pd, QSIZE, base, base + 0x1000, base + 0x2000);
+		pdrv_init(&r->pd, QSIZE, base, base + 0x1000, base + 0x2000);
 		r->pd.avail_idx = r->pd.used_idx = (uint16_t)(pos % QSIZE);
 		r->pd.avail_wrap = r->pd.used_wrap = !((pos / QSIZE) & 1);
 	} else {
@@ -210,9 +210,9 @@ static void ring_post(struct ring *r, uint64_t gpa, uint32_t len, bool write)
 
 	ck_assert_uint_lt(r->posted - r->done, QSIZE);
 	if (r->packed) {
-		struct vdrv_desc d = { gpa, len, write ? VRE_DESC_F_WRITE : 0 };
+		struct pdrv_desc d = { gpa, len, write ? VRE_DESC_F_WRITE : 0 };
 
-		ck_assert_int_eq(vdrv_post(&r->pd, &d, 1, slot, false), 0);
+		ck_assert_int_eq(pdrv_post(&r->pd, &d, 1, slot, false), 0);
 	} else {
 		r->desc[slot] = (struct vre_desc){ gpa, len, write ? VRE_DESC_F_WRITE : 0, 0 };
 		r->avail->ring[slot] = slot;
@@ -237,7 +237,7 @@ static int ring_used(struct ring *r, uint32_t *len)
 	if (r->done == r->posted)
 		return 0;
 	if (r->packed) {
-		int ret = vdrv_get_used(&r->pd, &id, len);
+		int ret = pdrv_get_used(&r->pd, &id, len);
 
 		ck_assert_int_ge(ret, 0);
 		if (ret == 0)
