@@ -45,20 +45,6 @@
 #define F_AVAIL VRE_PACKED_DESC_F_AVAIL
 #define F_USED  VRE_PACKED_DESC_F_USED
 
-#ifdef VRE_PACKED_TEST_HOOKS
-/* Test builds stop here at every store that matters for crash recovery, so
- * a test can snapshot ring and region as a process killed there would have
- * left them. Production builds compile this away. */
-void (*vre_packed_step_hook)(struct vre_vq *vq, const char *step);
-#define STEP(vq, s)                                                            \
-	do {                                                                   \
-		if (vre_packed_step_hook)                                      \
-			vre_packed_step_hook((vq), (s));                       \
-	} while (0)
-#else
-#define STEP(vq, s) do { (void)(vq); } while (0)
-#endif
-
 /* Guest-shared fields are accessed with explicit atomics: each is read once
  * (the compiler may not re-read or tear it) and the stores keep their order
  * where recovery or the driver depends on it. */

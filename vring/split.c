@@ -30,22 +30,6 @@
 #include "vre_log.h"
 #include "vring_internal.h"
 
-/*
- * Tests build this file with VRE_SPLIT_STEP_HOOK to stop after each store
- * that matters for crash recovery and snapshot the memory. In the library it
- * compiles to nothing.
- */
-#ifdef VRE_SPLIT_STEP_HOOK
-void (*vre_split_step_hook)(struct vre_vq *vq, const char *step);
-#define STEP(vq, name)                                                         \
-	do {                                                                   \
-		if (vre_split_step_hook)                                       \
-			vre_split_step_hook((vq), (name));                     \
-	} while (0)
-#else
-#define STEP(vq, name) do { } while (0)
-#endif
-
 /* Walk outcome for one chain. */
 enum walk_res {
 	WALK_OK = 0,

@@ -6,6 +6,10 @@
 #include "vre_log.h"
 #include "vring_internal.h"
 
+#ifdef VRE_RING_STEP_HOOK
+void (*vring_step_hook)(struct vre_vq *vq, const char *step); /* see STEP */
+#endif
+
 static const char *const ring_errors[VRE_RE_COUNT] = {
 	[VRE_RE_NONE] = "no error",
 	[VRE_RE_DESC_OUT_OF_MEMORY] = "descriptor outside guest memory",

@@ -7,6 +7,25 @@
 #include <string.h>
 #include "vre_vq.h"
 
+/*
+ * Crash steps: split.c and packed.c mark with STEP(vq, "name") every store
+ * that matters for crash recovery. Tests compile the vring sources into
+ * their binary with -DVRE_RING_STEP_HOOK (tests/unit/meson.build) and set
+ * vring_step_hook to stop there and snapshot ring and inflight region as a
+ * process killed at that point would have left them. The library is built
+ * without the macro and STEP compiles to nothing.
+ */
+#ifdef VRE_RING_STEP_HOOK
+extern void (*vring_step_hook)(struct vre_vq *vq, const char *step);
+#define STEP(vq, step)                                                         \
+	do {                                                                   \
+		if (vring_step_hook)                                           \
+			vring_step_hook((vq), (step));                         \
+	} while (0)
+#else
+#define STEP(vq, step) do { (void)(vq); } while (0)
+#endif
+
 /* init resets the type's state and binds; bind only (re)sets ring pointers
  * from p after checking alignment, keeping every index. */
 int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p);

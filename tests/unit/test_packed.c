@@ -13,8 +13,9 @@
 
 #include "vdrv_packed.h"
 #include "vre_vq.h"
-
-extern void (*vre_packed_step_hook)(struct vre_vq *vq, const char *step);
+/* Built with VRE_RING_STEP_HOOK: vring_step_hook is called after each
+ * recovery-relevant store. */
+#include "vring_internal.h"
 
 #define GUARD 4096u
 #define GUARD_BYTE 0xA5
@@ -785,9 +786,9 @@ START_TEST(test_batch_out_of_order)
 		u[i] = vre_used_of(&c[order[i]], x_serve(e, &c[order[i]], &x[order[i]]));
 	hook_env = e;
 	hook_seen_later = hook_visible_early = 0;
-	vre_packed_step_hook = batch_hook;
+	vring_step_hook = batch_hook;
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 4), 0);
-	vre_packed_step_hook = NULL;
+	vring_step_hook = NULL;
 	ck_assert_int_eq(hook_seen_later, 3);
 	ck_assert_int_eq(hook_visible_early, 0);
 	for (int i = 0; i < 4; i++) {
@@ -854,9 +855,9 @@ START_TEST(test_complete_fetched)
 			u[i] = vre_used_of(&c[order[i]], x_serve(e, &c[order[i]], &x[order[i]]));
 		hook_env = e;
 		hook_seen_later = hook_visible_early = 0;
-		vre_packed_step_hook = batch_hook;
+		vring_step_hook = batch_hook;
 		ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 3), 0);
-		vre_packed_step_hook = NULL;
+		vring_step_hook = NULL;
 		ck_assert_int_eq(hook_seen_later, 2);
 		ck_assert_int_eq(hook_visible_early, 0);
 		for (int i = 0; i < 3; i++) {
@@ -1606,18 +1607,18 @@ START_TEST(test_crash_every_step)
 	snap_only = NULL;
 	hook_env = e;
 	snap_take(e, "before fetch");
-	vre_packed_step_hook = snap_hook;
+	vring_step_hook = snap_hook;
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, pool, 16), 4);
-	vre_packed_step_hook = NULL;
+	vring_step_hook = NULL;
 	for (int i = 0; i < 3; i++)
 		u[i] = vre_used_of(&c[batch[i]], x_serve(e, &c[batch[i]], &sc.x[batch[i]]));
 	x_serve(e, &c[1], &sc.x[1]);
 	snap_take(e, "served, before complete");
-	vre_packed_step_hook = snap_hook;
+	vring_step_hook = snap_hook;
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 3), 0);
 	u[0] = vre_used_of(&c[1], 64);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), 0);
-	vre_packed_step_hook = NULL;
+	vring_step_hook = NULL;
 	snap_take(e, "all done");
 	/* fetch: 5 descriptors recorded + 4 chains x 4 commit steps;
 	 * complete: 16 for the batch of 3, 10 for the single; 3 by hand */
@@ -1673,9 +1674,9 @@ START_TEST(test_crash_gap)
 	nsnap = 0;
 	snap_only = "complete: later flags";
 	hook_env = e;
-	vre_packed_step_hook = snap_hook;
+	vring_step_hook = snap_hook;
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 3), 0);
-	vre_packed_step_hook = NULL;
+	vring_step_hook = NULL;
 	snap_only = NULL;
 	ck_assert_uint_eq(nsnap, 2);
 
@@ -1774,7 +1775,7 @@ START_TEST(test_crash_random)
 	snap_only = NULL;
 	hook_env = e;
 	snap_take(e, "posted");
-	vre_packed_step_hook = snap_hook;
+	vring_step_hook = snap_hook;
 	while (done < sc.n) {
 		if (fetched < sc.n && (nheld == 0 || rnd() % 2)) {
 			int n = vre_vq_fetch(&e->vq, c, 1 + rnd() % 4, pool, 32);
@@ -1800,7 +1801,7 @@ START_TEST(test_crash_random)
 			done += k;
 		}
 	}
-	vre_packed_step_hook = NULL;
+	vring_step_hook = NULL;
 	for (unsigned i = 0; i < nsnap; i++)
 		recover_check(e, drv0, &sc, &snaps[i]);
 	snaps_free();

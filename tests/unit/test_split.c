@@ -32,8 +32,8 @@ static int soft_line;
 	ck_assert_msg(soft_fail == 0, "%u failed expectations, first at line %d", \
 		      soft_fail, soft_line)
 
-/* Built with VRE_SPLIT_STEP_HOOK: called after each recovery-relevant store. */
-extern void (*vre_split_step_hook)(struct vre_vq *vq, const char *step);
+/* Built with VRE_RING_STEP_HOOK: vring_step_hook (vring_internal.h) is
+ * called after each recovery-relevant store. */
 
 static uint8_t rpat(uint64_t token, uint64_t k)
 {
@@ -1727,7 +1727,7 @@ START_TEST(test_inflight_crash_every_step)
 	sdrv_kick(crash.q->d);
 	orig = crash.q->d;
 	take_snap("start");
-	vre_split_step_hook = crash_hook;
+	vring_step_hook = crash_hook;
 
 	/* Fetch 3 (heads 0 1 2), complete {2, 0}, fetch 2 (3 4), complete
 	 * {1, 4, 3}; head 5 is never taken. */
@@ -1753,7 +1753,7 @@ START_TEST(test_inflight_crash_every_step)
 	batch[nb][2] = 3;
 	batch_n[nb++] = 3;
 	ck_assert_int_eq(vre_vq_complete(&crash.q->vq, u, 3), 0);
-	vre_split_step_hook = NULL;
+	vring_step_hook = NULL;
 
 	ck_assert_uint_eq(nf, 5);
 	for (unsigned i = 0; i < nf; i++)
