@@ -4,8 +4,8 @@
  * vhost-user wire format. Not installed; only control/ and its tests'
  * white-box checks include it.
  */
-#ifndef VRE_CTL_H
-#define VRE_CTL_H
+#ifndef CTL_H
+#define CTL_H
 
 #include <pthread.h>
 #include <stdatomic.h>

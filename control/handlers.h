@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The request handlers, one per message; the table in msg_table.c says
  * what the dispatcher checks before each runs. */
-#ifndef VRE_CTL_HANDLERS_H
-#define VRE_CTL_HANDLERS_H
+#ifndef CTL_HANDLERS_H
+#define CTL_HANDLERS_H
 
 #include "ctl.h"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* What the net files share and nobody else sees. */
-#ifndef VRE_NET_INTERNAL_H
-#define VRE_NET_INTERNAL_H
+#ifndef NET_INTERNAL_H
+#define NET_INTERNAL_H
 
 #include "vre_net.h"
 
@@ -29,7 +29,7 @@ struct vre_net_dev {
  * one memcpy per (source, destination) segment pair, and published with one
  * complete call per 32 chains and at most one notification per burst.
  */
-struct vre_net_rx {
+struct net_rx {
 	struct vre_net_queue *nq;
 	struct vre_vq *vq;
 	uint16_t n, next;                 /* chains[next..n) fetched, not yet used */
@@ -43,12 +43,12 @@ struct vre_net_rx {
 	struct iovec pool[VRE_BURST * 8];
 };
 
-void vre_net_rx_begin(struct vre_net_rx *rx, struct vre_net_queue *nq, uint16_t npkts);
+void net_rx_begin(struct net_rx *rx, struct vre_net_queue *nq, uint16_t npkts);
 /* Writes one packet (len bytes in iov[0..niov)). true when delivered;
  * otherwise the drop was counted on the queue. */
-bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
-		    uint32_t len);
+bool net_rx_one(struct net_rx *rx, const struct iovec *iov, unsigned niov,
+		uint32_t len);
 /* Publishes what is left, returns unused chains with len 0, notifies once. */
-void vre_net_rx_end(struct vre_net_rx *rx);
+void net_rx_end(struct net_rx *rx);
 
 #endif

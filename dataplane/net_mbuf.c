@@ -128,12 +128,12 @@ static unsigned mbuf_iov(const struct rte_mbuf *m, struct iovec *iov, uint32_t *
 int vre_net_rx_from_mbufs(struct vre_net_queue *dst, struct rte_mbuf **pkts, uint16_t n)
 {
 	struct iovec iov[VRE_NET_MBUF_MAX_SEGS];
-	struct vre_net_rx rx;
+	struct net_rx rx;
 	int done = 0;
 
 	if (n == 0)
 		return 0;
-	vre_net_rx_begin(&rx, dst, n);
+	net_rx_begin(&rx, dst, n);
 	for (uint16_t i = 0; i < n; i++) {
 		uint32_t len = pkts[i]->pkt_len;
 		unsigned niov;
@@ -147,8 +147,8 @@ int vre_net_rx_from_mbufs(struct vre_net_queue *dst, struct rte_mbuf **pkts, uin
 				rx.want--;
 			continue;
 		}
-		done += vre_net_rx_one(&rx, iov, niov, len);
+		done += net_rx_one(&rx, iov, niov, len);
 	}
-	vre_net_rx_end(&rx);
+	net_rx_end(&rx);
 	return done;
 }

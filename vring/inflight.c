@@ -24,6 +24,6 @@ int vre_vq_inflight_attach(struct vre_vq *vq, void *region, size_t len,
 {
 	if (!region || len < vre_inflight_queue_bytes(vq->size, vq->packed))
 		return -EINVAL;
-	return vq->packed ? vre_packed_inflight_attach(vq, region, features)
-			  : vre_split_inflight_attach(vq, region, features);
+	return vq->packed ? packed_inflight_attach(vq, region, features)
+			  : split_inflight_attach(vq, region, features);
 }

@@ -13,7 +13,7 @@ static const char *const level_names[] = { "err", "warn", "info", "debug" };
 
 /* VRE_LOG=debug in the environment sets the starting level, so tests and
  * daemons can be made verbose without a rebuild. */
-__attribute__((constructor)) static void vre_log_from_env(void)
+__attribute__((constructor)) static void log_from_env(void)
 {
 	const char *env = getenv("VRE_LOG");
 	int level;

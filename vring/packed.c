@@ -89,7 +89,7 @@ static inline uint32_t held_slots(const struct vre_vq *vq)
 	return a >= u ? a - u : a + lap - u;
 }
 
-int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p)
+int packed_bind(struct vre_vq *vq, const struct vre_vq_params *p)
 {
 	if ((uintptr_t)p->desc % 16 || (uintptr_t)p->driver % 4 ||
 	    (uintptr_t)p->device % 4)
@@ -100,9 +100,9 @@ int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p)
 	return 0;
 }
 
-int vre_packed_init(struct vre_vq *vq, const struct vre_vq_params *p)
+int packed_init(struct vre_vq *vq, const struct vre_vq_params *p)
 {
-	int err = vre_packed_bind(vq, p);
+	int err = packed_bind(vq, p);
 
 	if (err)
 		return err;
@@ -117,7 +117,7 @@ int vre_packed_init(struct vre_vq *vq, const struct vre_vq_params *p)
 	return 0;
 }
 
-void vre_packed_fini(struct vre_vq *vq)
+void packed_fini(struct vre_vq *vq)
 {
 	free(vq->pk.id_busy);
 	vq->pk.id_busy = NULL;
@@ -560,7 +560,7 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		/* len - 1 wraps for 0: "len in 1..rsize - off" in one compare */
 		if (off >= rsize || (uint64_t)len - 1 >= rsize - off || id >= size || busy[id])
 			break;
-		vre_chain_single(&chains[k], &iov[k], rhva + off, len, f & VRE_DESC_F_WRITE, id);
+		chain_single(&chains[k], &iov[k], rhva + off, len, f & VRE_DESC_F_WRITE, id);
 		busy[id] = 1;
 		if (++idx == size) {
 			idx = 0;
@@ -573,8 +573,8 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 	return k;
 }
 
-int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
-		     struct iovec *pool, unsigned pool_len)
+int packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		 struct iovec *pool, unsigned pool_len)
 {
 	unsigned n = 0, pool_used = 0;
 	bool recorded = vq->inflight != NULL;
@@ -781,15 +781,15 @@ complete_plain(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool 
  * the id table is updated, in the same pass as the ring writes. With
  * inflight records the checked path runs, so recording is unchanged.
  */
-int vre_packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+int packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
 	if (vq->inflight)
-		return vre_packed_complete(vq, used, n);
+		return packed_complete(vq, used, n);
 	complete_plain(vq, used, n, true);
 	return 0;
 }
 
-int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
 	uint16_t pos[VRE_BURST], flags[VRE_BURST], idx = vq->last_used_idx;
@@ -863,7 +863,7 @@ static bool event_passed(const struct vre_vq *vq, uint16_t off_wrap, uint16_t ol
 	return vre_need_event(event, vq->last_used_idx, old);
 }
 
-bool vre_packed_needs_notify(struct vre_vq *vq)
+bool packed_needs_notify(struct vre_vq *vq)
 {
 	uint16_t flags, old = vq->signalled_used;
 	bool valid = vq->signalled_used_valid;
@@ -886,14 +886,14 @@ bool vre_packed_needs_notify(struct vre_vq *vq)
 	return event_passed(vq, ld16(&vq->pk.driver->off_wrap), old);
 }
 
-bool vre_packed_avail_pending(const struct vre_vq *vq)
+bool packed_avail_pending(const struct vre_vq *vq)
 {
 	uint16_t f = ld16_acq(&vq->pk.desc[vq->last_avail_idx].flags);
 
 	return desc_avail(f, vq->avail_wrap);
 }
 
-bool vre_packed_notify_enable(struct vre_vq *vq)
+bool packed_notify_enable(struct vre_vq *vq)
 {
 	struct vre_packed_event *ev = vq->pk.device;
 
@@ -914,10 +914,10 @@ bool vre_packed_notify_enable(struct vre_vq *vq)
 		return false;
 	if (vq->resubmit_pos < vq->resubmit_num)
 		return true;
-	return vre_packed_avail_pending(vq);
+	return packed_avail_pending(vq);
 }
 
-void vre_packed_notify_disable(struct vre_vq *vq)
+void packed_notify_disable(struct vre_vq *vq)
 {
 	st16(&vq->pk.device->flags, VRE_PACKED_EVENT_DISABLE);
 }
@@ -1158,7 +1158,7 @@ out:
 	return err;
 }
 
-int vre_packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features)
+int packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features)
 {
 	struct vre_inflight_packed *inf = region;
 

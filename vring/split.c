@@ -76,7 +76,7 @@ static inline uint16_t avail_idx_acquire(const struct vre_vq *vq)
 	return __atomic_load_n(&vq->sp.avail->idx, __ATOMIC_ACQUIRE);
 }
 
-int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p)
+int split_bind(struct vre_vq *vq, const struct vre_vq_params *p)
 {
 	if ((uintptr_t)p->desc % 16 || (uintptr_t)p->driver % 2 ||
 	    (uintptr_t)p->device % 4)
@@ -91,7 +91,7 @@ int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p)
 	return 0;
 }
 
-int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p)
+int split_init(struct vre_vq *vq, const struct vre_vq_params *p)
 {
 	vq->last_avail_idx = 0;
 	vq->last_used_idx = 0;
@@ -100,7 +100,7 @@ int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p)
 	vq->notify_enabled = false;
 	vq->inflight = NULL;
 	vq->inflight_counter = 0;
-	return vre_split_bind(vq, p);
+	return split_bind(vq, p);
 }
 
 /* Pieces [gpa, gpa + len) takes in the map, or -EFAULT. Only used once a
@@ -277,7 +277,7 @@ take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
 	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || room == 0 ||
 	    off >= h->size || (uint64_t)d->len - 1 >= h->size - off)
 		return false;
-	vre_chain_single(c, iov, h->hva + off, d->len, d->flags & VRE_DESC_F_WRITE, head);
+	chain_single(c, iov, h->hva + off, d->len, d->flags & VRE_DESC_F_WRITE, head);
 	return true;
 }
 
@@ -406,8 +406,8 @@ static int fetch_resubmit(struct vre_vq *vq, struct vre_chain *chains,
 	return (int)n;
 }
 
-int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
-		    struct iovec *pool, unsigned pool_len)
+int split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		struct iovec *pool, unsigned pool_len)
 {
 	uint16_t mask = vq->size - 1, avail, pending;
 	unsigned n = 0, iov_used = 0;
@@ -569,7 +569,7 @@ complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checke
 	return 0;
 }
 
-int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+int split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
 	return complete(vq, used, n, true);
 }
@@ -577,14 +577,14 @@ int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned 
 /* Fetch took these ids from the ring's own descriptor indexes (below
  * size); without inflight records the id only goes back to the driver,
  * in a slot chosen by our used index, so there is nothing to check. */
-int vre_split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+int split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
 	if (ifl(vq))
 		return complete(vq, used, n, true);
 	return complete(vq, used, n, false);
 }
 
-bool vre_split_needs_notify(struct vre_vq *vq)
+bool split_needs_notify(struct vre_vq *vq)
 {
 	uint16_t new_used = vq->last_used_idx, old, event;
 	bool valid;
@@ -612,12 +612,12 @@ bool vre_split_needs_notify(struct vre_vq *vq)
 	return vre_need_event(event, new_used, old);
 }
 
-bool vre_split_avail_pending(const struct vre_vq *vq)
+bool split_avail_pending(const struct vre_vq *vq)
 {
 	return avail_idx_acquire(vq) != vq->last_avail_idx;
 }
 
-bool vre_split_notify_enable(struct vre_vq *vq)
+bool split_notify_enable(struct vre_vq *vq)
 {
 	if (vq->broken)
 		return false;
@@ -629,10 +629,10 @@ bool vre_split_notify_enable(struct vre_vq *vq)
 	 * avail->idx. Otherwise the driver may add a chain after our read while
 	 * still seeing notifications off, and neither side wakes the other. */
 	atomic_thread_fence(memory_order_seq_cst);
-	return vq->resubmit_pos < vq->resubmit_num || vre_split_avail_pending(vq);
+	return vq->resubmit_pos < vq->resubmit_num || split_avail_pending(vq);
 }
 
-void vre_split_notify_disable(struct vre_vq *vq)
+void split_notify_disable(struct vre_vq *vq)
 {
 	if (vq->broken)
 		return;
@@ -737,7 +737,7 @@ static int inflight_collect(struct vre_vq *vq, struct vre_inflight_split *r)
 	return (int)n;
 }
 
-int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features)
+int split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features)
 {
 	struct vre_inflight_split *r = region;
 	uint16_t version = __atomic_load_n(&r->version, __ATOMIC_ACQUIRE);

@@ -59,7 +59,7 @@ int vre_vq_init(struct vre_vq *vq, const struct vre_vq_params *p)
 	vq->packed = p->packed;
 	vq->event_idx = p->event_idx;
 	vq->indirect = p->indirect;
-	return p->packed ? vre_packed_init(vq, p) : vre_split_init(vq, p);
+	return p->packed ? packed_init(vq, p) : split_init(vq, p);
 }
 
 int vre_vq_rebind(struct vre_vq *vq, const struct vre_vq_params *p)
@@ -70,13 +70,13 @@ int vre_vq_rebind(struct vre_vq *vq, const struct vre_vq_params *p)
 		return -EINVAL;
 	vq->mem = p->mem;
 	vq->mem_hint = 0;
-	return p->packed ? vre_packed_bind(vq, p) : vre_split_bind(vq, p);
+	return p->packed ? packed_bind(vq, p) : split_bind(vq, p);
 }
 
 void vre_vq_fini(struct vre_vq *vq)
 {
 	if (vq->packed)
-		vre_packed_fini(vq);
+		packed_fini(vq);
 	free(vq->resubmit);
 	vq->resubmit = NULL;
 	vq->resubmit_num = vq->resubmit_pos = 0;
@@ -142,8 +142,8 @@ int vre_vq_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		return -EIO;
 	if (max > VRE_BURST)
 		max = VRE_BURST;
-	return vq->packed ? vre_packed_fetch(vq, chains, max, pool, pool_len)
-			  : vre_split_fetch(vq, chains, max, pool, pool_len);
+	return vq->packed ? packed_fetch(vq, chains, max, pool, pool_len)
+			  : split_fetch(vq, chains, max, pool, pool_len);
 }
 
 int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
@@ -152,8 +152,8 @@ int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	return vq->packed ? vre_packed_complete(vq, used, n)
-			  : vre_split_complete(vq, used, n);
+	return vq->packed ? packed_complete(vq, used, n)
+			  : split_complete(vq, used, n);
 }
 
 int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
@@ -162,13 +162,13 @@ int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsi
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	return vq->packed ? vre_packed_complete_fetched(vq, used, n)
-			  : vre_split_complete_fetched(vq, used, n);
+	return vq->packed ? packed_complete_fetched(vq, used, n)
+			  : split_complete_fetched(vq, used, n);
 }
 
 bool vre_vq_needs_notify(struct vre_vq *vq)
 {
-	return vq->packed ? vre_packed_needs_notify(vq) : vre_split_needs_notify(vq);
+	return vq->packed ? packed_needs_notify(vq) : split_needs_notify(vq);
 }
 
 bool vre_vq_avail_pending(const struct vre_vq *vq)
@@ -177,20 +177,20 @@ bool vre_vq_avail_pending(const struct vre_vq *vq)
 		return false;
 	if (vq->resubmit_pos < vq->resubmit_num)
 		return true;
-	return vq->packed ? vre_packed_avail_pending(vq) : vre_split_avail_pending(vq);
+	return vq->packed ? packed_avail_pending(vq) : split_avail_pending(vq);
 }
 
 bool vre_vq_notify_enable(struct vre_vq *vq)
 {
 	vq->notify_enabled = true;
-	return vq->packed ? vre_packed_notify_enable(vq) : vre_split_notify_enable(vq);
+	return vq->packed ? packed_notify_enable(vq) : split_notify_enable(vq);
 }
 
 void vre_vq_notify_disable(struct vre_vq *vq)
 {
 	vq->notify_enabled = false;
 	if (vq->packed)
-		vre_packed_notify_disable(vq);
+		packed_notify_disable(vq);
 	else
-		vre_split_notify_disable(vq);
+		split_notify_disable(vq);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* What vq.c dispatches to: one implementation per ring type. Not public. */
-#ifndef VRE_VRING_INTERNAL_H
-#define VRE_VRING_INTERNAL_H
+#ifndef VRING_INTERNAL_H
+#define VRING_INTERNAL_H
 
 #include <stddef.h>
 #include <string.h>
@@ -28,37 +28,37 @@ extern void (*vring_step_hook)(struct vre_vq *vq, const char *step);
 
 /* init resets the type's state and binds; bind only (re)sets ring pointers
  * from p after checking alignment, keeping every index. */
-int vre_split_init(struct vre_vq *vq, const struct vre_vq_params *p);
-int vre_split_bind(struct vre_vq *vq, const struct vre_vq_params *p);
-int vre_split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
-		    struct iovec *pool, unsigned pool_len);
-int vre_split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
-int vre_split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
-bool vre_split_needs_notify(struct vre_vq *vq);
-bool vre_split_avail_pending(const struct vre_vq *vq);
-bool vre_split_notify_enable(struct vre_vq *vq);
-void vre_split_notify_disable(struct vre_vq *vq);
-int vre_split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
+int split_init(struct vre_vq *vq, const struct vre_vq_params *p);
+int split_bind(struct vre_vq *vq, const struct vre_vq_params *p);
+int split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		struct iovec *pool, unsigned pool_len);
+int split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+bool split_needs_notify(struct vre_vq *vq);
+bool split_avail_pending(const struct vre_vq *vq);
+bool split_notify_enable(struct vre_vq *vq);
+void split_notify_disable(struct vre_vq *vq);
+int split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
 
-int vre_packed_init(struct vre_vq *vq, const struct vre_vq_params *p);
-int vre_packed_bind(struct vre_vq *vq, const struct vre_vq_params *p);
-void vre_packed_fini(struct vre_vq *vq);
-int vre_packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
-		     struct iovec *pool, unsigned pool_len);
-int vre_packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
-int vre_packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
-bool vre_packed_needs_notify(struct vre_vq *vq);
-bool vre_packed_avail_pending(const struct vre_vq *vq);
-bool vre_packed_notify_enable(struct vre_vq *vq);
-void vre_packed_notify_disable(struct vre_vq *vq);
-int vre_packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
+int packed_init(struct vre_vq *vq, const struct vre_vq_params *p);
+int packed_bind(struct vre_vq *vq, const struct vre_vq_params *p);
+void packed_fini(struct vre_vq *vq);
+int packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
+		 struct iovec *pool, unsigned pool_len);
+int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+bool packed_needs_notify(struct vre_vq *vq);
+bool packed_avail_pending(const struct vre_vq *vq);
+bool packed_notify_enable(struct vre_vq *vq);
+void packed_notify_disable(struct vre_vq *vq);
+int packed_inflight_attach(struct vre_vq *vq, void *region, uint64_t features);
 
 /* Fills c as a chain of one descriptor of len bytes at base, readable or
  * writable, with its one iovec in iov: the fast paths of both ring types
  * hand out the common single-descriptor chain through this. */
 static inline __attribute__((always_inline)) void
-vre_chain_single(struct vre_chain *c, struct iovec *iov, uint8_t *base, uint32_t len,
-		 bool write, uint16_t id)
+chain_single(struct vre_chain *c, struct iovec *iov, uint8_t *base, uint32_t len,
+	     bool write, uint16_t id)
 {
 	iov->iov_base = base;
 	iov->iov_len = len;
@@ -95,6 +95,6 @@ _Static_assert(offsetof(struct vre_chain, nw) == offsetof(struct vre_chain, nr) 
 	       offsetof(struct vre_chain, id) == offsetof(struct vre_chain, nr) + 4 &&
 	       offsetof(struct vre_chain, ndesc) == offsetof(struct vre_chain, nr) + 6 &&
 	       offsetof(struct vre_chain, err) == offsetof(struct vre_chain, slot) + 2,
-	       "vre_chain_single stores nr..ndesc and slot..err as two words");
+	       "chain_single stores nr..ndesc and slot..err as two words");
 
 #endif
