@@ -398,8 +398,6 @@ int ctl_h_net_set_mtu(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply
 int ctl_h_set_backend_req_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
 	(void)rep;
-	if (msg->nfds != 1)
-		return -EINVAL;
 	close_fd(&dev->backend_req_fd);
 	dev->backend_req_fd = msg->fds[0];
 	msg->fds[0] = -1;
@@ -471,8 +469,6 @@ int ctl_h_get_inflight_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_r
 int ctl_h_set_inflight_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
 	(void)rep;
-	if (msg->nfds != 1)
-		return -EINVAL;
 	return ctl_inflight_set(dev, msg);
 }
 
@@ -488,8 +484,6 @@ int ctl_h_get_max_mem_slots(struct vre_dev *dev, struct vhu_msg *msg, struct ctl
 int ctl_h_add_mem_reg(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
 	(void)rep;
-	if (msg->nfds != 1)
-		return -EINVAL;
 	return ctl_mem_add_region(dev, msg);
 }
 

@@ -8,8 +8,9 @@
  * the device's queues must be quiesced while it runs, and whether it always
  * replies. Handlers then only do their one job. Rules:
  *   - bad header (version, a reply flag on a request): drop the connection;
- *   - payload outside the bounds, more fds than the row allows, missing
- *     owner or protocol feature: the request fails without its handler;
+ *   - payload outside the bounds, fewer or more fds than the row allows,
+ *     missing owner or protocol feature: the request fails without its
+ *     handler;
  *   - every fd a handler did not keep is closed after it;
  *   - quiesce rows: the running queues the request can affect (the one it
  *     names, or all of the device's for memory, features, inflight, reset)
@@ -35,86 +36,113 @@ struct msg_rule {
 	const char *name;
 	ctl_handler_fn handler;   /* NULL: known, not supported */
 	uint16_t min_size, max_size;
-	uint8_t fds;              /* most fds the request may carry */
+	uint8_t min_fds, max_fds; /* how many fds the request must carry */
 	bool owner;               /* needs SET_OWNER first */
 	enum quiesce quiesce;     /* what must stop while it runs */
-	int8_t pf;                /* protocol feature it needs, -1 none */
+	uint64_t pf;              /* protocol feature it needs (PF(name)), 0 none */
 	enum reply_kind reply;
 	uint16_t fail_size;       /* always-reply failure: this many zero bytes */
 };
 
-#define R(code, fn, lo, hi, nfd, own, qui, pfbit, rep, ...)                     \
-	[VHU_##code] = { .name = #code, .handler = fn, .min_size = lo,          \
-			 .max_size = hi, .fds = nfd, .owner = own, .quiesce = qui,     \
-			 .pf = pfbit, .reply = rep, __VA_ARGS__ }
+/* A row: the request's code names its slot and its log name; every other
+ * field is designated, and what a row leaves out is 0 (no payload, no fds,
+ * no owner, no quiesce, no protocol feature, REPLY_ACK). */
+#define ROW(code, ...) [VHU_##code] = { .name = #code, __VA_ARGS__ }
+#define PF(name) (1ull << VHU_PF_##name)
 #define STATE sizeof(struct vhu_state)
+#define ADDR sizeof(struct vhu_addr)
 #define REG sizeof(struct vhu_mem_reg)
 #define INFL sizeof(struct vhu_inflight)
+#define CONFIG sizeof(struct vhu_config)
+#define ANY VHU_MAX_PAYLOAD
 
 static const struct msg_rule rules[VHU_REQ_MAX] = {
-	R(GET_FEATURES, ctl_h_get_features, 0, 8, 0, false, false, -1, REPLY_ALWAYS),
-	R(SET_FEATURES, ctl_h_set_features, 8, 8, 0, true, Q_DEV, -1, REPLY_ACK),
-	R(SET_OWNER, ctl_h_set_owner, 0, 0, 0, false, Q_NONE, -1, REPLY_ACK),
-	R(RESET_OWNER, ctl_h_reset, 0, 8, 0, true, Q_DEV, -1, REPLY_ACK),
-	R(SET_MEM_TABLE, ctl_h_set_mem_table, 8, sizeof(struct vhu_mem_table),
-	  VHU_MEM_TABLE_REGIONS, true, Q_DEV, -1, REPLY_ACK),
+	ROW(GET_FEATURES, .handler = ctl_h_get_features, .max_size = 8,
+	    .reply = REPLY_ALWAYS),
+	ROW(SET_FEATURES, .handler = ctl_h_set_features, .min_size = 8, .max_size = 8,
+	    .owner = true, .quiesce = Q_DEV),
+	ROW(SET_OWNER, .handler = ctl_h_set_owner),
+	ROW(RESET_OWNER, .handler = ctl_h_reset, .max_size = 8, .owner = true,
+	    .quiesce = Q_DEV),
+	/* One fd per region; ctl_mem_set_table matches them to the count the
+	 * payload gives. */
+	ROW(SET_MEM_TABLE, .handler = ctl_h_set_mem_table, .min_size = 8,
+	    .max_size = sizeof(struct vhu_mem_table), .max_fds = VHU_MEM_TABLE_REGIONS,
+	    .owner = true, .quiesce = Q_DEV),
 	/* Dirty logging needs LOG_SHMFD, which VRE does not offer. */
-	R(SET_LOG_BASE, NULL, 0, sizeof(struct vhu_log), 1, true, Q_NONE, -1, REPLY_ACK),
-	R(SET_LOG_FD, NULL, 0, 8, 1, true, Q_NONE, -1, REPLY_ACK),
-	R(SET_VRING_NUM, ctl_h_set_vring_num, STATE, STATE, 0, true, Q_QUEUE, -1, REPLY_ACK),
-	R(SET_VRING_ADDR, ctl_h_set_vring_addr, sizeof(struct vhu_addr),
-	  sizeof(struct vhu_addr), 0, true, Q_QUEUE, -1, REPLY_ACK),
-	R(SET_VRING_BASE, ctl_h_set_vring_base, STATE, STATE, 0, true, Q_QUEUE, -1, REPLY_ACK),
+	ROW(SET_LOG_BASE, .max_size = sizeof(struct vhu_log), .max_fds = 1, .owner = true),
+	ROW(SET_LOG_FD, .max_size = 8, .max_fds = 1, .owner = true),
+	ROW(SET_VRING_NUM, .handler = ctl_h_set_vring_num, .min_size = STATE,
+	    .max_size = STATE, .owner = true, .quiesce = Q_QUEUE),
+	ROW(SET_VRING_ADDR, .handler = ctl_h_set_vring_addr, .min_size = ADDR,
+	    .max_size = ADDR, .owner = true, .quiesce = Q_QUEUE),
+	ROW(SET_VRING_BASE, .handler = ctl_h_set_vring_base, .min_size = STATE,
+	    .max_size = STATE, .owner = true, .quiesce = Q_QUEUE),
 	/* DPDK's virtio-user in server mode, on a new connection from a
 	 * restarted backend, first stops the device it ran before: ENABLE(0)
 	 * and GET_VRING_BASE arrive before SET_OWNER. On an idle queue they are
 	 * harmless, and refusing them ends its reconnect. */
-	R(GET_VRING_BASE, ctl_h_get_vring_base, STATE, STATE, 0, false, Q_QUEUE, -1, REPLY_ALWAYS),
-	R(SET_VRING_KICK, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
-	R(SET_VRING_CALL, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
-	R(SET_VRING_ERR, ctl_h_set_vring_fd, 8, 8, 1, true, Q_QUEUE, -1, REPLY_ACK),
-	R(GET_PROTOCOL_FEATURES, ctl_h_get_protocol_features, 0, 8, 0, false, Q_NONE, -1,
-	  REPLY_ALWAYS),
-	R(SET_PROTOCOL_FEATURES, ctl_h_set_protocol_features, 8, 8, 0, false, Q_NONE, -1,
-	  REPLY_ACK),
-	R(GET_QUEUE_NUM, ctl_h_get_queue_num, 0, 8, 0, false, Q_NONE, -1, REPLY_ALWAYS),
-	R(SET_VRING_ENABLE, ctl_h_set_vring_enable, STATE, STATE, 0, false, Q_QUEUE, -1,
-	  REPLY_ACK),
-	R(SEND_RARP, ctl_h_send_rarp, 8, 8, 0, true, Q_NONE, VHU_PF_RARP, REPLY_ACK),
-	R(NET_SET_MTU, ctl_h_net_set_mtu, 8, 8, 0, true, Q_NONE, VHU_PF_MTU, REPLY_ACK),
-	R(SET_BACKEND_REQ_FD, ctl_h_set_backend_req_fd, 0, 8, 1, false, Q_NONE,
-	  VHU_PF_BACKEND_REQ, REPLY_ACK),
-	R(IOTLB_MSG, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
-	R(SET_VRING_ENDIAN, NULL, 0, STATE, 0, true, Q_NONE, -1, REPLY_ACK),
+	ROW(GET_VRING_BASE, .handler = ctl_h_get_vring_base, .min_size = STATE,
+	    .max_size = STATE, .quiesce = Q_QUEUE, .reply = REPLY_ALWAYS),
+	/* One fd, or none with the payload's no-fd bit (the handler matches
+	 * the two). */
+	ROW(SET_VRING_KICK, .handler = ctl_h_set_vring_fd, .min_size = 8, .max_size = 8,
+	    .max_fds = 1, .owner = true, .quiesce = Q_QUEUE),
+	ROW(SET_VRING_CALL, .handler = ctl_h_set_vring_fd, .min_size = 8, .max_size = 8,
+	    .max_fds = 1, .owner = true, .quiesce = Q_QUEUE),
+	ROW(SET_VRING_ERR, .handler = ctl_h_set_vring_fd, .min_size = 8, .max_size = 8,
+	    .max_fds = 1, .owner = true, .quiesce = Q_QUEUE),
+	ROW(GET_PROTOCOL_FEATURES, .handler = ctl_h_get_protocol_features, .max_size = 8,
+	    .reply = REPLY_ALWAYS),
+	ROW(SET_PROTOCOL_FEATURES, .handler = ctl_h_set_protocol_features, .min_size = 8,
+	    .max_size = 8),
+	ROW(GET_QUEUE_NUM, .handler = ctl_h_get_queue_num, .max_size = 8,
+	    .reply = REPLY_ALWAYS),
+	ROW(SET_VRING_ENABLE, .handler = ctl_h_set_vring_enable, .min_size = STATE,
+	    .max_size = STATE, .quiesce = Q_QUEUE),
+	ROW(SEND_RARP, .handler = ctl_h_send_rarp, .min_size = 8, .max_size = 8,
+	    .owner = true, .pf = PF(RARP)),
+	ROW(NET_SET_MTU, .handler = ctl_h_net_set_mtu, .min_size = 8, .max_size = 8,
+	    .owner = true, .pf = PF(MTU)),
+	ROW(SET_BACKEND_REQ_FD, .handler = ctl_h_set_backend_req_fd, .max_size = 8,
+	    .min_fds = 1, .max_fds = 1, .pf = PF(BACKEND_REQ)),
+	ROW(IOTLB_MSG, .max_size = ANY, .owner = true),
+	ROW(SET_VRING_ENDIAN, .max_size = STATE, .owner = true),
 	/* Failure: a config header with size 0 (the spec's encoding). */
-	R(GET_CONFIG, ctl_h_get_config, 12, sizeof(struct vhu_config), 0, false, Q_NONE,
-	  -1, REPLY_ALWAYS, .fail_size = 12),
-	R(SET_CONFIG, ctl_h_set_config, 12, sizeof(struct vhu_config), 0, true, Q_NONE,
-	  VHU_PF_CONFIG, REPLY_ACK),
-	R(CREATE_CRYPTO_SESSION, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
-	R(CLOSE_CRYPTO_SESSION, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
-	R(POSTCOPY_ADVISE, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
-	R(POSTCOPY_LISTEN, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
-	R(POSTCOPY_END, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	ROW(GET_CONFIG, .handler = ctl_h_get_config, .min_size = 12, .max_size = CONFIG,
+	    .reply = REPLY_ALWAYS, .fail_size = 12),
+	ROW(SET_CONFIG, .handler = ctl_h_set_config, .min_size = 12, .max_size = CONFIG,
+	    .owner = true, .pf = PF(CONFIG)),
+	ROW(CREATE_CRYPTO_SESSION, .max_size = ANY, .owner = true),
+	ROW(CLOSE_CRYPTO_SESSION, .max_size = ANY, .owner = true),
+	ROW(POSTCOPY_ADVISE, .max_size = ANY, .owner = true),
+	ROW(POSTCOPY_LISTEN, .max_size = ANY, .owner = true),
+	ROW(POSTCOPY_END, .max_size = ANY, .owner = true),
 	/* Failure: mmap_size 0 and no fd, which QEMU reads as "no region". */
-	R(GET_INFLIGHT_FD, ctl_h_get_inflight_fd, INFL, INFL, 0, true, Q_DEV,
-	  VHU_PF_INFLIGHT_SHMFD, REPLY_ALWAYS, .fail_size = INFL),
-	R(SET_INFLIGHT_FD, ctl_h_set_inflight_fd, INFL, INFL, 1, true, Q_DEV,
-	  VHU_PF_INFLIGHT_SHMFD, REPLY_ACK),
-	R(GPU_SET_SOCKET, NULL, 0, VHU_MAX_PAYLOAD, 1, true, Q_NONE, -1, REPLY_ACK),
-	R(RESET_DEVICE, ctl_h_reset, 0, 8, 0, true, Q_DEV, VHU_PF_RESET_DEVICE, REPLY_ACK),
-	R(VRING_KICK, NULL, 0, STATE, 0, true, Q_NONE, -1, REPLY_ACK),
-	R(GET_MAX_MEM_SLOTS, ctl_h_get_max_mem_slots, 0, 8, 0, false, Q_NONE, -1,
-	  REPLY_ALWAYS),
-	R(ADD_MEM_REG, ctl_h_add_mem_reg, REG, REG, 1, true, Q_DEV,
-	  VHU_PF_CONFIGURE_MEM_SLOTS, REPLY_ACK),
-	R(REM_MEM_REG, ctl_h_rem_mem_reg, REG, REG, 1, true, Q_DEV,
-	  VHU_PF_CONFIGURE_MEM_SLOTS, REPLY_ACK),
-	R(SET_STATUS, ctl_h_set_status, 8, 8, 0, true, Q_NONE, VHU_PF_STATUS, REPLY_ACK),
-	R(GET_STATUS, ctl_h_get_status, 0, 8, 0, true, Q_NONE, VHU_PF_STATUS, REPLY_ALWAYS),
-	R(GET_SHARED_OBJECT, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
-	R(SET_DEVICE_STATE_FD, NULL, 0, VHU_MAX_PAYLOAD, 1, true, Q_NONE, -1, REPLY_ACK),
-	R(CHECK_DEVICE_STATE, NULL, 0, VHU_MAX_PAYLOAD, 0, true, Q_NONE, -1, REPLY_ACK),
+	ROW(GET_INFLIGHT_FD, .handler = ctl_h_get_inflight_fd, .min_size = INFL,
+	    .max_size = INFL, .owner = true, .quiesce = Q_DEV, .pf = PF(INFLIGHT_SHMFD),
+	    .reply = REPLY_ALWAYS, .fail_size = INFL),
+	ROW(SET_INFLIGHT_FD, .handler = ctl_h_set_inflight_fd, .min_size = INFL,
+	    .max_size = INFL, .min_fds = 1, .max_fds = 1, .owner = true, .quiesce = Q_DEV,
+	    .pf = PF(INFLIGHT_SHMFD)),
+	ROW(GPU_SET_SOCKET, .max_size = ANY, .max_fds = 1, .owner = true),
+	ROW(RESET_DEVICE, .handler = ctl_h_reset, .max_size = 8, .owner = true,
+	    .quiesce = Q_DEV, .pf = PF(RESET_DEVICE)),
+	ROW(VRING_KICK, .max_size = STATE, .owner = true),
+	ROW(GET_MAX_MEM_SLOTS, .handler = ctl_h_get_max_mem_slots, .max_size = 8,
+	    .reply = REPLY_ALWAYS),
+	ROW(ADD_MEM_REG, .handler = ctl_h_add_mem_reg, .min_size = REG, .max_size = REG,
+	    .min_fds = 1, .max_fds = 1, .owner = true, .quiesce = Q_DEV,
+	    .pf = PF(CONFIGURE_MEM_SLOTS)),
+	ROW(REM_MEM_REG, .handler = ctl_h_rem_mem_reg, .min_size = REG, .max_size = REG,
+	    .max_fds = 1, .owner = true, .quiesce = Q_DEV, .pf = PF(CONFIGURE_MEM_SLOTS)),
+	ROW(SET_STATUS, .handler = ctl_h_set_status, .min_size = 8, .max_size = 8,
+	    .owner = true, .pf = PF(STATUS)),
+	ROW(GET_STATUS, .handler = ctl_h_get_status, .max_size = 8, .owner = true,
+	    .pf = PF(STATUS), .reply = REPLY_ALWAYS),
+	ROW(GET_SHARED_OBJECT, .max_size = ANY, .owner = true),
+	ROW(SET_DEVICE_STATE_FD, .max_size = ANY, .max_fds = 1, .owner = true),
+	ROW(CHECK_DEVICE_STATE, .max_size = ANY, .owner = true),
 };
 
 const char *ctl_req_name(uint32_t req)
@@ -131,9 +159,9 @@ static int check_rule(struct vre_dev *dev, const struct msg_rule *r,
 			dev->path, r->name, msg->hdr.size, r->min_size, r->max_size);
 		return -EINVAL;
 	}
-	if (msg->nfds > r->fds) {
+	if (msg->nfds > r->max_fds) {
 		VRE_ERR(CTL_ROOM, "%s: %s with %u fds (takes at most %u), all closed",
-			dev->path, r->name, msg->nfds, r->fds);
+			dev->path, r->name, msg->nfds, r->max_fds);
 		return -EINVAL;
 	}
 	if (r->owner && !dev->owner) {
@@ -150,10 +178,17 @@ static int check_rule(struct vre_dev *dev, const struct msg_rule *r,
 			 dev->path, r->name);
 		dev->owner = true;
 	}
-	if (r->pf >= 0 && !ctl_has_pf(dev, (unsigned)r->pf)) {
+	if (r->pf && !ctl_has_pf(dev, (unsigned)__builtin_ctzll(r->pf))) {
 		VRE_ERR(CTL_ROOM, "%s: %s without protocol feature %d negotiated",
-			dev->path, r->name, r->pf);
+			dev->path, r->name, __builtin_ctzll(r->pf));
 		return -ENOTSUP;
+	}
+	/* Checked last, where the handlers checked it before the table did,
+	 * so a request that breaks several rules logs what it always did. */
+	if (msg->nfds < r->min_fds) {
+		VRE_ERR(CTL_ROOM, "%s: %s with %u fds (needs at least %u)", dev->path,
+			r->name, msg->nfds, r->min_fds);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -215,7 +250,7 @@ static int run(struct vre_dev *dev, const struct msg_rule *r, struct vhu_msg *ms
 int ctl_dispatch(struct vre_dev *dev, struct vhu_msg *msg)
 {
 	static const struct msg_rule unknown = {
-		.name = "UNKNOWN", .max_size = VHU_MAX_PAYLOAD, .fds = VHU_MAX_FDS, .pf = -1,
+		.name = "UNKNOWN", .max_size = VHU_MAX_PAYLOAD, .max_fds = VHU_MAX_FDS,
 	};
 	struct ctl_reply rep = { .size = 0, .fd = -1 };
 	const struct msg_rule *r;
