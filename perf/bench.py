@@ -33,6 +33,8 @@ ALL_SIZES = [64, 512, 1518]
 ALL_BACKENDS = ['vre', 'dpdk', 'ovs']
 # Headline topologies get --pairs alternating pairs; the others --pairs-other.
 HEADLINE_TOPOS = ('loopback', 'xconnect')
+# --latency: frames come back to the generator (oneway's never do).
+LATENCY_TOPOS = ['loopback', 'xconnect', 'learn']
 PORTS = {'loopback': 1, 'xconnect': 2, 'learn': 2, 'oneway': 2}
 # Fixed generator MACs so a learning switch sees each station on one port.
 GEN_MACS = ['02:00:00:00:00:10', '02:00:00:00:00:11']
@@ -200,8 +202,11 @@ class Generator:
         # 16384 mbufs (36 MB) are plenty for 2 rings of 256 and a few
         # bursts; testpmd's default pool (340 MB) only costs start-up time
         # and hugepages, which other work on the machine may need.
+        # --record-core-cycles: the generator's own busy cycles per packet,
+        # the cost a backend imposes on its peer (fwd_totals()).
         app = ['-i', '--nb-cores=1', '--no-lsc-interrupt', '--disable-link-check',
-               '--total-num-mbufs=16384', f'--txpkts={frame}']
+               '--total-num-mbufs=16384', f'--txpkts={frame}',
+               '--record-core-cycles']
         if topo == 'loopback':
             app += ['--forward-mode=io', '--port-topology=loop']
         elif topo == 'xconnect':
@@ -302,8 +307,131 @@ class Generator:
                 cur = None
         return t0, ports
 
+    def fwd_totals(self):
+        """The generator's busy cycles and per-port RX packets since its
+        last start (testpmd `show fwd stats all`); see parse_fwd_stats."""
+        self.proc.drain()
+        self.proc.send('show fwd stats all')
+        # The cycles line is printed only once packets moved: a second
+        # command whose answer is known marks the end of the first's.
+        self.proc.send('show port summary all')
+        got = self.proc.expect(r'^Number of available ports', 5)
+        return parse_fwd_stats(line for _, line in got)
+
     def close(self):
         self.proc.stop('quit')
+
+
+class LatGen:
+    """perf/lat_gen (--latency): our own virtio-user driver on the
+    generator CPU that sends single frames and times each round trip
+    through the backend. Same vdevs as Generator; fixed MACs in every
+    topology, since its frames carry src/dst MACs a learning switch uses."""
+
+    def __init__(self, cfg, run_dir, ring, topo, socks, server):
+        argv = [cfg.latgen_bin, '-l', str(cfg.gen_cpu), '--no-pci',
+                '--in-memory', '--single-file-segments',
+                '--file-prefix', f'vrelat{os.getpid()}']
+        for i, s in enumerate(socks):
+            dev = f'net_virtio_user{i},path={s},queues=1,mac={GEN_MACS[i]}'
+            if ring == 'packed':
+                dev += ',packed_vq=1'
+            if server:
+                dev += ',server=1'
+            argv += ['--vdev', dev]
+        argv += ['--', '-t', 'pair' if len(socks) == 2 else 'loop',
+                 '-T', str(cfg.lat_timeout_ms)]
+        self.proc = Proc('lat-gen', argv, os.path.join(run_dir, 'lat-gen.log'),
+                         stdin=True)
+
+    def wait_ready(self, timeout=40):
+        got = self.proc.expect(r'^ready ports=', timeout)
+        if 'link=up' not in got[-1][1]:
+            raise BenchError(f'lat_gen: {got[-1][1]}')
+
+    def run(self, frame, inflight, warm_s, secs):
+        """parse_latency()'s dict for one measurement."""
+        self.proc.drain()
+        self.proc.send(f'run {frame} {inflight} {int(warm_s * 1000)} '
+                       f'{int(secs * 1000)}')
+        got = self.proc.expect(r'^(result|error) ', warm_s + secs + 20)
+        line = got[-1][1]
+        if line.startswith('error'):
+            raise BenchError(f'lat_gen: {line}')
+        return parse_latency(line)
+
+    def close(self):
+        self.proc.stop('quit')
+
+
+LAT_KEYS = ('n', 'lost', 'stale', 'wrongport', 'txfail', 'min_us', 'p50_us',
+            'p90_us', 'p99_us', 'p999_us', 'max_us', 'mean_us', 'kpps')
+
+
+def parse_latency(line):
+    """lat_gen's result line as a dict of numbers (LAT_KEYS, frame,
+    inflight)."""
+    out = {}
+    for k, v in re.findall(r'(\w+)=([0-9.]+)', line):
+        out[k] = float(v) if '.' in v else int(v)
+    missing = [k for k in LAT_KEYS if k not in out]
+    if missing:
+        raise BenchError(f'lat_gen result without {missing}: {line}')
+    return out
+
+
+# testpmd 22.11 with --record-core-cycles, `show fwd stats all` / `stop`:
+#   ---------------------- Forward statistics for port 0  ----------------------
+#   RX-packets: 2741120        RX-dropped: 0             RX-total: 2741120
+#   ...
+#   CPU cycles/packet=78.66 (total cycles=431283278 / total io packets=5482656) at 2100 MHz Clock
+# "total cycles" are busy cycles: a forwarding pass that receives nothing
+# returns before its cycles are added (app/test-pmd/iofwd.c, macfwd.c).
+FWD_PORT_RE = re.compile(r'Forward statistics for port (\d+)')
+FWD_RX_RE = re.compile(r'^\s*RX-packets:\s+(\d+)')
+FWD_CYC_RE = re.compile(r'CPU cycles/packet=([0-9.]+) \(total cycles=(\d+) / '
+                        r'total \S+ packets=(\d+)\)(?: at (\d+) MHz)?')
+
+
+def parse_fwd_stats(lines):
+    """{'cycles': busy cycles or None, 'pkts': packets they cover or None,
+    'mhz': TSC MHz or None, 'rx': {port: RX packets}} from testpmd's
+    forward statistics."""
+    out = {'cycles': None, 'pkts': None, 'mhz': None, 'rx': {}}
+    port = None
+    for line in lines:
+        m = FWD_PORT_RE.search(line)
+        if m:
+            port = int(m.group(1))
+            continue
+        if 'Accumulated forward statistics' in line:
+            port = None
+            continue
+        m = FWD_RX_RE.search(line)
+        if m and port is not None:
+            out['rx'][port] = int(m.group(1))
+            continue
+        m = FWD_CYC_RE.search(line)
+        if m:
+            out['cycles'] = int(m.group(2))
+            out['pkts'] = int(m.group(3))
+            out['mhz'] = int(m.group(4)) if m.group(4) else None
+    return out
+
+
+def gen_cycles_per_pkt(a, b, ports):
+    """Generator busy cycles per packet through the backend between two
+    fwd_totals() snapshots: the cycles' growth over the growth of RX on the
+    ports that measure the backend (in oneway the null port's RX, frames
+    the generator makes, is left out). None when either lacks cycles."""
+    if a['cycles'] is None and b['cycles'] is not None:
+        a = dict(a, cycles=0)  # no packets had moved at the first snapshot
+    if a['cycles'] is None or b['cycles'] is None:
+        return None
+    dpk = sum(b['rx'].get(p, 0) - a['rx'].get(p, 0) for p in ports)
+    if dpk <= 0:
+        return None
+    return (b['cycles'] - a['cycles']) / dpk
 
 
 def testpmd_sync(proc, timeout):
@@ -595,7 +723,7 @@ CHECK_GAP = 0.25
 def measure(gen, topo, cfg, warm, secs):
     """Waits warm seconds, then samples once a second for secs seconds.
     Returns (Mpps over the window, per-second Mpps list, average frame,
-    window start, window end, restarts)."""
+    window start, window end, restarts, generator busy cycles per packet)."""
     ports = rx_ports(topo)
     # A closed loop (io + tx_first) that lost its packets stays empty: a
     # backend that dropped the first burst (a port it had not finished
@@ -614,6 +742,7 @@ def measure(gen, topo, cfg, warm, secs):
         raise BenchError(f'no packets through the backend after '
                          f'{START_TRIES} starts')
     samples = [first]
+    fwd_a = gen.fwd_totals()
     t_next = first[0] + 1.0
     for i in range(secs):
         delay = t_next - time.monotonic()
@@ -621,6 +750,8 @@ def measure(gen, topo, cfg, warm, secs):
             time.sleep(delay)
         samples.append(gen.sample())
         t_next += 1.0
+    fwd_b = gen.fwd_totals()
+    gcyc = gen_cycles_per_pkt(fwd_a, fwd_b, ports)
     (t_a, a), (t_b, b) = samples[0], samples[-1]
     pk = sum(b[p]['rx'] - a[p]['rx'] for p in ports)
     by = sum(b[p].get('rx_bytes', 0) - a[p].get('rx_bytes', 0) for p in ports)
@@ -629,7 +760,7 @@ def measure(gen, topo, cfg, warm, secs):
     for (ta, sa), (tb, sb) in zip(samples, samples[1:]):
         per_sec.append(sum(sb[p]['rx'] - sa[p]['rx'] for p in ports)
                        / (tb - ta) / 1e6)
-    return mpps, per_sec, (by / pk if pk else 0.0), t_a, t_b, restarts
+    return mpps, per_sec, (by / pk if pk else 0.0), t_a, t_b, restarts, gcyc
 
 
 def seconds_for(cfg, topo):
@@ -666,7 +797,7 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
             backend.size_begin()
             gen.start(cfg.tx_first)
             warm = cfg.warmup if i == 0 else cfg.settle
-            mpps, per_sec, avg, t_a, t_b, restarts = measure(
+            mpps, per_sec, avg, t_a, t_b, restarts, gcyc = measure(
                 gen, topo, cfg, warm, seconds_for(cfg, topo))
             cyc = backend.size_end(t_a, t_b)
             notes = []
@@ -681,12 +812,143 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
                              'best second)')
             note = '; '.join(notes)
             results[size] = {'mpps': mpps, 'per_sec': per_sec, 'cycles': cyc,
-                             'avg_frame': avg, 'note': note}
+                             'gen_cycles': gcyc, 'avg_frame': avg,
+                             'note': note}
     finally:
         if gen is not None:
             gen.close()
         backend.close()
     return results
+
+
+def one_latency_run(cfg, backend, ring, topo, sizes, run_dir):
+    """--latency: starts backend and lat_gen, measures every size and
+    in-flight count in turn, stops both. Returns {(size, inflight): dict}."""
+    os.makedirs(run_dir)
+    socks = [os.path.join(run_dir, f'p{i}.sock') for i in range(PORTS[topo])]
+    gen = None
+    results = {}
+    try:
+        if backend.server:
+            backend.start(run_dir, ring, topo, socks)
+            gen = LatGen(cfg, run_dir, ring, topo, socks, False)
+        else:
+            gen = LatGen(cfg, run_dir, ring, topo, socks, True)
+            backend.start(run_dir, ring, topo, socks, gen.proc)
+        gen.wait_ready()
+        first = True
+        for size in sizes:
+            for inflight in cfg.inflight:
+                backend.size_begin()
+                t_a = time.monotonic()
+                warm = cfg.warmup if first else cfg.settle
+                res = gen.run(size - FCS, inflight, warm, cfg.seconds)
+                t_b = time.monotonic()
+                backend.size_end(t_a, t_b)  # keeps testpmd's start/stop paired
+                first = False
+                notes = []
+                if res['lost']:
+                    notes.append(f"{res['lost']} lost")
+                if res['wrongport']:
+                    notes.append(f"{res['wrongport']} on the wrong port")
+                res['note'] = '; '.join(notes)
+                results[(size, inflight)] = res
+    finally:
+        if gen is not None:
+            gen.close()
+        backend.close()
+    return results
+
+
+def summarize_latency(rows, backends):
+    """Per (topo, ring, size, inflight, backend): medians over the pairs
+    of p50, p99 and mean (us), the worst p99, and pairwise VRE/peer ratios
+    of p50 and p99 (below 1: VRE is faster)."""
+    by = {}
+    for r in rows:
+        if r.get('p50_us') is None:
+            continue
+        key = (r['topo'], r['ring'], r['size'], r['inflight'])
+        by.setdefault(key, {}).setdefault(r['backend'], []).append(r)
+    out = []
+    for key in sorted(by, key=lambda k: (ALL_TOPOS.index(k[0]),
+                                         ALL_RINGS.index(k[1]), k[2], k[3])):
+        per = by[key]
+        vre = {r['pair']: r for r in per.get('vre', [])}
+        for b in backends:
+            runs = per.get(b)
+            if not runs:
+                continue
+            med = {k: statistics.median(r[k] for r in runs)
+                   for k in ('p50_us', 'p99_us', 'mean_us', 'kpps')}
+            row = {'topo': key[0], 'ring': key[1], 'size': key[2],
+                   'inflight': key[3], 'backend': b, 'n': len(runs),
+                   'median_p50_us': med['p50_us'],
+                   'median_p99_us': med['p99_us'],
+                   'median_mean_us': med['mean_us'],
+                   'max_p99_us': max(r['p99_us'] for r in runs),
+                   'median_kpps': med['kpps'],
+                   'lost': sum(r['lost'] for r in runs),
+                   'p50_pair_ratio_vre': None, 'p99_pair_ratio_vre': None}
+            if b != 'vre' and vre:
+                for q in ('p50', 'p99'):
+                    prs = [vre[r['pair']][f'{q}_us'] / r[f'{q}_us'] for r in runs
+                           if r['pair'] in vre and r[f'{q}_us']]
+                    row[f'{q}_pair_ratio_vre'] = (statistics.median(prs)
+                                                  if prs else None)
+            out.append(row)
+    return out
+
+
+def print_latency_table(summary, machine=None):
+    log('')
+    if machine and machine.get('line_rtt_ns'):
+        log(line_summary(machine))
+    log(f"{'topology':9} {'ring':6} {'size':>5} {'infl':>4} {'backend':7} "
+        f"{'n':>2} {'p50 us':>7} {'p99 us':>7} {'mean us':>7} {'max p99':>7} "
+        f"{'kpps':>7} {'lost':>5} {'VRE/peer p50':>12} {'VRE/peer p99':>12}")
+    for r in summary:
+        log(f"{r['topo']:9} {r['ring']:6} {r['size']:>5} {r['inflight']:>4} "
+            f"{r['backend']:7} {r['n']:>2} {fmt(r['median_p50_us']):>7} "
+            f"{fmt(r['median_p99_us']):>7} {fmt(r['median_mean_us']):>7} "
+            f"{fmt(r['max_p99_us']):>7} {fmt(r['median_kpps'], '{:.0f}'):>7} "
+            f"{r['lost']:>5} {fmt(r['p50_pair_ratio_vre']):>12} "
+            f"{fmt(r['p99_pair_ratio_vre']):>12}")
+
+
+LAT_ROW_COLS = ['stamp', 'backend', 'ring', 'topo', 'size', 'inflight',
+                'pair', 'order', 'n', 'lost', 'min_us', 'p50_us', 'p90_us',
+                'p99_us', 'p999_us', 'max_us', 'mean_us', 'kpps', 'loadavg',
+                'error']
+LAT_SUM_COLS = ['topo', 'ring', 'size', 'inflight', 'backend', 'n',
+                'median_p50_us', 'median_p99_us', 'median_mean_us',
+                'max_p99_us', 'median_kpps', 'lost', 'p50_pair_ratio_vre',
+                'p99_pair_ratio_vre']
+MACHINE_COLS = ['cpu_model', 'cores', 'hugepages', 'kernel', 'dpdk', 'ovs',
+                'line_rtt_ns', 'line_rtt_p90_ns']
+
+
+def write_latency_csvs(out_dir, stamp, machine, rows, summary):
+    raw = os.path.join(out_dir, f'{stamp}-latency.csv')
+    with open(raw, 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(LAT_ROW_COLS + MACHINE_COLS)
+        for r in rows:
+            vals = []
+            for c in LAT_ROW_COLS:
+                v = stamp if c == 'stamp' else r.get(c)
+                vals.append(fmt(v, '{:.3f}') if isinstance(v, float)
+                            else ('' if v is None else v))
+            w.writerow(vals + [machine.get(c, '') for c in MACHINE_COLS])
+    summ = os.path.join(out_dir, f'{stamp}-latency-summary.csv')
+    with open(summ, 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(LAT_SUM_COLS + MACHINE_COLS)
+        for r in summary:
+            w.writerow([fmt(r[c], '{:.3f}') if isinstance(r[c], float)
+                        else fmt(r[c], '{}') for c in LAT_SUM_COLS]
+                       + [machine.get(c, '') for c in MACHINE_COLS])
+    return raw, summ
 
 
 # ---------------------------------------------------------------- reports
@@ -720,6 +982,68 @@ def machine_info():
     }
 
 
+# ---------------------------------------------------------------- line probe
+
+LINEPROBE_RE = re.compile(r'round trip median ([0-9.]+) ns p90 ([0-9.]+) ns '
+                          r'\(min ([0-9.]+), mean ([0-9.]+);')
+
+
+def lineprobe_bin(cfg, tmp):
+    """build/perf/lineprobe, else the source compiled with cc into tmp,
+    else None."""
+    built = cfg.lineprobe or os.path.join(ROOT, 'build', 'perf', 'lineprobe')
+    if os.access(built, os.X_OK):
+        return built
+    cc = shutil.which('cc') or shutil.which('gcc')
+    src = os.path.join(ROOT, 'perf', 'lineprobe.c')
+    if not cc or not os.path.exists(src):
+        return None
+    out = os.path.join(tmp, 'lineprobe')
+    r = subprocess.run([cc, '-O2', '-pthread', src, '-o', out],
+                       capture_output=True, text=True, timeout=60)
+    return out if r.returncode == 0 else None
+
+
+def parse_lineprobe(text):
+    """{'line_rtt_ns', 'line_rtt_p90_ns', 'line_rtt_min_ns',
+    'line_rtt_mean_ns', 'line_oneway_ns'} from lineprobe's line, or {}."""
+    m = LINEPROBE_RE.search(text)
+    if not m:
+        return {}
+    med, p90, mn, mean = (float(x) for x in m.groups())
+    return {'line_rtt_ns': med, 'line_rtt_p90_ns': p90, 'line_rtt_min_ns': mn,
+            'line_rtt_mean_ns': mean, 'line_oneway_ns': med / 2}
+
+
+def line_probe(cfg, tmp):
+    """The cache-line round trip between the generator's and the backend's
+    CPUs (perf/lineprobe): the price of every line a backend and the
+    generator's driver hand each other. Returns parse_lineprobe()'s dict
+    plus 'line_probe' (the probe's own words or why it did not run)."""
+    binary = lineprobe_bin(cfg, tmp)
+    if not binary:
+        return {'line_probe': 'not run: build/perf/lineprobe missing and no cc'}
+    try:
+        r = subprocess.run([binary, str(cfg.gen_cpu), str(cfg.backend_cpu)],
+                           capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return {'line_probe': 'not run: timed out'}
+    text = (r.stdout.strip() or r.stderr.strip()).replace('\n', ' ')
+    out = parse_lineprobe(text)
+    out['line_probe'] = text
+    return out
+
+
+def line_summary(machine):
+    return (f"cache line CPU {machine.get('gen_cpu', '?')} <-> CPU "
+            f"{machine.get('backend_cpu', '?')}: round trip median "
+            f"{machine['line_rtt_ns']:.0f} ns (one way "
+            f"{machine['line_oneway_ns']:.0f} ns), p90 "
+            f"{machine['line_rtt_p90_ns']:.0f} ns"
+            + (f"; at the end {machine['line_rtt_end_ns']:.0f} ns"
+               if machine.get('line_rtt_end_ns') else ''))
+
+
 def dpkg_version(pkg):
     try:
         r = subprocess.run(['dpkg-query', '-W', '-f=${Version}', pkg],
@@ -731,7 +1055,10 @@ def dpkg_version(pkg):
 
 def summarize(rows, backends):
     """Per (topo, ring, size): median Mpps per backend, and VRE/peer ratios:
-    ratio of medians, and median of the ratios of runs paired in time."""
+    ratio of medians, and median of the ratios of runs paired in time; the
+    same for the generator's busy cycles per packet (gen_pair_ratio_vre:
+    the generator's cycles with VRE over those with the peer, pairwise;
+    above 1 means VRE makes its peer work harder per packet)."""
     by, bad = {}, {}
     for r in rows:
         key = (r['topo'], r['ring'], r['size'])
@@ -749,6 +1076,8 @@ def summarize(rows, backends):
                                          ALL_RINGS.index(k[1]), k[2])):
         per = by[key]
         vre = {r['pair']: r['mpps'] for r in per.get('vre', [])}
+        vre_gen = {r['pair']: r.get('gen_cycles') for r in per.get('vre', [])
+                   if r.get('gen_cycles')}
         for b in backends:
             runs = per.get(b)
             nbad = bad.get(key, {}).get(b, 0)
@@ -758,17 +1087,23 @@ def summarize(rows, backends):
                                 'size': key[2], 'backend': b, 'n': 0,
                                 'bad': nbad, 'median_mpps': None,
                                 'min_mpps': None, 'max_mpps': None,
-                                'median_cycles': None, 'ratio_vre': None,
-                                'pair_ratio_vre': None})
+                                'median_cycles': None,
+                                'median_gen_cycles': None, 'ratio_vre': None,
+                                'pair_ratio_vre': None,
+                                'gen_pair_ratio_vre': None})
                 continue
             mp = [r['mpps'] for r in runs]
             cyc = [r['cycles'] for r in runs if r['cycles'] is not None]
+            gcyc = [r['gen_cycles'] for r in runs if r.get('gen_cycles')]
             row = {'topo': key[0], 'ring': key[1], 'size': key[2],
                    'backend': b, 'n': len(mp), 'bad': nbad,
                    'median_mpps': statistics.median(mp),
                    'min_mpps': min(mp), 'max_mpps': max(mp),
                    'median_cycles': statistics.median(cyc) if cyc else None,
-                   'ratio_vre': None, 'pair_ratio_vre': None}
+                   'median_gen_cycles': (statistics.median(gcyc) if gcyc
+                                         else None),
+                   'ratio_vre': None, 'pair_ratio_vre': None,
+                   'gen_pair_ratio_vre': None}
             if b != 'vre' and vre:
                 row['ratio_vre'] = (statistics.median(vre.values())
                                     / row['median_mpps']
@@ -776,6 +1111,10 @@ def summarize(rows, backends):
                 prs = [vre[r['pair']] / r['mpps'] for r in runs
                        if r['pair'] in vre and r['mpps']]
                 row['pair_ratio_vre'] = statistics.median(prs) if prs else None
+                gprs = [vre_gen[r['pair']] / r['gen_cycles'] for r in runs
+                        if r['pair'] in vre_gen and r.get('gen_cycles')]
+                row['gen_pair_ratio_vre'] = (statistics.median(gprs) if gprs
+                                             else None)
             out.append(row)
     return out
 
@@ -784,46 +1123,55 @@ def fmt(v, f='{:.2f}'):
     return '-' if v is None else f.format(v)
 
 
-def print_table(summary):
+def print_table(summary, machine=None):
+    """cyc/pkt: the backend's busy cycles per packet; gen cyc: the
+    generator's (its testpmd forwarding core's) busy cycles per packet
+    through that backend; gen VRE/peer: pairwise ratio of the latter."""
     log('')
+    if machine and machine.get('line_rtt_ns'):
+        log(line_summary(machine))
     log(f"{'topology':9} {'ring':6} {'size':>5} {'backend':7} {'n':>2} "
         f"{'bad':>3} "
-        f"{'Mpps':>6} {'min':>6} {'max':>6} {'cyc/pkt':>8} "
-        f"{'VRE/peer':>8} {'pairwise':>8}")
+        f"{'Mpps':>6} {'min':>6} {'max':>6} {'cyc/pkt':>8} {'gen cyc':>8} "
+        f"{'VRE/peer':>8} {'pairwise':>8} {'gen VRE/peer':>12}")
     for r in summary:
         log(f"{r['topo']:9} {r['ring']:6} {r['size']:>5} {r['backend']:7} "
             f"{r['n']:>2} {r['bad']:>3} {fmt(r['median_mpps']):>6} {fmt(r['min_mpps']):>6} "
             f"{fmt(r['max_mpps']):>6} {fmt(r['median_cycles'], '{:.0f}'):>8} "
-            f"{fmt(r['ratio_vre']):>8} {fmt(r['pair_ratio_vre']):>8}")
+            f"{fmt(r.get('median_gen_cycles'), '{:.0f}'):>8} "
+            f"{fmt(r['ratio_vre']):>8} {fmt(r['pair_ratio_vre']):>8} "
+            f"{fmt(r.get('gen_pair_ratio_vre')):>12}")
 
 
 def write_csvs(out_dir, stamp, machine, rows, summary):
     raw = os.path.join(out_dir, f'{stamp}.csv')
-    mcols = ['cpu_model', 'cores', 'hugepages', 'kernel', 'dpdk', 'ovs']
+    mcols = MACHINE_COLS
     cols = ['stamp', 'backend', 'ring', 'topo', 'size', 'pair', 'order',
-            'mpps', 'cycles_per_pkt', 'avg_frame', 'per_second_mpps',
-            'loadavg', 'excluded', 'error'] + mcols
+            'mpps', 'cycles_per_pkt', 'gen_cycles_per_pkt', 'avg_frame',
+            'per_second_mpps', 'loadavg', 'excluded', 'error'] + mcols
     with open(raw, 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in rows:
             w.writerow([stamp, r['backend'], r['ring'], r['topo'], r['size'],
                         r['pair'], r['order'], fmt(r['mpps'], '{:.4f}'),
-                        fmt(r['cycles'], '{:.1f}'), fmt(r['avg_frame'], '{:.1f}'),
+                        fmt(r['cycles'], '{:.1f}'),
+                        fmt(r.get('gen_cycles'), '{:.1f}'),
+                        fmt(r['avg_frame'], '{:.1f}'),
                         ' '.join(f'{x:.3f}' for x in r['per_sec']),
                         r['load'], int(r['flagged'] or r['mpps'] is None),
-                        r['error']] + [machine[c] for c in mcols])
+                        r['error']] + [machine.get(c, '') for c in mcols])
     summ = os.path.join(out_dir, f'{stamp}-summary.csv')
     scols = ['topo', 'ring', 'size', 'backend', 'n', 'bad', 'median_mpps',
-             'min_mpps', 'max_mpps', 'median_cycles', 'ratio_vre',
-             'pair_ratio_vre']
+             'min_mpps', 'max_mpps', 'median_cycles', 'median_gen_cycles',
+             'ratio_vre', 'pair_ratio_vre', 'gen_pair_ratio_vre']
     with open(summ, 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(scols + mcols)
         for r in summary:
             w.writerow([fmt(r[c], '{:.4f}') if isinstance(r[c], float)
                         else fmt(r[c], '{}') for c in scols]
-                       + [machine[c] for c in mcols])
+                       + [machine.get(c, '') for c in mcols])
     return raw, summ
 
 
@@ -884,6 +1232,100 @@ def plot(out_dir, stamp, summary, machine):
     return png
 
 
+def plot_cycles(out_dir, stamp, summary, machine):
+    """Busy cycles per packet by frame size, a panel per topology and
+    ring: for each backend its own cycles (solid) and the generator's
+    cycles per packet through it (dashed)."""
+    gp = shutil.which('gnuplot')
+    keys = [(t, ring) for t in ALL_TOPOS for ring in ALL_RINGS
+            if any(r['topo'] == t and r['ring'] == ring for r in summary)]
+    if not gp or not keys:
+        return None
+    data_dir = os.path.join(out_dir, f'{stamp}-plot')
+    os.makedirs(data_dir, exist_ok=True)
+    png = os.path.join(out_dir, f'{stamp}-cycles.png')
+    cols = min(2, len(keys))
+    nrows = (len(keys) + cols - 1) // cols
+    title = (f"busy cycles per packet: backend (solid) and generator "
+             f"(dashed), {machine['cpu_model']}, {stamp}").replace('"', "'")
+    script = [f'set terminal pngcairo size {640 * cols},{380 * nrows} '
+              'font ",10"' if has_pngcairo(gp) else
+              f'set terminal png size {640 * cols},{380 * nrows}',
+              f'set output "{png}"',
+              f'set multiplot layout {nrows},{cols} title "{title}"',
+              'set xlabel "frame size (bytes)"', 'set ylabel "cycles/packet"',
+              'set grid', 'set key top left', 'set yrange [0:*]',
+              'set xtics (64, 512, 1024, 1518)', 'set xrange [0:1600]']
+    for t, ring in keys:
+        series = []
+        for b in ALL_BACKENDS:
+            for what, col, dash in (('own', 'median_cycles', 1),
+                                    ('gen', 'median_gen_cycles', 2)):
+                pts = sorted((r['size'], r[col]) for r in summary
+                             if r['topo'] == t and r['ring'] == ring
+                             and r['backend'] == b and r.get(col))
+                if not pts:
+                    continue
+                fn = os.path.join(data_dir, f'cyc-{t}-{ring}-{b}-{what}.dat')
+                with open(fn, 'w') as f:
+                    for p in pts:
+                        f.write('%d %.1f\n' % p)
+                series.append(f'"{fn}" using 1:2 with linespoints '
+                              f'lc rgb "{PLOT_COLOURS[b]}" dt {dash} pt 7 '
+                              f'title "{b} {"generator" if what == "gen" else "own"}"')
+        script.append(f'set title "{t} {ring}"')
+        script.append('plot ' + ', '.join(series) if series else
+                      'plot 0 notitle')
+    script.append('unset multiplot')
+    gpf = os.path.join(data_dir, 'cycles.gp')
+    with open(gpf, 'w') as f:
+        f.write('\n'.join(script) + '\n')
+    r = subprocess.run([gp, gpf], capture_output=True, text=True, timeout=60)
+    if r.returncode:
+        log(f'plot: gnuplot failed: {r.stderr.strip()}')
+        return None
+    return png
+
+
+def write_markdown(out_dir, stamp, machine, summary, backends):
+    """<stamp>-table.md: README's table, a row per configuration: Mpps,
+    pairwise VRE/peer ratios, each backend's busy cycles per packet and the
+    generator's busy cycles per packet through it, with the machine's line
+    round trip above it (figures from another machine are not comparable)."""
+    peers = [b for b in backends if b != 'vre']
+    by = {}
+    for r in summary:
+        by.setdefault((r['topo'], r['ring'], r['size']), {})[r['backend']] = r
+
+    def cell(key, b, col, f='{:.2f}'):
+        r = by[key].get(b)
+        return '–' if not r or r.get(col) is None else f.format(r[col])
+    head = (['config'] + [f'{b} Mpps' for b in backends]
+            + [f'VRE/{p} pairwise' for p in peers]
+            + [f'{b} cyc/pkt' for b in backends]
+            + [f'gen cyc/pkt with {b}' for b in backends]
+            + [f'gen VRE/{p}' for p in peers])
+    lines = [f"perf/bench {stamp}: {machine['cpu_model']}, "
+             f"{machine['cores']} cores, load {machine['loadavg']} at the "
+             f"start; DPDK {machine['dpdk']}, OVS {machine['ovs']}.", '']
+    if machine.get('line_rtt_ns'):
+        lines += [line_summary(machine) + '.', '']
+    lines += ['| ' + ' | '.join(head) + ' |',
+              '|' + ' --- |' * len(head)]
+    for key in by:
+        row = [f'{key[0]} {key[1]} {key[2]} B']
+        row += [cell(key, b, 'median_mpps') for b in backends]
+        row += [cell(key, p, 'pair_ratio_vre') for p in peers]
+        row += [cell(key, b, 'median_cycles', '{:.0f}') for b in backends]
+        row += [cell(key, b, 'median_gen_cycles', '{:.0f}') for b in backends]
+        row += [cell(key, p, 'gen_pair_ratio_vre') for p in peers]
+        lines.append('| ' + ' | '.join(row) + ' |')
+    path = os.path.join(out_dir, f'{stamp}-table.md')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return path
+
+
 def has_pngcairo(gp):
     r = subprocess.run([gp, '-e', 'set terminal'], capture_output=True,
                        text=True, timeout=20)
@@ -929,7 +1371,25 @@ def parse_args(argv):
                     help='print the plan and the time it will take, run nothing')
     ap.add_argument('--keep-logs', action='store_true',
                     help='keep every run\'s logs, not just failed ones')
+    ap.add_argument('--latency', action='store_true',
+                    help='latency mode: round trip of single frames (p50, '
+                         'p99) through each backend, with --inflight frames '
+                         'in flight, instead of throughput; sizes default to '
+                         '64, topologies to loopback,xconnect')
+    ap.add_argument('--inflight', default='1,4',
+                    help='--latency: frames in flight per measurement (1,4)')
+    ap.add_argument('--lat-timeout-ms', type=int, default=100,
+                    help='--latency: a frame not back after this is lost (100)')
+    ap.add_argument('--latgen-bin', help='lat_gen binary '
+                    '(default build/perf/lat_gen)')
+    ap.add_argument('--lineprobe', help='lineprobe binary '
+                    '(default build/perf/lineprobe, else compiled with cc)')
     a = ap.parse_args(argv)
+    if a.latency:
+        if a.sizes == ap.get_default('sizes'):
+            a.sizes = '64'
+        if a.topos == ap.get_default('topos'):
+            a.topos = 'loopback,xconnect'
     if a.quick:
         a.pairs, a.pairs_other, a.seconds, a.seconds_other = 1, 1, 2, 2
         a.warmup, a.settle = 0.8, 0.4
@@ -951,6 +1411,16 @@ def parse_args(argv):
     a.rings = lst(a.rings, ALL_RINGS)
     a.topos = lst(a.topos, ALL_TOPOS)
     a.backends = lst(a.backends, ALL_BACKENDS)
+    a.inflight = lst(a.inflight, None, int)
+    if any(not 1 <= k <= 64 for k in a.inflight):
+        ap.error('--inflight values must be 1..64')
+    if a.latency:
+        bad = [t for t in a.topos if t not in LATENCY_TOPOS]
+        if bad:
+            ap.error(f'--latency: {bad} send nothing back; choose from '
+                     f'{LATENCY_TOPOS}')
+    a.latgen_bin = a.latgen_bin or os.path.join(ROOT, 'build', 'perf',
+                                                'lat_gen')
     if min(a.seconds, a.seconds_other, a.pairs, a.pairs_other) < 1:
         ap.error('--seconds and --pairs must be >= 1')
     return a
@@ -964,7 +1434,8 @@ def plan(cfg, backends):
         bs = [b for b in backends if b.supports(topo)]
         if not bs:
             continue
-        pairs = cfg.pairs if topo in HEADLINE_TOPOS else cfg.pairs_other
+        pairs = (cfg.pairs if topo in HEADLINE_TOPOS or cfg.latency
+                 else cfg.pairs_other)
         groups = [cfg.sizes]
         for ring in cfg.rings:
             for sizes in groups:
@@ -979,11 +1450,61 @@ def estimate(cfg, runs):
     # more), ~0.15 s per size to switch and sample.
     t = 0.0
     for topo, ring, sizes, pair, order, b in runs:
+        if cfg.latency:
+            n = len(sizes) * len(cfg.inflight)
+            t += 2.5 + cfg.warmup + (n - 1) * cfg.settle
+            t += n * (cfg.seconds + 0.3) + (0.7 if b.name == 'ovs' else 0.0)
+            continue
         secs = seconds_for(cfg, topo)
         t += 2.0 + cfg.warmup + (len(sizes) - 1) * cfg.settle
         t += len(sizes) * (secs + 0.15)
         t += 0.7 if b.name == 'ovs' else 0.0
     return t
+
+
+def throughput_rows(res, b, ring, topo, sizes, pair, order, load, err):
+    """CSV rows of one throughput run, and its progress-line parts."""
+    rows, parts = [], []
+    for s in sizes:
+        r = res.get(s)
+        rows.append({'backend': b.name, 'ring': ring, 'topo': topo,
+                     'size': s, 'pair': pair, 'order': order,
+                     'mpps': r['mpps'] if r else None,
+                     'cycles': r['cycles'] if r else None,
+                     'gen_cycles': r['gen_cycles'] if r else None,
+                     'avg_frame': r['avg_frame'] if r else None,
+                     'per_sec': r['per_sec'] if r else [],
+                     'load': load,
+                     'flagged': bool(r and ('collapsed' in r['note']
+                                            or 'avg frame' in r['note'])),
+                     'error': err or (r['note'] if r else '')})
+        if r:
+            parts.append(f"{s}B {r['mpps']:6.2f}"
+                         + (f" ({r['cycles']:.0f} cyc)" if r['cycles'] else '')
+                         + (f" (gen {r['gen_cycles']:.0f})"
+                            if r['gen_cycles'] else '')
+                         + (f" [{r['note']}]" if r['note'] else ''))
+    return rows, parts
+
+
+def latency_rows(cfg, res, b, ring, topo, sizes, pair, order, load, err):
+    """Rows of one --latency run (one per size and in-flight count), and
+    its progress-line parts."""
+    rows, parts = [], []
+    for s in sizes:
+        for k in cfg.inflight:
+            r = res.get((s, k))
+            row = {'backend': b.name, 'ring': ring, 'topo': topo, 'size': s,
+                   'inflight': k, 'pair': pair, 'order': order,
+                   'loadavg': load, 'error': err or (r['note'] if r else '')}
+            for c in LAT_KEYS:
+                row[c] = r[c] if r else None
+            rows.append(row)
+            if r:
+                parts.append(f"{s}B x{k} p50 {r['p50_us']:.2f} p99 "
+                             f"{r['p99_us']:.2f} us"
+                             + (f" [{r['note']}]" if r['note'] else ''))
+    return rows, parts
 
 
 def main(argv):
@@ -1004,17 +1525,30 @@ def main(argv):
         backends.append(b)
     if not backends:
         sys.exit('bench: no backend available')
+    if cfg.latency and not os.access(cfg.latgen_bin, os.X_OK):
+        sys.exit(f'bench: {cfg.latgen_bin} not found (ninja -C build builds '
+                 'perf/lat_gen; or --latgen-bin PATH)')
     runs = plan(cfg, backends)
     stamp = datetime.datetime.utcnow().strftime('%Y%m%d-%H%M%S')
     os.makedirs(cfg.out, exist_ok=True)
     machine = machine_info()
+    machine['gen_cpu'], machine['backend_cpu'] = cfg.gen_cpu, cfg.backend_cpu
+    if not cfg.dry_run:
+        # First, before any of our processes load the CPUs.
+        machine.update(line_probe(cfg, tempfile.gettempdir()))
     log_dir = os.path.join(cfg.out, f'{stamp}-logs')
     log(f"machine: {machine['cpu_model']}, {machine['cores']} cores, "
         f"hugepages {machine['hugepages']} ({machine['hugepages_free']} free), "
         f"load {machine['loadavg']}, dpdk {machine['dpdk']}, "
         f"ovs {machine['ovs']}")
-    log(f"plan: {len(runs)} runs, backends {[b.name for b in backends]}, "
+    if machine.get('line_rtt_ns'):
+        log(line_summary(machine))
+    elif machine.get('line_probe'):
+        log(f"line probe: {machine['line_probe']}")
+    log(f"plan: {'latency, ' if cfg.latency else ''}{len(runs)} runs, "
+        f"backends {[b.name for b in backends]}, "
         f"topologies {cfg.topos}, rings {cfg.rings}, sizes {cfg.sizes}, "
+        + (f"in flight {cfg.inflight}, " if cfg.latency else '') +
         f"{cfg.seconds}/{cfg.seconds_other} s measured per size; about "
         f"{estimate(cfg, runs) / 60:.1f} min")
     if float(machine['loadavg']) > 1.0:
@@ -1047,7 +1581,8 @@ def main(argv):
             err = ''
             load = open('/proc/loadavg').read().split()[0]
             try:
-                res = one_run(cfg, b, ring, topo, sizes, run_dir)
+                res = (one_latency_run if cfg.latency else one_run)(
+                    cfg, b, ring, topo, sizes, run_dir)
             except BenchError as e:
                 err = str(e)
                 res = {}
@@ -1055,24 +1590,13 @@ def main(argv):
                 err = f'{type(e).__name__}: {e}'
                 res = {}
             el = time.monotonic() - t_start
-            parts = []
-            for s in sizes:
-                r = res.get(s)
-                rows.append({'backend': b.name, 'ring': ring, 'topo': topo,
-                             'size': s, 'pair': pair, 'order': order,
-                             'mpps': r['mpps'] if r else None,
-                             'cycles': r['cycles'] if r else None,
-                             'avg_frame': r['avg_frame'] if r else None,
-                             'per_sec': r['per_sec'] if r else [],
-                             'load': load,
-                             'flagged': bool(r and ('collapsed' in r['note']
-                                                    or 'avg frame' in r['note'])),
-                             'error': err or (r['note'] if r else '')})
-                if r:
-                    parts.append(f"{s}B {r['mpps']:6.2f}"
-                                 + (f" ({r['cycles']:.0f} cyc)"
-                                    if r['cycles'] else '')
-                                 + (f" [{r['note']}]" if r['note'] else ''))
+            if cfg.latency:
+                new, parts = latency_rows(cfg, res, b, ring, topo, sizes,
+                                          pair, order, load, err)
+            else:
+                new, parts = throughput_rows(res, b, ring, topo, sizes, pair,
+                                             order, load, err)
+            rows += new
             log(f"[{i + 1:3}/{len(runs)} {int(el) // 60:2}:{int(el) % 60:02}] "
                 f"{topo:8} {ring:6} {b.name:4} pair {pair + 1}: "
                 + ('  '.join(parts) if parts else f'FAILED: {err}'))
@@ -1088,15 +1612,32 @@ def main(argv):
     finally:
         kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = summarize(rows, [b.name for b in backends])
-    print_table(summary)
-    raw, summ = write_csvs(cfg.out, stamp, machine, rows, summary)
-    png = plot(cfg.out, stamp, summary, machine)
+    end_probe = line_probe(cfg, tempfile.gettempdir())
+    if end_probe.get('line_rtt_ns'):
+        machine['line_rtt_end_ns'] = end_probe['line_rtt_ns']
+        with open(os.path.join(cfg.out, f'{stamp}-machine.txt'), 'a') as f:
+            f.write(f"line_probe_end: {end_probe['line_probe']}\n")
+    names = [b.name for b in backends]
+    pngs = []
+    if cfg.latency:
+        summary = summarize_latency(rows, names)
+        print_latency_table(summary, machine)
+        raw, summ = write_latency_csvs(cfg.out, stamp, machine, rows, summary)
+    else:
+        summary = summarize(rows, names)
+        print_table(summary, machine)
+        raw, summ = write_csvs(cfg.out, stamp, machine, rows, summary)
+        md = write_markdown(cfg.out, stamp, machine, summary, names)
+        pngs = [plot(cfg.out, stamp, summary, machine),
+                plot_cycles(cfg.out, stamp, summary, machine)]
     log('')
     log(f'results: {raw}')
     log(f'summary: {summ}')
-    if png:
-        log(f'plot:    {png}')
+    if not cfg.latency:
+        log(f'table:   {md}')
+    for png in pngs:
+        if png:
+            log(f'plot:    {png}')
     if failures:
         log(f'{failures} runs failed; logs in {log_dir}')
     log(f'total {time.monotonic() - t_start:.0f} s')
