@@ -1233,49 +1233,55 @@ def plot(out_dir, stamp, summary, machine):
 
 
 def plot_cycles(out_dir, stamp, summary, machine):
-    """Busy cycles per packet by frame size, a panel per topology and
-    ring: for each backend its own cycles (solid) and the generator's
-    cycles per packet through it (dashed)."""
+    """Busy cycles per packet, a panel per topology, a group of bars per
+    ring and frame size: for each backend its own cycles (solid) and the
+    generator's cycles per packet through it (hatched, same colour)."""
     gp = shutil.which('gnuplot')
-    keys = [(t, ring) for t in ALL_TOPOS for ring in ALL_RINGS
-            if any(r['topo'] == t and r['ring'] == ring for r in summary)]
-    if not gp or not keys:
+    topos = [t for t in ALL_TOPOS if any(r['topo'] == t for r in summary)]
+    if not gp or not topos:
         return None
     data_dir = os.path.join(out_dir, f'{stamp}-plot')
     os.makedirs(data_dir, exist_ok=True)
     png = os.path.join(out_dir, f'{stamp}-cycles.png')
-    cols = min(2, len(keys))
-    nrows = (len(keys) + cols - 1) // cols
-    title = (f"busy cycles per packet: backend (solid) and generator "
-             f"(dashed), {machine['cpu_model']}, {stamp}").replace('"', "'")
-    script = [f'set terminal pngcairo size {640 * cols},{380 * nrows} '
+    cols = min(2, len(topos))
+    nrows = (len(topos) + cols - 1) // cols
+    title = (f"busy cycles per packet: backend (solid), generator through it "
+             f"(hatched); {machine['cpu_model']}, {stamp}").replace('"', "'")
+    script = [f'set terminal pngcairo size {640 * cols},{400 * nrows} '
               'font ",10"' if has_pngcairo(gp) else
-              f'set terminal png size {640 * cols},{380 * nrows}',
+              f'set terminal png size {640 * cols},{400 * nrows}',
               f'set output "{png}"',
               f'set multiplot layout {nrows},{cols} title "{title}"',
-              'set xlabel "frame size (bytes)"', 'set ylabel "cycles/packet"',
-              'set grid', 'set key top left', 'set yrange [0:*]',
-              'set xtics (64, 512, 1024, 1518)', 'set xrange [0:1600]']
-    for t, ring in keys:
+              'set style data histograms',
+              'set style histogram clustered gap 1',
+              'set boxwidth 0.9', 'set datafile missing "-"',
+              'set ylabel "cycles/packet"', 'set grid ytics',
+              'set key top left', 'set yrange [0:*]']
+    for t in topos:
+        keys = sorted({(r['ring'], r['size']) for r in summary
+                       if r['topo'] == t},
+                      key=lambda k: (ALL_RINGS.index(k[0]), k[1]))
+        fn = os.path.join(data_dir, f'cycles-{t}.dat')
+        with open(fn, 'w') as f:
+            for ring, size in keys:
+                vals = []
+                for b in ALL_BACKENDS:
+                    r = next((x for x in summary if x['topo'] == t and
+                              x['ring'] == ring and x['size'] == size and
+                              x['backend'] == b), None)
+                    for col in ('median_cycles', 'median_gen_cycles'):
+                        v = r.get(col) if r else None
+                        vals.append('-' if v is None else f'{v:.1f}')
+                f.write(f'"{ring} {size}" ' + ' '.join(vals) + '\n')
         series = []
-        for b in ALL_BACKENDS:
-            for what, col, dash in (('own', 'median_cycles', 1),
-                                    ('gen', 'median_gen_cycles', 2)):
-                pts = sorted((r['size'], r[col]) for r in summary
-                             if r['topo'] == t and r['ring'] == ring
-                             and r['backend'] == b and r.get(col))
-                if not pts:
-                    continue
-                fn = os.path.join(data_dir, f'cyc-{t}-{ring}-{b}-{what}.dat')
-                with open(fn, 'w') as f:
-                    for p in pts:
-                        f.write('%d %.1f\n' % p)
-                series.append(f'"{fn}" using 1:2 with linespoints '
-                              f'lc rgb "{PLOT_COLOURS[b]}" dt {dash} pt 7 '
-                              f'title "{b} {"generator" if what == "gen" else "own"}"')
-        script.append(f'set title "{t} {ring}"')
-        script.append('plot ' + ', '.join(series) if series else
-                      'plot 0 notitle')
+        for i, b in enumerate(ALL_BACKENDS):
+            for j, what in enumerate(('own', 'generator')):
+                col = 2 + 2 * i + j
+                fill = 'fs solid 0.8' if j == 0 else 'fs pattern 4'
+                series.append(f'"{fn}" using {col}:xtic(1) {fill} '
+                              f'lc rgb "{PLOT_COLOURS[b]}" title "{b} {what}"')
+        script.append(f'set title "{t}"')
+        script.append('plot ' + ', '.join(series))
     script.append('unset multiplot')
     gpf = os.path.join(data_dir, 'cycles.gp')
     with open(gpf, 'w') as f:
