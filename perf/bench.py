@@ -316,7 +316,9 @@ class Generator:
         # command whose answer is known marks the end of the first's.
         self.proc.send('show port summary all')
         got = self.proc.expect(r'^Number of available ports', 5)
-        return parse_fwd_stats(line for _, line in got)
+        out = parse_fwd_stats(line for _, line in got)
+        out['syscw'] = proc_syscw(self.proc.p.pid)
+        return out
 
     def close(self):
         self.proc.stop('quit')
@@ -419,6 +421,22 @@ def parse_fwd_stats(lines):
     return out
 
 
+def proc_syscw(pid):
+    """Write-type system calls the process has made so far (every thread's
+    `syscw` in /proc/PID/task/*/io), or None. For the generator these are
+    virtqueue kicks (an eventfd write each) plus its few stdout lines."""
+    total = 0
+    try:
+        for tid in os.listdir(f'/proc/{pid}/task'):
+            with open(f'/proc/{pid}/task/{tid}/io') as f:
+                for line in f:
+                    if line.startswith('syscw:'):
+                        total += int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return total
+
+
 def gen_cycles_per_pkt(a, b, ports):
     """Generator busy cycles per packet through the backend between two
     fwd_totals() snapshots: the cycles' growth over the growth of RX on the
@@ -432,6 +450,19 @@ def gen_cycles_per_pkt(a, b, ports):
     if dpk <= 0:
         return None
     return (b['cycles'] - a['cycles']) / dpk
+
+
+def gen_writes_per_kpkt(a, b, ports):
+    """The generator's write system calls per 1000 packets through the
+    backend between two fwd_totals() snapshots, or None. A driver kicks a
+    queue whose device has not suppressed notifications with one eventfd
+    write: about 30 per 1000 packets means a kick per burst."""
+    if a.get('syscw') is None or b.get('syscw') is None:
+        return None
+    dpk = sum(b['rx'].get(p, 0) - a['rx'].get(p, 0) for p in ports)
+    if dpk <= 0:
+        return None
+    return (b['syscw'] - a['syscw']) * 1000.0 / dpk
 
 
 def testpmd_sync(proc, timeout):
@@ -723,7 +754,8 @@ CHECK_GAP = 0.25
 def measure(gen, topo, cfg, warm, secs):
     """Waits warm seconds, then samples once a second for secs seconds.
     Returns (Mpps over the window, per-second Mpps list, average frame,
-    window start, window end, restarts, generator busy cycles per packet)."""
+    window start, window end, restarts, generator busy cycles per packet,
+    generator write syscalls per 1000 packets)."""
     ports = rx_ports(topo)
     # A closed loop (io + tx_first) that lost its packets stays empty: a
     # backend that dropped the first burst (a port it had not finished
@@ -752,6 +784,7 @@ def measure(gen, topo, cfg, warm, secs):
         t_next += 1.0
     fwd_b = gen.fwd_totals()
     gcyc = gen_cycles_per_pkt(fwd_a, fwd_b, ports)
+    gwr = gen_writes_per_kpkt(fwd_a, fwd_b, ports)
     (t_a, a), (t_b, b) = samples[0], samples[-1]
     pk = sum(b[p]['rx'] - a[p]['rx'] for p in ports)
     by = sum(b[p].get('rx_bytes', 0) - a[p].get('rx_bytes', 0) for p in ports)
@@ -760,7 +793,8 @@ def measure(gen, topo, cfg, warm, secs):
     for (ta, sa), (tb, sb) in zip(samples, samples[1:]):
         per_sec.append(sum(sb[p]['rx'] - sa[p]['rx'] for p in ports)
                        / (tb - ta) / 1e6)
-    return mpps, per_sec, (by / pk if pk else 0.0), t_a, t_b, restarts, gcyc
+    return (mpps, per_sec, (by / pk if pk else 0.0), t_a, t_b, restarts,
+            gcyc, gwr)
 
 
 def seconds_for(cfg, topo):
@@ -797,7 +831,7 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
             backend.size_begin()
             gen.start(cfg.tx_first)
             warm = cfg.warmup if i == 0 else cfg.settle
-            mpps, per_sec, avg, t_a, t_b, restarts, gcyc = measure(
+            mpps, per_sec, avg, t_a, t_b, restarts, gcyc, gwr = measure(
                 gen, topo, cfg, warm, seconds_for(cfg, topo))
             cyc = backend.size_end(t_a, t_b)
             notes = []
@@ -812,7 +846,8 @@ def one_run(cfg, backend, ring, topo, sizes, run_dir):
                              'best second)')
             note = '; '.join(notes)
             results[size] = {'mpps': mpps, 'per_sec': per_sec, 'cycles': cyc,
-                             'gen_cycles': gcyc, 'avg_frame': avg,
+                             'gen_cycles': gcyc, 'gen_writes': gwr,
+                             'avg_frame': avg,
                              'note': note}
     finally:
         if gen is not None:
@@ -1088,19 +1123,24 @@ def summarize(rows, backends):
                                 'bad': nbad, 'median_mpps': None,
                                 'min_mpps': None, 'max_mpps': None,
                                 'median_cycles': None,
-                                'median_gen_cycles': None, 'ratio_vre': None,
+                                'median_gen_cycles': None,
+                                'median_gen_writes': None, 'ratio_vre': None,
                                 'pair_ratio_vre': None,
                                 'gen_pair_ratio_vre': None})
                 continue
             mp = [r['mpps'] for r in runs]
             cyc = [r['cycles'] for r in runs if r['cycles'] is not None]
             gcyc = [r['gen_cycles'] for r in runs if r.get('gen_cycles')]
+            gwr = [r['gen_writes'] for r in runs
+                   if r.get('gen_writes') is not None]
             row = {'topo': key[0], 'ring': key[1], 'size': key[2],
                    'backend': b, 'n': len(mp), 'bad': nbad,
                    'median_mpps': statistics.median(mp),
                    'min_mpps': min(mp), 'max_mpps': max(mp),
                    'median_cycles': statistics.median(cyc) if cyc else None,
                    'median_gen_cycles': (statistics.median(gcyc) if gcyc
+                                         else None),
+                   'median_gen_writes': (statistics.median(gwr) if gwr
                                          else None),
                    'ratio_vre': None, 'pair_ratio_vre': None,
                    'gen_pair_ratio_vre': None}
@@ -1126,19 +1166,22 @@ def fmt(v, f='{:.2f}'):
 def print_table(summary, machine=None):
     """cyc/pkt: the backend's busy cycles per packet; gen cyc: the
     generator's (its testpmd forwarding core's) busy cycles per packet
-    through that backend; gen VRE/peer: pairwise ratio of the latter."""
+    through that backend; gen wr/kpkt: the generator's write system calls
+    (kicks) per 1000 packets; gen VRE/peer: pairwise ratio of gen cyc."""
     log('')
     if machine and machine.get('line_rtt_ns'):
         log(line_summary(machine))
     log(f"{'topology':9} {'ring':6} {'size':>5} {'backend':7} {'n':>2} "
         f"{'bad':>3} "
         f"{'Mpps':>6} {'min':>6} {'max':>6} {'cyc/pkt':>8} {'gen cyc':>8} "
+        f"{'gen wr/kpkt':>11} "
         f"{'VRE/peer':>8} {'pairwise':>8} {'gen VRE/peer':>12}")
     for r in summary:
         log(f"{r['topo']:9} {r['ring']:6} {r['size']:>5} {r['backend']:7} "
             f"{r['n']:>2} {r['bad']:>3} {fmt(r['median_mpps']):>6} {fmt(r['min_mpps']):>6} "
             f"{fmt(r['max_mpps']):>6} {fmt(r['median_cycles'], '{:.0f}'):>8} "
             f"{fmt(r.get('median_gen_cycles'), '{:.0f}'):>8} "
+            f"{fmt(r.get('median_gen_writes'), '{:.1f}'):>11} "
             f"{fmt(r['ratio_vre']):>8} {fmt(r['pair_ratio_vre']):>8} "
             f"{fmt(r.get('gen_pair_ratio_vre')):>12}")
 
@@ -1147,7 +1190,8 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
     raw = os.path.join(out_dir, f'{stamp}.csv')
     mcols = MACHINE_COLS
     cols = ['stamp', 'backend', 'ring', 'topo', 'size', 'pair', 'order',
-            'mpps', 'cycles_per_pkt', 'gen_cycles_per_pkt', 'avg_frame',
+            'mpps', 'cycles_per_pkt', 'gen_cycles_per_pkt',
+            'gen_writes_per_kpkt', 'avg_frame',
             'per_second_mpps', 'loadavg', 'excluded', 'error'] + mcols
     with open(raw, 'w', newline='') as f:
         w = csv.writer(f)
@@ -1157,6 +1201,7 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
                         r['pair'], r['order'], fmt(r['mpps'], '{:.4f}'),
                         fmt(r['cycles'], '{:.1f}'),
                         fmt(r.get('gen_cycles'), '{:.1f}'),
+                        fmt(r.get('gen_writes'), '{:.2f}'),
                         fmt(r['avg_frame'], '{:.1f}'),
                         ' '.join(f'{x:.3f}' for x in r['per_sec']),
                         r['load'], int(r['flagged'] or r['mpps'] is None),
@@ -1164,7 +1209,8 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
     summ = os.path.join(out_dir, f'{stamp}-summary.csv')
     scols = ['topo', 'ring', 'size', 'backend', 'n', 'bad', 'median_mpps',
              'min_mpps', 'max_mpps', 'median_cycles', 'median_gen_cycles',
-             'ratio_vre', 'pair_ratio_vre', 'gen_pair_ratio_vre']
+             'median_gen_writes', 'ratio_vre', 'pair_ratio_vre',
+             'gen_pair_ratio_vre']
     with open(summ, 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(scols + mcols)
@@ -1310,7 +1356,8 @@ def write_markdown(out_dir, stamp, machine, summary, backends):
             + [f'VRE/{p} pairwise' for p in peers]
             + [f'{b} cyc/pkt' for b in backends]
             + [f'gen cyc/pkt with {b}' for b in backends]
-            + [f'gen VRE/{p}' for p in peers])
+            + [f'gen VRE/{p}' for p in peers]
+            + [f'gen kicks/kpkt with {b}' for b in backends])
     lines = [f"perf/bench {stamp}: {machine['cpu_model']}, "
              f"{machine['cores']} cores, load {machine['loadavg']} at the "
              f"start; DPDK {machine['dpdk']}, OVS {machine['ovs']}.", '']
@@ -1325,6 +1372,7 @@ def write_markdown(out_dir, stamp, machine, summary, backends):
         row += [cell(key, b, 'median_cycles', '{:.0f}') for b in backends]
         row += [cell(key, b, 'median_gen_cycles', '{:.0f}') for b in backends]
         row += [cell(key, p, 'gen_pair_ratio_vre') for p in peers]
+        row += [cell(key, b, 'median_gen_writes', '{:.1f}') for b in backends]
         lines.append('| ' + ' | '.join(row) + ' |')
     path = os.path.join(out_dir, f'{stamp}-table.md')
     with open(path, 'w') as f:
@@ -1478,6 +1526,7 @@ def throughput_rows(res, b, ring, topo, sizes, pair, order, load, err):
                      'mpps': r['mpps'] if r else None,
                      'cycles': r['cycles'] if r else None,
                      'gen_cycles': r['gen_cycles'] if r else None,
+                     'gen_writes': r.get('gen_writes') if r else None,
                      'avg_frame': r['avg_frame'] if r else None,
                      'per_sec': r['per_sec'] if r else [],
                      'load': load,
@@ -1487,8 +1536,10 @@ def throughput_rows(res, b, ring, topo, sizes, pair, order, load, err):
         if r:
             parts.append(f"{s}B {r['mpps']:6.2f}"
                          + (f" ({r['cycles']:.0f} cyc)" if r['cycles'] else '')
-                         + (f" (gen {r['gen_cycles']:.0f})"
-                            if r['gen_cycles'] else '')
+                         + (f" (gen {r['gen_cycles']:.0f}"
+                            + (f", {r['gen_writes']:.1f} wr/kpkt"
+                               if r.get('gen_writes') is not None else '')
+                            + ')' if r['gen_cycles'] else '')
                          + (f" [{r['note']}]" if r['note'] else ''))
     return rows, parts
 

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import tempfile
+import types
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +43,7 @@ class FakeProc:
     def __init__(self, text):
         self.lines = [(float(i), l) for i, l in enumerate(text.splitlines())]
         self.sent = []
+        self.p = types.SimpleNamespace(pid=os.getpid())  # a readable /proc
 
     def drain(self):
         pass
@@ -217,6 +219,17 @@ class TestGenCycles(unittest.TestCase):
         self.assertEqual(g.proc.sent, ['show fwd stats all',
                                        'show port summary all'])
         self.assertEqual(f['cycles'], 431283278)
+        self.assertIsInstance(f['syscw'], int)  # this process's writes
+
+    def test_writes_per_kpkt(self):
+        a = dict(fwd(0, {0: 1000, 1: 1000}), syscw=10)
+        b = dict(fwd(0, {0: 33000, 1: 33000}), syscw=2010)
+        # 2000 kicks for 64000 packets: one per 32
+        self.assertAlmostEqual(bench.gen_writes_per_kpkt(a, b, [0, 1]), 31.25)
+        self.assertIsNone(bench.gen_writes_per_kpkt(dict(a, syscw=None), b,
+                                                    [0, 1]))
+        self.assertIsNone(bench.gen_writes_per_kpkt(a, a, [0, 1]))
+        self.assertIsNone(bench.proc_syscw(2 ** 30))  # no such process
 
     def test_window_delta_over_backend_ports(self):
         a = fwd(1000, {0: 100, 1: 100, 2: 500})
