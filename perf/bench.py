@@ -954,7 +954,7 @@ def print_latency_table(summary, machine=None):
 LAT_ROW_COLS = ['stamp', 'backend', 'ring', 'topo', 'size', 'inflight',
                 'pair', 'order', 'n', 'lost', 'min_us', 'p50_us', 'p90_us',
                 'p99_us', 'p999_us', 'max_us', 'mean_us', 'kpps', 'loadavg',
-                'error']
+                'line_rtt_ns', 'error']
 LAT_SUM_COLS = ['topo', 'ring', 'size', 'inflight', 'backend', 'n',
                 'median_p50_us', 'median_p99_us', 'median_mean_us',
                 'max_p99_us', 'median_kpps', 'lost', 'p50_pair_ratio_vre',
@@ -1050,16 +1050,18 @@ def parse_lineprobe(text):
             'line_rtt_mean_ns': mean, 'line_oneway_ns': med / 2}
 
 
-def line_probe(cfg, tmp):
+def line_probe(cfg, tmp, samples=2000):
     """The cache-line round trip between the generator's and the backend's
     CPUs (perf/lineprobe): the price of every line a backend and the
     generator's driver hand each other. Returns parse_lineprobe()'s dict
     plus 'line_probe' (the probe's own words or why it did not run)."""
-    binary = lineprobe_bin(cfg, tmp)
+    binary = cfg.lineprobe_path or lineprobe_bin(cfg, tmp)
     if not binary:
         return {'line_probe': 'not run: build/perf/lineprobe missing and no cc'}
+    cfg.lineprobe_path = binary  # compiled once per invocation
     try:
-        r = subprocess.run([binary, str(cfg.gen_cpu), str(cfg.backend_cpu)],
+        r = subprocess.run([binary, '-n', str(samples), str(cfg.gen_cpu),
+                            str(cfg.backend_cpu)],
                            capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         return {'line_probe': 'not run: timed out'}
@@ -1192,7 +1194,8 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
     cols = ['stamp', 'backend', 'ring', 'topo', 'size', 'pair', 'order',
             'mpps', 'cycles_per_pkt', 'gen_cycles_per_pkt',
             'gen_writes_per_kpkt', 'avg_frame',
-            'per_second_mpps', 'loadavg', 'excluded', 'error'] + mcols
+            'per_second_mpps', 'loadavg', 'run_line_rtt_ns', 'excluded',
+            'error'] + mcols
     with open(raw, 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -1204,7 +1207,8 @@ def write_csvs(out_dir, stamp, machine, rows, summary):
                         fmt(r.get('gen_writes'), '{:.2f}'),
                         fmt(r['avg_frame'], '{:.1f}'),
                         ' '.join(f'{x:.3f}' for x in r['per_sec']),
-                        r['load'], int(r['flagged'] or r['mpps'] is None),
+                        r['load'], fmt(r.get('line_rtt_ns'), '{:.0f}'),
+                        int(r['flagged'] or r['mpps'] is None),
                         r['error']] + [machine.get(c, '') for c in mcols])
     summ = os.path.join(out_dir, f'{stamp}-summary.csv')
     scols = ['topo', 'ring', 'size', 'backend', 'n', 'bad', 'median_mpps',
@@ -1475,6 +1479,7 @@ def parse_args(argv):
                      f'{LATENCY_TOPOS}')
     a.latgen_bin = a.latgen_bin or os.path.join(ROOT, 'build', 'perf',
                                                 'lat_gen')
+    a.lineprobe_path = None
     if min(a.seconds, a.seconds_other, a.pairs, a.pairs_other) < 1:
         ap.error('--seconds and --pairs must be >= 1')
     return a
@@ -1637,6 +1642,10 @@ def main(argv):
             run_dir = os.path.join(tmp, f'{i:03d}-{topo}-{ring}-{b.name}')
             err = ''
             load = open('/proc/loadavg').read().split()[0]
+            # Before every run (~0.05 s): a hypervisor that moves a vCPU
+            # changes the line round trip, and with it every rate, between
+            # one run and the next (seen here: 105 ns, then 480 ns).
+            line = line_probe(cfg, tmp, samples=200).get('line_rtt_ns')
             try:
                 res = (one_latency_run if cfg.latency else one_run)(
                     cfg, b, ring, topo, sizes, run_dir)
@@ -1653,7 +1662,11 @@ def main(argv):
             else:
                 new, parts = throughput_rows(res, b, ring, topo, sizes, pair,
                                              order, load, err)
+            for r in new:
+                r['line_rtt_ns'] = line
             rows += new
+            if line and parts:
+                parts.append(f'line {line:.0f} ns')
             log(f"[{i + 1:3}/{len(runs)} {int(el) // 60:2}:{int(el) % 60:02}] "
                 f"{topo:8} {ring:6} {b.name:4} pair {pair + 1}: "
                 + ('  '.join(parts) if parts else f'FAILED: {err}'))
@@ -1676,6 +1689,17 @@ def main(argv):
             f.write(f"line_probe_end: {end_probe['line_probe']}\n")
     names = [b.name for b in backends]
     pngs = []
+    lines = [r['line_rtt_ns'] for r in rows if r.get('line_rtt_ns')]
+    if lines:
+        machine['run_line_rtt_min_ns'] = min(lines)
+        machine['run_line_rtt_max_ns'] = max(lines)
+        with open(os.path.join(cfg.out, f'{stamp}-machine.txt'), 'a') as f:
+            f.write(f'line_rtt_per_run_ns: {min(lines):.0f}..{max(lines):.0f}\n')
+        if max(lines) > 1.5 * min(lines):
+            log(f'warning: the line round trip changed during the run '
+                f'({min(lines):.0f}..{max(lines):.0f} ns; the hypervisor '
+                f'moved a vCPU?): compare pairs whose line figures '
+                f'(run_line_rtt_ns in the CSV) are alike')
     if cfg.latency:
         summary = summarize_latency(rows, names)
         print_latency_table(summary, machine)
