@@ -400,6 +400,25 @@ START_TEST(test_queue_start_stop)
 }
 END_TEST
 
+/* The driver is asked for no kicks on RX queues (the device never waits
+ * for RX buffers), and TX queues are left to the worker's arm/disarm. */
+START_TEST(test_rx_queue_no_kicks)
+{
+	bool packed = _i;
+	struct port p;
+
+	port_open(&p, packed, F_V1 | F_MRG);
+	if (packed) {
+		ck_assert_uint_eq(p.rx->dev_ev->flags, VRE_PACKED_EVENT_DISABLE);
+		ck_assert_uint_eq(p.tx->dev_ev->flags, VRE_PACKED_EVENT_ENABLE);
+	} else {
+		ck_assert_uint_eq(p.rx->q.vq.sp.used->flags, VRE_USED_F_NO_NOTIFY);
+		ck_assert_uint_eq(p.tx->q.vq.sp.used->flags, 0);
+	}
+	port_close(&p);
+}
+END_TEST
+
 /* ---- TX ------------------------------------------------------------------ */
 
 START_TEST(test_tx_header_split)
@@ -1306,6 +1325,7 @@ static Suite *net_suite(void)
 	tcase_add_test(dev, test_set_features_hdr_len);
 	tcase_add_test(dev, test_mtu_and_rarp);
 	tcase_add_test(dev, test_queue_start_stop);
+	tcase_add_loop_test(dev, test_rx_queue_no_kicks, 0, 2);
 	suite_add_tcase(s, dev);
 
 	tcase_add_loop_test(path, test_tx_header_split, 0, 2);
