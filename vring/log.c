@@ -35,20 +35,124 @@ int vre_log_parse_level(const char *name)
 	return -EINVAL;
 }
 
-void vre_logf(enum vre_log_level level, const char *room, const char *fmt, ...)
+static uint64_t mono_ns(void)
 {
-	char line[512];
 	struct timespec ts;
-	va_list ap;
-	int n;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	n = snprintf(line, sizeof(line), "[%ld.%06ld] vre %s %s: ", (long)ts.tv_sec,
-		     ts.tv_nsec / 1000, level_names[level], room);
-	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Whatever the message holds, the line stays one line: control
+ * characters are rewritten as \xNN (what no longer fits is cut). */
+static void defuse(char *s, size_t cap)
+{
+	char tmp[512];
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p && *p >= 0x20 && *p != 0x7f)
+		p++;
+	if (!*p)
+		return; /* the common case: nothing to do */
+	for (p = (const unsigned char *)s; *p && o + 5 < sizeof(tmp); p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			o += (size_t)snprintf(tmp + o, 5, "\\x%02x", *p);
+		else
+			tmp[o++] = (char)*p;
+	}
+	if (o >= cap)
+		o = cap - 1;
+	memcpy(s, tmp, o);
+	s[o] = '\0';
+}
+
+static void vlog(enum vre_log_level level, const char *room, const char *suffix,
+		 const char *fmt, va_list ap)
+{
+	char line[512];
+	uint64_t ns = mono_ns();
+	int n;
+
+	n = snprintf(line, sizeof(line), "[%llu.%06llu] vre %s %s: ",
+		     (unsigned long long)(ns / 1000000000u),
+		     (unsigned long long)(ns % 1000000000u / 1000u), level_names[level], room);
+	if (n > 0 && (size_t)n < sizeof(line)) {
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		defuse(line + n, sizeof(line) - (size_t)n);
+	}
+	/* One fprintf per line keeps lines from different threads whole. */
+	fprintf(stderr, "%s%s\n", line, suffix);
+}
+
+void vre_logf(enum vre_log_level level, const char *room, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, room, "", fmt, ap);
 	va_end(ap);
-	/* One fputs per line keeps lines from different threads whole. */
-	fprintf(stderr, "%s\n", line);
+}
+
+bool vre_ratelimit_ok(struct vre_ratelimit *rl, unsigned *dropped)
+{
+	uint64_t now = mono_ns();
+
+	if (!rl->start_ns || now - rl->start_ns >= VRE_RL_INTERVAL_MS * 1000000ull) {
+		rl->start_ns = now;
+		rl->printed = 0;
+	}
+	if (rl->printed >= VRE_RL_BURST) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->printed++;
+	if (dropped)
+		*dropped = rl->suppressed;
+	rl->suppressed = 0;
+	return true;
+}
+
+void vre_logf_rl(struct vre_ratelimit *rl, enum vre_log_level level, const char *room,
+		 const char *fmt, ...)
+{
+	char suffix[64] = "";
+	unsigned dropped;
+	va_list ap;
+
+	if (!vre_ratelimit_ok(rl, &dropped))
+		return;
+	if (dropped)
+		snprintf(suffix, sizeof(suffix), " (%u similar lines suppressed before this one)",
+			 dropped);
+	va_start(ap, fmt);
+	vlog(level, room, suffix, fmt, ap);
+	va_end(ap);
+}
+
+const char *vre_log_escape(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	if (len < 4) {
+		if (len)
+			out[0] = '\0';
+		return out;
+	}
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		size_t need = (*p < 0x20 || *p > 0x7e || *p == '\\') ? 4 : 1;
+
+		/* keep room for "..." and the terminator */
+		if (o + need + 4 > len) {
+			memcpy(out + o, "...", 4);
+			return out;
+		}
+		if (need == 4)
+			snprintf(out + o, 5, "\\x%02x", *p);
+		else
+			out[o] = (char)*p;
+		o += need;
+	}
+	out[o] = '\0';
+	return out;
 }

@@ -3,11 +3,21 @@
  * One logging facility for every room. Messages below the current level are
  * dropped before formatting, so a debug line on a cold path costs one compare.
  * Output goes to stderr, one line per call, prefixed with level and room.
+ * A line never spans lines: control characters in the formatted message are
+ * written as \xNN, whatever put them there.
+ *
+ * Lines a peer can provoke (a frontend's refused requests) go through a
+ * rate limit the caller keeps per peer (VRE_LOG_RL), and text a peer chose
+ * (a file name, a memfd name) through vre_log_escape, so a hostile peer can
+ * neither flood the log nor forge lines in it.
  */
 #ifndef VRE_LOG_H
 #define VRE_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum vre_log_level {
 	VRE_LOG_ERR = 0,
@@ -34,5 +44,34 @@ void vre_logf(enum vre_log_level level, const char *room, const char *fmt, ...)
 #define VRE_WARN(room, ...)  VRE_LOG(VRE_LOG_WARN, room, __VA_ARGS__)
 #define VRE_INFO(room, ...)  VRE_LOG(VRE_LOG_INFO, room, __VA_ARGS__)
 #define VRE_DEBUG(room, ...) VRE_LOG(VRE_LOG_DEBUG, room, __VA_ARGS__)
+
+/* A rate limit for the lines one peer can provoke: at most VRE_RL_BURST
+ * lines per VRE_RL_INTERVAL_MS; lines beyond are dropped and counted, and
+ * the first line let through afterwards says how many were dropped. One
+ * owner thread (no locking); all zero is a fresh limit. */
+#define VRE_RL_BURST 10
+#define VRE_RL_INTERVAL_MS 5000
+struct vre_ratelimit {
+	uint64_t start_ns;    /* start of the current interval, 0: none yet */
+	unsigned printed;     /* lines let through in it */
+	unsigned suppressed;  /* lines dropped since the last one let through */
+};
+
+/* True when a line may be logged now; *dropped (if not NULL) gets the
+ * number of lines dropped since the last one let through. */
+bool vre_ratelimit_ok(struct vre_ratelimit *rl, unsigned *dropped);
+void vre_logf_rl(struct vre_ratelimit *rl, enum vre_log_level level, const char *room,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define VRE_LOG_RL(rl, level, room, ...)                                       \
+	do {                                                                   \
+		if ((int)(level) <= vre_log_level)                             \
+			vre_logf_rl((rl), (level), (room), __VA_ARGS__);       \
+	} while (0)
+
+/* Copies peer-chosen text into out (len bytes, len > 0) for a log line:
+ * control characters, backslash and bytes above 0x7e become \xNN, and text
+ * that does not fit ends in "...". Returns out. */
+const char *vre_log_escape(const char *in, char *out, size_t len);
 
 #endif
