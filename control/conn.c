@@ -9,8 +9,10 @@
  * attaches SCM_RIGHTS to the first byte of the sender's sendmsg.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -18,8 +20,7 @@
 void ctl_close_fds(int *fds, unsigned *nfds)
 {
 	for (unsigned i = 0; i < *nfds; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+		ctl_fd_close(fds[i]);
 	*nfds = 0;
 }
 
@@ -27,6 +28,23 @@ void ctl_conn_reset_msg(struct ctl_conn *c)
 {
 	ctl_close_fds(c->msg.fds, &c->msg.nfds);
 	c->have = 0;
+	c->partial_ns = 0;
+}
+
+bool ctl_conn_dead(const struct ctl_conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+
+	return c->fd >= 0 && poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Takes every fd out of the control messages; beyond VHU_MAX_FDS per
@@ -44,7 +62,7 @@ static void collect_fds(struct ctl_conn *c, struct msghdr *mh, bool *too_many)
 			if (c->msg.nfds < VHU_MAX_FDS) {
 				c->msg.fds[c->msg.nfds++] = fd;
 			} else {
-				close(fd);
+				ctl_fd_close(fd);
 				*too_many = true;
 			}
 		}
@@ -110,6 +128,8 @@ int ctl_conn_read(struct ctl_conn *c)
 		}
 		if (n <= 0)
 			return (int)n;
+		if (!c->have)
+			c->partial_ns = mono_ns(); /* a message begins */
 		c->have += (size_t)n;
 	}
 	return 1;

@@ -149,10 +149,17 @@ struct vhu_msg {
 };
 
 /* The connection's receive state: a frontend that stalls mid-message only
- * leaves its bytes here; the control thread serves other sockets. */
+ * leaves its bytes here; the control thread serves other sockets, and the
+ * connection is dropped once it has been mid-message for the server's
+ * message timeout (vre_server_set_msg_timeout). */
 struct ctl_conn {
 	int fd;               /* -1 when none */
 	size_t have;          /* bytes of header+payload received so far */
+	uint64_t partial_ns;  /* CLOCK_MONOTONIC when the current message began
+			       * to arrive; 0 between messages */
+	bool stall_armed;     /* the device's stall timer runs for it */
+	struct vre_ratelimit rl; /* the lines this connection may provoke */
+	char why[256];        /* why the request being handled is refused */
 	struct vhu_msg msg;
 };
 
@@ -211,6 +218,10 @@ struct vre_dev {
 	struct ctl_queue *queues;    /* ops->max_queues entries */
 	struct vre_dev_stats stats;
 	struct ctl_fault fault;
+	int stall_fd;         /* timerfd: the connection is mid-message too long */
+	/* A call eventfd write blocked on a worker (vre_queue_notify); the
+	 * control thread drops the connection (ctl_dev_notify_check). */
+	atomic_uint notify_alarm;
 };
 
 struct vre_server {
@@ -221,11 +232,13 @@ struct vre_server {
 	int wake_fd;           /* eventfd: asks the thread to stop */
 	int fault_fd;          /* eventfd: a device's guest memory faulted */
 	uint32_t next_id;
+	unsigned msg_timeout_ms; /* mid-message bound, 0: none */
 	struct vre_dev *devs;
 };
 
 /* epoll keys: device id and what the fd is. */
-enum ctl_fd_kind { CTL_FD_WAKE, CTL_FD_LISTEN, CTL_FD_CONN, CTL_FD_TIMER, CTL_FD_FAULT };
+enum ctl_fd_kind { CTL_FD_WAKE, CTL_FD_LISTEN, CTL_FD_CONN, CTL_FD_TIMER, CTL_FD_FAULT,
+		   CTL_FD_STALL };
 
 /* server.c */
 int ctl_epoll_add(struct vre_dev *dev, int fd, enum ctl_fd_kind kind);
@@ -237,11 +250,50 @@ void ctl_dev_event(struct vre_dev *dev, enum ctl_fd_kind kind);
 /* Acts on a SIGBUS the handler recovered in dev's memory: stops and breaks
  * its queues, drops the connection. True when it did. */
 bool ctl_dev_fault_check(struct vre_dev *dev);
+/* Acts on a call eventfd that blocked a notification: drops the
+ * connection. True when it did. */
+bool ctl_dev_notify_check(struct vre_dev *dev);
+
+/* ctl_log.c: logging on behalf of a connection. Lines a frontend provokes
+ * are rate-limited per connection (VRE_RL_BURST per VRE_RL_INTERVAL_MS). */
+#define CTL_LOG(dev, level, fmt, ...)                                          \
+	VRE_LOG_RL(&(dev)->conn.rl, level, CTL_ROOM, "%s: " fmt, (dev)->path,  \
+		   ##__VA_ARGS__)
+#define CTL_ERR(dev, ...) CTL_LOG(dev, VRE_LOG_ERR, __VA_ARGS__)
+#define CTL_WARN(dev, ...) CTL_LOG(dev, VRE_LOG_WARN, __VA_ARGS__)
+/* Records why the request being handled is refused and returns err (< 0).
+ * The dispatcher logs one line per refused request, with the request's
+ * name and this reason (or the error's text when no reason was given). */
+int ctl_refuse(struct vre_dev *dev, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* frontend_fd.c: fds a frontend sent, asked about and closed without ever
+ * waiting for the frontend (a FUSE file it serves, a hung NFS server). */
+/* The fd's name (readlink of /proc/self/fd/N), escaped for a log line. */
+void ctl_fd_name(int fd, char *out, size_t len);
+bool ctl_fd_is_eventfd(int fd);
+/* 0 when fd is memory that cannot stall (memfd, tmpfs, hugetlbfs); else
+ * -EINVAL with the reason in why. Asks nothing of other file systems. */
+int ctl_fd_check_memory(int fd, char *why, size_t len);
+/* Closes a frontend's fd; one whose close might wait goes to a reaper
+ * thread. */
+void ctl_fd_close(int fd);
+/* Fds waiting for the reaper (tests). */
+unsigned ctl_fd_reaper_pending(void);
+
+/* notify.c: writes to frontend eventfds that cannot block the caller:
+ * 0, -EAGAIN (counter full, fd non-blocking), -EINTR (the write blocked and
+ * was cut short: the frontend cleared O_NONBLOCK), other -errno. */
+int ctl_eventfd_signal(int fd);
+/* Sets O_NONBLOCK on an eventfd the frontend gave us. */
+int ctl_eventfd_nonblock(int fd);
 
 /* conn.c: 1 a whole message is in conn->msg, 0 need more bytes, <0 drop
  * the connection. */
 int ctl_conn_read(struct ctl_conn *c);
 void ctl_conn_reset_msg(struct ctl_conn *c);
+/* Whether the peer has hung up (EOF or error pending), without reading. */
+bool ctl_conn_dead(const struct ctl_conn *c);
 int ctl_conn_send(int fd, const struct vhu_hdr *hdr, const void *payload,
 		  const int *fds, unsigned nfds);
 void ctl_close_fds(int *fds, unsigned *nfds);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -36,6 +37,25 @@ static void arm_timer(struct vre_dev *dev, unsigned ms)
 	timerfd_settime(dev->timer_fd, 0, &its, NULL);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void arm_stall(struct vre_dev *dev, uint64_t ns)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = (time_t)(ns / 1000000000u),
+			      .tv_nsec = (long)(ns % 1000000000u) + 1 },
+	};
+
+	timerfd_settime(dev->stall_fd, 0, &its, NULL);
+	dev->conn.stall_armed = ns != 0;
+}
+
 void ctl_dev_disconnect(struct vre_dev *dev)
 {
 	if (dev->conn.fd < 0)
@@ -44,7 +64,12 @@ void ctl_dev_disconnect(struct vre_dev *dev)
 	close(dev->conn.fd);
 	dev->conn.fd = -1;
 	ctl_conn_reset_msg(&dev->conn);
+	if (dev->conn.stall_armed)
+		arm_stall(dev, 0);
 	ctl_dev_reset_state(dev, false);
+	/* Every queue is stopped: no worker can raise it for this connection
+	 * any more, and the next one starts clean. */
+	atomic_store(&dev->notify_alarm, 0);
 	if (dev->ops->disconnected)
 		dev->ops->disconnected(dev->ctx);
 	dev->stats.disconnects++;
@@ -105,13 +130,26 @@ bool ctl_dev_fault_check(struct vre_dev *dev)
 	return true;
 }
 
+bool ctl_dev_notify_check(struct vre_dev *dev)
+{
+	if (!atomic_exchange(&dev->notify_alarm, 0) || dev->conn.fd < 0)
+		return false;
+	dev->stats.notify_blocked++;
+	VRE_ERR(CTL_ROOM, "%s: a notification blocked on the frontend's call eventfd (its counter is full and it cleared O_NONBLOCK), cut short; dropping the connection",
+		dev->path);
+	ctl_dev_disconnect(dev);
+	return true;
+}
+
 static int set_conn(struct vre_dev *dev, int fd)
 {
 	int r;
 
 	dev->conn.fd = fd;
 	dev->conn.have = 0;
+	dev->conn.partial_ns = 0;
 	dev->conn.msg.nfds = 0;
+	memset(&dev->conn.rl, 0, sizeof(dev->conn.rl));
 	r = ctl_epoll_add(dev, fd, CTL_FD_CONN);
 	if (r < 0) {
 		close(fd);
@@ -129,13 +167,57 @@ static void on_listen(struct vre_dev *dev)
 
 	if (fd < 0)
 		return;
-	if (dev->conn.fd >= 0) {
-		VRE_WARN(CTL_ROOM, "%s: a second frontend while one is connected, refused",
+	/* A frontend that closes and connects again at once (QEMU
+	 * restarting) finds its old connection not yet handled: its hang-up
+	 * waits in the same epoll round. A connection that has hung up is
+	 * finished here, so the new one is not taken for a second frontend. */
+	if (dev->conn.fd >= 0 && ctl_conn_dead(&dev->conn)) {
+		VRE_INFO(CTL_ROOM, "%s: the previous frontend has hung up; taking the new one",
 			 dev->path);
+		ctl_dev_disconnect(dev);
+	}
+	if (dev->conn.fd >= 0) {
+		CTL_WARN(dev, "a second frontend while one is connected, refused");
 		close(fd);
 		return;
 	}
 	set_conn(dev, fd);
+}
+
+/* A connection mid-message for the server's bound is dropped (a silent
+ * connection between messages is an idle frontend and stays). The timer
+ * runs only while a message is incomplete after a read. */
+static void watch_stall(struct vre_dev *dev)
+{
+	uint64_t bound = (uint64_t)dev->srv->msg_timeout_ms * 1000000u, now;
+
+	if (dev->conn.fd < 0 || !dev->conn.have || !bound || dev->conn.stall_armed)
+		return;
+	now = mono_ns();
+	arm_stall(dev, dev->conn.partial_ns + bound > now ? dev->conn.partial_ns + bound - now : 1);
+}
+
+static void on_stall(struct vre_dev *dev)
+{
+	uint64_t ticks, bound = (uint64_t)dev->srv->msg_timeout_ms * 1000000u, now;
+
+	if (read(dev->stall_fd, &ticks, sizeof(ticks)) < 0)
+		return;
+	dev->conn.stall_armed = false;
+	if (dev->conn.fd < 0 || !dev->conn.have || !bound)
+		return;
+	now = mono_ns();
+	if (now - dev->conn.partial_ns < bound) {
+		watch_stall(dev); /* another message is under way: its own bound */
+		return;
+	}
+	dev->stats.stalled++;
+	VRE_ERR(CTL_ROOM, "%s: the frontend stopped in the middle of a message (%zu of %zu bytes for %.1f s, bound %u ms), dropping the connection",
+		dev->path, dev->conn.have,
+		dev->conn.have < VHU_HDR_SIZE ? (size_t)VHU_HDR_SIZE :
+		VHU_HDR_SIZE + (size_t)dev->conn.msg.hdr.size,
+		(double)(now - dev->conn.partial_ns) / 1e9, dev->srv->msg_timeout_ms);
+	ctl_dev_disconnect(dev);
 }
 
 static void on_conn(struct vre_dev *dev)
@@ -155,6 +237,7 @@ static void on_conn(struct vre_dev *dev)
 		if (r < 0)
 			ctl_dev_disconnect(dev);
 	}
+	watch_stall(dev);
 }
 
 static int connect_path(const char *path)
@@ -200,6 +283,7 @@ void ctl_dev_event(struct vre_dev *dev, enum ctl_fd_kind kind)
 	case CTL_FD_LISTEN: on_listen(dev); break;
 	case CTL_FD_CONN: on_conn(dev); break;
 	case CTL_FD_TIMER: on_timer(dev); break;
+	case CTL_FD_STALL: on_stall(dev); break;
 	default: break;
 	}
 }
@@ -231,6 +315,14 @@ static int listen_on(struct vre_dev *dev)
 
 static int dev_open(struct vre_dev *dev)
 {
+	int r;
+
+	dev->stall_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (dev->stall_fd < 0)
+		return -errno;
+	r = ctl_epoll_add(dev, dev->stall_fd, CTL_FD_STALL);
+	if (r < 0)
+		return r;
 	if (!dev->client)
 		return listen_on(dev);
 	dev->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -245,6 +337,9 @@ static void dev_free(struct vre_dev *dev)
 {
 	ctl_epoll_del(dev, dev->listen_fd);
 	ctl_epoll_del(dev, dev->timer_fd);
+	ctl_epoll_del(dev, dev->stall_fd);
+	if (dev->stall_fd >= 0)
+		close(dev->stall_fd);
 	if (dev->listen_fd >= 0) {
 		close(dev->listen_fd);
 		unlink(dev->path);
@@ -284,7 +379,7 @@ int vre_dev_create(struct vre_server *s, const struct vre_dev_config *cfg,
 	dev->client = cfg->client;
 	dev->ops = cfg->ops;
 	dev->ctx = cfg->ctx;
-	dev->listen_fd = dev->timer_fd = dev->conn.fd = dev->backend_req_fd = -1;
+	dev->listen_fd = dev->timer_fd = dev->stall_fd = dev->conn.fd = dev->backend_req_fd = -1;
 	dev->inflight.fd = -1;
 	dev->fault.wake_fd = s->fault_fd;
 	dev->path = strdup(cfg->path);
@@ -381,13 +476,38 @@ struct vre_queue *vre_dev_queue(struct vre_dev *dev, uint16_t index)
 	return index < dev->ops->max_queues ? &dev->queues[index].q : NULL;
 }
 
-void vre_queue_notify(struct vre_queue *q)
+/* The fault eventfd also wakes the control thread for a blocked call:
+ * a non-blocking eventfd of our own, safe from any thread. */
+static void raise_notify_alarm(struct vre_dev *dev)
 {
 	uint64_t one = 1;
-	int fd = q->call_fd;
 
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		VRE_DEBUG(CTL_ROOM, "queue %u: call: %s", q->index, strerror(errno));
+	atomic_store(&dev->notify_alarm, 1);
+	if (write(dev->fault.wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		VRE_WARN(CTL_ROOM, "%s: waking the control thread: %s", dev->path, strerror(errno));
+}
+
+void vre_queue_notify(struct vre_queue *q)
+{
+	int fd = q->call_fd, r;
+
+	if (fd < 0)
+		return;
+	if (__atomic_load_n(&q->call_blocked, __ATOMIC_RELAXED)) {
+		r = -EINTR; /* it blocked before: not again until a new call fd */
+	} else {
+		r = ctl_eventfd_signal(fd);
+		if (r == 0)
+			return;
+	}
+	/* single writer: the thread that owns the queue now */
+	__atomic_store_n(&q->notify_saturated,
+			 __atomic_load_n(&q->notify_saturated, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
+	if (r == -EINTR && !__atomic_exchange_n(&q->call_blocked, true, __ATOMIC_RELAXED))
+		raise_notify_alarm(q->dev);
+	else if (r != -EINTR && r != -EAGAIN)
+		VRE_DEBUG(CTL_ROOM, "queue %u: call: %s", q->index, strerror(-r));
 }
 
 void vre_dev_get_snapshot(struct vre_dev *dev, struct vre_dev_snapshot *out)

@@ -43,16 +43,19 @@ static struct vre_dev *find_dev(struct vre_server *s, uint32_t id)
 	return NULL;
 }
 
-/* The SIGBUS handler recovered a fault in some device's memory: find
- * which (the flag is per device) and drop its connection. */
+/* The SIGBUS handler recovered a fault in some device's memory, or a
+ * worker cut short a call eventfd write that blocked: find which device
+ * (the flags are per device) and drop its connection. */
 static void handle_faults(struct vre_server *s)
 {
 	uint64_t n;
 
 	if (read(s->fault_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		VRE_ERR(CTL_ROOM, "fault eventfd: %s", strerror(errno));
-	for (struct vre_dev *d = s->devs; d; d = d->next)
+	for (struct vre_dev *d = s->devs; d; d = d->next) {
 		ctl_dev_fault_check(d);
+		ctl_dev_notify_check(d);
+	}
 }
 
 static void handle(struct vre_server *s, uint64_t k)
@@ -120,6 +123,7 @@ int vre_server_create(struct vre_server **out)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	s->next_id = 1;
+	s->msg_timeout_ms = VRE_MSG_TIMEOUT_MS;
 	s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s->fault_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -143,6 +147,13 @@ int vre_server_create(struct vre_server **out)
 	vre_fault_install();
 	*out = s;
 	return 0;
+}
+
+void vre_server_set_msg_timeout(struct vre_server *s, unsigned ms)
+{
+	pthread_mutex_lock(&s->lock);
+	s->msg_timeout_ms = ms;
+	pthread_mutex_unlock(&s->lock);
 }
 
 int vre_server_start(struct vre_server *s)

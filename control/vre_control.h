@@ -41,7 +41,9 @@
  * Connection state machine (per device; one frontend at a time):
  *
  *   server mode:  LISTENING --accept--> CONNECTED --EOF/error--> LISTENING
- *                 (a second frontend while CONNECTED is refused: closed)
+ *                 (a second frontend while CONNECTED is refused: closed;
+ *                 unless the current one has hung up already, then that
+ *                 one is finished and the new one taken)
  *   client mode:  WAITING --timer--> connect() --ok--> CONNECTED
  *                    ^      \--fail: back-off 100 ms, doubling to 1 s--/
  *                    \-------------------- EOF/error ------------------/
@@ -63,8 +65,20 @@
  *              disconnect--> idle (queue_stop first if running);
  *              SET_VRING_ENABLE(0) only takes it out of running.
  *   A protocol violation (bad header, oversized payload, send failure)
- *   drops the connection; a bad request gets a failure reply when one is
- *   due and leaves the connection up.
+ *   drops the connection; so does a message left incomplete for longer
+ *   than the server's message timeout (vre_server_set_msg_timeout; a
+ *   connection idle between messages stays). A bad request gets a failure
+ *   reply when one is due and leaves the connection up; every refused
+ *   request costs one log line with its name and the reason, and the lines
+ *   one connection provokes are rate-limited (vre_log.h: VRE_LOG_RL).
+ *
+ * Nothing a frontend controls can hold a thread that other devices share
+ * (the control thread, the workers): sockets are used with MSG_DONTWAIT;
+ * kick fds are watched through a dup in epoll and never read; call fds are
+ * written with a guard that cuts a blocked write short (vre_queue_notify);
+ * region and inflight fds must be memfd, tmpfs or hugetlbfs, asked in a way
+ * no other file system is consulted; fds of other kinds are closed by a
+ * reaper thread when their close could wait (a FUSE file's FLUSH).
  *
  * Guest memory that the frontend shrinks under a running device (SIGBUS)
  * costs only that device its connection: see vre_fault.h.
@@ -80,10 +94,19 @@
 #ifndef VRE_CONTROL_H
 #define VRE_CONTROL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "vre_vring.h"
+
+/* The signal control uses to cut short a write to a frontend's eventfd
+ * that blocks (control/notify.c). Its handler is installed on the first
+ * such write unless the application has one; a thread that writes call
+ * fds gets it unblocked. */
+#define VRE_NOTIFY_SIGNAL (SIGRTMIN + 4)
+/* How long a frontend may stay in the middle of a message, by default. */
+#define VRE_MSG_TIMEOUT_MS 5000
 
 struct vre_server;
 struct vre_dev;
@@ -101,6 +124,14 @@ struct vre_queue {
 	bool enabled;       /* SET_VRING_ENABLE (or implied without PROTOCOL_FEATURES) */
 	bool running;       /* started && enabled && memory: handed to the data plane */
 	void *dp;           /* the data plane's per-queue state, owned by it */
+	/* Notifications the driver did not get from us: the call eventfd's
+	 * counter was full (the frontend filled it; it has a notification
+	 * pending anyway), or the write blocked and was cut short. Written by
+	 * the thread that notifies, read by anyone (relaxed atomics). */
+	uint64_t notify_saturated;
+	/* A notify blocked on call_fd: later ones are skipped (and counted)
+	 * until a new call fd arrives; the device is being disconnected. */
+	bool call_blocked;
 };
 
 /* A device model (virtio-net, virtio-blk). Callbacks run on the control
@@ -150,6 +181,10 @@ int vre_server_start(struct vre_server *s);
 int vre_server_poll(struct vre_server *s, int timeout_ms);
 /* Stops the control thread, disconnecting and destroying every device. */
 void vre_server_destroy(struct vre_server *s);
+/* How long a connection may stay in the middle of a message (part of a
+ * header, or a header whose payload does not come) before it is dropped;
+ * 0: forever. Default VRE_MSG_TIMEOUT_MS. */
+void vre_server_set_msg_timeout(struct vre_server *s, unsigned ms);
 
 int vre_dev_create(struct vre_server *s, const struct vre_dev_config *cfg,
 		   struct vre_dev **out);
@@ -169,6 +204,9 @@ struct vre_dev_stats {
 	uint64_t disconnects; /* connections that ended */
 	uint64_t memory_faults; /* connections dropped because guest memory
 				 * vanished under them (vre_fault.h) */
+	uint64_t notify_blocked; /* connections dropped because a write to
+				  * their call eventfd blocked */
+	uint64_t stalled;     /* connections dropped mid-message (timeout) */
 };
 void vre_dev_get_stats(struct vre_dev *dev, struct vre_dev_stats *out);
 
@@ -193,7 +231,11 @@ int vre_dev_attach_fd(struct vre_dev *dev, int fd);
 /* Whether a frontend is connected now. */
 bool vre_dev_connected(struct vre_dev *dev);
 
-/* Writes the call eventfd (no-op without one). Safe from a worker. */
+/* Writes the call eventfd (no-op without one). Safe from a worker: it
+ * never blocks for long. A full counter counts in q->notify_saturated; a
+ * write that blocks (the frontend cleared O_NONBLOCK on a full counter) is
+ * cut short within tens of milliseconds, the queue's later notifications
+ * are skipped and the device's connection is dropped. */
 void vre_queue_notify(struct vre_queue *q);
 
 #endif
