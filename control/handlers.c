@@ -44,18 +44,17 @@ uint64_t ctl_offered_features(const struct vre_dev *dev)
 
 static void close_fd(int *fd)
 {
-	if (*fd >= 0)
-		close(*fd);
+	ctl_fd_close(*fd);
 	*fd = -1;
 }
 
 /* Takes a queue index from the wire: the whole u32 is checked before it is
  * narrowed (a frontend sending 0x10000 must not reach queue 0). */
-static struct ctl_queue *queue_at(struct vre_dev *dev, uint32_t index, const char *what)
+static struct ctl_queue *queue_at(struct vre_dev *dev, uint32_t index)
 {
 	if (index >= dev->ops->max_queues) {
-		VRE_ERR(CTL_ROOM, "%s: %s for queue %u, the device has %u", dev->path, what,
-			index, dev->ops->max_queues);
+		ctl_refuse(dev, -EINVAL, "queue %u, the device has %u", index,
+			   dev->ops->max_queues);
 		return NULL;
 	}
 	return &dev->queues[index];
@@ -97,22 +96,18 @@ int ctl_h_set_features(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_repl
 	int r;
 
 	(void)rep;
-	if (extra) {
-		VRE_ERR(CTL_ROOM, "%s: SET_FEATURES 0x%llx has bits never offered: 0x%llx",
-			dev->path, (unsigned long long)f, (unsigned long long)extra);
-		return -EINVAL;
-	}
-	for (uint16_t i = 0; i < dev->ops->max_queues; i++) {
-		if (dev->queues[i].q.started && f != dev->features) {
-			VRE_ERR(CTL_ROOM, "%s: features changed while queue %u is started",
-				dev->path, i);
-			return -EBUSY;
-		}
-	}
+	if (extra)
+		return ctl_refuse(dev, -EINVAL, "features 0x%llx have bits never offered: 0x%llx",
+				  (unsigned long long)f, (unsigned long long)extra);
+	for (uint16_t i = 0; i < dev->ops->max_queues; i++)
+		if (dev->queues[i].q.started && f != dev->features)
+			return ctl_refuse(dev, -EBUSY, "features changed while queue %u is started", i);
 	if (dev->ops->set_features) {
 		r = dev->ops->set_features(dev->ctx, f);
 		if (r < 0)
-			return r;
+			return ctl_refuse(dev, r, "the %s device refused features 0x%llx: %s",
+					  dev->ops->name ? dev->ops->name : "", (unsigned long long)f,
+					  strerror(-r));
 	}
 	dev->features = f;
 	dev->features_set = true;
@@ -123,10 +118,8 @@ int ctl_h_set_owner(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *
 {
 	(void)msg;
 	(void)rep;
-	if (dev->owner) {
-		VRE_ERR(CTL_ROOM, "%s: second SET_OWNER", dev->path);
-		return -EBUSY;
-	}
+	if (dev->owner)
+		return ctl_refuse(dev, -EBUSY, "the frontend is the owner already");
 	dev->owner = true;
 	return 0;
 }
@@ -151,19 +144,18 @@ int ctl_h_set_mem_table(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_rep
 
 int ctl_h_set_vring_num(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
-	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "SET_VRING_NUM");
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index);
 	uint32_t n = msg->p.state.num;
 
 	(void)rep;
 	if (!cq)
 		return -EINVAL;
 	if (cq->q.started)
-		return -EBUSY;
+		return ctl_refuse(dev, -EBUSY, "queue %u is started (GET_VRING_BASE stops it)",
+				  cq->q.index);
 	if (n == 0 || n > VRE_VQ_MAX_SIZE ||
-	    (dev->features_set && !packed(dev) && (n & (n - 1)))) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: bad ring size %u", dev->path, cq->q.index, n);
-		return -EINVAL;
-	}
+	    (dev->features_set && !packed(dev) && (n & (n - 1))))
+		return ctl_refuse(dev, -EINVAL, "queue %u: bad ring size %u", cq->q.index, n);
 	cq->num = n;
 	cq->failed = false;
 	return 0;
@@ -172,21 +164,17 @@ int ctl_h_set_vring_num(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_rep
 int ctl_h_set_vring_addr(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
 	const struct vhu_addr *a = &msg->p.addr;
-	struct ctl_queue *cq = queue_at(dev, a->index, "SET_VRING_ADDR");
+	struct ctl_queue *cq = queue_at(dev, a->index);
 
 	(void)rep;
 	if (!cq)
 		return -EINVAL;
-	if (a->flags & ~VHU_ADDR_F_LOG) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: unknown address flags 0x%x", dev->path,
-			cq->q.index, a->flags);
-		return -EINVAL;
-	}
-	if (!dev->mem) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: ring addresses before the memory table",
-			dev->path, cq->q.index);
-		return -EINVAL;
-	}
+	if (a->flags & ~VHU_ADDR_F_LOG)
+		return ctl_refuse(dev, -EINVAL, "queue %u: unknown address flags 0x%x",
+				  cq->q.index, a->flags);
+	if (!dev->mem)
+		return ctl_refuse(dev, -EINVAL, "queue %u: ring addresses before the memory table",
+				  cq->q.index);
 	/* The log address is only used for dirty logging, which is never
 	 * negotiated here; it is kept out of every translation. */
 	cq->addr = *a;
@@ -210,27 +198,25 @@ static uint32_t packed_base(uint32_t num)
 
 int ctl_h_set_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
-	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "SET_VRING_BASE");
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index);
 	uint32_t num = msg->p.state.num;
 
 	(void)rep;
 	if (!cq)
 		return -EINVAL;
 	if (cq->q.started)
-		return -EBUSY;
+		return ctl_refuse(dev, -EBUSY, "queue %u is started (GET_VRING_BASE stops it)",
+				  cq->q.index);
 	if (packed(dev)) {
 		num = packed_base(num);
 		/* Checked again by vre_vq_set_base when the ring starts (the
 		 * size may still change before then). */
-		if (cq->num && ((num & 0x7fff) >= cq->num || ((num >> 16) & 0x7fff) >= cq->num)) {
-			VRE_ERR(CTL_ROOM, "%s queue %u: packed base 0x%x beyond size %u",
-				dev->path, cq->q.index, num, cq->num);
-			return -EINVAL;
-		}
+		if (cq->num && ((num & 0x7fff) >= cq->num || ((num >> 16) & 0x7fff) >= cq->num))
+			return ctl_refuse(dev, -EINVAL, "queue %u: packed base 0x%x beyond size %u",
+					  cq->q.index, num, cq->num);
 	} else if (num > 0xffff) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: split base 0x%x beyond 16 bits", dev->path,
-			cq->q.index, num);
-		return -EINVAL;
+		return ctl_refuse(dev, -EINVAL, "queue %u: split base 0x%x beyond 16 bits",
+				  cq->q.index, num);
 	}
 	cq->base = num;
 	cq->failed = false;
@@ -239,7 +225,7 @@ int ctl_h_set_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_re
 
 int ctl_h_get_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
-	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "GET_VRING_BASE");
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index);
 
 	if (!cq)
 		return -EINVAL;
@@ -258,68 +244,51 @@ int ctl_h_get_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_re
 	return 0;
 }
 
-/* Kick, call and error fds must be eventfds. The data plane writes call
- * fds from a worker that serves other devices too: a pipe the frontend
- * never drains would block that worker once full (the fd's blocking mode
- * is the frontend's, shared with its copy, and cannot be changed here).
- * Linux names an eventfd's file "anon_inode:[eventfd]". */
-static bool is_eventfd(int fd, char *what, size_t len)
-{
-	char link[32];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, what, len - 1);
-	what[n > 0 ? n : 0] = '\0';
-	return n > 0 && !strcmp(what, "anon_inode:[eventfd]");
-}
-
 /* SET_VRING_KICK / CALL / ERR: u64 with the index in bits 0-7 and bit 8 for
- * "no fd"; every other bit must be clear. */
+ * "no fd"; every other bit must be clear. The fd must be an eventfd: the
+ * data plane writes call fds from a worker that serves other devices too,
+ * and only an eventfd's writes can be kept from blocking (control/notify.c;
+ * call and err fds are set to O_NONBLOCK here, and guarded there because
+ * the frontend can clear the flag again). */
 int ctl_h_set_vring_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
 	uint64_t v = msg->p.u64;
 	bool nofd = v & VHU_VRING_NOFD;
-	const char *name = ctl_req_name(msg->hdr.request);
+	bool kick = msg->hdr.request == VHU_SET_VRING_KICK;
 	struct ctl_queue *cq;
 	int *slot;
 
 	(void)rep;
-	if (v & ~(uint64_t)(VHU_VRING_NOFD | VHU_VRING_IDX_MASK)) {
-		VRE_ERR(CTL_ROOM, "%s: %s with unknown bits 0x%llx", dev->path, name,
-			(unsigned long long)v);
-		return -EINVAL;
-	}
-	cq = queue_at(dev, (uint32_t)(v & VHU_VRING_IDX_MASK), name);
+	if (v & ~(uint64_t)(VHU_VRING_NOFD | VHU_VRING_IDX_MASK))
+		return ctl_refuse(dev, -EINVAL, "unknown bits 0x%llx", (unsigned long long)v);
+	cq = queue_at(dev, (uint32_t)(v & VHU_VRING_IDX_MASK));
 	if (!cq)
 		return -EINVAL;
-	if (nofd != (msg->nfds == 0)) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: %s with %u fds and no-fd bit %d", dev->path,
-			cq->q.index, name, msg->nfds, nofd);
-		return -EINVAL;
-	}
-	if (!nofd) {
-		char what[64];
+	if (nofd != (msg->nfds == 0))
+		return ctl_refuse(dev, -EINVAL, "queue %u: %u fds and no-fd bit %d", cq->q.index,
+				  msg->nfds, nofd);
+	if (!nofd && !ctl_fd_is_eventfd(msg->fds[0])) {
+		char what[96];
 
-		if (!is_eventfd(msg->fds[0], what, sizeof(what))) {
-			VRE_ERR(CTL_ROOM, "%s queue %u: %s fd is not an eventfd (%s)", dev->path,
-				cq->q.index, name, what[0] ? what : "unknown");
-			return -EINVAL;
-		}
+		ctl_fd_name(msg->fds[0], what, sizeof(what));
+		return ctl_refuse(dev, -EINVAL, "queue %u: fd is not an eventfd (%s)", cq->q.index,
+				  what);
 	}
-	if (msg->hdr.request == VHU_SET_VRING_KICK && (!cq->num || !cq->addr_set)) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: kick before size and addresses", dev->path,
-			cq->q.index);
-		return -EINVAL;
-	}
-	slot = msg->hdr.request == VHU_SET_VRING_KICK ? &cq->q.kick_fd :
+	if (kick && (!cq->num || !cq->addr_set))
+		return ctl_refuse(dev, -EINVAL, "queue %u: kick before size and addresses",
+				  cq->q.index);
+	slot = kick ? &cq->q.kick_fd :
 	       msg->hdr.request == VHU_SET_VRING_CALL ? &cq->q.call_fd : &cq->q.err_fd;
 	close_fd(slot);
 	if (!nofd) {
 		*slot = msg->fds[0];
 		msg->fds[0] = -1;
+		if (!kick)
+			ctl_eventfd_nonblock(*slot);
 	}
-	if (msg->hdr.request != VHU_SET_VRING_KICK)
+	if (msg->hdr.request == VHU_SET_VRING_CALL)
+		__atomic_store_n(&cq->q.call_blocked, false, __ATOMIC_RELAXED);
+	if (!kick)
 		return 0;
 	cq->q.started = true;
 	cq->failed = false;
@@ -343,11 +312,9 @@ int ctl_h_set_protocol_features(struct vre_dev *dev, struct vhu_msg *msg,
 	uint64_t pf = msg->p.u64, extra = pf & ~ctl_offered_protocol_features(dev);
 
 	(void)rep;
-	if (extra) {
-		VRE_ERR(CTL_ROOM, "%s: SET_PROTOCOL_FEATURES has bits never offered: 0x%llx",
-			dev->path, (unsigned long long)extra);
-		return -EINVAL;
-	}
+	if (extra)
+		return ctl_refuse(dev, -EINVAL, "protocol features have bits never offered: 0x%llx",
+				  (unsigned long long)extra);
 	dev->protocol_features = pf;
 	return 0;
 }
@@ -362,24 +329,29 @@ int ctl_h_get_queue_num(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_rep
 
 int ctl_h_set_vring_enable(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
-	struct ctl_queue *cq = queue_at(dev, msg->p.state.index, "SET_VRING_ENABLE");
+	struct ctl_queue *cq = queue_at(dev, msg->p.state.index);
 
 	(void)rep;
 	if (!cq)
 		return -EINVAL;
-	if (msg->p.state.num > 1) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: SET_VRING_ENABLE %u", dev->path, cq->q.index,
-			msg->p.state.num);
-		return -EINVAL;
-	}
+	if (msg->p.state.num > 1)
+		return ctl_refuse(dev, -EINVAL, "queue %u: enable %u (0 or 1)", cq->q.index,
+				  msg->p.state.num);
 	cq->q.enabled = msg->p.state.num;
 	return 0;
+}
+
+/* What a device model's refusal says, when it gave no reason of its own. */
+static int device_refused(struct vre_dev *dev, int r)
+{
+	return r < 0 ? ctl_refuse(dev, r, "the %s device refused it: %s",
+				  dev->ops->name ? dev->ops->name : "", strerror(-r)) : r;
 }
 
 int ctl_h_send_rarp(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 {
 	(void)rep;
-	return dev->ops->send_rarp(dev->ctx, msg->p.bytes);
+	return device_refused(dev, dev->ops->send_rarp(dev->ctx, msg->p.bytes));
 }
 
 int ctl_h_net_set_mtu(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
@@ -388,11 +360,9 @@ int ctl_h_net_set_mtu(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply
 
 	(void)rep;
 	/* 68: the smallest IPv4 MTU; a u16 holds the rest. */
-	if (mtu < 68 || mtu > 65535) {
-		VRE_ERR(CTL_ROOM, "%s: MTU %llu refused", dev->path, (unsigned long long)mtu);
-		return -EINVAL;
-	}
-	return dev->ops->set_mtu(dev->ctx, (uint16_t)mtu);
+	if (mtu < 68 || mtu > 65535)
+		return ctl_refuse(dev, -EINVAL, "MTU %llu (68..65535)", (unsigned long long)mtu);
+	return device_refused(dev, dev->ops->set_mtu(dev->ctx, (uint16_t)mtu));
 }
 
 int ctl_h_set_backend_req_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
@@ -410,16 +380,12 @@ static int config_range(struct vre_dev *dev, const struct vhu_msg *msg)
 {
 	const struct vhu_config *c = &msg->p.config;
 
-	if (!dev->ops->config_size || !dev->ops->get_config) {
-		VRE_ERR(CTL_ROOM, "%s: the device has no config space", dev->path);
-		return -ENOTSUP;
-	}
+	if (!dev->ops->config_size || !dev->ops->get_config)
+		return ctl_refuse(dev, -ENOTSUP, "the device has no config space");
 	if (c->size == 0 || c->size > VHU_CONFIG_MAX || msg->hdr.size < 12 + c->size ||
-	    (uint64_t)c->offset + c->size > dev->ops->config_size) {
-		VRE_ERR(CTL_ROOM, "%s: config access of %u bytes at %u (space %u, payload %u)",
-			dev->path, c->size, c->offset, dev->ops->config_size, msg->hdr.size);
-		return -EINVAL;
-	}
+	    (uint64_t)c->offset + c->size > dev->ops->config_size)
+		return ctl_refuse(dev, -EINVAL, "config access of %u bytes at %u (space %u, payload %u)",
+				  c->size, c->offset, dev->ops->config_size, msg->hdr.size);
 	return 0;
 }
 
@@ -433,7 +399,7 @@ int ctl_h_get_config(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply 
 	memset(&rep->p.config, 0, sizeof(rep->p.config));
 	r = dev->ops->get_config(dev->ctx, c->offset, rep->p.config.data, c->size);
 	if (r < 0)
-		return r;
+		return device_refused(dev, r);
 	rep->p.config.offset = c->offset;
 	rep->p.config.size = c->size;
 	rep->p.config.flags = c->flags;
@@ -450,8 +416,8 @@ int ctl_h_set_config(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply 
 	if (r < 0)
 		return r;
 	if (!dev->ops->set_config)
-		return -ENOTSUP;
-	return dev->ops->set_config(dev->ctx, c->offset, c->data, c->size);
+		return ctl_refuse(dev, -ENOTSUP, "the config space is read-only");
+	return device_refused(dev, dev->ops->set_config(dev->ctx, c->offset, c->data, c->size));
 }
 
 int ctl_h_get_inflight_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
@@ -497,7 +463,8 @@ int ctl_h_set_status(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply 
 {
 	(void)rep;
 	if (msg->p.u64 > 0xff)
-		return -EINVAL;
+		return ctl_refuse(dev, -EINVAL, "status 0x%llx beyond 8 bits",
+				  (unsigned long long)msg->p.u64);
 	dev->status = (uint8_t)msg->p.u64;
 	return 0;
 }

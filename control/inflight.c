@@ -27,8 +27,7 @@ void ctl_inflight_free(struct vre_dev *dev)
 		ctl_fault_unregister(in->base);
 		munmap(in->base, in->mmap_size);
 	}
-	if (in->fd >= 0)
-		close(in->fd);
+	ctl_fd_close(in->fd); /* ours, or the frontend's shared memory */
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
 }
@@ -44,11 +43,9 @@ static bool attached(const struct vre_dev *dev)
 static int check_shape(struct vre_dev *dev, uint16_t num_queues, uint16_t queue_size)
 {
 	if (num_queues == 0 || num_queues > dev->ops->max_queues ||
-	    queue_size == 0 || queue_size > VRE_VQ_MAX_SIZE) {
-		VRE_ERR(CTL_ROOM, "%s: inflight region for %u queues of %u refused (max %u queues)",
-			dev->path, num_queues, queue_size, dev->ops->max_queues);
-		return -EINVAL;
-	}
+	    queue_size == 0 || queue_size > VRE_VQ_MAX_SIZE)
+		return ctl_refuse(dev, -EINVAL, "inflight region for %u queues of %u (max %u queues)",
+				  num_queues, queue_size, dev->ops->max_queues);
 	return 0;
 }
 
@@ -65,7 +62,7 @@ int ctl_inflight_get(struct vre_dev *dev, struct vhu_msg *msg, int *out_fd)
 	if (r < 0)
 		return r;
 	if (attached(dev))
-		return -EBUSY;
+		return ctl_refuse(dev, -EBUSY, "the inflight region is in use by a running queue");
 	size = (size_t)w->num_queues * vre_inflight_queue_bytes(w->queue_size, packed);
 	fd = memfd_create("vre-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
@@ -111,6 +108,7 @@ int ctl_inflight_set(struct vre_dev *dev, struct vhu_msg *msg)
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	int fd = msg->fds[0];
 	struct stat st;
+	char why[160];
 	bool sealed;
 	void *base;
 	int r;
@@ -119,33 +117,30 @@ int ctl_inflight_set(struct vre_dev *dev, struct vhu_msg *msg)
 	if (r < 0)
 		return r;
 	if (attached(dev))
-		return -EBUSY;
+		return ctl_refuse(dev, -EBUSY, "the inflight region is in use by a running queue");
 	if (w->mmap_size < need || w->mmap_size > SIZE_MAX ||
-	    w->mmap_offset + w->mmap_size < w->mmap_offset || (w->mmap_offset & (page - 1))) {
-		VRE_ERR(CTL_ROOM, "%s: inflight region of 0x%llx bytes at 0x%llx too small or misplaced for %u queues of %u",
-			dev->path, (unsigned long long)w->mmap_size,
-			(unsigned long long)w->mmap_offset, w->num_queues, w->queue_size);
-		return -EINVAL;
-	}
+	    w->mmap_offset + w->mmap_size < w->mmap_offset || (w->mmap_offset & (page - 1)))
+		return ctl_refuse(dev, -EINVAL, "inflight region of 0x%llx bytes at 0x%llx too small or misplaced for %u queues of %u",
+				  (unsigned long long)w->mmap_size, (unsigned long long)w->mmap_offset,
+				  w->num_queues, w->queue_size);
+	/* before anything that could ask the file's file system */
+	if (ctl_fd_check_memory(fd, why, sizeof(why)) < 0)
+		return ctl_refuse(dev, -EINVAL, "inflight region fd %s", why);
 	sealed = ctl_fault_seal(fd); /* before the size check: it then holds */
 	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (st.st_size < 0 || w->mmap_offset + w->mmap_size > (uint64_t)st.st_size) {
-		VRE_ERR(CTL_ROOM, "%s: inflight region beyond its file", dev->path);
-		return -EINVAL;
-	}
+		return ctl_refuse(dev, -errno, "inflight region: fstat: %s", strerror(errno));
+	if (st.st_size < 0 || w->mmap_offset + w->mmap_size > (uint64_t)st.st_size)
+		return ctl_refuse(dev, -EINVAL, "inflight region beyond its file");
 	base = mmap(NULL, (size_t)w->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		    (off_t)w->mmap_offset);
 	if (base == MAP_FAILED)
-		return -errno;
+		return ctl_refuse(dev, -errno, "inflight region: mmap: %s", strerror(errno));
 	r = ctl_fault_register(base, (size_t)w->mmap_size, &dev->fault);
 	VRE_DEBUG(CTL_ROOM, "%s: inflight region %s", dev->path,
 		  sealed ? "sealed against shrinking" : "not sealable: covered by the SIGBUS handler");
 	if (r < 0 && !sealed) {
-		VRE_ERR(CTL_ROOM, "%s: inflight region cannot be sealed and the SIGBUS registry is full",
-			dev->path);
 		munmap(base, (size_t)w->mmap_size);
-		return r;
+		return ctl_refuse(dev, r, "inflight region cannot be sealed and the SIGBUS registry is full");
 	}
 	ctl_inflight_free(dev);
 	dev->inflight = (struct ctl_inflight){
@@ -166,19 +161,19 @@ int ctl_inflight_slice(struct vre_dev *dev, uint16_t index, bool packed,
 	if (!in->base)
 		return -ENOENT;
 	if (index >= in->num_queues) {
-		VRE_WARN(CTL_ROOM, "%s queue %u: beyond the inflight region's %u queues, not tracked",
-			 dev->path, index, in->num_queues);
+		CTL_WARN(dev, "queue %u: beyond the inflight region's %u queues, not tracked",
+			 index, in->num_queues);
 		return -ENOENT;
 	}
 	if (dev->queues[index].num != in->queue_size) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: size %u but inflight region made for %u",
-			dev->path, index, dev->queues[index].num, in->queue_size);
+		CTL_ERR(dev, "queue %u: size %u but inflight region made for %u",
+			index, dev->queues[index].num, in->queue_size);
 		return -EINVAL;
 	}
 	stride = vre_inflight_queue_bytes(in->queue_size, packed);
 	if ((uint64_t)(index + 1) * stride > in->mmap_size) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: inflight region too small for %s rings",
-			dev->path, index, packed ? "packed" : "split");
+		CTL_ERR(dev, "queue %u: inflight region too small for %s rings",
+			index, packed ? "packed" : "split");
 		return -EINVAL;
 	}
 	*region = (uint8_t *)in->base + (size_t)index * stride;

@@ -48,40 +48,45 @@ static int guard_region(struct vre_dev *dev, const struct vhu_region *w, bool se
 		  (unsigned long long)w->gpa, (unsigned long long)w->size,
 		  sealed ? "sealed against shrinking" :
 		  "not sealable: covered by the SIGBUS handler");
-	if (r < 0 && !sealed) {
-		VRE_ERR(CTL_ROOM, "%s: region gpa 0x%llx cannot be sealed and the SIGBUS registry is full",
-			dev->path, (unsigned long long)w->gpa);
-		return r;
-	}
+	if (r < 0 && !sealed)
+		return ctl_refuse(dev, r, "region gpa 0x%llx cannot be sealed and the SIGBUS registry is full",
+				  (unsigned long long)w->gpa);
 	return 0;
 }
 
-/* Maps one region from fd after checking it against the file: offset and
- * size must not wrap and must lie inside the file. The mapping starts at the
- * page (or huge page, st_blksize) below mmap_offset. */
+/* Maps one region from fd after checking it against the file: it must be
+ * memory that cannot stall (checked first, before anything that could ask
+ * the file's file system: frontend_fd.c), offset and size must not wrap and
+ * must lie inside the file. The mapping starts at the page (or huge page,
+ * st_blksize) below mmap_offset. */
 static int map_region(struct vre_dev *dev, const struct vhu_region *w, int fd,
 		      struct vre_mem_region *out)
 {
 	struct stat st;
 	uint64_t end, align, map_off, map_end, len;
+	char why[160];
 	bool sealed;
 	void *base;
 
 	if (w->size == 0 || w->gpa + w->size < w->gpa || w->uva + w->size < w->uva ||
 	    w->mmap_offset + w->size < w->mmap_offset)
-		return -EINVAL;
+		return ctl_refuse(dev, -EINVAL, "region gpa 0x%llx size 0x%llx uva 0x%llx offset 0x%llx: empty or wraps",
+				  (unsigned long long)w->gpa, (unsigned long long)w->size,
+				  (unsigned long long)w->uva, (unsigned long long)w->mmap_offset);
+	if (ctl_fd_check_memory(fd, why, sizeof(why)) < 0)
+		return ctl_refuse(dev, -EINVAL, "region gpa 0x%llx: fd %s", (unsigned long long)w->gpa,
+				  why);
 	/* Sealed before the size check, so a sealed file that passes it
 	 * stays large enough. */
 	sealed = ctl_fault_seal(fd);
 	if (fstat(fd, &st) < 0)
-		return -errno;
+		return ctl_refuse(dev, -errno, "region gpa 0x%llx: fstat: %s",
+				  (unsigned long long)w->gpa, strerror(errno));
 	end = w->mmap_offset + w->size;
-	if (st.st_size < 0 || end > (uint64_t)st.st_size) {
-		VRE_ERR(CTL_ROOM, "region of 0x%llx bytes at offset 0x%llx beyond its file (0x%llx bytes)",
-			(unsigned long long)w->size, (unsigned long long)w->mmap_offset,
-			(unsigned long long)st.st_size);
-		return -EINVAL;
-	}
+	if (st.st_size < 0 || end > (uint64_t)st.st_size)
+		return ctl_refuse(dev, -EINVAL, "region of 0x%llx bytes at offset 0x%llx beyond its file (0x%llx bytes)",
+				  (unsigned long long)w->size, (unsigned long long)w->mmap_offset,
+				  (unsigned long long)st.st_size);
 	align = (uint64_t)sysconf(_SC_PAGESIZE);
 	if (st.st_blksize > 0 && (uint64_t)st.st_blksize > align &&
 	    ((uint64_t)st.st_blksize & ((uint64_t)st.st_blksize - 1)) == 0)
@@ -89,13 +94,16 @@ static int map_region(struct vre_dev *dev, const struct vhu_region *w, int fd,
 	map_off = w->mmap_offset & ~(align - 1);
 	map_end = end + align - 1;
 	if (map_end < end || map_end - map_off > SIZE_MAX)
-		return -EINVAL;
+		return ctl_refuse(dev, -EINVAL, "region gpa 0x%llx: offset and size wrap",
+				  (unsigned long long)w->gpa);
 	map_end &= ~(align - 1);
 	len = map_end - map_off;
 	base = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
 		    fd, (off_t)map_off);
 	if (base == MAP_FAILED)
-		return -errno;
+		return ctl_refuse(dev, -errno, "region gpa 0x%llx size 0x%llx: mmap: %s",
+				  (unsigned long long)w->gpa, (unsigned long long)w->size,
+				  strerror(errno));
 	if (guard_region(dev, w, sealed, base, len) < 0) {
 		munmap(base, (size_t)len);
 		return -ENOSPC;
@@ -115,19 +123,14 @@ static int add_region(struct vre_dev *dev, struct vre_mem_map *m,
 	struct vre_mem_region r;
 	int ret = map_region(dev, w, fd, &r);
 
-	if (ret < 0) {
-		VRE_ERR(CTL_ROOM, "%s: region gpa 0x%llx size 0x%llx uva 0x%llx offset 0x%llx refused: %s",
-			dev->path, (unsigned long long)w->gpa, (unsigned long long)w->size,
-			(unsigned long long)w->uva, (unsigned long long)w->mmap_offset,
-			strerror(-ret));
+	if (ret < 0)
 		return ret;
-	}
 	ret = vre_mem_map_add(m, &r);
 	if (ret < 0) {
-		VRE_ERR(CTL_ROOM, "%s: region gpa 0x%llx size 0x%llx overlaps or does not fit: %s",
-			dev->path, (unsigned long long)w->gpa, (unsigned long long)w->size,
-			strerror(-ret));
 		unmap_region(&r);
+		return ctl_refuse(dev, ret, "region gpa 0x%llx size 0x%llx overlaps or does not fit: %s",
+				  (unsigned long long)w->gpa, (unsigned long long)w->size,
+				  strerror(-ret));
 	}
 	return ret;
 }
@@ -155,16 +158,12 @@ int ctl_mem_set_table(struct vre_dev *dev, struct vhu_msg *msg)
 	int ret = 0;
 
 	if (msg->hdr.size < 8 || t->nregions == 0 || t->nregions > VHU_MEM_TABLE_REGIONS ||
-	    msg->hdr.size < 8 + t->nregions * sizeof(struct vhu_region)) {
-		VRE_ERR(CTL_ROOM, "%s: memory table of %u regions in %u bytes", dev->path,
-			msg->hdr.size >= 8 ? t->nregions : 0, msg->hdr.size);
-		return -EINVAL;
-	}
-	if (msg->nfds != t->nregions) {
-		VRE_ERR(CTL_ROOM, "%s: memory table of %u regions with %u fds", dev->path,
-			t->nregions, msg->nfds);
-		return -EINVAL;
-	}
+	    msg->hdr.size < 8 + t->nregions * sizeof(struct vhu_region))
+		return ctl_refuse(dev, -EINVAL, "memory table of %u regions in %u bytes",
+				  msg->hdr.size >= 8 ? t->nregions : 0, msg->hdr.size);
+	if (msg->nfds != t->nregions)
+		return ctl_refuse(dev, -EINVAL, "memory table of %u regions with %u fds",
+				  t->nregions, msg->nfds);
 	next = malloc(sizeof(*next));
 	if (!next)
 		return -ENOMEM;
@@ -177,7 +176,7 @@ int ctl_mem_set_table(struct vre_dev *dev, struct vhu_msg *msg)
 		return ret;
 	}
 	install(dev, next, true);
-	VRE_INFO(CTL_ROOM, "%s: memory table of %u regions", dev->path, next->nregions);
+	CTL_LOG(dev, VRE_LOG_INFO, "memory table of %u regions", next->nregions);
 	return 0;
 }
 
@@ -235,7 +234,7 @@ int ctl_mem_rem_region(struct vre_dev *dev, struct vhu_msg *msg)
 	int ret;
 
 	if (!dev->mem)
-		return -ENOENT;
+		return ctl_refuse(dev, -ENOENT, "no memory table");
 	same = find_same(dev->mem, w);
 	if (same && same->refs > 1) {
 		same->refs--;
@@ -247,11 +246,10 @@ int ctl_mem_rem_region(struct vre_dev *dev, struct vhu_msg *msg)
 	memcpy(next, dev->mem, sizeof(*next));
 	ret = vre_mem_map_remove(next, w->gpa, w->size, w->uva, &gone);
 	if (ret < 0) {
-		VRE_ERR(CTL_ROOM, "%s: no region gpa 0x%llx size 0x%llx uva 0x%llx to remove",
-			dev->path, (unsigned long long)w->gpa, (unsigned long long)w->size,
-			(unsigned long long)w->uva);
 		free(next);
-		return ret;
+		return ctl_refuse(dev, ret, "no region gpa 0x%llx size 0x%llx uva 0x%llx to remove",
+				  (unsigned long long)w->gpa, (unsigned long long)w->size,
+				  (unsigned long long)w->uva);
 	}
 	install(dev, next, false);
 	/* Queues are quiesced: nobody can be inside the removed region. */

@@ -150,46 +150,37 @@ const char *ctl_req_name(uint32_t req)
 	return req < VHU_REQ_MAX && rules[req].name ? rules[req].name : "UNKNOWN";
 }
 
-/* Whether the row's preconditions hold; logs why not. */
+/* Whether the row's preconditions hold; records why not (ctl_refuse). */
 static int check_rule(struct vre_dev *dev, const struct msg_rule *r,
 		      const struct vhu_msg *msg)
 {
-	if (msg->hdr.size < r->min_size || msg->hdr.size > r->max_size) {
-		VRE_ERR(CTL_ROOM, "%s: %s with %u payload bytes (expected %u..%u)",
-			dev->path, r->name, msg->hdr.size, r->min_size, r->max_size);
-		return -EINVAL;
-	}
-	if (msg->nfds > r->max_fds) {
-		VRE_ERR(CTL_ROOM, "%s: %s with %u fds (takes at most %u), all closed",
-			dev->path, r->name, msg->nfds, r->max_fds);
-		return -EINVAL;
-	}
+	if (msg->hdr.size < r->min_size || msg->hdr.size > r->max_size)
+		return ctl_refuse(dev, -EINVAL, "%u payload bytes (expected %u..%u)",
+				  msg->hdr.size, r->min_size, r->max_size);
+	if (msg->nfds > r->max_fds)
+		return ctl_refuse(dev, -EINVAL, "%u fds (takes at most %u), all closed",
+				  msg->nfds, r->max_fds);
 	if (r->owner && !dev->owner) {
 		/* DPDK's virtio-user in server mode re-drives a reconnecting
 		 * backend (features, call fds, status, memory, rings) without
 		 * SET_OWNER. In client mode VRE dialled that frontend itself,
 		 * so the session is the frontend's already: take it as owned.
 		 * A frontend that connects to VRE must say SET_OWNER first. */
-		if (!dev->client) {
-			VRE_ERR(CTL_ROOM, "%s: %s before SET_OWNER", dev->path, r->name);
-			return -EPERM;
-		}
-		VRE_WARN(CTL_ROOM, "%s: %s before SET_OWNER: taking the frontend we dialled as owner",
-			 dev->path, r->name);
+		if (!dev->client)
+			return ctl_refuse(dev, -EPERM, "before SET_OWNER");
+		CTL_WARN(dev, "%s before SET_OWNER: taking the frontend we dialled as owner",
+			 r->name);
 		dev->owner = true;
 	}
-	if (r->pf && !ctl_has_pf(dev, (unsigned)__builtin_ctzll(r->pf))) {
-		VRE_ERR(CTL_ROOM, "%s: %s without protocol feature %d negotiated",
-			dev->path, r->name, __builtin_ctzll(r->pf));
-		return -ENOTSUP;
-	}
+	if (r->pf && !ctl_has_pf(dev, (unsigned)__builtin_ctzll(r->pf)))
+		return ctl_refuse(dev, -ENOTSUP, "protocol feature %d not negotiated",
+				  __builtin_ctzll(r->pf));
 	/* Checked last, where the handlers checked it before the table did,
-	 * so a request that breaks several rules logs what it always did. */
-	if (msg->nfds < r->min_fds) {
-		VRE_ERR(CTL_ROOM, "%s: %s with %u fds (needs at least %u)", dev->path,
-			r->name, msg->nfds, r->min_fds);
-		return -EINVAL;
-	}
+	 * so a request that breaks several rules gives the reason it always
+	 * did. */
+	if (msg->nfds < r->min_fds)
+		return ctl_refuse(dev, -EINVAL, "%u fds (needs at least %u)", msg->nfds,
+				  r->min_fds);
 	return 0;
 }
 
@@ -233,10 +224,9 @@ static int run(struct vre_dev *dev, const struct msg_rule *r, struct vhu_msg *ms
 	int ret;
 
 	if (!r->handler) {
-		VRE_WARN(CTL_ROOM, "%s: %s (%u) is not supported", dev->path, r->name,
-			 msg->hdr.request);
 		dev->stats.unknown++;
-		return -ENOTSUP;
+		return ctl_refuse(dev, -ENOTSUP, "request %u is not supported",
+				  msg->hdr.request);
 	}
 	if (r->quiesce == Q_DEV)
 		ctl_queues_pause(dev);
@@ -258,8 +248,8 @@ int ctl_dispatch(struct vre_dev *dev, struct vhu_msg *msg)
 
 	if ((msg->hdr.flags & VHU_VERSION_MASK) != VHU_VERSION ||
 	    (msg->hdr.flags & VHU_FLAG_REPLY)) {
-		VRE_ERR(CTL_ROOM, "%s: bad header flags 0x%x on request %u, dropping the connection",
-			dev->path, msg->hdr.flags, msg->hdr.request);
+		CTL_ERR(dev, "bad header flags 0x%x on request %u, dropping the connection",
+			msg->hdr.flags, msg->hdr.request);
 		return -EPROTO;
 	}
 	dev->stats.messages++;
@@ -267,19 +257,24 @@ int ctl_dispatch(struct vre_dev *dev, struct vhu_msg *msg)
 	    &rules[msg->hdr.request] : &unknown;
 	VRE_DEBUG(CTL_ROOM, "%s: %s size %u fds %u", dev->path, r->name, msg->hdr.size,
 		  msg->nfds);
+	dev->conn.why[0] = '\0';
 	ret = check_rule(dev, r, msg);
 	if (ret == 0)
 		ret = run(dev, r, msg, &rep);
 	else
 		ctl_queues_reconcile(dev);
 	ctl_close_fds(msg->fds, &msg->nfds);
-	if (ret < 0)
+	if (ret < 0) {
 		dev->stats.failed++;
+		/* the one line of every refused request */
+		CTL_ERR(dev, "%s refused: %s", r->name,
+			dev->conn.why[0] ? dev->conn.why : strerror(-ret));
+	}
 	if (r->reply == REPLY_ALWAYS) {
 		if (ret < 0) {
 			if (!r->fail_size) {
-				VRE_ERR(CTL_ROOM, "%s: %s failed and has no failure reply, dropping the connection",
-					dev->path, r->name);
+				CTL_ERR(dev, "%s failed and has no failure reply, dropping the connection",
+					r->name);
 				return -EPROTO;
 			}
 			memset(&rep, 0, sizeof(rep));

@@ -46,8 +46,7 @@ void ctl_queues_pause(struct vre_dev *dev)
 
 static void close_fd(int *fd)
 {
-	if (*fd >= 0)
-		close(*fd);
+	ctl_fd_close(*fd);
 	*fd = -1;
 }
 
@@ -75,6 +74,7 @@ void ctl_queue_reset(struct ctl_queue *cq)
 	close_fd(&cq->q.kick_fd);
 	close_fd(&cq->q.call_fd);
 	close_fd(&cq->q.err_fd);
+	cq->q.call_blocked = false;
 }
 
 /* Translates the three ring parts with their exact sizes for this queue
@@ -98,7 +98,7 @@ static int ring_params(struct vre_dev *dev, struct ctl_queue *cq,
 	}
 	if ((cq->addr.desc & (dal - 1)) || (cq->addr.avail & (aal - 1)) ||
 	    (cq->addr.used & (ual - 1))) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: misaligned ring address", dev->path, cq->q.index);
+		CTL_ERR(dev, "queue %u: misaligned ring address", cq->q.index);
 		return -EINVAL;
 	}
 	p->size = (uint16_t)n;
@@ -110,8 +110,8 @@ static int ring_params(struct vre_dev *dev, struct ctl_queue *cq,
 	p->driver = vre_mem_uva_ptr(dev->mem, cq->addr.avail, alen);
 	p->device = vre_mem_uva_ptr(dev->mem, cq->addr.used, ulen);
 	if (!p->desc || !p->driver || !p->device) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: ring (desc 0x%llx avail 0x%llx used 0x%llx, size %u) not inside guest memory",
-			dev->path, cq->q.index, (unsigned long long)cq->addr.desc,
+		CTL_ERR(dev, "queue %u: ring (desc 0x%llx avail 0x%llx used 0x%llx, size %u) not inside guest memory",
+			cq->q.index, (unsigned long long)cq->addr.desc,
 			(unsigned long long)cq->addr.avail, (unsigned long long)cq->addr.used, n);
 		return -EFAULT;
 	}
@@ -138,19 +138,19 @@ static int vq_setup(struct vre_dev *dev, struct ctl_queue *cq,
 		if (r < 0)
 			goto fail;
 		if (r > 0)
-			VRE_INFO(CTL_ROOM, "%s queue %u: %d requests to resubmit",
-				 dev->path, cq->q.index, r);
+			CTL_LOG(dev, VRE_LOG_INFO, "queue %u: %d requests to resubmit",
+				 cq->q.index, r);
 	} else if (r != -ENOENT) {
 		goto fail;
 	} else if (!p->packed) {
 		uint16_t given = (uint16_t)cq->base;
 
 		if (vre_vq_resync_to_used(&cq->q.vq) > 0)
-			VRE_WARN(CTL_ROOM, "%s queue %u: base %u but the ring's used index is %u: resuming from the used index (chains in flight are taken again)",
-				 dev->path, cq->q.index, given, cq->q.vq.last_avail_idx);
+			CTL_WARN(dev, "queue %u: base %u but the ring's used index is %u: resuming from the used index (chains in flight are taken again)",
+				 cq->q.index, given, cq->q.vq.last_avail_idx);
 		else if (given != cq->q.vq.last_used_idx)
-			VRE_WARN(CTL_ROOM, "%s queue %u: base %u is %u ahead of the ring's used index: those chains were taken and are not taken again (no inflight region)",
-				 dev->path, cq->q.index, given,
+			CTL_WARN(dev, "queue %u: base %u is %u ahead of the ring's used index: those chains were taken and are not taken again (no inflight region)",
+				 cq->q.index, given,
 				 (uint16_t)(given - cq->q.vq.last_used_idx));
 	}
 	return 0;
@@ -167,16 +167,15 @@ static int queue_run(struct vre_dev *dev, struct ctl_queue *cq)
 	if (r == 0)
 		r = cq->vq_ready ? vre_vq_rebind(&cq->q.vq, &p) : vq_setup(dev, cq, &p);
 	if (r < 0) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: ring setup failed: %s", dev->path,
-			cq->q.index, strerror(-r));
+		CTL_ERR(dev, "queue %u: ring setup failed: %s", cq->q.index, strerror(-r));
 		cq->failed = true;
 		return r;
 	}
 	cq->vq_ready = true;
 	r = dev->ops->queue_start(dev->ctx, &cq->q);
 	if (r < 0) {
-		VRE_ERR(CTL_ROOM, "%s queue %u: the device refused to start it: %s",
-			dev->path, cq->q.index, strerror(-r));
+		CTL_ERR(dev, "queue %u: the device refused to start it: %s",
+			cq->q.index, strerror(-r));
 		cq->failed = true;
 		return r;
 	}
