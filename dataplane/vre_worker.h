@@ -109,20 +109,24 @@ int vre_worker_create(const struct vre_worker_config *cfg, struct vre_worker **o
 /* Stops and joins the worker. Its items must have been removed. */
 void vre_worker_destroy(struct vre_worker *w);
 
+/* Every call below that waits for the worker's acknowledgement waits
+ * however long it takes, because its caller goes on to free or unmap what
+ * the worker may be inside: a warning after 1 s, then an error line
+ * ("worker stuck in an item, still waiting") every 5 s. No timeout: a
+ * timeout followed by an unmap is a use-after-unmap. Nothing a frontend
+ * controls can hold a worker (control/notify.c), so in practice only an
+ * overloaded CPU makes these slow. */
 /* Adds it to w's list; the worker polls it from its next pass. -ENOMEM,
  * -EBUSY if it is already on a list, -EBADF for a wake_fd that cannot be
  * watched. Not from a worker thread. */
 int vre_worker_add(struct vre_worker *w, struct vre_poll_item *it);
 /* Removes it; returns once the worker has acknowledged and so can no longer
- * touch it. No-op for an item on no list. Not from a worker thread. A worker
- * that does not acknowledge within 5 s (stuck inside an item) is logged and
- * waited for again: returning would let the owner free an item the worker
- * is inside. */
+ * touch it. No-op for an item on no list. Not from a worker thread. */
 void vre_worker_remove(struct vre_poll_item *it);
-/* Waits until the worker has started a new pass (outside any item), so
- * every store made before the call is seen by whatever it polls next.
- * Returns 0, or -ETIMEDOUT after logging (the worker is stuck). */
-int vre_worker_sync(struct vre_worker *w);
+/* Returns once the worker has started a new pass (outside any item), so
+ * every store made before the call is seen by whatever it polls next, and
+ * nothing it read before is still in use. Not from a worker thread. */
+void vre_worker_sync(struct vre_worker *w);
 
 void vre_worker_get_stats(const struct vre_worker *w, struct vre_worker_stats *out);
 int vre_worker_cpu(const struct vre_worker *w);

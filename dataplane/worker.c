@@ -32,7 +32,8 @@
 #include "vre_log.h"
 
 #define ROOM "worker"
-#define SYNC_TIMEOUT_MS 5000   /* a worker this late is stuck in an item */
+#define SYNC_WARN_MS 1000      /* a handshake this slow is worth a warning */
+#define SYNC_STUCK_MS 5000     /* ... and one this slow an error, every time */
 #define SLEEP_TIMEOUT_MS 200   /* bounded sleep: a missed kick costs at most this */
 #define DEFAULT_IDLE_US 100
 #define TAG_SELF 1u            /* epoll tag of the worker's own eventfd */
@@ -449,12 +450,15 @@ void vre_worker_destroy(struct vre_worker *w)
 	worker_free(w);
 }
 
-/* Bumps the generation and waits for the worker's acknowledgement.
- * Caller holds w->lock. */
-static int handshake(struct vre_worker *w)
+/* Bumps the generation and waits for the worker's acknowledgement, however
+ * long it takes: every caller goes on to free, unmap or hand back what the
+ * worker may still be inside, so giving up would be a use-after-free. A
+ * slow handshake is logged once after SYNC_WARN_MS, and as an error every
+ * SYNC_STUCK_MS after that. Caller holds w->lock. */
+static void handshake(struct vre_worker *w)
 {
 	uint64_t g = __atomic_load_n(&w->req_gen, __ATOMIC_RELAXED) + 1;
-	uint64_t start = mono_ns(), warned = 0;
+	uint64_t start = mono_ns(), next_ms = SYNC_WARN_MS;
 	struct timespec nap = { 0, 20 * 1000 };
 
 	__atomic_store_n(&w->req_gen, g, __ATOMIC_RELEASE);
@@ -462,39 +466,36 @@ static int handshake(struct vre_worker *w)
 	while (__atomic_load_n(&w->ack_gen, __ATOMIC_ACQUIRE) < g) {
 		uint64_t waited_ms = (mono_ns() - start) / 1000000u;
 
-		if (waited_ms >= SYNC_TIMEOUT_MS) {
-			VRE_ERR(ROOM, "%s: no acknowledgement after %u ms; worker stuck",
-				w->name, SYNC_TIMEOUT_MS);
-			return -ETIMEDOUT;
-		}
-		if (waited_ms >= 1000 && !warned) {
-			VRE_WARN(ROOM, "%s: still waiting for the worker to leave its items",
-				 w->name);
-			warned = 1;
+		if (waited_ms >= next_ms) {
+			if (next_ms == SYNC_WARN_MS) {
+				VRE_WARN(ROOM, "%s: still waiting for the worker to leave its items",
+					 w->name);
+				next_ms = SYNC_STUCK_MS;
+			} else {
+				VRE_ERR(ROOM, "%s: no acknowledgement for %llu s; worker stuck in an item, still waiting",
+					w->name, (unsigned long long)(waited_ms / 1000));
+				next_ms += SYNC_STUCK_MS;
+			}
 		}
 		nanosleep(&nap, NULL);
 	}
-	return 0;
 }
 
-int vre_worker_sync(struct vre_worker *w)
+void vre_worker_sync(struct vre_worker *w)
 {
-	int err;
-
 	pthread_mutex_lock(&w->lock);
-	err = handshake(w);
+	handshake(w);
 	pthread_mutex_unlock(&w->lock);
-	return err;
 }
 
 /* Publishes a copy of the current list with add appended and/or del left
- * out, then waits until the worker uses it. */
+ * out, then waits until the worker uses it (and so no longer reads the old
+ * one). */
 static int publish(struct vre_worker *w, struct vre_poll_item *add,
 		   const struct vre_poll_item *del)
 {
 	struct poll_list *old = w->list, *nl;
 	unsigned n = old ? old->n : 0, k = 0;
-	int err;
 
 	nl = malloc(sizeof(*nl) + (n + 1) * sizeof(nl->it[0]));
 	if (!nl)
@@ -506,12 +507,9 @@ static int publish(struct vre_worker *w, struct vre_poll_item *add,
 		nl->it[k++] = add;
 	nl->n = k;
 	__atomic_store_n(&w->list, nl, __ATOMIC_RELEASE);
-	err = handshake(w);
-	if (err == 0)
-		free(old);
-	/* else: the worker may still read old; leak it rather than free it
-	 * under the worker. */
-	return err;
+	handshake(w);
+	free(old);
+	return 0;
 }
 
 int vre_worker_add(struct vre_worker *w, struct vre_poll_item *it)
@@ -542,7 +540,7 @@ int vre_worker_add(struct vre_worker *w, struct vre_poll_item *it)
 	}
 	it->w = w;
 	err = publish(w, it, NULL);
-	if (err == -ENOMEM) {
+	if (err < 0) {
 		if (it->watch_fd >= 0) {
 			epoll_ctl(w->epfd, EPOLL_CTL_DEL, it->watch_fd, NULL);
 			close(it->watch_fd);
@@ -550,9 +548,6 @@ int vre_worker_add(struct vre_worker *w, struct vre_poll_item *it)
 		}
 		it->w = NULL;
 	}
-	/* -ETIMEDOUT: published, the worker will pick it up when it can. */
-	if (err == -ETIMEDOUT)
-		err = 0;
 out:
 	pthread_mutex_unlock(&w->lock);
 	return err;
@@ -561,22 +556,16 @@ out:
 void vre_worker_remove(struct vre_poll_item *it)
 {
 	struct vre_worker *w = it->w;
-	int err;
 
 	if (!w)
 		return;
 	pthread_mutex_lock(&w->lock);
-	err = publish(w, NULL, it);
-	while (err == -ENOMEM) {
+	/* Returning before the worker let go would let the owner free an
+	 * item the worker is inside: publish waits, loudly, however long. */
+	while (publish(w, NULL, it) == -ENOMEM) {
 		struct timespec nap = { 0, 1000 * 1000 };
 
 		nanosleep(&nap, NULL);
-		err = publish(w, NULL, it);
-	}
-	while (err == -ETIMEDOUT) {
-		/* Returning would let the owner free an item the worker is
-		 * inside: keep waiting, loudly. */
-		err = handshake(w);
 	}
 	if (it->watch_fd >= 0) {
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, it->watch_fd, NULL);

@@ -50,6 +50,7 @@ struct vre_blk_dev {
 	struct vre_device_ops ops;
 	struct vre_worker_pool *pool;
 	uint32_t test_delay_us;
+	uint32_t drain_grace_ms;
 	uint16_t num_queues;
 	uint8_t config[VRE_BLK_CONFIG_SIZE];
 	struct blk_q qs[VRE_BLK_MAX_QUEUES];
@@ -182,11 +183,23 @@ static int queue_start(void *ctx, struct vre_queue *q)
 
 /* Takes the queue off its worker, then finishes every request in flight on
  * this thread: control unmaps guest memory after we return, and the kernel
- * may still be writing into it. */
+ * may still be writing into it. The drain waits out a grace period, then
+ * cancels, then waits for the kernel however long it takes: never an unmap
+ * with I/O in flight.
+ *
+ * This holds the control thread while I/O drains. The choice: vre-blk
+ * serves one device per process (one control thread per device), so no
+ * other device waits on it; the wait is bounded by the grace period plus
+ * what the disk needs to finish requests it already has (a cancel ends
+ * every request that is still waiting). The frontend cannot stretch it
+ * beyond that: it only decides when to ask. A server with several blk
+ * devices would want the queue to stay stopped while a draining thread
+ * waits; control's quiesce has no such asynchronous stop today. */
 static void queue_stop(void *ctx, struct vre_queue *q)
 {
 	struct vre_blk_dev *b = ctx;
 	struct blk_q *bq;
+	int cancelled;
 
 	if (q->index >= b->num_queues)
 		return;
@@ -194,10 +207,10 @@ static void queue_stop(void *ctx, struct vre_queue *q)
 	if (!bq->active)
 		return;
 	vre_worker_remove(&bq->item);
-	vre_blk_queue_drain(&bq->eng, 30000);
-	VRE_INFO("blk", "queue %u stopped: %llu requests, %llu errors", q->index,
+	cancelled = vre_blk_queue_drain(&bq->eng, (int)b->drain_grace_ms);
+	VRE_INFO("blk", "queue %u stopped: %llu requests, %llu errors, %d cancelled", q->index,
 		 (unsigned long long)bq->eng.stats.completed,
-		 (unsigned long long)bq->eng.stats.errors);
+		 (unsigned long long)bq->eng.stats.errors, cancelled);
 	vre_blk_queue_fini(&bq->eng);
 	bq->active = false;
 	q->dp = NULL;
@@ -239,6 +252,7 @@ int vre_blk_dev_create(const struct vre_blk_dev_config *cfg, struct vre_blk_dev 
 	b->num_queues = cfg->num_queues;
 	b->pool = cfg->pool;
 	b->test_delay_us = cfg->test_delay_us;
+	b->drain_grace_ms = cfg->drain_grace_ms ? cfg->drain_grace_ms : VRE_BLK_DRAIN_GRACE_MS;
 	build_config(b);
 
 	b->ops.name = "virtio-blk";

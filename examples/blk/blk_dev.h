@@ -34,7 +34,13 @@ struct vre_blk_dev_config {
 	struct vre_worker_pool *pool; /* queue i runs on worker i % pool->n */
 	bool no_inflight;    /* leave INFLIGHT_SHMFD out of the protocol features */
 	uint32_t test_delay_us; /* vre_blk_queue_set_test_delay on every queue */
+	/* Stopping a queue (memory table change, GET_VRING_BASE, reset,
+	 * disconnect) waits this long for I/O in flight, then cancels what is
+	 * left and waits for the kernel to let go of guest memory
+	 * (vre_blk_queue_drain). 0: VRE_BLK_DRAIN_GRACE_MS. */
+	uint32_t drain_grace_ms;
 };
+#define VRE_BLK_DRAIN_GRACE_MS 5000
 
 /* -EINVAL for a bad config (size below one sector, queue count), -ENOMEM. */
 int vre_blk_dev_create(const struct vre_blk_dev_config *cfg, struct vre_blk_dev **out);

@@ -256,6 +256,21 @@ static void on_cqe(struct vre_blk_queue *q, uint16_t idx, int res)
 	struct vre_blk_req *r = &s->req;
 
 	s->pending--;
+	if (q->cancelling) {
+		/* No new I/O on memory that is about to go (no retry, no
+		 * fallback, no rest of a short transfer): whatever did not
+		 * finish is an error. */
+		if (res < 0) {
+			s->status = VIRTIO_BLK_S_IOERR;
+		} else if (r->op == VRE_BLK_OP_READ || r->op == VRE_BLK_OP_WRITE) {
+			s->done += (uint64_t)res;
+			if (s->done < r->len)
+				s->status = VIRTIO_BLK_S_IOERR;
+		}
+		if (!s->pending)
+			finish(q, s, idx);
+		return;
+	}
 	switch (r->op) {
 	case VRE_BLK_OP_READ:
 	case VRE_BLK_OP_WRITE:
@@ -427,42 +442,78 @@ void vre_blk_queue_disarm(struct vre_blk_queue *q)
 	vre_vq_notify_disable(q->vq);
 }
 
-int vre_blk_queue_drain(struct vre_blk_queue *q, int timeout_ms)
+static uint64_t mono_ms(void)
 {
-	struct timespec now, end;
+	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += timeout_ms / 1000;
-	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (end.tv_nsec >= 1000000000L) {
-		end.tv_sec++;
-		end.tv_nsec -= 1000000000L;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One round of draining: waits up to 100 ms for a completion, reaps,
+ * submits what reaping queued (short transfers, fallbacks; none once
+ * cancelling), returns the finished requests. */
+static void drain_round(struct vre_blk_queue *q)
+{
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
+	struct io_uring_cqe *cqe;
+
 	if (q->queued) {
 		io_uring_submit(&q->ring);
 		q->queued = 0;
 	}
-	while (vre_blk_queue_inflight(q)) {
-		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
-		struct io_uring_cqe *cqe;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > end.tv_sec ||
-		    (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
-			break;
-		io_uring_wait_cqe_timeout(&q->ring, &cqe, &ts);
-		reap(q);
-		if (q->queued) {
-			io_uring_submit(&q->ring);
-			q->queued = 0;
-		}
-		flush_done(q);
+	io_uring_wait_cqe_timeout(&q->ring, &cqe, &ts);
+	reap(q);
+	if (q->queued) {
+		io_uring_submit(&q->ring);
+		q->queued = 0;
 	}
 	flush_done(q);
-	if (vre_blk_queue_inflight(q)) {
-		VRE_ERR("blk", "%u requests still in flight after %d ms",
-			vre_blk_queue_inflight(q), timeout_ms);
-		return -ETIMEDOUT;
+}
+
+/* Asks the kernel to cancel every request of the ring. A request that is
+ * waiting (a linked delay, a pipe) ends at once with -ECANCELED; one the
+ * disk already has finishes at the disk's pace. */
+static void cancel_all(struct vre_blk_queue *q)
+{
+	struct io_uring_sqe *sqe;
+
+	q->cancelling = true;
+	sqe = get_sqe(q);
+	if (!sqe) {
+		VRE_ERR("blk", "no submission slot to cancel the requests in flight");
+		return;
 	}
-	return 0;
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+	io_uring_sqe_set_data64(sqe, UINT64_MAX - 1); /* no slot's: reap skips it */
+	io_uring_submit(&q->ring);
+	q->queued = 0;
+}
+
+int vre_blk_queue_drain(struct vre_blk_queue *q, int grace_ms)
+{
+	uint64_t start = mono_ms(), next_warn;
+	unsigned cancelled;
+
+	while (vre_blk_queue_inflight(q) && mono_ms() - start < (uint64_t)grace_ms)
+		drain_round(q);
+	flush_done(q);
+	if (!vre_blk_queue_inflight(q))
+		return 0;
+	cancelled = vre_blk_queue_inflight(q);
+	VRE_WARN("blk", "%u requests still in flight after %d ms: cancelling them (they complete with an I/O error); guest memory stays mapped until the kernel is done with every one",
+		 cancelled, grace_ms);
+	cancel_all(q);
+	next_warn = mono_ms() + 5000;
+	while (vre_blk_queue_inflight(q)) {
+		drain_round(q);
+		if (mono_ms() >= next_warn) {
+			VRE_WARN("blk", "%u requests still in the kernel's hands after cancelling; still waiting",
+				 vre_blk_queue_inflight(q));
+			next_warn += 5000;
+		}
+	}
+	flush_done(q);
+	q->cancelling = false;
+	return (int)cancelled;
 }

@@ -81,6 +81,7 @@ struct vre_blk_queue {
 	int done_fd;            /* eventfd io_uring writes on completion, or -1 */
 	int wake_fd;            /* epoll set of kick and done_fd, or -1 */
 	uint32_t delay_max_us;  /* test knob, see vre_blk_queue_set_test_delay */
+	bool cancelling;        /* drain cancelled what was in flight */
 	uint64_t rng;
 };
 
@@ -115,8 +116,13 @@ bool vre_blk_queue_arm(struct vre_blk_queue *q);
 void vre_blk_queue_disarm(struct vre_blk_queue *q);
 /* Requests taken and not yet returned. */
 unsigned vre_blk_queue_inflight(const struct vre_blk_queue *q);
-/* Waits (up to timeout_ms) for every request in flight and returns them to
- * the ring; takes no new chains. 0, or -ETIMEDOUT with requests left. */
-int vre_blk_queue_drain(struct vre_blk_queue *q, int timeout_ms);
+/* Finishes every request in flight and returns them to the ring; takes no
+ * new chains. Waits up to grace_ms for them to complete; then cancels the
+ * rest (io_uring cancel: they complete with IOERR) and waits for the kernel
+ * to hand every one back, however long that takes (a warning every 5 s):
+ * the caller unmaps guest memory next, and the kernel must not write into
+ * it afterwards. Returns the number of requests cancelled (0: all
+ * completed in time). Runs on the thread that owns the queue. */
+int vre_blk_queue_drain(struct vre_blk_queue *q, int grace_ms);
 
 #endif

@@ -44,6 +44,8 @@ struct opts {
 	bool direct;
 	unsigned queues;
 	unsigned test_delay_us;
+	unsigned drain_grace_ms;
+	unsigned msg_timeout_ms;
 	enum vre_poll_mode poll;
 };
 
@@ -66,8 +68,12 @@ static void usage(FILE *f)
 		"  --no-inflight      do not offer INFLIGHT_SHMFD (shows what a restart loses\n"
 		"                     without it; for tests)\n"
 		"  --test-delay-us N  delay every read, write and flush by a random 0..N us in\n"
-		"                     the kernel, so restart tests find requests in flight\n",
-		VRE_BLK_MAX_QUEUES);
+		"                     the kernel, so restart tests find requests in flight\n"
+		"  --drain-grace-ms N stopping a queue waits N ms for I/O in flight, then cancels\n"
+		"                     the rest (it completes with an I/O error; default %d)\n"
+		"  --msg-timeout-ms N drop a frontend that stays in the middle of a message\n"
+		"                     longer than N ms (default %d; 0: never)\n",
+		VRE_BLK_MAX_QUEUES, VRE_BLK_DRAIN_GRACE_MS, VRE_MSG_TIMEOUT_MS);
 }
 
 /* One line on stderr, exit 2: the contract for bad usage and bad input. */
@@ -133,7 +139,8 @@ static void check_socket_path(const char *path)
 static void parse(struct opts *o, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_WORKERS, O_SERIAL,
-	       O_POLL, O_LOG, O_NO_INFLIGHT, O_TEST_DELAY, O_DIRECT_IO, O_HELP };
+	       O_POLL, O_LOG, O_NO_INFLIGHT, O_TEST_DELAY, O_DIRECT_IO, O_DRAIN_GRACE,
+	       O_MSG_TIMEOUT, O_HELP };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "client", no_argument, NULL, O_CLIENT },
@@ -147,6 +154,8 @@ static void parse(struct opts *o, int argc, char **argv)
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "no-inflight", no_argument, NULL, O_NO_INFLIGHT },
 		{ "test-delay-us", required_argument, NULL, O_TEST_DELAY },
+		{ "drain-grace-ms", required_argument, NULL, O_DRAIN_GRACE },
+		{ "msg-timeout-ms", required_argument, NULL, O_MSG_TIMEOUT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -154,6 +163,8 @@ static void parse(struct opts *o, int argc, char **argv)
 
 	o->queues = 1;
 	o->poll = VRE_POLL_ADAPTIVE;
+	o->drain_grace_ms = VRE_BLK_DRAIN_GRACE_MS;
+	o->msg_timeout_ms = VRE_MSG_TIMEOUT_MS;
 	o->serial = PROG;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -187,6 +198,14 @@ static void parse(struct opts *o, int argc, char **argv)
 		case O_TEST_DELAY:
 			o->test_delay_us = (unsigned)parse_num(optarg, 0, 10000000,
 							       "--test-delay-us");
+			break;
+		case O_DRAIN_GRACE:
+			o->drain_grace_ms = (unsigned)parse_num(optarg, 1, 3600000,
+								"--drain-grace-ms");
+			break;
+		case O_MSG_TIMEOUT:
+			o->msg_timeout_ms = (unsigned)parse_num(optarg, 0, 3600000,
+								"--msg-timeout-ms");
 			break;
 		case O_HELP:
 			usage(stdout);
@@ -293,12 +312,15 @@ int main(int argc, char **argv)
 					  .serial = o.serial, .pool = &pool,
 					  .direct = o.direct, .direct_fd = dfd,
 					  .no_inflight = o.no_inflight,
-					  .test_delay_us = o.test_delay_us };
+					  .test_delay_us = o.test_delay_us,
+					  .drain_grace_ms = o.drain_grace_ms };
 	err = vre_blk_dev_create(&bc, &blk);
 	if (err == 0) {
 		what = "control server";
 		err = vre_server_create(&server);
 	}
+	if (err == 0)
+		vre_server_set_msg_timeout(server, o.msg_timeout_ms);
 	if (err == 0) {
 		dc = (struct vre_dev_config){ .path = o.socket, .client = o.client,
 					      .ops = vre_blk_dev_ops(blk), .ctx = blk };

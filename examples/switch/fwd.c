@@ -264,7 +264,9 @@ static void publish_dst(struct sw *s, struct sw_queue *rx, struct vre_net_queue 
 					}
 		}
 	}
-	/* Every feeder runs on rx's worker: one handshake covers them all. */
+	/* Every feeder runs on rx's worker: one handshake covers them all. It
+	 * waits however long the worker takes (vre_worker.h): the caller
+	 * stops the RX queue next, and control may unmap its memory. */
 	if (!dst && any)
 		vre_worker_sync(rx->w);
 }
