@@ -196,7 +196,7 @@ static void parse(struct opts *o, int argc, char **argv)
 			break;
 		case O_NO_INFLIGHT: o->no_inflight = true; break;
 		case O_TEST_DELAY:
-			o->test_delay_us = (unsigned)parse_num(optarg, 0, 10000000,
+			o->test_delay_us = (unsigned)parse_num(optarg, 0, 300000000,
 							       "--test-delay-us");
 			break;
 		case O_DRAIN_GRACE:

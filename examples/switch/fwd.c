@@ -445,6 +445,8 @@ void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 		t->drops += drops_of(&nq->st);
 		t->drop_no_rx_buf += ld(&nq->st.drop_no_rx_buf);
 	}
+	for (uint16_t k = 0; k < p->nq && p->dev; k++)
+		t->notify_saturated += ld(&vre_dev_queue(p->dev, k)->notify_saturated);
 	t->drops += t->drop_no_dst;
 	t->drop_bad = t->drops - t->drop_no_dst - t->drop_no_rx_buf;
 	pthread_mutex_unlock(&s->lock);

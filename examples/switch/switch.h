@@ -188,6 +188,8 @@ struct sw_port_totals {
 	uint64_t drop_no_dst;
 	uint64_t drop_no_rx_buf;     /* the guest gave no RX buffer in time */
 	uint64_t drop_bad;           /* short header, bad chain, too big, broken ring */
+	uint64_t notify_saturated;   /* notifications the guest's call eventfd did not take
+				      * (its counter full, or a blocked write cut short) */
 };
 void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t);
 

@@ -20,7 +20,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -709,7 +712,7 @@ static void sc_size_mismatch(const char *path)
 	uint32_t four = 0;
 	struct state st = { 0, 256 };
 
-	expect_log("SET_FEATURES with 4 payload bytes");
+	expect_log("SET_FEATURES refused: 4 payload bytes");
 	must_refuse(s, SET_FEATURES, &four, 4, NULL, 0, "SET_FEATURES of 4 bytes");
 	must_refuse(s, SET_VRING_NUM, &st, 4, NULL, 0, "SET_VRING_NUM of 4 bytes");
 	must_refuse(s, SET_OWNER, &st, 8, NULL, 0, "SET_OWNER with a payload");
@@ -767,7 +770,7 @@ static void sc_fds_on_nofd(const char *path)
 	struct hs *s = proto(path, false);
 	int fds[2] = { eventfd_or_die(), eventfd_or_die() };
 
-	expect_log("SET_FEATURES with 2 fds \\(takes at most 0\\)");
+	expect_log("SET_FEATURES refused: 2 fds \\(takes at most 0\\)");
 	must_refuse(s, SET_FEATURES, &s->features, 8, fds, 2, "SET_FEATURES with 2 fds");
 	must_refuse(s, SET_VRING_ENABLE, &(struct state){ 0, 1 }, 8, fds, 1,
 		    "SET_VRING_ENABLE with an fd");
@@ -780,7 +783,7 @@ static void sc_missing_fd(const char *path)
 	struct region r = hs_region();
 	uint64_t v = 0;
 
-	expect_log("SET_VRING_CALL with 0 fds and no-fd bit 0");
+	expect_log("SET_VRING_CALL refused: queue 0: 0 fds and no-fd bit 0");
 	hs_ring_parts(s, 0, &a);
 	must_refuse(s, SET_VRING_CALL, &v, 8, NULL, 0, "SET_VRING_CALL without fd");
 	must_refuse(s, SET_VRING_KICK, &v, 8, NULL, 0, "SET_VRING_KICK without fd");
@@ -793,7 +796,7 @@ static void sc_unknown(const char *path)
 	struct hs *s = proto(path, false);
 	static const uint32_t codes[] = { 0, 26, 43, 44, 99, 0x7fffffff, 0xffffffff };
 
-	expect_log("\\(99\\) is not supported");
+	expect_log("UNKNOWN refused: request 99 is not supported");
 	for (unsigned i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		char what[64];
 
@@ -807,7 +810,7 @@ static void sc_before_owner(const char *path)
 	struct region r = hs_region();
 	uint64_t f = F_VERSION_1;
 
-	expect_log("SET_MEM_TABLE before SET_OWNER");
+	expect_log("SET_MEM_TABLE refused: before SET_OWNER");
 	hs_open(&S, path);
 	hs_memory(&S, 0);
 	u64_ack(&S, SET_PROTOCOL_FEATURES, PF_REPLY_ACK, "SET_PROTOCOL_FEATURES");
@@ -853,7 +856,7 @@ static void sc_bad_features(const char *path)
 	struct hs *s = proto(path, false);
 	uint64_t f = s->features | (1ull << 60);
 
-	expect_log("SET_FEATURES 0x[0-9a-f]+ has bits never offered");
+	expect_log("SET_FEATURES refused: features 0x[0-9a-f]+ have bits never offered");
 	must_refuse(s, SET_FEATURES, &f, 8, NULL, 0, "feature bit 60");
 	f = s->features | (1ull << 26); /* LOG_ALL: never offered */
 	must_refuse(s, SET_FEATURES, &f, 8, NULL, 0, "LOG_ALL");
@@ -864,7 +867,7 @@ static void sc_bad_pf(const char *path)
 	struct hs *s = proto(path, false);
 	uint64_t pf = PF_REPLY_ACK | PF_LOG_SHMFD;
 
-	expect_log("SET_PROTOCOL_FEATURES has bits never offered");
+	expect_log("SET_PROTOCOL_FEATURES refused: protocol features have bits never offered");
 	must_refuse(s, SET_PROTOCOL_FEATURES, &pf, 8, NULL, 0, "LOG_SHMFD");
 	pf = PF_REPLY_ACK | (1ull << 63);
 	must_refuse(s, SET_PROTOCOL_FEATURES, &pf, 8, NULL, 0, "protocol bit 63");
@@ -907,11 +910,11 @@ static void sc_mem(const char *path, const char *name)
 		r[1].offset = MEM_LEN / 2;
 		mem_refused(s, r, 2, fds, 2, "overlapping guest addresses");
 	} else if (!strcmp(name, "mem-size0")) {
-		expect_log("size 0x0 .* refused");
+		expect_log("size 0x0 .*: empty or wraps");
 		r[0].size = 0;
 		mem_refused(s, r, 1, fds, 1, "size 0");
 	} else if (!strcmp(name, "mem-wrap")) {
-		expect_log("gpa 0xfffffffffffff000 size 0x2000 .* refused");
+		expect_log("gpa 0xfffffffffffff000 size 0x2000 .*: empty or wraps");
 		r[0].gpa = 0xfffffffffffff000ull;
 		r[0].size = 0x2000;
 		mem_refused(s, r, 1, fds, 1, "gpa + size wraps");
@@ -930,7 +933,7 @@ static void sc_mem(const char *path, const char *name)
 	} else if (!strcmp(name, "mem-pipe")) {
 		int p[2];
 
-		expect_log("region .* refused|beyond its file");
+		expect_log("SET_MEM_TABLE refused: region .* not shared memory");
 		if (pipe(p) < 0)
 			fail("pipe");
 		mem_refused(s, r, 1, &p[0], 1, "a pipe");
@@ -986,7 +989,7 @@ static void sc_queue_range(const char *path)
 	uint64_t v = 200;
 	int e = eventfd_or_die();
 
-	expect_log("SET_VRING_NUM for queue 65536, the device has 2");
+	expect_log("SET_VRING_NUM refused: queue 65536, the device has 2");
 	must_refuse(s, SET_VRING_NUM, &(struct state){ 0x10000, 256 }, 8, NULL, 0, "queue 0x10000");
 	must_refuse(s, SET_VRING_NUM, &(struct state){ 2, 256 }, 8, NULL, 0, "queue 2");
 	must_refuse(s, SET_VRING_BASE, &(struct state){ 0xffffffff, 0 }, 8, NULL, 0, "queue ~0");
@@ -1419,6 +1422,192 @@ static void sc_good(const char *path, const char *name)
 	printf("%s: 300 packets completed\n", name);
 }
 
+/* ---- isolation: nothing a frontend does may hold a shared thread ------ */
+
+struct clearer {
+	int fd;
+	volatile bool stop;
+};
+
+static void *clear_nonblock(void *arg)
+{
+	struct clearer *c = arg;
+
+	while (!c->stop)
+		fcntl(c->fd, F_SETFL, 0);
+	return NULL;
+}
+
+/* The TX queue's call eventfd with its counter full. Non-blocking (as the
+ * switch leaves it): notifications are counted as saturated, the queue
+ * runs on. Blocking: a thread of ours keeps clearing the O_NONBLOCK the
+ * switch set while the device completes packets and notifies; the worker
+ * that also serves the healthy ports must not block, and the switch drops
+ * this connection. */
+static void sc_call_full(const char *path, const char *name)
+{
+	struct hs *s = &S;
+	bool blocking = !strcmp(name, "call-blocking");
+	uint64_t full = 0xfffffffffffffffeull;
+	struct clearer c = { 0 };
+	pthread_t t;
+	int64_t t0;
+
+	expect_log(blocking ? "a notification blocked on the frontend's call eventfd" :
+		   "frontend disconnected");
+	hs_setup(s, path, F_MRG_RXBUF, 0);
+	tx_good(s, 0);
+	if (!(fcntl(s->call[TXQ], F_GETFL) & O_NONBLOCK))
+		fail("the call eventfd was not made non-blocking");
+	if (write(s->call[TXQ], &full, 8) != 8)
+		fail("filling the call counter: %s", strerror(errno));
+	if (!blocking) {
+		for (unsigned i = 1; i <= 100; i++)
+			tx_good(s, i % 64);
+		printf("call-full: 100 packets completed with the call counter full\n");
+		return;
+	}
+	c.fd = s->call[TXQ];
+	if (pthread_create(&t, NULL, clear_nonblock, &c) != 0)
+		fail("pthread_create");
+	while (fcntl(c.fd, F_GETFL) & O_NONBLOCK)
+		;
+	t0 = now_ms();
+	for (uint16_t i = 1; i <= 4; i++) {
+		set_desc(s, i, frame(s, i), HDR_LEN + FRAME_LEN, 0, 0);
+		split_post(s, i);
+	}
+	if (!vfront_closed(s->fd, 5000))
+		fail("still connected 5 s after its blocking call eventfd was written");
+	c.stop = true;
+	pthread_join(t, NULL);
+	printf("call-blocking: connection dropped after %lld ms\n", (long long)(now_ms() - t0));
+}
+
+/* A regular file on a disk file system near path (not tmpfs), or -1. */
+static int disk_file(const char *path)
+{
+	char dirs[3][256], p[300];
+	const char *d;
+	struct statfs sf;
+
+	snprintf(dirs[0], sizeof(dirs[0]), "/var/tmp");
+	snprintf(dirs[1], sizeof(dirs[1]), "%s", path);
+	*(strrchr(dirs[1], '/') ? strrchr(dirs[1], '/') : dirs[1]) = '\0';
+	snprintf(dirs[2], sizeof(dirs[2]), ".");
+	for (int i = 0; i < 3; i++) {
+		int fd;
+
+		if (statfs(dirs[i][0] ? dirs[i] : "/", &sf) < 0 || sf.f_type == TMPFS_MAGIC ||
+		    sf.f_type == HUGETLBFS_MAGIC)
+			continue;
+		d = dirs[i][0] ? dirs[i] : "/";
+		if (strlen(d) > sizeof(p) - 24)
+			continue;
+		snprintf(p, sizeof(p), "%.*s/vre-hostile-XXXXXX", (int)(sizeof(p) - 24), d);
+		fd = mkstemp(p);
+		if (fd < 0)
+			continue;
+		unlink(p);
+		if (ftruncate(fd, MEM_LEN) == 0)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* Guest memory and an inflight region on files that are not shared
+ * memory: a file on disk (a FUSE or NFS file would be one the frontend
+ * can stall), a procfs file. Refused before anything asks their file
+ * system; the memfd is still taken afterwards. */
+static void sc_mem_disk(const char *path)
+{
+	struct hs *s = &S;
+	struct region r = hs_region();
+	struct inflight_msg in = { .mmap_size = 0x10000, .num_queues = 2, .queue_size = QSIZE };
+	int disk, procfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+
+	expect_log("SET_MEM_TABLE refused: region .* fd not shared memory");
+	hs_open(s, path);
+	hs_memory(s, 0);
+	hs_hello(s, F_MRG_RXBUF, PF_INFLIGHT);
+	disk = disk_file(path);
+	if (disk >= 0) {
+		mem_refused(s, &r, 1, &disk, 1, "a file on disk");
+		must_refuse(s, SET_INFLIGHT_FD, &in, sizeof(in), &disk, 1,
+			    "an inflight region on disk");
+		close(disk);
+	} else {
+		printf("note: no disk file system here, only procfs checked\n");
+	}
+	if (procfd < 0)
+		fail("open /proc/self/cmdline");
+	mem_refused(s, &r, 1, &procfd, 1, "a procfs file");
+	close(procfd);
+	hs_mem(s);
+	printf("mem-disk: refused, then the memfd taken\n");
+}
+
+/* Part of a header, or a header whose payload never comes: the switch
+ * drops the connection after its bound (5 s by default), and the port
+ * takes the next frontend. */
+static void sc_stall(const char *path, const char *name)
+{
+	uint32_t h[3] = { SET_MEM_TABLE, 1, 40 };
+	bool part = !strcmp(name, "stall-header");
+	int64_t t0;
+	uint64_t f;
+	int fd2;
+
+	expect_log("stopped in the middle of a message");
+	hs_open(&S, path);
+	if (vfront_get_u64(S.fd, GET_FEATURES, &f) < 0)
+		fail("GET_FEATURES: no reply");
+	send_bytes(S.fd, h, part ? 7 : sizeof(h), NULL, 0);
+	t0 = now_ms();
+	if (!vfront_closed(S.fd, 12000))
+		fail("%s: still connected after 12 s", name);
+	printf("%s: dropped after %lld ms\n", name, (long long)(now_ms() - t0));
+	hs_close(&S);
+	fd2 = vfront_connect(path, 2000);
+	if (fd2 < 0 || vfront_get_u64(fd2, GET_FEATURES, &f) < 0)
+		fail("the next frontend was not served");
+	close(fd2);
+}
+
+/* A complete, silent connection is an idle frontend: it stays past the
+ * bound. */
+static void sc_stall_idle(const char *path)
+{
+	struct hs *s = proto(path, true);
+	uint64_t f;
+
+	expect_log("frontend disconnected");
+	if (!vfront_quiet(s->fd, 6500))
+		fail("an idle frontend lost its connection");
+	if (vfront_get_u64(s->fd, GET_FEATURES, &f) < 0)
+		fail("an idle frontend is not served after 6.5 s");
+	printf("stall-idle: served after 6.5 s of silence\n");
+}
+
+/* A frontend that closes and connects again at once, 1,000 times: each
+ * new connection is served, none taken for a second frontend. */
+static void sc_reconnect_fast(const char *path)
+{
+	expect_log("frontend disconnected");
+	for (int i = 0; i < 1000; i++) {
+		int fd = vfront_connect(path, 2000);
+		uint64_t f;
+
+		if (fd < 0)
+			fail("connect %d: %s", i + 1, strerror(-fd));
+		if (vfront_get_u64(fd, GET_FEATURES, &f) < 0)
+			fail("connection %d of 1000 got no answer to GET_FEATURES", i + 1);
+		close(fd);
+	}
+	printf("reconnect-fast: 1000 connections, each answered\n");
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 struct scenario {
@@ -1503,6 +1692,13 @@ static const struct scenario scenarios[] = {
 	{ "p-write-read", NULL, guest_packed },
 	{ "p-wrap", NULL, guest_packed },
 	{ "p-used-flags", NULL, guest_packed },
+	{ "call-full", NULL, sc_call_full },
+	{ "call-blocking", NULL, sc_call_full },
+	{ "mem-disk", sc_mem_disk, NULL },
+	{ "stall-header", NULL, sc_stall },
+	{ "stall-payload", NULL, sc_stall },
+	{ "stall-idle", sc_stall_idle, NULL },
+	{ "reconnect-fast", sc_reconnect_fast, NULL },
 };
 
 int main(int argc, char **argv)
