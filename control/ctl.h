@@ -280,6 +280,9 @@ int ctl_fd_check_memory(int fd, char *why, size_t len);
 void ctl_fd_close(int fd);
 /* Fds waiting for the reaper (tests). */
 unsigned ctl_fd_reaper_pending(void);
+/* Starts the reaper thread now (it starts on first use otherwise), so it
+ * is part of a server's resources from the beginning. */
+void ctl_fd_reaper_start(void);
 
 /* notify.c: writes to frontend eventfds that cannot block the caller:
  * 0, -EAGAIN (counter full, fd non-blocking), -EINTR (the write blocked and
@@ -287,6 +290,9 @@ unsigned ctl_fd_reaper_pending(void);
 int ctl_eventfd_signal(int fd);
 /* Sets O_NONBLOCK on an eventfd the frontend gave us. */
 int ctl_eventfd_nonblock(int fd);
+/* Installs the guard's signal handler and starts its watchdog thread now
+ * (the first guarded write does otherwise). */
+void ctl_notify_init(void);
 
 /* conn.c: 1 a whole message is in conn->msg, 0 need more bytes, <0 drop
  * the connection. */

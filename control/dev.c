@@ -226,7 +226,7 @@ static void on_conn(struct vre_dev *dev)
 		int r = ctl_conn_read(&dev->conn);
 
 		if (r == 0)
-			return;
+			break;
 		if (r > 0)
 			r = ctl_dispatch(dev, &dev->conn.msg);
 		ctl_conn_reset_msg(&dev->conn);

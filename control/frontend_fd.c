@@ -145,21 +145,34 @@ static void *reaper(void *arg)
 	return NULL;
 }
 
-/* Hands fd to the reaper; false when it cannot take it. Caller holds
- * reap_lock. */
-static bool reap_later(int fd)
+/* Caller holds reap_lock. */
+static void start_reaper(void)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 
-	if (!reaper_up) {
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		reaper_up = pthread_create(&t, &attr, reaper, NULL) == 0;
-		pthread_attr_destroy(&attr);
-		if (reaper_up)
-			pthread_setname_np(t, "vre-fd-reaper");
-	}
+	if (reaper_up)
+		return;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	reaper_up = pthread_create(&t, &attr, reaper, NULL) == 0;
+	pthread_attr_destroy(&attr);
+	if (reaper_up)
+		pthread_setname_np(t, "vre-fd-reaper");
+}
+
+void ctl_fd_reaper_start(void)
+{
+	pthread_mutex_lock(&reap_lock);
+	start_reaper();
+	pthread_mutex_unlock(&reap_lock);
+}
+
+/* Hands fd to the reaper; false when it cannot take it. Caller holds
+ * reap_lock. */
+static bool reap_later(int fd)
+{
+	start_reaper();
 	if (!reaper_up || reap_n == REAPER_QUEUE)
 		return false;
 	reap_q[(reap_head + reap_n) % REAPER_QUEUE] = fd;

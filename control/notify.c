@@ -143,6 +143,11 @@ static struct guard *my_guard(void)
 	return NULL;
 }
 
+void ctl_notify_init(void)
+{
+	pthread_once(&once, setup);
+}
+
 int ctl_eventfd_signal(int fd)
 {
 	static const uint64_t one = 1;

@@ -145,6 +145,10 @@ int vre_server_create(struct vre_server **out)
 	 * must cost only its device (vre_fault.h). A failure is logged there
 	 * and leaves the process as it was. */
 	vre_fault_install();
+	/* The threads that keep frontends from holding ours: part of the
+	 * process from the start, not from the first hostile frontend. */
+	ctl_notify_init();
+	ctl_fd_reaper_start();
 	*out = s;
 	return 0;
 }
