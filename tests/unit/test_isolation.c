@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "ctl_fixture.h"
+#include "fuse_stall.h"
 #include "vre_worker.h"
 
 static int64_t now_ms(void)
@@ -137,16 +138,28 @@ static void iso_teardown(void)
 	fx_teardown();
 }
 
-static int maps_now(void)
+/* Whether the file behind fd is mapped anywhere in this process (the
+ * server runs in it). By name: a count of all mappings moves under the
+ * sanitizers. */
+static bool fd_mapped(int fd)
 {
-	FILE *f = fopen("/proc/self/maps", "r");
-	int n = 0, c;
+	char link[64], name[256], line[512];
+	ssize_t n;
+	FILE *f;
+	bool hit = false;
 
-	while (f && (c = fgetc(f)) != EOF)
-		n += c == '\n';
-	if (f)
-		fclose(f);
-	return n;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, name, sizeof(name) - 1);
+	ck_assert_int_gt(n, 0);
+	name[n] = '\0';
+	if (strstr(name, " (deleted)"))
+		*strstr(name, " (deleted)") = '\0';
+	f = fopen("/proc/self/maps", "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		hit |= strstr(line, name) != NULL;
+	fclose(f);
+	return hit;
 }
 
 /* ---- log helpers ------------------------------------------------------- */
@@ -338,12 +351,11 @@ static int file_in(const char *dir, uint64_t size, bool want_shm)
 
 static void region_refused(int fd, const char *what)
 {
-	int maps = maps_now();
 	unsigned lines = cap_count("not shared memory");
 
 	ck_assert_msg(mem_table_fd(fd, GUEST_SIZE) == 1, "%s accepted", what);
 	ck_assert_msg(cap_count("not shared memory") == lines + 1, "%s: no log line", what);
-	ck_assert_int_eq(maps_now(), maps);
+	ck_assert_msg(!fd_mapped(fd), "%s: mapped", what);
 }
 
 START_TEST(test_region_not_memory)
@@ -360,8 +372,6 @@ START_TEST(test_region_not_memory)
 	ck_assert_int_ge(proc, 0);
 	ck_assert_int_ge(dnull, 0);
 	fx_negotiate(fx.fd, F_VERSION_1 | F_PROTOCOL, PF_REPLY_ACK | PF_INFLIGHT);
-	/* the control thread's first table allocates its malloc arena */
-	ck_assert_int_eq(mem_table_fd(disk, GUEST_SIZE), 1);
 	region_refused(disk, "a file on disk");
 	region_refused(proc, "a procfs file");
 	region_refused(dnull, "/dev/null");
@@ -401,6 +411,43 @@ START_TEST(test_region_memory_kinds)
 		close(huge);
 	if (hmfd >= 0)
 		close(hmfd);
+}
+END_TEST
+
+/* The attack itself: guest memory on a FUSE file whose server has stopped
+ * answering. Asking it anything (fstat, fstatfs, mmap, a page fault, the
+ * FLUSH of a close) would hold the control thread for as long as the
+ * frontend likes. Refused at once, closed by the reaper, and the control
+ * thread goes on serving. */
+START_TEST(test_region_on_stalled_fuse)
+{
+	struct fuse_stall *fs;
+	const char *file;
+	uint64_t f;
+	int64_t t0;
+	int fd, r = fuse_stall_start(&fs, &file);
+
+	if (r < 0) {
+		fprintf(stderr, "note: no FUSE mount possible here (%s): case skipped\n",
+			strerror(-r));
+		return;
+	}
+	fd = open(file, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	fuse_stall_hang(fs);
+	fx_negotiate(fx.fd, F_VERSION_1 | F_PROTOCOL, PF_REPLY_ACK);
+	t0 = now_ms();
+	r = mem_table_fd(fd, GUEST_SIZE);
+	ck_assert_msg(r == 1, "a region on a stalled FUSE file: %s",
+		      r == 0 ? "accepted" : strerror(-r));
+	ck_assert_int_eq(vfront_get_u64(fx.fd, GET_FEATURES, &f), 0);
+	ck_assert_msg(now_ms() - t0 < 1000, "the control thread waited %lld ms",
+		      (long long)(now_ms() - t0));
+	ck_assert_int_eq(cap_count("fd not shared memory (memfd, tmpfs or hugetlbfs): /tmp/vre-fuse-"), 1);
+	/* the close the dispatcher did (a FLUSH) waits in the reaper thread
+	 * until the connection is aborted here */
+	fuse_stall_stop(fs);
+	close(fd);
 }
 END_TEST
 
@@ -726,6 +773,7 @@ static Suite *suite(void)
 	tcase_add_test(ctl, test_name_escaped);
 	tcase_add_test(ctl, test_region_not_memory);
 	tcase_add_test(ctl, test_region_memory_kinds);
+	tcase_add_test(ctl, test_region_on_stalled_fuse);
 	tcase_add_test(ctl, test_close_does_not_block);
 	tcase_add_test(ctl, test_call_full_nonblocking);
 	tcase_add_test(ctl, test_call_full_blocking);
