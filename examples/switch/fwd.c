@@ -336,6 +336,7 @@ static void sw_queue_stop(void *app, struct vre_net_dev *n, struct vre_net_queue
 	else if (!nq->is_tx && !is_ctrl(sq->port, sq->index))
 		publish_dst(s, sq, NULL);
 	sq->running = false;
+	sq->notify_saturated = ld(&nq->q->notify_saturated);
 	pthread_mutex_unlock(&s->lock);
 	VRE_DEBUG(ROOM, "port %u queue %u stopped", sq->port->idx, sq->index);
 }
@@ -445,8 +446,14 @@ void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 		t->drops += drops_of(&nq->st);
 		t->drop_no_rx_buf += ld(&nq->st.drop_no_rx_buf);
 	}
-	for (uint16_t k = 0; k < p->nq && p->dev; k++)
-		t->notify_saturated += ld(&vre_dev_queue(p->dev, k)->notify_saturated);
+	/* control's counter while the queue runs; the value taken at its last
+	 * stop otherwise (the device may be gone by then) */
+	for (uint16_t k = 0; k < p->nq; k++) {
+		const struct sw_queue *sq = &p->q[k];
+
+		t->notify_saturated += sq->running && sq->nq ? ld(&sq->nq->q->notify_saturated) :
+				       sq->notify_saturated;
+	}
 	t->drops += t->drop_no_dst;
 	t->drop_bad = t->drops - t->drop_no_dst - t->drop_no_rx_buf;
 	pthread_mutex_unlock(&s->lock);

@@ -91,6 +91,7 @@ struct sw_queue {
 	/* learn mode, ethdev RX (q[1]): the same for every vhost port */
 	struct sw_pair_dsts *lpairs;
 	uint64_t drop_no_dst;        /* packets dropped because dst was stopped */
+	uint64_t notify_saturated;   /* control's count for the queue at its last stop */
 	uint64_t dst_lost_ns;        /* when dst was first seen NULL; 0: it is there */
 	struct vre_poll_item item;   /* TX and control queue */
 	struct vre_net_tx_burst burst;
