@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,7 +24,8 @@ struct fuse_stall {
 	char file[80];
 	pthread_t thread;
 	bool serving;
-	uint8_t buf[BUF_SIZE];
+	int stop_fd;             /* eventfd: the server thread returns */
+	_Alignas(8) uint8_t buf[BUF_SIZE];
 };
 
 static void reply(struct fuse_stall *fs, uint64_t unique, int error, const void *body,
@@ -120,7 +123,13 @@ static void *server(void *arg)
 	struct fuse_stall *fs = arg;
 
 	for (;;) {
-		ssize_t n = read(fs->dev, fs->buf, sizeof(fs->buf));
+		struct pollfd p[2] = { { .fd = fs->dev, .events = POLLIN },
+				       { .fd = fs->stop_fd, .events = POLLIN } };
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0 || p[1].revents)
+			return NULL;
+		n = read(fs->dev, fs->buf, sizeof(fs->buf));
 
 		if (n < 0 && (errno == EINTR || errno == ENOENT || errno == EAGAIN))
 			continue;
@@ -141,6 +150,11 @@ int fuse_stall_start(struct fuse_stall **out, const char **file)
 	if (!fs)
 		return -ENOMEM;
 	fs->dev = -1;
+	fs->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (fs->stop_fd < 0) {
+		free(fs);
+		return -errno;
+	}
 	/* a mount namespace of our own, its mounts never seen outside */
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		r = -errno;
@@ -182,19 +196,24 @@ fail_dir:
 fail:
 	if (fs->dev >= 0)
 		close(fs->dev);
+	close(fs->stop_fd);
 	free(fs);
 	return r;
 }
 
-/* Nobody reads the device from now on: every request stays pending in
- * the kernel. A pending request (unlike one a server has read) ends when
+/* Nobody reads the device from now on (the server thread returns; not
+ * pthread_cancel, which AddressSanitizer does not survive): every request
+ * stays pending in the kernel. A pending request (unlike one a server has read) ends when
  * its caller gets a fatal signal, so even a test that dies here leaves no
  * thread stuck in an uninterruptible wait. */
 static void stop_serving(struct fuse_stall *fs)
 {
+	uint64_t one = 1;
+
 	if (!fs->serving)
 		return;
-	pthread_cancel(fs->thread);
+	if (write(fs->stop_fd, &one, sizeof(one)) != sizeof(one))
+		fprintf(stderr, "fuse_stall: stop: %s\n", strerror(errno));
 	pthread_join(fs->thread, NULL);
 	fs->serving = false;
 }
@@ -213,6 +232,7 @@ void fuse_stall_stop(struct fuse_stall *fs)
 	 * with an error. */
 	stop_serving(fs);
 	close(fs->dev);
+	close(fs->stop_fd);
 	umount2(fs->dir, MNT_DETACH);
 	rmdir(fs->dir);
 	free(fs);
