@@ -123,7 +123,7 @@ static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reap_cond = PTHREAD_COND_INITIALIZER;
 static int reap_q[REAPER_QUEUE];
 static unsigned reap_head, reap_n;
-static bool reaper_up;
+static pid_t reaper_pid; /* the process whose reaper runs (fork: none) */
 static struct vre_ratelimit reap_rl;
 
 static void *reaper(void *arg)
@@ -151,14 +151,17 @@ static void start_reaper(void)
 	pthread_attr_t attr;
 	pthread_t t;
 
-	if (reaper_up)
+	if (reaper_pid == getpid())
 		return;
+	/* a child of fork inherits the queue but not the thread */
+	reap_n = reap_head = 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	reaper_up = pthread_create(&t, &attr, reaper, NULL) == 0;
-	pthread_attr_destroy(&attr);
-	if (reaper_up)
+	if (pthread_create(&t, &attr, reaper, NULL) == 0) {
+		reaper_pid = getpid();
 		pthread_setname_np(t, "vre-fd-reaper");
+	}
+	pthread_attr_destroy(&attr);
 }
 
 void ctl_fd_reaper_start(void)
@@ -173,7 +176,7 @@ void ctl_fd_reaper_start(void)
 static bool reap_later(int fd)
 {
 	start_reaper();
-	if (!reaper_up || reap_n == REAPER_QUEUE)
+	if (reaper_pid != getpid() || reap_n == REAPER_QUEUE)
 		return false;
 	reap_q[(reap_head + reap_n) % REAPER_QUEUE] = fd;
 	reap_n++;

@@ -49,9 +49,12 @@ struct guard {
 
 static struct guard guards[GUARD_SLOTS];
 static __thread struct guard *self;
+static __thread pid_t self_pid;   /* the process self was taken in */
 static pthread_key_t self_key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static bool guard_ok;       /* handler and watchdog are in place */
+static bool guard_ok;       /* the handler is in place */
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t wd_pid;        /* the process whose watchdog runs (fork: none) */
 
 static void on_guard_signal(int sig)
 {
@@ -72,6 +75,7 @@ static void *watchdog(void *arg)
 	pid_t pid = getpid();
 
 	(void)arg;
+	pthread_setname_np(pthread_self(), "vre-notify-wd");
 	for (;;) {
 		nanosleep(&tick, NULL);
 		for (unsigned i = 0; i < GUARD_SLOTS; i++) {
@@ -87,11 +91,30 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+/* A watchdog for this process: after a fork the child has none (threads
+ * do not survive fork), so it is started again there. */
+static bool watchdog_running(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	bool ok;
+
+	pthread_mutex_lock(&wd_lock);
+	if (wd_pid != getpid()) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, watchdog, NULL) == 0)
+			wd_pid = getpid();
+		pthread_attr_destroy(&attr);
+	}
+	ok = wd_pid == getpid();
+	pthread_mutex_unlock(&wd_lock);
+	return ok;
+}
+
 static void setup(void)
 {
 	struct sigaction sa, old;
-	pthread_attr_t attr;
-	pthread_t t;
 
 	if (sigaction(VRE_NOTIFY_SIGNAL, NULL, &old) < 0)
 		return;
@@ -104,15 +127,8 @@ static void setup(void)
 	sa.sa_handler = on_guard_signal;
 	sa.sa_flags = 0; /* no SA_RESTART: the blocked write must return */
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(VRE_NOTIFY_SIGNAL, &sa, NULL) < 0 ||
-	    pthread_key_create(&self_key, release_slot) != 0)
-		return;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	guard_ok = pthread_create(&t, &attr, watchdog, NULL) == 0;
-	pthread_attr_destroy(&attr);
-	if (guard_ok)
-		pthread_setname_np(t, "vre-notify-wd");
+	guard_ok = sigaction(VRE_NOTIFY_SIGNAL, &sa, NULL) == 0 &&
+		   pthread_key_create(&self_key, release_slot) == 0;
 }
 
 /* This thread's slot, taken on its first guarded write. NULL when the
@@ -122,16 +138,18 @@ static struct guard *my_guard(void)
 {
 	sigset_t set;
 
-	if (self)
+	if (self && self_pid == getpid())
 		return self;
+	self = NULL; /* a slot taken before a fork names the parent's thread */
 	pthread_once(&once, setup);
-	if (!guard_ok)
+	if (!guard_ok || !watchdog_running())
 		return NULL;
 	for (unsigned i = 0; i < GUARD_SLOTS; i++) {
 		int free_tid = 0;
 
 		if (atomic_compare_exchange_strong(&guards[i].tid, &free_tid, (int)gettid())) {
 			self = &guards[i];
+			self_pid = getpid();
 			pthread_setspecific(self_key, self);
 			/* the application may have blocked it for its threads */
 			sigemptyset(&set);
@@ -146,6 +164,8 @@ static struct guard *my_guard(void)
 void ctl_notify_init(void)
 {
 	pthread_once(&once, setup);
+	if (guard_ok)
+		watchdog_running();
 }
 
 int ctl_eventfd_signal(int fd)
