@@ -244,7 +244,8 @@ START_TEST(test_refusals_logged)
 		     "SET_VRING_BASE refused: queue 0 is started");
 	refused_once(SET_STATUS, &status, 8, NULL, 0,
 		     "SET_STATUS refused: status 0x100 beyond 8 bits");
-	refused_once(ADD_MEM_REG, &reg, sizeof(reg), NULL, 0, "ADD_MEM_REG refused: no fd");
+	refused_once(ADD_MEM_REG, &reg, sizeof(reg), NULL, 0,
+		     "ADD_MEM_REG refused: 0 fds (needs at least 1)");
 	refused_once(SET_FEATURES, &(uint64_t){ F_VERSION_1 | F_PROTOCOL }, 8, (int[]){ e, e }, 2,
 		     "SET_FEATURES refused: 2 fds (takes at most 0)");
 	refused_once(SET_MEM_TABLE, &(struct { uint32_t n, pad; struct region r[2]; }){
