@@ -22,6 +22,7 @@ struct opts {
 	unsigned aging;
 	const char *stats_json;
 	const char *log_level;
+	unsigned msg_timeout_ms;   /* vre_server_set_msg_timeout */
 	bool have_eal;
 	char *pins[64];
 	unsigned npins;

@@ -221,8 +221,10 @@ static int run(struct sw *s, const struct opts *o, const sigset_t *set)
 		err = sw_eth_attach(s);
 	if (err == 0)
 		err = vre_server_create(&s->server);
-	if (err == 0)
+	if (err == 0) {
+		vre_server_set_msg_timeout(s->server, o->msg_timeout_ms);
 		err = open_ports(s);
+	}
 	if (err == 0)
 		err = vre_server_start(s->server);
 	if (err < 0)

@@ -48,6 +48,9 @@ static void usage(FILE *f)
 		"  --stats-json PATH                 write every counter as JSON to PATH (replaced\n"
 		"                                    atomically) every interval, on SIGUSR1 and at exit\n"
 		"  --log-level err|warn|info|debug   (default info)\n"
+		"  --msg-timeout-ms MS               drop a frontend that stays in the middle of a\n"
+		"                                    vhost-user message this long (default 5000;\n"
+		"                                    0: never)\n"
 		"  --config FILE                     read options from FILE first: one 'option value'\n"
 		"                                    per line (long option names without '--'),\n"
 		"                                    '#' starts a comment; repeatable options (vhost,\n"
@@ -150,7 +153,7 @@ static const char *default_cpu(void)
 }
 
 enum { O_VHOST = 256, O_MODE, O_WORKERS, O_POLL, O_STATS, O_LOG, O_PIN, O_HELP, O_AGING,
-       O_JSON, O_CONFIG };
+       O_JSON, O_CONFIG, O_MSG_TIMEOUT };
 static const struct option long_opts[] = {
 	{ "vhost", required_argument, NULL, O_VHOST },
 	{ "mode", required_argument, NULL, O_MODE },
@@ -161,6 +164,7 @@ static const struct option long_opts[] = {
 	{ "stats-interval", required_argument, NULL, O_STATS },
 	{ "stats-json", required_argument, NULL, O_JSON },
 	{ "log-level", required_argument, NULL, O_LOG },
+	{ "msg-timeout-ms", required_argument, NULL, O_MSG_TIMEOUT },
 	{ "config", required_argument, NULL, O_CONFIG },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -212,6 +216,9 @@ static void apply_opt(struct sw *s, struct opts *o, int c, char *arg)
 		if (vre_log_parse_level(arg) < 0)
 			bad("--log-level: '%s' is not err, warn, info or debug", arg);
 		o->log_level = arg;
+		break;
+	case O_MSG_TIMEOUT:
+		o->msg_timeout_ms = (unsigned)parse_num(arg, 0, 3600000, "--msg-timeout-ms");
 		break;
 	case O_CONFIG:
 		break; /* read before everything else (read_config) */
@@ -296,6 +303,7 @@ void sw_parse_options(struct sw *s, struct opts *o, int argc, char **argv)
 
 	o->poll = VRE_POLL_ADAPTIVE;
 	o->aging = 300;
+	o->msg_timeout_ms = VRE_MSG_TIMEOUT_MS;
 	s->mode = SW_LEARN;
 	if (cfg)
 		read_config(s, o, cfg);

@@ -130,9 +130,10 @@ void sw_stats_write_json(struct sw *s, const char *path, const struct snap *cur,
 			", \"tx_pkts\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
 			", \"drops\": %" PRIu64 ", \"drop_no_dst\": %" PRIu64
 			", \"drop_no_rx_buf\": %" PRIu64 ", \"drop_bad\": %" PRIu64
+			", \"notify_saturated\": %" PRIu64
 			", \"rx_mpps\": %.6f, \"tx_mpps\": %.6f}%s\n",
 			t->rx_pkts, t->rx_bytes, t->tx_pkts, t->tx_bytes, t->drops,
-			t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad,
+			t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad, t->notify_saturated,
 			rate(t->rx_pkts, o->rx_pkts, secs), rate(t->tx_pkts, o->tx_pkts, secs),
 			i + 1 < s->nports ? "," : "");
 	}
