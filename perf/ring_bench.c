@@ -33,8 +33,15 @@
 #define BUF_SIZE  2048u
 #define MAX_QSIZE 1024u
 #define POOL_LEN  (VRE_BURST * 4)
+#define HDR_LEN   12u /* the first descriptor of a two-piece chain */
 
 enum dir { DIR_TX, DIR_RX }; /* TX: guest -> device reads; RX: device writes */
+
+/* How the driver lays out each packet's buffer (-c): one descriptor (the
+ * rings' fast paths), two chained descriptors (a 12-byte header, then the
+ * rest: the general chain walk), or one indirect descriptor whose table has
+ * those two entries (the walk's indirect-table reading). */
+enum shape { SHAPE_ONE, SHAPE_TWO, SHAPE_INDIRECT };
 
 struct bench {
 	/* "Guest memory": rings then packet buffers, one region. */
@@ -44,7 +51,9 @@ struct bench {
 	uint16_t qsize;
 	bool packed;
 	enum dir dir;
+	enum shape shape;
 	uint32_t pkt_len;
+	uint64_t tables_gpa; /* SHAPE_INDIRECT: two entries per id */
 
 	/* Driver state. */
 	struct vre_desc *desc;
@@ -81,6 +90,25 @@ static uint8_t *buf_hva(const struct bench *b, uint16_t id)
 	return b->mem + (buf_gpa(b, id) - GPA_BASE);
 }
 
+/* Ids in use: a two-descriptor chain takes two table entries (split) or
+ * two slots (packed), so half as many chains fit. */
+static uint16_t nids(const struct bench *b)
+{
+	return b->shape == SHAPE_TWO ? (uint16_t)(b->qsize / 2) : b->qsize;
+}
+
+/* The two pieces of id's buffer in a two-piece chain: a header and the
+ * rest, adjacent, so the payload is contiguous for the checks. */
+static void pieces(const struct bench *b, uint16_t id, uint64_t addr[2], uint32_t len[2])
+{
+	uint32_t total = b->dir == DIR_RX ? BUF_SIZE : b->pkt_len;
+
+	addr[0] = buf_gpa(b, id);
+	len[0] = HDR_LEN;
+	addr[1] = addr[0] + HDR_LEN;
+	len[1] = total - HDR_LEN;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -93,7 +121,8 @@ static size_t align_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
 
 static int bench_setup(struct bench *b)
 {
-	struct vre_vq_params p = { .size = b->qsize, .packed = b->packed };
+	struct vre_vq_params p = { .size = b->qsize, .packed = b->packed,
+				   .indirect = b->shape == SHAPE_INDIRECT };
 	struct vre_mem_region r = { 0 };
 	size_t off = 0, d_off, a_off, u_off;
 	int rc;
@@ -107,6 +136,8 @@ static int bench_setup(struct bench *b)
 	u_off = off;
 	off = align_up(off + (b->packed ? VRE_PACKED_EVENT_BYTES
 				       : vre_split_used_bytes(b->qsize)), 4096);
+	b->tables_gpa = GPA_BASE + off;
+	off = align_up(off + 32ull * b->qsize, 4096);
 	b->mem_len = off + (size_t)b->qsize * BUF_SIZE;
 	b->mem = aligned_alloc(4096, b->mem_len);
 	b->map = calloc(1, sizeof(*b->map));
@@ -144,11 +175,11 @@ static int bench_setup(struct bench *b)
 		p.device = b->used;
 	}
 	p.mem = b->map;
-	for (unsigned i = 0; i < b->qsize; i++) {
-		b->free_ids[i] = (uint16_t)(b->qsize - 1 - i);
+	for (unsigned i = 0; i < b->qsize; i++)
 		memset(buf_hva(b, (uint16_t)i), pattern((uint16_t)i), BUF_SIZE);
-	}
-	b->nfree = b->qsize;
+	for (unsigned i = 0; i < nids(b); i++)
+		b->free_ids[i] = (uint16_t)(nids(b) - 1 - i);
+	b->nfree = nids(b);
 	rc = vre_vq_init(&b->vq, &p);
 	if (rc == 0)
 		vre_vq_notify_disable(&b->vq);
@@ -162,6 +193,106 @@ static void bench_teardown(struct bench *b)
 	free(b->map);
 }
 
+/* The indirect table of id (two entries, a header and the rest); split and
+ * packed table entries differ only in where flags sit. */
+static uint64_t write_table(struct bench *b, uint16_t id, uint16_t wflag)
+{
+	uint64_t gpa = b->tables_gpa + 32ull * id, addr[2];
+	uint8_t *t = b->mem + (gpa - GPA_BASE);
+	uint32_t len[2];
+
+	pieces(b, id, addr, len);
+	for (int k = 0; k < 2; k++) {
+		if (b->packed) {
+			struct vre_packed_desc e = { .addr = addr[k], .len = len[k], .flags = wflag };
+
+			memcpy(t + 16 * k, &e, sizeof(e));
+		} else {
+			struct vre_desc e = { .addr = addr[k], .len = len[k],
+					      .flags = (uint16_t)(wflag | (k ? 0 : VRE_DESC_F_NEXT)),
+					      .next = 1 };
+
+			memcpy(t + 16 * k, &e, sizeof(e));
+		}
+	}
+	return gpa;
+}
+
+static void split_post_one(struct bench *b, uint16_t id, uint16_t wflag)
+{
+	struct vre_desc *d = &b->desc[id];
+	uint64_t addr[2];
+	uint32_t len[2];
+
+	switch (b->shape) {
+	case SHAPE_ONE:
+		d->addr = buf_gpa(b, id);
+		d->len = b->dir == DIR_RX ? BUF_SIZE : b->pkt_len;
+		d->flags = wflag;
+		d->next = 0;
+		break;
+	case SHAPE_TWO: {
+		uint16_t second = (uint16_t)(id + b->qsize / 2);
+
+		pieces(b, id, addr, len);
+		d->addr = addr[0];
+		d->len = len[0];
+		d->flags = (uint16_t)(wflag | VRE_DESC_F_NEXT);
+		d->next = second;
+		b->desc[second].addr = addr[1];
+		b->desc[second].len = len[1];
+		b->desc[second].flags = wflag;
+		b->desc[second].next = 0;
+		break;
+	}
+	case SHAPE_INDIRECT:
+		d->addr = write_table(b, id, wflag);
+		d->len = 32;
+		d->flags = VRE_DESC_F_INDIRECT;
+		d->next = 0;
+		break;
+	}
+}
+
+/* Packed slots of one chain: bodies and later flags first, the head's flags
+ * last (release), as a driver publishes. */
+static void packed_post_one(struct bench *b, uint16_t id, uint16_t wflag)
+{
+	uint16_t head = b->next_avail, n = b->shape == SHAPE_TWO ? 2 : 1, head_flags = 0;
+	uint64_t addr[2];
+	uint32_t len[2];
+
+	if (b->shape == SHAPE_TWO) {
+		pieces(b, id, addr, len);
+	} else if (b->shape == SHAPE_INDIRECT) {
+		addr[0] = write_table(b, id, wflag);
+		len[0] = 32;
+	} else {
+		addr[0] = buf_gpa(b, id);
+		len[0] = b->dir == DIR_RX ? BUF_SIZE : b->pkt_len;
+	}
+	for (uint16_t k = 0; k < n; k++) {
+		struct vre_packed_desc *d = &b->pdesc[b->next_avail];
+		uint16_t flags = b->shape == SHAPE_INDIRECT ? VRE_DESC_F_INDIRECT : wflag;
+
+		d->addr = addr[k];
+		d->len = len[k];
+		d->id = id;
+		if (k + 1 < n)
+			flags |= VRE_DESC_F_NEXT;
+		flags |= b->avail_wrap ? VRE_PACKED_DESC_F_AVAIL : VRE_PACKED_DESC_F_USED;
+		if (k == 0)
+			head_flags = flags;
+		else
+			__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
+		if (++b->next_avail == b->qsize) {
+			b->next_avail = 0;
+			b->avail_wrap = !b->avail_wrap;
+		}
+	}
+	__atomic_store_n(&b->pdesc[head].flags, head_flags, __ATOMIC_RELEASE);
+}
+
 /* Driver: makes every free buffer available, publishing once per batch. */
 static void drv_post(struct bench *b)
 {
@@ -172,12 +303,8 @@ static void drv_post(struct bench *b)
 
 		while (b->nfree) {
 			uint16_t id = b->free_ids[--b->nfree];
-			struct vre_desc *d = &b->desc[id];
 
-			d->addr = buf_gpa(b, id);
-			d->len = b->dir == DIR_RX ? BUF_SIZE : b->pkt_len;
-			d->flags = wflag;
-			d->next = 0;
+			split_post_one(b, id, wflag);
 			b->avail->ring[b->avail_idx & mask] = id;
 			b->avail_idx++;
 			b->posted++;
@@ -186,27 +313,14 @@ static void drv_post(struct bench *b)
 		return;
 	}
 	while (b->nfree) {
-		uint16_t id = b->free_ids[--b->nfree];
-		struct vre_packed_desc *d = &b->pdesc[b->next_avail];
-		uint16_t flags = wflag;
-
-		d->addr = buf_gpa(b, id);
-		d->len = b->dir == DIR_RX ? BUF_SIZE : b->pkt_len;
-		d->id = id;
-		flags |= b->avail_wrap ? VRE_PACKED_DESC_F_AVAIL
-				       : VRE_PACKED_DESC_F_USED;
-		__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
-		if (++b->next_avail == b->qsize) {
-			b->next_avail = 0;
-			b->avail_wrap = !b->avail_wrap;
-		}
+		packed_post_one(b, b->free_ids[--b->nfree], wflag);
 		b->posted++;
 	}
 }
 
 static void drv_check(struct bench *b, uint32_t id, uint32_t len)
 {
-	if (id >= b->qsize) {
+	if (id >= nids(b)) {
 		b->bad++;
 		return;
 	}
@@ -232,7 +346,7 @@ static void drv_reap(struct bench *b)
 		uint16_t end = __atomic_load_n(&b->used->idx, __ATOMIC_ACQUIRE);
 		uint16_t mask = (uint16_t)(b->qsize - 1);
 
-		while (b->used_idx != end && b->nfree < b->qsize) {
+		while (b->used_idx != end && b->nfree < nids(b)) {
 			const struct vre_used_elem *e = &b->used->ring[b->used_idx & mask];
 
 			drv_check(b, e->id, e->len);
@@ -246,11 +360,13 @@ static void drv_reap(struct bench *b)
 		bool a = flags & VRE_PACKED_DESC_F_AVAIL;
 		bool u = flags & VRE_PACKED_DESC_F_USED;
 
-		if (a != u || u != b->used_wrap || b->nfree == b->qsize)
+		if (a != u || u != b->used_wrap || b->nfree == nids(b))
 			return;
 		drv_check(b, d->id, d->len);
-		if (++b->next_used == b->qsize) {
-			b->next_used = 0;
+		/* the used descriptor stands for the chain's slots */
+		b->next_used = (uint16_t)(b->next_used + (b->shape == SHAPE_TWO ? 2 : 1));
+		if (b->next_used >= b->qsize) {
+			b->next_used = (uint16_t)(b->next_used - b->qsize);
 			b->used_wrap = !b->used_wrap;
 		}
 	}
@@ -314,8 +430,8 @@ struct result {
 	uint64_t pkts;
 };
 
-static int run_case(bool packed, enum dir dir, uint32_t len, uint16_t qsize,
-		    uint64_t npkts, struct result *res)
+static int run_case(bool packed, enum dir dir, enum shape shape, uint32_t len,
+		    uint16_t qsize, uint64_t npkts, struct result *res)
 {
 	struct bench *b = calloc(1, sizeof(*b));
 	uint64_t dev = 0, t_start, pkts = 0;
@@ -325,6 +441,7 @@ static int run_case(bool packed, enum dir dir, uint32_t len, uint16_t qsize,
 		return -ENOMEM;
 	b->packed = packed;
 	b->dir = dir;
+	b->shape = shape;
 	b->pkt_len = len;
 	b->qsize = qsize;
 	rc = bench_setup(b);
@@ -372,12 +489,15 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: ring_bench [-n PACKETS] [-r split,packed] [-d tx,rx] "
-		"[-s 64,1518] [-q QSIZE] [-F] [--csv]\n"
+		"[-s 64,1518] [-q QSIZE] [-c 1|2|i] [-F] [--csv]\n"
 		"  device side: vre_vq_fetch + copy + vre_vq_complete + "
 		"vre_vq_needs_notify, bursts of %d\n"
 		"  -F: vre_vq_complete_fetched instead of vre_vq_complete\n"
+		"  -c: each packet in one descriptor (1, default), two chained\n"
+		"      descriptors (2: a %u-byte header, then the rest) or one\n"
+		"      indirect table of those two (i)\n"
 		"  instructions per packet: perf/ring-bench (callgrind)\n",
-		VRE_BURST);
+		VRE_BURST, HDR_LEN);
 }
 
 static bool has(const char *list, const char *word)
@@ -393,7 +513,7 @@ static bool has(const char *list, const char *word)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "csv", no_argument, NULL, 'c' },
+		{ "csv", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -401,17 +521,30 @@ int main(int argc, char **argv)
 	uint64_t npkts = 10000000;
 	unsigned long qsize = 256;
 	bool csv = false;
+	enum shape shape = SHAPE_ONE;
 	int opt, failed = 0;
 
-	while ((opt = getopt_long(argc, argv, "n:r:d:s:q:Fh", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:r:d:s:q:c:Fh", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'n': npkts = strtoull(optarg, NULL, 0); break;
 		case 'r': rings = optarg; break;
 		case 'd': dirs = optarg; break;
 		case 's': sizes = optarg; break;
 		case 'q': qsize = strtoul(optarg, NULL, 0); break;
-		case 'c': csv = true; break;
+		case 'C': csv = true; break;
 		case 'F': use_fetched = true; break;
+		case 'c':
+			if (strcmp(optarg, "1") == 0) {
+				shape = SHAPE_ONE;
+			} else if (strcmp(optarg, "2") == 0) {
+				shape = SHAPE_TWO;
+			} else if (strcmp(optarg, "i") == 0) {
+				shape = SHAPE_INDIRECT;
+			} else {
+				usage();
+				return 2;
+			}
+			break;
 		default: usage(); return opt == 'h' ? 0 : 2;
 		}
 	}
@@ -448,7 +581,7 @@ int main(int argc, char **argv)
 						t, BUF_SIZE);
 					return 2;
 				}
-				rc = run_case(r, d ? DIR_RX : DIR_TX, (uint32_t)len,
+				rc = run_case(r, d ? DIR_RX : DIR_TX, shape, (uint32_t)len,
 					      (uint16_t)qsize, npkts, &res);
 				if (rc) {
 					fprintf(stderr, "ring_bench: %s %s %luB: %s%s\n",
