@@ -61,13 +61,28 @@ static int count_fds(void)
 	return n;
 }
 
+/* The device's listening socket is never used (inputs come over a
+ * socketpair), but it is bound: it lives in a folder of this process's own,
+ * so runs by different users, or at once, never meet at one path. */
+static char sock_dir[] = "/tmp/vre-fuzz-XXXXXX";
+static char sock_path[sizeof(sock_dir) + 16];
+
+static void remove_sock(void)
+{
+	unlink(sock_path);
+	rmdir(sock_dir);
+}
+
 static void init_once(void)
 {
-	struct vre_dev_config cfg = { .path = "/tmp/vre-fuzz-unused.sock", .ops = &fake.ops,
-				      .ctx = &fake };
+	struct vre_dev_config cfg = { .path = sock_path, .ops = &fake.ops, .ctx = &fake };
 
 	if (srv)
 		return;
+	if (!mkdtemp(sock_dir))
+		abort();
+	snprintf(sock_path, sizeof(sock_path), "%s/unused.sock", sock_dir);
+	atexit(remove_sock);
 	if (!getenv("VRE_LOG"))
 		vre_log_level = -1; /* quiet: inputs are meant to be bad */
 	fake_init(&fake, (1ull << 28) | (1ull << 29) | (1ull << 32) | (1ull << 34), 4);
