@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include "vre_iov.h"
 #include "vre_mem.h"
 
 void vre_mem_map_init(struct vre_mem_map *m)
@@ -58,27 +59,17 @@ int vre_mem_map_remove(struct vre_mem_map *m, uint64_t gpa, uint64_t size,
 int vre_mem_read(const struct vre_mem_map *m, uint32_t *hint, uint64_t gpa,
 		 void *dst, uint64_t len)
 {
-	uint8_t *out = dst;
+	struct iovec iov[8];
 
-	if (len == 0)
-		return 0;
-	if (gpa + len < gpa)
-		return -EOVERFLOW;
-	while (len) {
-		int i = vre_mem_find_gpa(m, hint, gpa);
-		const struct vre_mem_region *r;
-		uint64_t chunk;
+	/* The first round checks the whole range before a byte is copied;
+	 * more rounds only when it crosses more than 8 (tiny) regions. */
+	for (uint64_t done = 0; done < len;) {
+		int n = vre_mem_gpa_pieces(m, hint, gpa + done, len - done, iov, 8);
 
-		if (i < 0)
-			return -EFAULT;
-		r = &m->regions[i];
-		chunk = r->size - (gpa - r->gpa);
-		if (chunk > len)
-			chunk = len;
-		memcpy(out, r->hva + (gpa - r->gpa), (size_t)chunk);
-		out += chunk;
-		gpa += chunk;
-		len -= chunk;
+		if (n < 0)
+			return n;
+		done += vre_iov_read(iov, n < 8 ? (unsigned)n : 8, 0, (uint8_t *)dst + done,
+				     (size_t)(len - done));
 	}
 	return 0;
 }
@@ -91,7 +82,7 @@ static const struct vre_mem_region *find_uva(const struct vre_mem_map *m,
 	for (uint32_t i = 0; i < m->nregions; i++) {
 		const struct vre_mem_region *r = &m->regions[i];
 
-		if (uva - r->uva < r->size && len <= r->size - (uva - r->uva))
+		if (vre_mem_range_in(r->uva, r->size, uva, len))
 			return r;
 	}
 	return NULL;

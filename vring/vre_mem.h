@@ -58,6 +58,21 @@ int vre_mem_map_add(struct vre_mem_map *m, const struct vre_mem_region *r);
 int vre_mem_map_remove(struct vre_mem_map *m, uint64_t gpa, uint64_t size,
 		       uint64_t uva, struct vre_mem_region *out);
 
+/* The one range predicate: whether [addr, addr + len) is a non-empty range
+ * inside the region [base, base + size). One compare for the start, one for
+ * the length (len - 1 wraps for 0, so an empty range is never inside).
+ * Every lookup here and the rings' one-descriptor fast paths use it. */
+static inline __attribute__((always_inline)) bool
+vre_mem_range_in(uint64_t base, uint64_t size, uint64_t addr,
+				    uint64_t len)
+{
+	uint64_t off = addr - base;
+
+	if (off >= size)
+		return false;
+	return len - 1 <= size - off - 1;
+}
+
 /* Index of the region holding gpa, or -1. *hint is the caller's last hit. */
 static inline int vre_mem_find_gpa(const struct vre_mem_map *m, uint32_t *hint,
 				   uint64_t gpa)
@@ -67,7 +82,7 @@ static inline int vre_mem_find_gpa(const struct vre_mem_map *m, uint32_t *hint,
 
 	if (*hint < m->nregions) {
 		r = &m->regions[*hint];
-		if (gpa - r->gpa < r->size)
+		if (vre_mem_range_in(r->gpa, r->size, gpa, 1))
 			return (int)*hint;
 	}
 	while (lo < hi) {
@@ -76,7 +91,7 @@ static inline int vre_mem_find_gpa(const struct vre_mem_map *m, uint32_t *hint,
 		r = &m->regions[mid];
 		if (gpa < r->gpa) {
 			hi = mid;
-		} else if (gpa - r->gpa >= r->size) {
+		} else if (!vre_mem_range_in(r->gpa, r->size, gpa, 1)) {
 			lo = mid + 1;
 		} else {
 			*hint = mid;
@@ -84,6 +99,47 @@ static inline int vre_mem_find_gpa(const struct vre_mem_map *m, uint32_t *hint,
 		}
 	}
 	return -1;
+}
+
+/*
+ * The one walk of a guest range across regions: the pieces of
+ * [gpa, gpa + len), one per region it crosses, as host iovecs; the first
+ * max of them are written to iov (which may be NULL when max is 0).
+ * Returns how many pieces the whole range takes (0 when len is 0: nothing
+ * is dereferenced), -EOVERFLOW when gpa + len wraps, -EFAULT when any byte
+ * is outside the map. Translation, counting and copying all go through it.
+ */
+static inline int vre_mem_gpa_pieces(const struct vre_mem_map *m, uint32_t *hint,
+				     uint64_t gpa, uint64_t len,
+				     struct iovec *iov, unsigned max)
+{
+	unsigned n = 0;
+
+	if (len == 0)
+		return 0;
+	if (gpa + len < gpa)
+		return -EOVERFLOW;
+	do {
+		int i = vre_mem_find_gpa(m, hint, gpa);
+		const struct vre_mem_region *r;
+		uint64_t off, chunk;
+
+		if (i < 0)
+			return -EFAULT;
+		r = &m->regions[i];
+		off = gpa - r->gpa;
+		chunk = r->size - off;
+		if (chunk > len)
+			chunk = len;
+		if (n < max) {
+			iov[n].iov_base = r->hva + off;
+			iov[n].iov_len = (size_t)chunk;
+		}
+		n++;
+		gpa += chunk;
+		len -= chunk;
+	} while (len);
+	return (int)n;
 }
 
 /*
@@ -96,33 +152,9 @@ static inline int vre_mem_gpa_to_iov(const struct vre_mem_map *m, uint32_t *hint
 				     uint64_t gpa, uint64_t len,
 				     struct iovec *iov, unsigned max)
 {
-	unsigned n = 0;
+	int n = vre_mem_gpa_pieces(m, hint, gpa, len, iov, max);
 
-	if (len == 0)
-		return 0;
-	if (gpa + len < gpa)
-		return -EOVERFLOW;
-	while (len) {
-		int i = vre_mem_find_gpa(m, hint, gpa);
-		const struct vre_mem_region *r;
-		uint64_t off, chunk;
-
-		if (i < 0)
-			return -EFAULT;
-		if (n == max)
-			return -ENOBUFS;
-		r = &m->regions[i];
-		off = gpa - r->gpa;
-		chunk = r->size - off;
-		if (chunk > len)
-			chunk = len;
-		iov[n].iov_base = r->hva + off;
-		iov[n].iov_len = (size_t)chunk;
-		n++;
-		gpa += chunk;
-		len -= chunk;
-	}
-	return (int)n;
+	return n > 0 && (unsigned)n > max ? -ENOBUFS : n;
 }
 
 /* Host pointer for a range that lies inside one region, else NULL (also for
@@ -132,21 +164,19 @@ static inline void *vre_mem_gpa_ptr(const struct vre_mem_map *m, uint32_t *hint,
 				    uint64_t gpa, uint64_t len)
 {
 	const struct vre_mem_region *r;
-	int i;
+	int i = vre_mem_find_gpa(m, hint, gpa);
 
-	if (len == 0 || gpa + len < gpa)
-		return NULL;
-	i = vre_mem_find_gpa(m, hint, gpa);
 	if (i < 0)
 		return NULL;
 	r = &m->regions[i];
-	if (len > r->size - (gpa - r->gpa))
+	if (!vre_mem_range_in(r->gpa, r->size, gpa, len))
 		return NULL;
 	return r->hva + (gpa - r->gpa);
 }
 
 /* Copies len bytes at gpa into dst, across regions if needed.
- * 0, or -EOVERFLOW / -EFAULT as vre_mem_gpa_to_iov. */
+ * 0, or -EOVERFLOW / -EFAULT as vre_mem_gpa_pieces (then nothing is
+ * copied). */
 int vre_mem_read(const struct vre_mem_map *m, uint32_t *hint, uint64_t gpa,
 		 void *dst, uint64_t len);
 
