@@ -35,8 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vre_log.h"
+#include "chain.h"
 #include "packed_internal.h"
+#include "vre_log.h"
 
 /* Ring slots the device holds: fetched and not yet returned. */
 static inline uint32_t held_slots(const struct vre_vq *vq)
@@ -86,140 +87,8 @@ void packed_fini(struct vre_vq *vq)
 
 /* ---- Chain walking ---------------------------------------------------- */
 
-/* What one chain turns into while it is walked. Pieces beyond room are
- * counted but not stored, so a chain too big for the pool is still fully
- * validated and its size known. */
-struct walk {
-	struct iovec *iov;
-	unsigned room;
-	unsigned pieces;
-	unsigned nr;
-	uint64_t rlen;
-	uint64_t wlen;
-	bool writing;
-};
-
-static int walk_buf(struct vre_vq *vq, struct walk *w, uint64_t addr,
-		    uint32_t len, bool write)
-{
-	uint64_t rem = len;
-
-	if (write)
-		w->writing = true;
-	else if (w->writing)
-		return VRE_RE_WRITE_THEN_READ;
-	if (len == 0)
-		return 0; /* no iovec; addr is never looked at */
-	if (addr + rem < addr)
-		return VRE_RE_DESC_OVERFLOW;
-	do {
-		int i = vre_mem_find_gpa(vq->mem, &vq->mem_hint, addr);
-		const struct vre_mem_region *r;
-		uint64_t off, chunk;
-
-		if (i < 0)
-			return VRE_RE_DESC_OUT_OF_MEMORY;
-		r = &vq->mem->regions[i];
-		off = addr - r->gpa;
-		chunk = r->size - off < rem ? r->size - off : rem;
-		if (w->pieces < w->room) {
-			w->iov[w->pieces].iov_base = r->hva + off;
-			w->iov[w->pieces].iov_len = (size_t)chunk;
-		}
-		w->pieces++;
-		if (!write)
-			w->nr++;
-		addr += chunk;
-		rem -= chunk;
-	} while (rem);
-	if (write)
-		w->wlen += len;
-	else
-		w->rlen += len;
-	return 0;
-}
-
-/*
- * DPDK's virtio PMD (22.11 and earlier) creates its packed TX indirect tables
- * with WRITE on every entry and, when filling one, skips the flags of the
- * net header entry and of the entry whose table index equals the chain's ring
- * slot, so stale WRITE flags sit among readable data entries (first, middle
- * or last; seen from testpmd). A packed indirect table whose entries are not
- * readable-then-writable is therefore read as all readable: the device reads
- * only memory the driver offered and writes nothing, which is always safe,
- * and the reference frontend interoperates. A well-ordered table is
- * classified by its flags as usual. The flags read here only choose that
- * classification; the walk reads every entry again once and checks it.
- */
-static bool misordered(const uint8_t *t, uint32_t n)
-{
-	bool seen_write = false;
-
-	for (uint32_t i = 0; i < n; i++) {
-		uint16_t flags;
-
-		memcpy(&flags, t + 16u * i + offsetof(struct vre_packed_desc, flags), sizeof(flags));
-		if (flags & VRE_DESC_F_WRITE)
-			seen_write = true;
-		else if (seen_write)
-			return true;
-	}
-	return false;
-}
-
-/* An indirect table: entries carry their own flags; the table's size, not a
- * NEXT flag, bounds it (ids and NEXT in the entries are ignored, as the
- * spec says they are reserved there). */
-static int walk_indirect(struct vre_vq *vq, struct walk *w, uint64_t addr,
-			 uint32_t len)
-{
-	const uint8_t *t;
-	uint32_t n = len / 16;
-
-	if (!vq->indirect)
-		return VRE_RE_INDIRECT_NOT_NEGOTIATED;
-	if (len == 0)
-		return VRE_RE_INDIRECT_LEN_ZERO;
-	if (len % 16)
-		return VRE_RE_INDIRECT_LEN_UNALIGNED;
-	if (n > vq->size)
-		return VRE_RE_INDIRECT_TOO_BIG;
-	t = vre_mem_gpa_ptr(vq->mem, &vq->mem_hint, addr, len);
-	if (!t)
-		return VRE_RE_INDIRECT_OUT_OF_MEMORY;
-	bool all_readable = misordered(t, n);
-
-	for (uint32_t i = 0; i < n; i++) {
-		struct vre_packed_desc d;
-		bool write;
-		int err;
-
-		/* memcpy: the guest may place the table unaligned; the copy
-		 * is the only read of this entry. */
-		memcpy(&d, t + 16u * i, sizeof(d));
-		if (d.flags & VRE_DESC_F_INDIRECT)
-			return VRE_RE_INDIRECT_NESTED;
-		write = (d.flags & VRE_DESC_F_WRITE) && !all_readable;
-		err = walk_buf(vq, w, d.addr, d.len, write);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-/* One descriptor of a chain (from the ring or from an inflight copy). i is
- * its place in the chain; an indirect one must stand alone. */
-static int walk_desc(struct vre_vq *vq, struct walk *w, unsigned i,
-		     uint64_t addr, uint32_t len, uint16_t flags, bool last)
-{
-	if (!(flags & VRE_DESC_F_INDIRECT))
-		return walk_buf(vq, w, addr, len, flags & VRE_DESC_F_WRITE);
-	if (!vq->indirect)
-		return VRE_RE_INDIRECT_NOT_NEGOTIATED;
-	if (i > 0 || !last)
-		return VRE_RE_INDIRECT_WITH_NEXT;
-	return walk_indirect(vq, w, addr, len);
-}
+/* The walk itself, indirect tables and DPDK's stale WRITE flags in them
+ * included, is chain.h's; here are the packed ring's two sources. */
 
 /* What a walk found out about the chain at the avail position. */
 struct ring_chain {
@@ -259,11 +128,11 @@ static inline void head_load(const struct vre_packed_desc *d, uint16_t flags,
 }
 
 /*
- * Walks the chain whose head (loaded by the caller into *h) sits at the
- * avail position. Each ring descriptor is copied
- * once into locals, recorded into a free inflight entry (nothing is
- * committed: the entries stay on the free list until commit_ring), then
- * validated. Returns 0 or a ring error.
+ * The chain whose head (loaded by the caller into *h) sits at the avail
+ * position, as a chain source: slots from there while NEXT is set. Each
+ * ring descriptor is copied once into locals, recorded into a free inflight
+ * entry (nothing is committed: the entries stay on the free list until
+ * commit_ring), then handed to the walk.
  *
  * A continuation slot that is not available with its wrap is an error, not
  * "come back later": the driver publishes a chain by writing the head's
@@ -271,71 +140,90 @@ static inline void head_load(const struct vre_packed_desc *d, uint16_t flags,
  * it VRE_RE_CHAIN_TOO_LONG: the head claims more descriptors (NEXT) than
  * the driver made available.
  */
-static int walk_ring(struct vre_vq *vq, const struct head *h, struct walk *w,
-		     struct ring_chain *rc)
+struct ring_src {
+	struct vre_vq *vq;
+	const struct head *h;
+	struct vre_inflight_packed *inf;
+	struct ring_chain *rc;
+	uint32_t held;   /* slots held before this chain */
+	uint16_t idx;    /* slot of the next descriptor */
+	bool wrap;
+	uint16_t ent;    /* inflight entry of the last descriptor read */
+	uint16_t id;     /* id of the last descriptor read */
+	uint16_t ndesc;
+};
+
+static enum vre_ring_error ring_read(void *ctx, uint32_t pos, unsigned i, struct vre_desc *out)
 {
-	uint16_t flags = h->flags;
-	struct vre_inflight_packed *inf = vq->inflight;
-	uint16_t size = vq->size, idx = vq->last_avail_idx, ent = 0;
-	uint32_t held = held_slots(vq);
-	bool wrap = vq->avail_wrap;
+	struct ring_src *s = ctx;
+	struct vre_vq *vq = s->vq;
+	struct vre_packed_desc *d = &vq->pk.desc[s->idx];
+	uint16_t size = vq->size, flags, id;
+	uint64_t addr;
+	uint32_t len;
 
-	for (unsigned i = 0;; i++) {
-		struct vre_packed_desc *d = &vq->pk.desc[idx];
-		uint64_t addr;
-		uint32_t len;
-		uint16_t id;
-		int err;
-
-		if (i == size)
+	(void)pos; /* the next slot: s->idx */
+	/* The driver may not make available a slot we still hold. */
+	if (s->held + i >= size)
+		return VRE_RE_AVAIL_IDX_LEAP;
+	if (i > 0) {
+		/* Acquire: this slot's body is read after its flags. */
+		flags = ld16_acq(&d->flags);
+		if (!desc_avail(flags, s->wrap))
 			return VRE_RE_CHAIN_TOO_LONG;
-		/* The driver may not make available a slot we still hold. */
-		if (held + i >= size)
-			return VRE_RE_AVAIL_IDX_LEAP;
-		if (i > 0) {
-			/* Acquire: this slot's body is read after its flags. */
-			flags = ld16_acq(&d->flags);
-			if (!desc_avail(flags, wrap))
-				return VRE_RE_CHAIN_TOO_LONG;
-			addr = ld64(&d->addr);
-			len = ld32(&d->len);
-			id = ld16(&d->id);
-		} else {
-			addr = h->addr;
-			len = h->len;
-			id = h->id;
-		}
-		if (inf) {
-			ent = i ? ld16(&inf->desc[ent].next) : ld16(&inf->free_head);
-			if (ent >= size)
-				return VRE_RE_INFLIGHT_CORRUPT;
-			if (i == 0)
-				rc->head_ent = ent;
-			record_desc(&inf->desc[ent], addr, len, flags, id);
-			STEP(vq, "fetch: desc recorded");
-		}
-		err = walk_desc(vq, w, i, addr, len, flags,
-				!(flags & VRE_DESC_F_NEXT));
-		if (err)
-			return err;
-		pos_step(&idx, &wrap, 1, size);
-		if (!(flags & VRE_DESC_F_NEXT)) {
-			rc->ndesc = (uint16_t)(i + 1);
-			rc->id = id;
-			if (inf) {
-				rc->last_ent = ent;
-				rc->next_free = ld16(&inf->desc[ent].next);
-				if (rc->next_free > size)
-					return VRE_RE_INFLIGHT_CORRUPT;
-			}
-			break;
-		}
+		addr = ld64(&d->addr);
+		len = ld32(&d->len);
+		id = ld16(&d->id);
+	} else {
+		flags = s->h->flags;
+		addr = s->h->addr;
+		len = s->h->len;
+		id = s->h->id;
 	}
-	if (rc->id >= size)
+	if (s->inf) {
+		s->ent = i ? ld16(&s->inf->desc[s->ent].next) : ld16(&s->inf->free_head);
+		if (s->ent >= size)
+			return VRE_RE_INFLIGHT_CORRUPT;
+		if (i == 0)
+			s->rc->head_ent = s->ent;
+		record_desc(&s->inf->desc[s->ent], addr, len, flags, id);
+		STEP(vq, "fetch: desc recorded");
+	}
+	s->id = id;
+	s->ndesc = (uint16_t)(i + 1);
+	pos_step(&s->idx, &s->wrap, 1, size);
+	out->addr = addr;
+	out->len = len;
+	out->flags = flags;
+	out->next = 0;
+	return VRE_RE_NONE;
+}
+
+/* Walks the chain at the avail position. Returns 0 or a ring error. */
+static enum vre_ring_error walk_ring(struct vre_vq *vq, const struct head *h,
+				     struct chain_walk *w, struct ring_chain *rc)
+{
+	struct ring_src s = { .vq = vq, .h = h, .inf = vq->inflight, .rc = rc,
+			      .held = held_slots(vq), .idx = vq->last_avail_idx,
+			      .wrap = vq->avail_wrap };
+	const struct chain_src src = { .read = ring_read, .packed = true };
+	enum vre_ring_error e = chain_walk(w, &src, &s, 0);
+
+	if (e)
+		return e;
+	rc->ndesc = s.ndesc;
+	rc->id = s.id;
+	if (s.inf) {
+		rc->last_ent = s.ent;
+		rc->next_free = ld16(&s.inf->desc[s.ent].next);
+		if (rc->next_free > vq->size)
+			return VRE_RE_INFLIGHT_CORRUPT;
+	}
+	if (rc->id >= vq->size)
 		return VRE_RE_ID_OUT_OF_RANGE;
 	if (vq->pk.id_busy[rc->id])
 		return VRE_RE_ID_IN_USE;
-	return 0;
+	return VRE_RE_NONE;
 }
 
 /* Marks the recorded chain in flight: contents first, inflight = 1 last,
@@ -357,36 +245,55 @@ static void commit_ring(struct vre_vq *vq, const struct ring_chain *rc)
 	STEP(vq, "fetch: old_free_head");
 }
 
-/* A chain left in flight by an earlier process, rebuilt from its stored
- * descriptor copies (indirect tables are read again from guest memory). */
-static int walk_stored(struct vre_vq *vq, uint16_t head, struct walk *w,
-		       uint16_t *ndesc, uint16_t *id)
+/* A chain left in flight by an earlier process, as a chain source: its
+ * stored descriptor copies, num of them linked by next (indirect tables are
+ * read again from guest memory). */
+struct stored_src {
+	struct vre_inflight_packed *inf;
+	uint16_t size;
+	uint16_t ent;
+	uint16_t id; /* of the last descriptor read */
+};
+
+static enum vre_ring_error stored_read(void *ctx, uint32_t pos, unsigned i, struct vre_desc *d)
+{
+	struct stored_src *s = ctx;
+	struct vre_inflight_packed_desc *e;
+
+	(void)pos; /* the next entry: s->ent's next */
+	if (i > 0) {
+		s->ent = ld16(&s->inf->desc[s->ent].next);
+		if (s->ent >= s->size)
+			return VRE_RE_INFLIGHT_CORRUPT;
+	}
+	e = &s->inf->desc[s->ent];
+	s->id = ld16(&e->id);
+	d->addr = ld64(&e->addr);
+	d->len = ld32(&e->len);
+	d->flags = ld16(&e->flags);
+	d->next = 0;
+	return VRE_RE_NONE;
+}
+
+static enum vre_ring_error walk_stored(struct vre_vq *vq, uint16_t head, struct chain_walk *w,
+				       uint16_t *ndesc, uint16_t *id)
 {
 	struct vre_inflight_packed *inf = vq->inflight;
-	uint16_t size = vq->size, num = ld16(&inf->desc[head].num), ent = head;
+	struct stored_src s = { .inf = inf, .size = vq->size, .ent = head };
+	uint16_t num = ld16(&inf->desc[head].num);
+	const struct chain_src src = { .read = stored_read, .n = num, .packed = true };
+	enum vre_ring_error e;
 
-	if (num == 0 || num > size)
+	if (num == 0 || num > vq->size)
 		return VRE_RE_INFLIGHT_CORRUPT;
-	for (unsigned i = 0; i < num; i++) {
-		struct vre_inflight_packed_desc *e;
-		int err;
-
-		if (i > 0) {
-			ent = ld16(&inf->desc[ent].next);
-			if (ent >= size)
-				return VRE_RE_INFLIGHT_CORRUPT;
-		}
-		e = &inf->desc[ent];
-		*id = ld16(&e->id);
-		err = walk_desc(vq, w, i, ld64(&e->addr), ld32(&e->len),
-				ld16(&e->flags), i + 1 == num);
-		if (err)
-			return err;
-	}
-	if (*id >= size)
+	e = chain_walk(w, &src, &s, 0);
+	if (e)
+		return e;
+	if (s.id >= vq->size)
 		return VRE_RE_INFLIGHT_CORRUPT;
 	*ndesc = num;
-	return 0;
+	*id = s.id;
+	return VRE_RE_NONE;
 }
 
 /* The frontend shares the region and may rewrite a recorded chain between
@@ -413,15 +320,15 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 		     unsigned pool_len, unsigned *pool_used, const struct head *h)
 {
 	unsigned left = pool_len - *pool_used, whole = pool_len;
-	struct walk w = { .iov = pool ? pool + *pool_used : NULL };
 	struct ring_chain rc = { 0 };
 	bool resub = h == NULL;
+	struct chain_walk w;
 	int err;
 
 	/* nr/nw are 16 bits: a chain needing more pieces never fits. */
 	if (whole > UINT16_MAX)
 		whole = UINT16_MAX;
-	w.room = left < whole ? left : whole;
+	chain_walk_start(&w, vq, pool ? pool + *pool_used : NULL, left < whole ? left : whole);
 	if (resub) {
 		rc.head_ent = vq->resubmit[vq->resubmit_pos];
 		err = walk_stored(vq, rc.head_ent, &w, &rc.ndesc, &rc.id);
@@ -434,20 +341,14 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 		vre_vq_break(vq, err);
 		return -1;
 	}
-	c->iov = w.iov;
-	c->err = 0;
-	if (w.pieces > whole) {
-		c->err = -ENOBUFS;
-		c->nr = c->nw = 0;
-		c->rlen = c->wlen = 0;
-	} else if (w.pieces > left) {
+	switch (chain_fill(&w, c, whole)) {
+	case CHAIN_NOFIT:
 		return 0; /* fits a fresh pool: leave it for the next burst */
-	} else {
-		c->nr = (uint16_t)w.nr;
-		c->nw = (uint16_t)(w.pieces - w.nr);
-		c->rlen = w.rlen;
-		c->wlen = w.wlen;
+	case CHAIN_FITS:
 		*pool_used += w.pieces;
+		break;
+	case CHAIN_TOO_BIG:
+		break; /* consumed with -ENOBUFS */
 	}
 	c->id = rc.id;
 	c->ndesc = rc.ndesc;
@@ -480,14 +381,14 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 			  unsigned lim)
 {
 	const struct vre_mem_map *m = vq->mem;
-	struct vre_packed_desc *desc = vq->pk.desc;
+	struct vre_packed_desc *desc = vq->pk.desc, *end = desc + vq->size;
+	struct vre_packed_desc *d = desc + vq->last_avail_idx;
 	uint8_t *busy = vq->pk.id_busy;
 	const uint16_t size = vq->size;
-	uint16_t idx = vq->last_avail_idx;
-	bool wrap = vq->avail_wrap;
 	/* AVAIL/USED of an available slot at this wrap, no NEXT/INDIRECT:
-	 * one compare for "available and not a chain or a table" */
-	uint16_t pat = wrap ? F_AVAIL : F_USED;
+	 * one compare for "available and not a chain or a table" (and the
+	 * wrap counter itself: F_AVAIL in pat for wrap 1) */
+	uint16_t pat = vq->avail_wrap ? F_AVAIL : F_USED;
 	const uint16_t mask = F_AVAIL | F_USED | VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT;
 	uint32_t held = held_slots(vq);
 	const struct vre_mem_region *r;
@@ -504,11 +405,10 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 	rsize = r->size;
 	rhva = r->hva;
 	for (k = 0; k < lim; k++) {
-		struct vre_packed_desc *d = &desc[idx];
 		/* Acquire: the body is read only after the flags say the
 		 * driver has published it. */
 		uint16_t f = ld16_acq(&d->flags), id;
-		uint64_t addr, off;
+		uint64_t addr;
 		uint32_t len;
 
 		if ((f & mask) != pat)
@@ -516,20 +416,18 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		addr = ld64(&d->addr);
 		len = ld32(&d->len);
 		id = ld16(&d->id);
-		off = addr - rgpa;
-		/* len - 1 wraps for 0: "len in 1..rsize - off" in one compare */
-		if (off >= rsize || (uint64_t)len - 1 >= rsize - off || id >= size || busy[id])
+		if (!vre_mem_range_in(rgpa, rsize, addr, len) || id >= size || busy[id])
 			break;
-		chain_single(&chains[k], &iov[k], rhva + off, len, f & VRE_DESC_F_WRITE, id);
+		chain_single(&chains[k], &iov[k], rhva + (addr - rgpa), len,
+			     f & VRE_DESC_F_WRITE, id);
 		busy[id] = 1;
-		if (++idx == size) {
-			idx = 0;
-			wrap = !wrap;
+		if (++d == end) {
+			d = desc;
 			pat ^= F_AVAIL | F_USED;
 		}
 	}
-	vq->last_avail_idx = idx;
-	vq->avail_wrap = wrap;
+	vq->last_avail_idx = (uint16_t)(d - desc);
+	vq->avail_wrap = pat == F_AVAIL;
 	return k;
 }
 

@@ -28,8 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "vre_log.h"
-#include "vring_internal.h"
 
 /* Walk outcome for one chain. */
 enum walk_res {
@@ -38,36 +38,9 @@ enum walk_res {
 	WALK_BROKEN, /* the queue is now broken */
 };
 
-/* Per-chain walk state: where iovecs go and what has been counted. */
-struct walk {
-	struct vre_vq *vq;
-	struct iovec *iov;  /* this chain's first iovec */
-	unsigned room;      /* iovecs left in the pool for this chain */
-	unsigned niov;      /* iovecs written (or needed, once over) */
-	bool over;          /* ran out of room: only count from here on */
-	bool writable;      /* a writable descriptor has been seen */
-	unsigned count;     /* descriptors visited, direct + indirect */
-	unsigned limit;     /* count may not exceed this */
-	uint16_t nr;
-	uint64_t rlen, wlen;
-};
-
 static inline struct vre_inflight_split *ifl(const struct vre_vq *vq)
 {
 	return vq->inflight;
-}
-
-/* One copy of a descriptor into a local. The compiler barrier keeps later
- * uses on the copy: without it the compiler could re-load a field from guest
- * memory after it was checked. Works for any alignment (indirect tables are
- * wherever the guest put them). */
-static inline struct vre_desc desc_copy(const void *src)
-{
-	struct vre_desc d;
-
-	memcpy(&d, src, sizeof(d));
-	atomic_signal_fence(memory_order_seq_cst);
-	return d;
 }
 
 static inline uint16_t avail_idx_acquire(const struct vre_vq *vq)
@@ -104,137 +77,6 @@ int split_init(struct vre_vq *vq, const struct vre_vq_params *p)
 	return split_bind(vq, p);
 }
 
-/* Pieces [gpa, gpa + len) takes in the map, or -EFAULT. Only used once a
- * chain no longer fits, to learn whether it would fit an empty pool. */
-static int mem_pieces(struct vre_vq *vq, uint64_t gpa, uint64_t len)
-{
-	int n = 0;
-
-	while (len) {
-		int i = vre_mem_find_gpa(vq->mem, &vq->mem_hint, gpa);
-		const struct vre_mem_region *r;
-		uint64_t chunk;
-
-		if (i < 0)
-			return -EFAULT;
-		r = &vq->mem->regions[i];
-		chunk = r->size - (gpa - r->gpa);
-		if (chunk > len)
-			chunk = len;
-		gpa += chunk;
-		len -= chunk;
-		n++;
-	}
-	return n;
-}
-
-static enum walk_res fail(struct walk *w, enum vre_ring_error e)
-{
-	vre_vq_break(w->vq, e);
-	return WALK_BROKEN;
-}
-
-/* A buffer descriptor (not indirect): order rule, bounds, translation. */
-static enum walk_res add_buffer(struct walk *w, const struct vre_desc *d)
-{
-	bool wr = d->flags & VRE_DESC_F_WRITE;
-	int n;
-
-	if (wr)
-		w->writable = true;
-	else if (w->writable)
-		return fail(w, VRE_RE_WRITE_THEN_READ);
-	if (d->len == 0)
-		return WALK_OK; /* nothing to translate, addr never used */
-	if (d->addr + d->len < d->addr)
-		return fail(w, VRE_RE_DESC_OVERFLOW);
-	n = -ENOBUFS;
-	if (!w->over)
-		n = vre_mem_gpa_to_iov(w->vq->mem, &w->vq->mem_hint, d->addr, d->len,
-				       w->iov + w->niov, w->room - w->niov);
-	if (n == -ENOBUFS) {
-		/* Out of room: keep validating, only count what it would take. */
-		w->over = true;
-		n = mem_pieces(w->vq, d->addr, d->len);
-	}
-	if (n < 0)
-		return fail(w, VRE_RE_DESC_OUT_OF_MEMORY);
-	w->niov += (unsigned)n;
-	if (wr) {
-		w->wlen += d->len;
-	} else {
-		w->rlen += d->len;
-		w->nr += (uint16_t)n;
-	}
-	return WALK_OK;
-}
-
-/* Whether [gpa, gpa + len) lies wholly in guest memory (maybe in pieces). */
-static bool range_in_mem(struct vre_vq *vq, uint64_t gpa, uint64_t len)
-{
-	return mem_pieces(vq, gpa, len) > 0;
-}
-
-/* Reads entry i of an indirect table: directly when the table is contiguous
- * here, else copied across the regions it spans (checked to be in memory). */
-static struct vre_desc table_entry(struct walk *w, const uint8_t *table,
-				   uint64_t gpa, uint16_t i)
-{
-	struct vre_desc d;
-
-	if (table)
-		return desc_copy(table + (size_t)i * sizeof(d));
-	if (vre_mem_read(w->vq->mem, &w->vq->mem_hint, gpa + (uint64_t)i * sizeof(d),
-			 &d, sizeof(d)) < 0)
-		memset(&d, 0, sizeof(d)); /* cannot happen: range checked */
-	return d;
-}
-
-static enum walk_res walk_indirect(struct walk *w, const struct vre_desc *ind)
-{
-	struct vre_vq *vq = w->vq;
-	const uint8_t *table;
-	uint32_t entries;
-	uint16_t i = 0;
-
-	if (!vq->indirect)
-		return fail(w, VRE_RE_INDIRECT_NOT_NEGOTIATED);
-	if (ind->flags & VRE_DESC_F_NEXT)
-		return fail(w, VRE_RE_INDIRECT_WITH_NEXT);
-	if (ind->len == 0)
-		return fail(w, VRE_RE_INDIRECT_LEN_ZERO);
-	if (ind->len % sizeof(struct vre_desc))
-		return fail(w, VRE_RE_INDIRECT_LEN_UNALIGNED);
-	entries = ind->len / sizeof(struct vre_desc);
-	if (entries > vq->size)
-		return fail(w, VRE_RE_INDIRECT_TOO_BIG);
-	if (ind->addr + ind->len < ind->addr)
-		return fail(w, VRE_RE_DESC_OVERFLOW);
-	table = vre_mem_gpa_ptr(vq->mem, &vq->mem_hint, ind->addr, ind->len);
-	if (!table && !range_in_mem(vq, ind->addr, ind->len))
-		return fail(w, VRE_RE_INDIRECT_OUT_OF_MEMORY);
-	/* A table's own next links can loop too: its walk is bounded by its
-	 * length, on top of the direct descriptors already counted. */
-	w->limit = w->count + entries;
-	for (;;) {
-		struct vre_desc d = table_entry(w, table, ind->addr, i);
-		enum walk_res r;
-
-		if (++w->count > w->limit)
-			return fail(w, VRE_RE_CHAIN_TOO_LONG);
-		if (d.flags & VRE_DESC_F_INDIRECT)
-			return fail(w, VRE_RE_INDIRECT_NESTED);
-		r = add_buffer(w, &d);
-		if (r != WALK_OK)
-			return r;
-		if (!(d.flags & VRE_DESC_F_NEXT))
-			return WALK_OK;
-		if (d.next >= entries)
-			return fail(w, VRE_RE_NEXT_OUT_OF_RANGE);
-		i = d.next;
-	}
-}
-
 /* The region of the last translation, copied into locals once per burst:
  * the compiler barrier in desc_copy() would otherwise make every chain
  * reload it through vq and the map. size 0 when there is no valid hint. */
@@ -263,7 +105,7 @@ static inline void hot_region_load(const struct vre_vq *vq, struct hot_region *h
 /*
  * The common chain: one direct descriptor (no NEXT, no INDIRECT, len > 0)
  * inside the region of the last translation, with room left in the pool.
- * Takes it with one range compare and returns true; anything else returns
+ * Takes it with one range check (vre_mem_range_in) and returns true; anything else returns
  * false without touching c, and walk_chain walks the same copy d with every
  * rule. No overflow check is needed here: a range inside a region cannot
  * wrap, because a region's own range does not (vre_mem_map_add).
@@ -274,9 +116,9 @@ take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
 {
 	uint64_t off = d->addr - h->gpa;
 
-	/* len - 1 wraps for 0: "len in 1..size - off" in one compare */
-	if ((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || room == 0 ||
-	    off >= h->size || (uint64_t)d->len - 1 >= h->size - off)
+	/* the common chain is the expected one */
+	if (__builtin_expect((d->flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT)) || room == 0 ||
+			     !vre_mem_range_in(h->gpa, h->size, d->addr, d->len), 0))
 		return false;
 	chain_single(c, iov, h->hva + off, d->len, d->flags & VRE_DESC_F_WRITE, head);
 	return true;
@@ -311,58 +153,50 @@ static inline unsigned split_run(const struct vre_desc *desc, const uint16_t *ri
 	return k;
 }
 
+/* The split ring as a chain source (chain.h): the head descriptor the
+ * caller copied, then the descriptor table by next. */
+struct ring_src {
+	const struct vre_desc *desc;
+	struct vre_desc head;
+	uint16_t ndesc; /* ring descriptors read */
+};
+
+static enum vre_ring_error ring_read(void *ctx, uint32_t pos, unsigned i, struct vre_desc *d)
+{
+	struct ring_src *r = ctx;
+
+	*d = i ? desc_copy(&r->desc[pos]) : r->head;
+	r->ndesc = (uint16_t)(i + 1);
+	return VRE_RE_NONE;
+}
+
 /*
  * Walks the chain at head, whose descriptor the caller has copied into d,
- * into c, iovecs from iov (room entries left of a
- * pool of pool_len). On WALK_OK the chain is filled in (err -ENOBUFS and no
- * iovecs when it cannot fit even an empty pool).
+ * into c, iovecs from iov (room entries left of a pool of pool_len). On
+ * WALK_OK the chain is filled in (err -ENOBUFS and no iovecs when it
+ * cannot fit even an empty pool).
  */
 static enum walk_res walk_chain(struct vre_vq *vq, uint16_t head,
 				struct vre_desc d, struct vre_chain *c,
 				struct iovec *iov, unsigned room,
 				unsigned pool_len)
 {
-	struct walk w = { .vq = vq, .iov = iov, .room = room, .limit = vq->size };
-	uint16_t idx = head, ndesc = 0;
+	struct ring_src r = { .desc = vq->sp.desc, .head = d };
+	const struct chain_src src = { .read = ring_read, .links = vq->size };
+	struct chain_walk w;
+	enum vre_ring_error e;
 
-	for (;; d = desc_copy(&vq->sp.desc[idx])) {
-		enum walk_res r;
-
-		if (++w.count > w.limit)
-			return fail(&w, VRE_RE_CHAIN_TOO_LONG);
-		ndesc++;
-		if (d.flags & VRE_DESC_F_INDIRECT) {
-			r = walk_indirect(&w, &d);
-			if (r != WALK_OK)
-				return r;
-			break; /* INDIRECT without NEXT ends the chain */
-		}
-		r = add_buffer(&w, &d);
-		if (r != WALK_OK)
-			return r;
-		if (!(d.flags & VRE_DESC_F_NEXT))
-			break;
-		if (d.next >= vq->size)
-			return fail(&w, VRE_RE_NEXT_OUT_OF_RANGE);
-		idx = d.next;
+	chain_walk_start(&w, vq, iov, room);
+	e = chain_walk(&w, &src, &r, head);
+	if (e) {
+		vre_vq_break(vq, e);
+		return WALK_BROKEN;
 	}
-	if (w.over && w.niov <= pool_len)
+	if (chain_fill(&w, c, pool_len) == CHAIN_NOFIT)
 		return WALK_NOFIT;
-	c->iov = iov;
 	c->id = head;
 	c->slot = head;
-	c->ndesc = ndesc;
-	if (w.over) {
-		c->nr = c->nw = 0;
-		c->rlen = c->wlen = 0;
-		c->err = -ENOBUFS;
-	} else {
-		c->nr = w.nr;
-		c->nw = (uint16_t)(w.niov - w.nr);
-		c->rlen = w.rlen;
-		c->wlen = w.wlen;
-		c->err = 0;
-	}
+	c->ndesc = r.ndesc;
 	return WALK_OK;
 }
 
