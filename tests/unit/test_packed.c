@@ -52,6 +52,13 @@ static void *gp(struct env *e, uint64_t gpa)
 	return e->b + (gpa - e->b_gpa);
 }
 
+/* Copies to guest memory byte by byte, so a range may cross from A to B. */
+static void gwrite(struct env *e, uint64_t gpa, const void *src, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		*(uint8_t *)gp(e, gpa + i) = ((const uint8_t *)src)[i];
+}
+
 static uint64_t galloc(struct env *e, uint64_t len)
 {
 	uint64_t g = e->bump;
@@ -597,6 +604,75 @@ START_TEST(test_indirect)
 }
 END_TEST
 
+/* An indirect table whose entries cross from region A into region B (A
+ * and B adjacent in GPA, apart in host memory) is read entry by entry, as
+ * on a split ring (test_split.c, test_region_split: the same table) and as
+ * DPDK and QEMU's backends read it; the chain's bytes go both ways. */
+static void post_table_across(struct env *e, struct xchain *x, const struct xbuf *tb,
+			      unsigned n, uint16_t *flags)
+{
+	uint64_t t = e->b_gpa - 24; /* 24 bytes in A, the rest in B */
+
+	for (unsigned i = 0; i < n; i++) {
+		struct vre_packed_desc d = { tb[i].gpa, tb[i].len, 0,
+					     flags ? flags[i] : (tb[i].w ? VRE_DESC_F_WRITE : 0) };
+
+		gwrite(e, t + 16ull * i, &d, sizeof(d));
+		x->b[x->nb++] = tb[i];
+	}
+	x->d[x->n].addr = t;
+	x->d[x->n].len = 16 * n;
+	x->d[x->n].flags = VRE_DESC_F_INDIRECT;
+	x->n++;
+	x_post(e, x);
+}
+
+START_TEST(test_indirect_across_regions)
+{
+	struct env *e = env_open(8, 1 << 16, 4096, false, true);
+	struct xchain x = { .id = 6, .seq = 91 }, y = { .id = 2, .seq = 92 };
+	struct xbuf tb[3] = {
+		{ e->b_gpa + 1000, 7, false }, { galloc(e, 6), 6, false }, { e->b_gpa + 2000, 9, true },
+	};
+	/* DPDK's stale WRITE flags on a table that crosses regions: read as
+	 * all readable, as anywhere else */
+	struct xbuf sb[3] = {
+		{ galloc(e, 12), 12, false }, { e->b_gpa + 64, 20, false }, { galloc(e, 3), 3, false },
+	};
+	uint16_t stale[3] = { VRE_DESC_F_WRITE, 0, VRE_DESC_F_WRITE };
+	struct iovec pool[8];
+	struct vre_chain c[2];
+	struct vre_used u;
+	uint16_t id;
+	uint32_t len;
+
+	post_table_across(e, &x, tb, 3, NULL);
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 2, pool, 8), 1);
+	ck_assert_uint_eq(e->vq.broken, VRE_RE_NONE);
+	ck_assert_uint_eq(c[0].ndesc, 1);
+	ck_assert_uint_eq(c[0].nr, 2);
+	ck_assert_uint_eq(c[0].nw, 1);
+	ck_assert_uint_eq(c[0].rlen, 13);
+	u = vre_used_of(&c[0], x_serve(e, &c[0], &x));
+	ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_uint_eq(id, 6);
+	x_check_used(e, &x, len);
+
+	post_table_across(e, &y, sb, 3, stale);
+	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 2, pool, 8), 1);
+	ck_assert_uint_eq(e->vq.broken, VRE_RE_NONE);
+	ck_assert_uint_eq(c[0].nr, 3);
+	ck_assert_uint_eq(c[0].nw, 0);
+	u = vre_used_of(&c[0], x_serve(e, &c[0], &y));
+	ck_assert_int_eq(vre_vq_complete(&e->vq, &u, 1), 0);
+	ck_assert_int_eq(pdrv_get_used(&e->drv, &id, &len), 1);
+	ck_assert_uint_eq(id, 2);
+	ck_assert_uint_eq(len, 0);
+	env_close(e);
+}
+END_TEST
+
 START_TEST(test_split_and_zero_len)
 {
 	struct env *e = env_open(8, 1 << 16, 4096, false, false);
@@ -1002,6 +1078,17 @@ static void b_ind_entry_oom(struct env *e)
 
 	post_one(e, table(e, t, 2), 32, VRE_DESC_F_INDIRECT, 1);
 }
+/* The table's own address + length wraps. */
+static void b_ind_overflow(struct env *e) { post_one(e, UINT64_MAX - 15, 32, VRE_DESC_F_INDIRECT, 1); }
+static void b_ind_entry_overflow(struct env *e)
+{
+	struct vre_packed_desc t[2] = { { galloc(e, 8), 8, 0, 0 }, { UINT64_MAX - 3, 16, 0, 0 } };
+
+	post_one(e, table(e, t, 2), 32, VRE_DESC_F_INDIRECT, 1);
+}
+/* A table that starts below guest memory and ends in it. */
+static void b_ind_below(struct env *e) { post_one(e, A_GPA - 16, 32, VRE_DESC_F_INDIRECT, 1); }
+
 static void b_leap(struct env *e)
 {
 	struct iovec pool[8];
@@ -1034,6 +1121,9 @@ static const struct bad_case bad_cases[] = {
 	{ "indirect with next", VRE_RE_INDIRECT_WITH_NEXT, true, 0, b_ind_next },
 	{ "indirect after a desc", VRE_RE_INDIRECT_WITH_NEXT, true, 0, b_ind_second },
 	{ "indirect entry outside", VRE_RE_DESC_OUT_OF_MEMORY, true, 0, b_ind_entry_oom },
+	{ "indirect overflow", VRE_RE_DESC_OVERFLOW, true, 0, b_ind_overflow },
+	{ "indirect entry overflow", VRE_RE_DESC_OVERFLOW, true, 0, b_ind_entry_overflow },
+	{ "indirect table from below memory", VRE_RE_INDIRECT_OUT_OF_MEMORY, true, 0, b_ind_below },
 	{ "republished held slot", VRE_RE_AVAIL_IDX_LEAP, false, 0, b_leap },
 };
 
@@ -1993,6 +2083,7 @@ static Suite *packed_suite(void)
 	tcase_add_test(t, test_init_checks);
 	tcase_add_loop_test(t, test_chain_full_size, 0, 2);
 	tcase_add_test(t, test_indirect);
+	tcase_add_test(t, test_indirect_across_regions);
 	tcase_add_test(t, test_indirect_dpdk_stale_write);
 	tcase_add_test(t, test_indirect_ordered_keeps_write);
 	tcase_add_test(t, test_split_and_zero_len);

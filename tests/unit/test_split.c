@@ -663,6 +663,20 @@ static void bad_ind_oom(struct q *q, uint64_t s)
 	(void)s;
 	bad_ind(q, s, sdrv_end0(q->d) - 16, 32, VRE_DESC_F_INDIRECT);
 }
+static void bad_ind_overflow(struct q *q, uint64_t s)
+{
+	bad_ind(q, s, UINT64_MAX - 15, 32, VRE_DESC_F_INDIRECT);
+}
+static void bad_ind_below(struct q *q, uint64_t s)
+{
+	bad_ind(q, s, SDRV_GPA0 - 16, 32, VRE_DESC_F_INDIRECT);
+}
+static void bad_ind_entry_overflow(struct q *q, uint64_t s)
+{
+	t_set(q, s, 0, UINT64_MAX - 3, 16, 0, 0);
+	d_set(q, 4, s, 16, VRE_DESC_F_INDIRECT, 0);
+	sdrv_post_raw(q->d, 4);
+}
 static void bad_ind_nested(struct q *q, uint64_t s)
 {
 	t_set(q, s, 0, s + 256, 4, VRE_DESC_F_NEXT, 1);
@@ -731,6 +745,9 @@ static const struct bad_case bad_cases[] = {
 	{ "indirect next", bad_ind_next_range, VRE_RE_NEXT_OUT_OF_RANGE, true },
 	{ "indirect loop", bad_ind_loop, VRE_RE_CHAIN_TOO_LONG, true },
 	{ "indirect entry outside", bad_ind_entry_oom, VRE_RE_DESC_OUT_OF_MEMORY, true },
+	{ "indirect overflow", bad_ind_overflow, VRE_RE_DESC_OVERFLOW, true },
+	{ "indirect entry overflow", bad_ind_entry_overflow, VRE_RE_DESC_OVERFLOW, true },
+	{ "indirect table from below memory", bad_ind_below, VRE_RE_INDIRECT_OUT_OF_MEMORY, true },
 	{ "indirect write then read", bad_ind_write_then_read, VRE_RE_WRITE_THEN_READ, true },
 	{ "direct write then indirect read", bad_ind_after_write, VRE_RE_WRITE_THEN_READ, true },
 };
