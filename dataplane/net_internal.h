@@ -23,32 +23,4 @@ struct vre_net_dev {
 	struct vre_net_queue queues[];    /* nqueues */
 };
 
-/*
- * The RX writer, shared by the vhost source (net_path.c) and the mbuf source
- * (net_mbuf.c): chains are taken from dst as packets need them, written with
- * one memcpy per (source, destination) segment pair, and published with one
- * complete call per 32 chains and at most one notification per burst.
- */
-struct net_rx {
-	struct vre_net_queue *nq;
-	struct vre_vq *vq;
-	uint16_t n, next;                 /* chains[next..n) fetched, not yet used */
-	uint16_t nused;
-	uint16_t want;                    /* packets still to come in this burst */
-	bool dry;                         /* the ring had no chain: stop asking */
-	bool notify;
-	bool broken;
-	struct vre_chain chains[VRE_BURST];
-	struct vre_used used[VRE_BURST];
-	struct iovec pool[VRE_BURST * 8];
-};
-
-void net_rx_begin(struct net_rx *rx, struct vre_net_queue *nq, uint16_t npkts);
-/* Writes one packet (len bytes in iov[0..niov)). true when delivered;
- * otherwise the drop was counted on the queue. */
-bool net_rx_one(struct net_rx *rx, const struct iovec *iov, unsigned niov,
-		uint32_t len);
-/* Publishes what is left, returns unused chains with len 0, notifies once. */
-void net_rx_end(struct net_rx *rx);
-
 #endif

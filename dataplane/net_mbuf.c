@@ -2,8 +2,10 @@
 /*
  * virtio-net <-> mbuf: TX packets (payload iovecs into guest memory) are
  * copied into mbufs allocated in one bulk call per burst; mbufs are written
- * into RX chains by the same RX writer the vhost->vhost path uses, so the
- * header, num_buffers and no-chain-lost rules are identical.
+ * into RX chains by the same RX writer the vhost->vhost path uses
+ * (vre_net_rx_*, vre_net.h), so the header, num_buffers and no-chain-lost
+ * rules are identical. Built on the public API only: it is libvre-dpdk,
+ * a client of libvre.
  */
 #include <errno.h>
 #include <string.h>
@@ -11,7 +13,6 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
-#include "net_internal.h"
 #include "vre_net_mbuf.h"
 
 static uint32_t segs_for(uint32_t len, uint32_t room)
@@ -128,12 +129,12 @@ static unsigned mbuf_iov(const struct rte_mbuf *m, struct iovec *iov, uint32_t *
 int vre_net_rx_from_mbufs(struct vre_net_queue *dst, struct rte_mbuf **pkts, uint16_t n)
 {
 	struct iovec iov[VRE_NET_MBUF_MAX_SEGS];
-	struct net_rx rx;
+	struct vre_net_rx rx;
 	int done = 0;
 
 	if (n == 0)
 		return 0;
-	net_rx_begin(&rx, dst, n);
+	vre_net_rx_begin(&rx, dst, n);
 	for (uint16_t i = 0; i < n; i++) {
 		uint32_t len = pkts[i]->pkt_len;
 		unsigned niov;
@@ -147,8 +148,8 @@ int vre_net_rx_from_mbufs(struct vre_net_queue *dst, struct rte_mbuf **pkts, uin
 				rx.want--;
 			continue;
 		}
-		done += net_rx_one(&rx, iov, niov, len);
+		done += vre_net_rx_one(&rx, iov, niov, len);
 	}
-	net_rx_end(&rx);
+	vre_net_rx_end(&rx);
 	return done;
 }

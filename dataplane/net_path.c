@@ -189,7 +189,7 @@ void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 
 /* ---- RX ---------------------------------------------------------------- */
 
-void net_rx_begin(struct net_rx *rx, struct vre_net_queue *nq, uint16_t npkts)
+void vre_net_rx_begin(struct vre_net_rx *rx, struct vre_net_queue *nq, uint16_t npkts)
 {
 	rx->nq = nq;
 	rx->vq = &nq->q->vq;
@@ -201,7 +201,7 @@ void net_rx_begin(struct net_rx *rx, struct vre_net_queue *nq, uint16_t npkts)
 }
 
 /* Publishes used[0..k) and keeps used[k..nused) (a packet being written). */
-static void rx_publish(struct net_rx *rx, uint16_t k)
+static void rx_publish(struct vre_net_rx *rx, uint16_t k)
 {
 	if (k == 0)
 		return;
@@ -216,7 +216,7 @@ static void rx_publish(struct net_rx *rx, uint16_t k)
 /* The next chain to write, fetching when none is left; NULL when the ring
  * has none (or broke). Fetches at most one chain per packet still to come,
  * so a burst does not take buffers it will not fill. */
-static struct vre_chain *rx_peek(struct net_rx *rx)
+static struct vre_chain *rx_peek(struct vre_net_rx *rx)
 {
 	int got;
 
@@ -248,7 +248,7 @@ static struct vre_chain *rx_peek(struct net_rx *rx)
 /* A chain that cannot take data goes back at once, on its own, so it never
  * lands between the chains of one mergeable packet. Only a broken or hostile
  * driver posts such chains. */
-static void rx_reject(struct net_rx *rx, const struct vre_chain *c)
+static void rx_reject(struct vre_net_rx *rx, const struct vre_chain *c)
 {
 	struct vre_used u = vre_used_of(c, 0);
 
@@ -259,7 +259,7 @@ static void rx_reject(struct net_rx *rx, const struct vre_chain *c)
 }
 
 /* The next chain with at least min writable bytes (min >= 1). */
-static struct vre_chain *rx_take(struct net_rx *rx, uint64_t min)
+static struct vre_chain *rx_take(struct vre_net_rx *rx, uint64_t min)
 {
 	struct vre_chain *c;
 
@@ -271,7 +271,7 @@ static struct vre_chain *rx_take(struct net_rx *rx, uint64_t min)
 	return NULL;
 }
 
-static void count_no_chain(struct net_rx *rx)
+static void count_no_chain(struct vre_net_rx *rx)
 {
 	if (rx->broken)
 		rx->nq->st.drop_queue_broken++;
@@ -343,7 +343,7 @@ static uint8_t *wbyte(const struct vre_chain *c, uint64_t off)
 	return NULL;
 }
 
-static bool rx_one_single(struct net_rx *rx, const struct iovec *iov, unsigned niov,
+static bool rx_one_single(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
 			  uint32_t len)
 {
 	struct vre_net_queue *nq = rx->nq;
@@ -369,7 +369,7 @@ static bool rx_one_single(struct net_rx *rx, const struct iovec *iov, unsigned n
 	return true;
 }
 
-static bool rx_one_mergeable(struct net_rx *rx, const struct iovec *iov, unsigned niov,
+static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
 			     uint32_t len)
 {
 	struct vre_net_queue *nq = rx->nq;
@@ -432,7 +432,7 @@ unwind:
  * caller takes the general path (rx_peek has maybe fetched, which it would
  * have done too).
  */
-static inline bool rx_one_fast(struct net_rx *rx, const struct iovec *iov, unsigned niov,
+static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
 			       uint32_t len)
 {
 	uint16_t hdr_len = rx->nq->hdr_len;
@@ -459,7 +459,7 @@ static inline bool rx_one_fast(struct net_rx *rx, const struct iovec *iov, unsig
 	return true;
 }
 
-bool net_rx_one(struct net_rx *rx, const struct iovec *iov, unsigned niov,
+bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
 		uint32_t len)
 {
 	struct vre_net_queue *nq = rx->nq;
@@ -483,7 +483,7 @@ bool net_rx_one(struct net_rx *rx, const struct iovec *iov, unsigned niov,
 	return ok;
 }
 
-void net_rx_end(struct net_rx *rx)
+void vre_net_rx_end(struct vre_net_rx *rx)
 {
 	/* Fetched but unfilled chains go back now: the device keeps none. */
 	while (rx->next < rx->n) {
@@ -505,7 +505,7 @@ void net_rx_end(struct net_rx *rx)
  * general path. Returns the packets delivered; their bits are cleared from
  * *mask and their bytes added to *bytes.
  */
-static unsigned rx_put_fast(struct net_rx *rx, const struct vre_net_tx_burst *b,
+static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst *b,
 			    uint32_t *mask, uint64_t *bytes)
 {
 	const uint16_t hdr_len = rx->nq->hdr_len;
@@ -567,7 +567,7 @@ static unsigned rx_put_fast(struct net_rx *rx, const struct vre_net_tx_burst *b,
 int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask)
 {
 	const uint32_t all = b->npkts < 32 ? (1u << b->npkts) - 1 : UINT32_MAX;
-	struct net_rx rx;
+	struct vre_net_rx rx;
 	uint64_t bytes = 0;
 	unsigned fast = 0;
 	int done = 0;
@@ -577,7 +577,7 @@ int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, 
 		return 0;
 	/* the whole burst is the usual mask: no popcount (a libgcc call
 	 * without -mpopcnt) */
-	net_rx_begin(&rx, dst, (uint16_t)(mask == all ? b->npkts : __builtin_popcount(mask)));
+	vre_net_rx_begin(&rx, dst, (uint16_t)(mask == all ? b->npkts : __builtin_popcount(mask)));
 	for (;;) {
 		const struct vre_net_pkt *p;
 
@@ -589,12 +589,12 @@ int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, 
 		mask &= mask - 1;
 		if (mask && b->pkts[__builtin_ctz(mask)].niov)
 			__builtin_prefetch(b->pkts[__builtin_ctz(mask)].iov[0].iov_base);
-		done += net_rx_one(&rx, p->iov, p->niov, p->len);
+		done += vre_net_rx_one(&rx, p->iov, p->niov, p->len);
 	}
 	/* The fast path's counters, once per burst. */
 	dst->st.packets += fast;
 	dst->st.bytes += bytes;
-	net_rx_end(&rx);
+	vre_net_rx_end(&rx);
 	return done + (int)fast;
 }
 

@@ -188,6 +188,44 @@ int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, 
 void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
 /* tx_fetch + rx_put(all) + tx_done: the loopback / xconnect path. Returns packets forwarded. */
 int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);
+/*
+ * The RX writer, for packet sources other than a vhost TX queue (DPDK
+ * mbufs: vre_net_mbuf.h; any source that has its packets as iovecs):
+ * chains are taken from the RX queue as packets need them, each packet
+ * written with one copy per (source, destination) segment pair, with the
+ * virtio-net header (num_buffers when MRG_RXBUF), published with one
+ * complete call per 32 chains and at most one notification per burst.
+ * The same writer serves vre_net_rx_put, so the header, num_buffers and
+ * no-chain-lost rules are the same for every source. On the worker that
+ * owns the RX queue; struct vre_net_rx lives on its stack:
+ *   vre_net_rx_begin(&rx, nq, n);
+ *   for each packet: vre_net_rx_one(&rx, iov, niov, len);
+ *   vre_net_rx_end(&rx);
+ */
+struct vre_net_rx {
+	struct vre_net_queue *nq;
+	struct vre_vq *vq;
+	uint16_t n, next;                 /* chains[next..n) fetched, not yet used */
+	uint16_t nused;
+	uint16_t want;                    /* packets still to come in this burst */
+	bool dry;                         /* the ring had no chain: stop asking */
+	bool notify;
+	bool broken;
+	struct vre_chain chains[VRE_BURST];
+	struct vre_used used[VRE_BURST];
+	struct iovec pool[VRE_BURST * 8];
+};
+
+/* Starts a burst of up to npkts packets into RX queue nq (fetches at most
+ * one chain per packet still to come). */
+void vre_net_rx_begin(struct vre_net_rx *rx, struct vre_net_queue *nq, uint16_t npkts);
+/* Writes one packet (len bytes in iov[0..niov)). true when delivered;
+ * otherwise the drop was counted on the queue. */
+bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
+		    uint32_t len);
+/* Publishes what is left, returns unused chains with len 0, notifies once. */
+void vre_net_rx_end(struct vre_net_rx *rx);
+
 /* The control queue: handles every pending command with a proper ack. Returns commands handled. */
 int vre_net_ctrl_poll(struct vre_net_queue *cq);
 
