@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "vre_version.h"
+
+const char *vre_version(void)
+{
+	return VRE_VERSION;
+}
