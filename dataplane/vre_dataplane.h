@@ -11,16 +11,16 @@
  *                      single-writer counters (busy TSC cycles, packets,
  *                      polls, empty polls, sleeps, wakeups); CPU lists and
  *                      round-robin worker pools.
- *   vre_worker_dpdk.h  (vre_dataplane_dpdk) thread hooks that register a
+ *   vre_worker_dpdk.h  (libvre-dpdk) thread hooks that register a
  *                      worker with the EAL, so mempool caches work on it.
  *   vre_net.h          the virtio-net device model for control
  *                      (vre_net_dev_ops), TX fetch, one-copy RX put, the
  *                      vhost->vhost forward and the control queue.
- *   vre_net_mbuf.h     (vre_dataplane_dpdk) vhost <-> rte_mbuf paths.
+ *   vre_net_mbuf.h     (libvre-dpdk) vhost <-> rte_mbuf paths.
  *
  * Needs: control (struct vre_queue, the device ops table, queue_start /
  * queue_stop on the control thread), vring (rings, memory map, logging),
- * pthreads and epoll; DPDK only in vre_dataplane_dpdk.
+ * pthreads and epoll; DPDK only in libvre-dpdk (dataplane_dpdk in meson).
  *
  * How an application joins them (examples/switch does exactly this):
  *   1. start workers (vre_worker_pool_create) before any device exists;

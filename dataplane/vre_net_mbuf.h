@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * virtio-net <-> DPDK mbuf paths (only built when libdpdk is found).
+ * virtio-net <-> DPDK mbuf paths (libvre-dpdk, built when libdpdk is found:
+ * pkg-config libvre-dpdk).
  * Packets are copied once: guest memory is not DMA-able for a NIC and a
  * guest could change it while a NIC reads it, so zero copy is not offered.
  */

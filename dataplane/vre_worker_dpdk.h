@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Workers as DPDK threads (vre_dataplane_dpdk only). Put these into a
+ * Workers as DPDK threads (libvre-dpdk: pkg-config libvre-dpdk). Put these into a
  * vre_worker_config so the worker registers with the EAL before it polls:
  * it then has an lcore id, and mempool per-lcore caches work on it.
  *   cfg.thread_init = vre_worker_dpdk_init; cfg.thread_fini = vre_worker_dpdk_fini;

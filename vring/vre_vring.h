@@ -8,6 +8,10 @@
  * the vhost-user layout (vre_inflight.h), and the one logging facility
  * (vre_log.h) every room uses.
  *
+ * Part of libvre with control/ and dataplane/: installed under
+ * <includedir>/vre, `pkg-config --cflags --libs libvre`, #include
+ * <vre_vring.h>; vre_version.h says which version (lib/, include/vre/).
+ *
  * Needs: libc. Knows nothing of sockets, threads, eventfds or DPDK; a queue
  * is used by one thread at a time, and whoever changes its memory map first
  * makes sure that thread is outside it (control's quiesce handshake).
