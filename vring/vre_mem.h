@@ -59,12 +59,12 @@ int vre_mem_map_remove(struct vre_mem_map *m, uint64_t gpa, uint64_t size,
 		       uint64_t uva, struct vre_mem_region *out);
 
 /* The one range predicate: whether [addr, addr + len) is a non-empty range
- * inside the region [base, base + size). One compare for the start, one for
- * the length (len - 1 wraps for 0, so an empty range is never inside).
- * Every lookup here and the rings' one-descriptor fast paths use it. */
+ * inside the region [base, base + size). Every lookup here and the rings'
+ * one-descriptor fast paths use it. One compare for the start, one for the
+ * length: len - 1 wraps for 0, so an empty range is never inside, and the
+ * "<= ... - 1" form lets a point lookup (len 1) fold to the first compare. */
 static inline __attribute__((always_inline)) bool
-vre_mem_range_in(uint64_t base, uint64_t size, uint64_t addr,
-				    uint64_t len)
+vre_mem_range_in(uint64_t base, uint64_t size, uint64_t addr, uint64_t len)
 {
 	uint64_t off = addr - base;
 
