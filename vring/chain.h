@@ -157,7 +157,7 @@ chain_buffer(struct chain_walk *w, uint64_t addr, uint32_t len, bool write, bool
  * The one loop over a chain: count, read, check, translate, follow. An
  * indirect descriptor ends the source's part of the chain: it is checked
  * for where it stands and copied to *ind, and the caller goes on into the
- * table (chain_walk does; the loop does not call itself).
+ * table (chain_walk_whole does; the loop does not call itself).
  */
 static inline __attribute__((always_inline)) enum vre_ring_error
 chain_run(struct chain_walk *w, const struct chain_src *src, void *ctx, uint32_t pos,
@@ -292,7 +292,7 @@ chain_table(struct chain_walk *w, const struct vre_desc *d, bool packed)
 
 /* A whole chain from src, into its indirect table if it has one. */
 static inline __attribute__((always_inline)) enum vre_ring_error
-chain_walk(struct chain_walk *w, const struct chain_src *src, void *ctx, uint32_t pos)
+chain_walk_whole(struct chain_walk *w, const struct chain_src *src, void *ctx, uint32_t pos)
 {
 	struct vre_desc ind = { .flags = 0 };
 	enum vre_ring_error e = chain_run(w, src, ctx, pos, &ind);

@@ -207,7 +207,7 @@ static enum vre_ring_error walk_ring(struct vre_vq *vq, const struct head *h,
 			      .held = held_slots(vq), .idx = vq->last_avail_idx,
 			      .wrap = vq->avail_wrap };
 	const struct chain_src src = { .read = ring_read, .packed = true };
-	enum vre_ring_error e = chain_walk(w, &src, &s, 0);
+	enum vre_ring_error e = chain_walk_whole(w, &src, &s, 0);
 
 	if (e)
 		return e;
@@ -286,7 +286,7 @@ static enum vre_ring_error walk_stored(struct vre_vq *vq, uint16_t head, struct 
 
 	if (num == 0 || num > vq->size)
 		return VRE_RE_INFLIGHT_CORRUPT;
-	e = chain_walk(w, &src, &s, 0);
+	e = chain_walk_whole(w, &src, &s, 0);
 	if (e)
 		return e;
 	if (s.id >= vq->size)

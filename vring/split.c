@@ -187,7 +187,7 @@ static enum walk_res walk_chain(struct vre_vq *vq, uint16_t head,
 	enum vre_ring_error e;
 
 	chain_walk_start(&w, vq, iov, room);
-	e = chain_walk(&w, &src, &r, head);
+	e = chain_walk_whole(&w, &src, &r, head);
 	if (e) {
 		vre_vq_break(vq, e);
 		return WALK_BROKEN;
