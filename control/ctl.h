@@ -198,6 +198,7 @@ struct vre_dev {
 	uint32_t id;
 	char *path;
 	bool client;
+	struct vre_sock_perm perm; /* server mode: the socket file's permissions */
 	const struct vre_device_ops *ops;
 	void *ctx;
 

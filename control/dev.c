@@ -290,24 +290,11 @@ void ctl_dev_event(struct vre_dev *dev, enum ctl_fd_kind kind)
 
 static int listen_on(struct vre_dev *dev)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd;
+	int fd = vre_listen_unix(dev->path, &dev->perm, 4);
 
-	memcpy(sa.sun_path, dev->path, strlen(dev->path) + 1);
-	/* A socket left by an earlier run is ours to replace; anything else
-	 * at the path is not. */
-	if (lstat(dev->path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(dev->path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
-		int r = -errno;
-
-		VRE_ERR(CTL_ROOM, "%s: cannot listen: %s", dev->path, strerror(-r));
-		close(fd);
-		return r;
+	if (fd < 0) {
+		VRE_ERR(CTL_ROOM, "%s: cannot listen: %s", dev->path, strerror(-fd));
+		return fd;
 	}
 	dev->listen_fd = fd;
 	return ctl_epoll_add(dev, fd, CTL_FD_LISTEN);
@@ -377,6 +364,7 @@ int vre_dev_create(struct vre_server *s, const struct vre_dev_config *cfg,
 		return -ENOMEM;
 	dev->srv = s;
 	dev->client = cfg->client;
+	dev->perm = cfg->perm;
 	dev->ops = cfg->ops;
 	dev->ctx = cfg->ctx;
 	dev->listen_fd = dev->timer_fd = dev->stall_fd = dev->conn.fd = dev->backend_req_fd = -1;

@@ -97,6 +97,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vre_vring.h"
 
@@ -164,12 +165,38 @@ struct vre_device_ops {
 	void (*disconnected)(void *ctx);                        /* optional */
 };
 
+/* Who may connect to a listening socket: the socket file's mode, owner and
+ * group. All zero (the default) leaves the file as bind() and the umask
+ * make it. Added in 0.1 (additive: a zeroed config behaves as before). */
+struct vre_sock_perm {
+	unsigned mode;       /* permission bits (e.g. 0660); 0: leave */
+	bool set_owner;      /* chown to owner */
+	bool set_group;      /* chgrp to group */
+	uid_t owner;
+	gid_t group;
+};
+
 struct vre_dev_config {
 	const char *path;    /* unix socket path */
 	bool client;         /* connect to a listening frontend (with back-off) */
 	const struct vre_device_ops *ops;
 	void *ctx;
+	/* Server mode: the socket file's permissions (e.g. so that QEMU
+	 * running as an unprivileged user, as libvirt runs it, can connect to
+	 * a socket created as root). Applied before any frontend can connect:
+	 * see vre_listen_unix. Ignored in client mode. */
+	struct vre_sock_perm perm;
 };
+
+/* Creates a listening, non-blocking, close-on-exec unix stream socket at
+ * path. A socket file already there (left by an earlier run) is replaced;
+ * any other file is not (-EEXIST). With perm set, the socket is bound in a
+ * private directory (mode 0700) next to path, given its owner, group and
+ * mode there, and only then renamed to path: nobody can connect to it with
+ * other permissions, whatever the umask, and no process-wide umask change is
+ * needed. Returns the fd or -errno (-ENAMETOOLONG when path, or the
+ * private directory's name next to it, does not fit a socket address). */
+int vre_listen_unix(const char *path, const struct vre_sock_perm *perm, int backlog);
 
 int vre_server_create(struct vre_server **out);
 /* Starts the control thread. */
