@@ -2,14 +2,32 @@
 #include "vre_log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int vre_log_level = VRE_LOG_INFO;
 
 static const char *const level_names[] = { "err", "warn", "info", "debug" };
+/* syslog priorities for the journal: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+static const char *const journal_prio[] = { "<3>", "<4>", "<6>", "<7>" };
+static int to_journal = -1; /* -1: not looked at yet */
+
+/* systemd sets JOURNAL_STREAM=DEV:INODE for a service whose stderr is the
+ * journal; stderr is the journal only while its fd still is that file. */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!env || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 /* VRE_LOG=debug in the environment sets the starting level, so tests and
  * daemons can be made verbose without a rebuild. */
@@ -20,11 +38,12 @@ __attribute__((constructor)) static void log_from_env(void)
 
 	if (env && (level = vre_log_parse_level(env)) >= 0)
 		vre_log_level = level;
+	to_journal = stderr_is_journal();
 }
 
 void vre_log_set_level(enum vre_log_level level)
 {
-	vre_log_level = level;
+	__atomic_store_n(&vre_log_level, (int)level, __ATOMIC_RELAXED);
 }
 
 int vre_log_parse_level(const char *name)
@@ -74,9 +93,14 @@ static void vlog(enum vre_log_level level, const char *room, const char *suffix,
 	uint64_t ns = mono_ns();
 	int n;
 
-	n = snprintf(line, sizeof(line), "[%llu.%06llu] vre %s %s: ",
-		     (unsigned long long)(ns / 1000000000u),
-		     (unsigned long long)(ns % 1000000000u / 1000u), level_names[level], room);
+	if (to_journal > 0) /* the journal stamps lines itself */
+		n = snprintf(line, sizeof(line), "%svre %s %s: ", journal_prio[level],
+			     level_names[level], room);
+	else
+		n = snprintf(line, sizeof(line), "[%llu.%06llu] vre %s %s: ",
+			     (unsigned long long)(ns / 1000000000u),
+			     (unsigned long long)(ns % 1000000000u / 1000u), level_names[level],
+			     room);
 	if (n > 0 && (size_t)n < sizeof(line)) {
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 		defuse(line + n, sizeof(line) - (size_t)n);

@@ -10,6 +10,11 @@
  * rate limit the caller keeps per peer (VRE_LOG_RL), and text a peer chose
  * (a file name, a memfd name) through vre_log_escape, so a hostile peer can
  * neither flood the log nor forge lines in it.
+ *
+ * When stderr is the systemd journal (JOURNAL_STREAM names it), each line
+ * starts with the journal's priority instead of a timestamp ("<3>" err,
+ * "<4>" warn, "<6>" info, "<7>" debug), so journalctl filters by level.
+ * The level may change at any time from any thread (vre_log_set_level).
  */
 #ifndef VRE_LOG_H
 #define VRE_LOG_H
@@ -36,7 +41,7 @@ void vre_logf(enum vre_log_level level, const char *room, const char *fmt, ...)
 
 #define VRE_LOG(level, room, ...)                                              \
 	do {                                                                   \
-		if ((int)(level) <= vre_log_level)                             \
+		if ((int)(level) <= __atomic_load_n(&vre_log_level, __ATOMIC_RELAXED)) \
 			vre_logf((level), (room), __VA_ARGS__);                \
 	} while (0)
 
@@ -65,7 +70,7 @@ void vre_logf_rl(struct vre_ratelimit *rl, enum vre_log_level level, const char 
 
 #define VRE_LOG_RL(rl, level, room, ...)                                       \
 	do {                                                                   \
-		if ((int)(level) <= vre_log_level)                             \
+		if ((int)(level) <= __atomic_load_n(&vre_log_level, __ATOMIC_RELAXED)) \
 			vre_logf_rl((rl), (level), (room), __VA_ARGS__);       \
 	} while (0)
 
