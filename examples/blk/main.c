@@ -29,6 +29,7 @@
 
 #include "blk_dev.h"
 #include "vre_log.h"
+#include "vre_version.h"
 
 #define PROG "vre-blk"
 
@@ -72,7 +73,8 @@ static void usage(FILE *f)
 		"  --drain-grace-ms N stopping a queue waits N ms for I/O in flight, then cancels\n"
 		"                     the rest (it completes with an I/O error; default %d)\n"
 		"  --msg-timeout-ms N drop a frontend that stays in the middle of a message\n"
-		"                     longer than N ms (default %d; 0: never)\n",
+		"                     longer than N ms (default %d; 0: never)\n"
+		"  --version          print the version and exit\n",
 		VRE_BLK_MAX_QUEUES, VRE_BLK_DRAIN_GRACE_MS, VRE_MSG_TIMEOUT_MS);
 }
 
@@ -140,7 +142,7 @@ static void parse(struct opts *o, int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_WORKERS, O_SERIAL,
 	       O_POLL, O_LOG, O_NO_INFLIGHT, O_TEST_DELAY, O_DIRECT_IO, O_DRAIN_GRACE,
-	       O_MSG_TIMEOUT, O_HELP };
+	       O_MSG_TIMEOUT, O_HELP, O_VERSION };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "client", no_argument, NULL, O_CLIENT },
@@ -157,6 +159,7 @@ static void parse(struct opts *o, int argc, char **argv)
 		{ "drain-grace-ms", required_argument, NULL, O_DRAIN_GRACE },
 		{ "msg-timeout-ms", required_argument, NULL, O_MSG_TIMEOUT },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -209,6 +212,9 @@ static void parse(struct opts *o, int argc, char **argv)
 			break;
 		case O_HELP:
 			usage(stdout);
+			exit(0);
+		case O_VERSION:
+			printf(PROG " %s\n", VRE_VERSION);
 			exit(0);
 		case ':':
 			bad("%s needs an argument", argv[optind - 1]);

@@ -16,6 +16,11 @@
 #define EXIT_USAGE 2
 
 struct opts {
+	struct sw_port_spec *ports;  /* --vhost and --ethdev, in the order given */
+	unsigned nports;
+	const char *ctl;             /* control socket path, or "none" */
+	bool ctl_gid_set;
+	gid_t ctl_gid;
 	enum vre_poll_mode poll;
 	const char *workers;
 	unsigned stats_interval;
@@ -28,25 +33,47 @@ struct opts {
 	unsigned npins;
 };
 
-/* Fills s (ports, mode, pins) and o from --config and the command line
- * (argv[0] is the program; EAL options already cut off). A bad option
- * prints one line and exits with EXIT_USAGE. */
+/* Fills s (mode) and o (port specs with their pins, everything else) from
+ * --config and the command line (argv[0] is the program; EAL options
+ * already cut off). A bad option prints one line and exits with
+ * EXIT_USAGE. */
 void sw_parse_options(struct sw *s, struct opts *o, int argc, char **argv);
 
-/* Every port's totals at one moment. */
+/* Every port's totals at one moment, with what the table shows of each
+ * (copied: the port may be gone when the snapshot is printed). */
+struct snap_port {
+	unsigned idx;
+	uint32_t gen;
+	bool eth;
+	char name[SW_NAME_MAX];
+	char where[128];             /* socket path or ethdev device name */
+	struct sw_port_totals t;
+};
 struct snap {
-	struct sw_port_totals port[SW_MAX_PORTS];
 	uint64_t ns;
+	unsigned n, cap;
+	struct snap_port *p;
 };
 
 uint64_t sw_now_ns(void); /* CLOCK_MONOTONIC */
-void sw_snap_take(struct sw *s, struct snap *sn);
+/* Takes the snapshot (s->lock taken inside); -ENOMEM keeps the last one. */
+int sw_snap_take(struct sw *s, struct snap *sn);
+void sw_snap_free(struct snap *sn);
 /* The port and worker table on stdout, each line starting with tag; rates
  * over the interval since prev (none when prev is NULL). */
 void sw_stats_print(struct sw *s, const struct snap *cur, const struct snap *prev,
 		    const char *tag);
-/* The same as one JSON object in path (written whole, then renamed). */
+/* The same as one JSON object (jansson; the caller owns the reference);
+ * the stats method returns it too. */
+struct json_t;
+struct json_t *sw_stats_json(struct sw *s, const struct snap *cur, const struct snap *prev);
+/* One port's counters as a JSON object (stats, port-list, port-show). */
+struct json_t *sw_port_counters_json(const struct sw_port_totals *t);
+/* One worker's line as a JSON object (stats, worker-list). s->lock held. */
+struct json_t *sw_worker_json(struct sw *s, unsigned i);
+/* sw_stats_json written to path (to PATH.tmp, then renamed). */
 void sw_stats_write_json(struct sw *s, const char *path, const struct snap *cur,
 			 const struct snap *prev);
+extern const char *const sw_mode_names[];
 
 #endif

@@ -2,12 +2,25 @@
 /*
  * vre-switch: DPDK ethdev ports next to the vhost-user ports (see
  * switch.h for the numbering and the threading rule: everything that
- * touches an ethdev port runs on the first worker).
+ * touches an ethdev port runs on the ethdev worker).
+ *
+ * Hot-plug: port-add ethdev probes the device (rte_dev_probe) and takes the
+ * ethdev ports that appeared; port-del stops and closes the port and removes
+ * the device (rte_dev_remove) once no port of it is left.
+ *
+ * Mempools: each ethdev port gets a pool sized for its own rings and
+ * bursts, on its NUMA node, when it is added. Its RX mbufs may travel to
+ * another ethdev port's TX ring and be freed there much later, so a removed
+ * port's pool is never freed while the switch runs: it goes to a free list
+ * and the next ethdev port that fits takes it over. Memory therefore grows
+ * with the most ethdev ports present at once, not with how many came and
+ * went.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <rte_dev.h>
 #include <rte_ethdev.h>
 #include <rte_log.h>
 #include <rte_mbuf.h>
@@ -16,25 +29,149 @@
 #include "vre_log.h"
 #include "vre_net_mbuf.h"
 
-#define PROG "vre-switch"
+#define ROOM "switch"
 #define ETH_DESC 512
 #define MP_CACHE 64
 #define SEND_RETRIES 8 /* a full TX ring gets a few more tries, then drops */
+
+struct sw_pool {
+	struct rte_mempool *mp;
+	unsigned size;
+	int socket;
+	struct sw_pool *next;
+};
 
 static inline void add(uint64_t *c, uint64_t v)
 {
 	__atomic_store_n(c, *c + v, __ATOMIC_RELAXED);
 }
 
+/* ---- pools ---- */
+
+/* Mbufs that can be out at once for one port: both of its rings, bursts in
+ * flight towards it, and the per-thread caches. */
+static unsigned pool_need(const struct sw *s, uint16_t nrx, uint16_t ntx)
+{
+	return (unsigned)nrx + ntx + 8 * VRE_BURST + (s->nworkers_hint + 2) * MP_CACHE * 3 / 2 +
+	       1024;
+}
+
+static struct sw_pool *pool_new(unsigned need, int socket, char *why, size_t whylen)
+{
+	static unsigned seq;
+	struct sw_pool *p;
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	snprintf(name, sizeof(name), "vre_sw_mbufs%u", seq++);
+	p->mp = rte_pktmbuf_pool_create(name, need, MP_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+	if (!p->mp) {
+		snprintf(why, whylen, "cannot create the mbuf pool (%u mbufs): %s", need,
+			 rte_strerror(rte_errno));
+		free(p);
+		return NULL;
+	}
+	p->size = need;
+	p->socket = socket;
+	return p;
+}
+
+/* A kept pool that fits, else a new one. */
+static struct sw_pool *pool_get(struct sw *s, unsigned need, int socket, char *why, size_t whylen)
+{
+	for (struct sw_pool **pp = &s->free_pools; *pp; pp = &(*pp)->next)
+		if ((*pp)->size >= need && ((*pp)->socket == socket || socket == SOCKET_ID_ANY)) {
+			struct sw_pool *p = *pp;
+
+			*pp = p->next;
+			p->next = NULL;
+			return p;
+		}
+	return pool_new(need, socket, why, whylen);
+}
+
+static void pool_put(struct sw *s, struct sw_pool *p)
+{
+	if (!p)
+		return;
+	p->next = s->free_pools;
+	s->free_pools = p;
+}
+
+void sw_eth_free_pools(struct sw *s)
+{
+	while (s->free_pools) {
+		struct sw_pool *p = s->free_pools;
+
+		s->free_pools = p->next;
+		rte_mempool_free(p->mp);
+		free(p);
+	}
+}
+
+int sw_eth_reserve_pools(struct sw *s, char *why, size_t whylen)
+{
+	uint16_t id;
+
+	RTE_ETH_FOREACH_DEV(id) {
+		int sock = rte_eth_dev_socket_id(id);
+		struct sw_pool *p = pool_new(pool_need(s, ETH_DESC, ETH_DESC),
+					     sock < 0 ? SOCKET_ID_ANY : sock, why, whylen);
+
+		if (!p)
+			return -ENOMEM;
+		pool_put(s, p);
+	}
+	return 0;
+}
+
+struct rte_mempool *sw_eth_mempool(const struct sw_port *p)
+{
+	return p->pool->mp;
+}
+
+/* ---- probe / open / close ---- */
+
+int sw_eth_probe(const char *devargs, uint16_t *ids, unsigned max, char *why, size_t whylen)
+{
+	bool before[RTE_MAX_ETHPORTS] = { false };
+	unsigned n = 0;
+	uint16_t id;
+	int r;
+
+	RTE_ETH_FOREACH_DEV(id)
+		before[id] = true;
+	r = rte_dev_probe(devargs);
+	if (r < 0) {
+		snprintf(why, whylen, "cannot probe '%s': %s", devargs,
+			 r == -EEXIST ? "the device exists already" : rte_strerror(-r));
+		return r;
+	}
+	RTE_ETH_FOREACH_DEV(id)
+		if (!before[id] && n < max)
+			ids[n++] = id;
+	if (n == 0) {
+		snprintf(why, whylen, "'%s' was probed but gave no ethdev port", devargs);
+		return -ENODEV;
+	}
+	return (int)n;
+}
+
 /* Configures and starts the port with one RX and one TX queue, with RX
  * interrupts when intr (PMDs without them may refuse). */
-static int eth_start(struct sw *s, struct sw_port *p, bool intr)
+static int eth_start(struct sw *s, struct sw_port *p, bool intr, char *why, size_t whylen)
 {
 	struct rte_eth_conf conf;
 	struct rte_eth_dev_info info;
 	uint16_t nrx = ETH_DESC, ntx = ETH_DESC;
 	int sock = rte_eth_dev_socket_id(p->eth_id), r;
 
+	if (sock < 0)
+		sock = SOCKET_ID_ANY;
 	memset(&conf, 0, sizeof(conf));
 	conf.intr_conf.rxq = intr;
 	r = rte_eth_dev_info_get(p->eth_id, &info);
@@ -44,11 +181,13 @@ static int eth_start(struct sw *s, struct sw_port *p, bool intr)
 		r = rte_eth_dev_configure(p->eth_id, 1, 1, &conf);
 	if (r == 0)
 		r = rte_eth_dev_adjust_nb_rx_tx_desc(p->eth_id, &nrx, &ntx);
+	if (r == 0 && !p->pool && !(p->pool = pool_get(s, pool_need(s, nrx, ntx), sock, why,
+						       whylen)))
+		return -ENOMEM;
 	if (r == 0)
-		r = rte_eth_rx_queue_setup(p->eth_id, 0, nrx, sock < 0 ? SOCKET_ID_ANY : sock,
-					   NULL, s->mp);
+		r = rte_eth_rx_queue_setup(p->eth_id, 0, nrx, sock, NULL, p->pool->mp);
 	if (r == 0)
-		r = rte_eth_tx_queue_setup(p->eth_id, 0, ntx, sock < 0 ? SOCKET_ID_ANY : sock, NULL);
+		r = rte_eth_tx_queue_setup(p->eth_id, 0, ntx, sock, NULL);
 	if (r == 0)
 		r = rte_eth_dev_start(p->eth_id);
 	return r;
@@ -70,99 +209,72 @@ static int eth_rx_intr_fd(uint16_t id)
 	return fd < 0 ? -1 : fd;
 }
 
-static int eth_setup(struct sw *s, struct sw_port *p)
+int sw_eth_open(struct sw *s, struct sw_port *p, char *why, size_t whylen)
 {
 	struct rte_eth_link link;
-	int r = eth_start(s, p, true);
+	int r;
 
+	why[0] = 0;
 	p->eth_rx_fd = -1;
+	r = eth_start(s, p, true, why, whylen);
+	if (r == -ENOMEM && why[0])
+		return r;
 	if (r < 0) {
 		rte_eth_dev_stop(p->eth_id); /* may have started: configure again */
-		r = eth_start(s, p, false);
+		r = eth_start(s, p, false, why, whylen);
 	} else {
 		p->eth_rx_fd = eth_rx_intr_fd(p->eth_id);
 	}
 	if (r < 0) {
-		fprintf(stderr, PROG ": port %u (%s): cannot configure/start: %s\n", p->idx,
-			p->eth_name, strerror(-r));
+		if (!why[0])
+			snprintf(why, whylen, "port %u (%s): cannot configure/start: %s", p->idx,
+				 p->eth_name, strerror(-r));
 		return r;
 	}
+	p->eth_started = true;
 	rte_eth_promiscuous_enable(p->eth_id); /* a bridge port sees every MAC */
 	/* link state: a virtual port is up at once, a NIC may still be
 	 * negotiating (reported as down here, it keeps working once up) */
 	if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
-		printf(PROG ": port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex, %s\n",
+		printf("vre-switch: port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex, %s\n",
 		       p->idx, p->eth_id, p->eth_name, link.link_status ? "up" : "down",
 		       link.link_speed, link.link_duplex ? "full" : "half",
 		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
 	else
-		printf(PROG ": port %u: ethdev %u (%s) started, link unknown, %s\n", p->idx,
+		printf("vre-switch: port %u: ethdev %u (%s) started, link unknown, %s\n", p->idx,
 		       p->eth_id, p->eth_name, p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
 	fflush(stdout);
 	return 0;
 }
 
-/* Mbufs that can be out at once: both rings of every ethdev port, a burst
- * per queue in flight, and the per-thread caches. */
-static unsigned mp_size(const struct sw *s, unsigned neth, unsigned nworkers)
+void sw_eth_release(uint16_t id, bool started)
 {
-	unsigned queues = 0;
+	struct rte_eth_dev_info info;
+	struct rte_device *dev = NULL;
+	bool others = false;
+	uint16_t o;
 
-	for (unsigned i = 0; i < s->nvhost; i++)
-		queues += 2u * s->ports[i].pairs;
-	return neth * 2 * (ETH_DESC + VRE_BURST) + (queues + 2 * neth) * 2 * VRE_BURST +
-	       (nworkers + 2) * MP_CACHE * 3 / 2 + 1024;
+	if (rte_eth_dev_info_get(id, &info) == 0)
+		dev = info.device;
+	if (started)
+		rte_eth_dev_stop(id);
+	rte_eth_dev_close(id);
+	RTE_ETH_FOREACH_DEV(o)
+		if (rte_eth_dev_info_get(o, &info) == 0 && info.device == dev)
+			others = true;
+	if (dev && !others && rte_dev_remove(dev) < 0)
+		VRE_WARN(ROOM, "ethdev %u: its device could not be removed", id);
 }
 
-int sw_eth_open(struct sw *s, unsigned nworkers)
+void sw_eth_close(struct sw *s, struct sw_port *p)
 {
-	uint16_t id, neth = rte_eth_dev_count_avail();
-	int sock = SOCKET_ID_ANY;
-
-	s->nvhost = s->nports;
-	if (neth == 0)
-		return 0;
-	if (s->nports + neth > SW_MAX_PORTS) {
-		fprintf(stderr, PROG ": %u vhost + %u ethdev ports: at most %d ports\n", s->nports,
-			neth, SW_MAX_PORTS);
-		return -E2BIG;
-	}
-	RTE_ETH_FOREACH_DEV(id) {
-		if (rte_eth_dev_socket_id(id) >= 0) {
-			sock = rte_eth_dev_socket_id(id);
-			break;
-		}
-	}
-	/* one pool, on the NUMA node of the (first) ports */
-	s->mp = rte_pktmbuf_pool_create("vre_sw_mbufs", mp_size(s, neth, nworkers), MP_CACHE, 0,
-					RTE_MBUF_DEFAULT_BUF_SIZE, sock);
-	if (!s->mp) {
-		fprintf(stderr, PROG ": cannot create the mbuf pool (%u mbufs): %s\n",
-			mp_size(s, neth, nworkers), rte_strerror(rte_errno));
-		return -ENOMEM;
-	}
-	RTE_ETH_FOREACH_DEV(id) {
-		struct sw_port *p = &s->ports[s->nports];
-
-		memset(p, 0, sizeof(*p));
-		p->sw = s;
-		p->idx = s->nports;
-		p->pairs = 1;
-		p->eth = true;
-		p->eth_id = id;
-		for (int i = 0; i < SW_MAX_PAIRS; i++)
-			p->pin[i] = -1;
-		if (rte_eth_dev_get_name_by_port(id, p->eth_name) != 0)
-			snprintf(p->eth_name, sizeof(p->eth_name), "ethdev%u", id);
-		s->nports++; /* counted before setup: close stops it */
-		if (eth_setup(s, p) < 0) {
-			p->eth = false; /* not started: nothing to stop */
-			s->nports--;
-			return -EIO;
-		}
-	}
-	return 0;
+	sw_eth_release(p->eth_id, p->eth_started);
+	p->eth_started = false;
+	pool_put(s, p->pool);
+	p->pool = NULL;
 }
+
+/* ---- the data path ---- */
 
 void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n)
 {
@@ -192,30 +304,30 @@ static inline uint32_t mask_all(unsigned n)
 int sw_vhost_to_eth_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
-	struct vre_net_tx_burst *b = &sq->burst;
+	struct vre_net_tx_burst *b = sq->burst;
+	struct sw_port *dp = sq->dst_q->port;
 	struct rte_mbuf *m[VRE_BURST];
 	int n = vre_net_tx_fetch(sq->nq, b), taken = b->n;
 
 	if (n < 0 || taken == 0)
 		return 0;
 	if (b->npkts) {
-		int k = vre_net_tx_to_mbufs(sq->nq, b, mask_all(b->npkts), sq->port->sw->mp, m);
+		int k = vre_net_tx_to_mbufs(sq->nq, b, mask_all(b->npkts), dp->pool->mp, m);
 		if (k > 0)
-			sw_eth_send(sq->dst_q->port, m, (unsigned)k);
+			sw_eth_send(dp, m, (unsigned)k);
 	}
 	/* only now: the port took (or we dropped) every packet */
 	vre_net_tx_done(sq->nq, b);
 	return taken;
 }
 
-unsigned sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
+void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
 {
 	struct rte_mbuf *m[VRE_BURST];
-	int k = vre_net_tx_to_mbufs(sq->nq, &sq->burst, mask, p->sw->mp, m);
+	int k = vre_net_tx_to_mbufs(sq->nq, sq->burst, mask, p->pool->mp, m);
 
 	if (k > 0)
 		sw_eth_send(p, m, (unsigned)k); /* no mbuf: counted as drop_no_mbuf */
-	return 0;
 }
 
 /* A flow's hash: the PMD's RSS hash, else the MACs, and for IPv4 the
@@ -272,17 +384,21 @@ void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, 
 			vre_net_rx_from_mbufs(dst[q], by[q], cnt[q]);
 }
 
-/* ethdev RX -> the static destination (loopback and xconnect). */
-static int eth_rx_poll(struct vre_poll_item *it)
+/* ethdev RX -> the static destination (loopback and xconnect). Without a
+ * peer the packets stay in the port's RX ring (the PMD drops what does not
+ * fit), as with a vhost peer whose guest has not started its RX queue. */
+int sw_eth_rx_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
-	struct sw_port *p = sq->port, *dp = sq->dst_q->port;
+	struct sw_port *p = sq->port, *dp = sq->dst_q ? sq->dst_q->port : NULL;
 	struct rte_mbuf *m[VRE_BURST];
 	struct vre_net_queue *dst[SW_MAX_PAIRS];
 	unsigned nd = 0;
 	uint64_t bytes = 0;
 	uint16_t n;
 
+	if (!dp)
+		return 0;
 	if (!dp->eth) {
 		/* the running RX queues of the vhost port (pairs the guest
 		 * enabled); none: the port's RX ring holds the packets */
@@ -332,44 +448,32 @@ static void eth_disarm(struct vre_poll_item *it)
 		rte_eth_dev_rx_intr_disable(sq->port->eth_id, 0);
 }
 
-int sw_eth_attach(struct sw *s)
+int sw_eth_attach(struct sw *s, struct sw_port *p)
 {
-	for (unsigned i = s->nvhost; i < s->nports; i++) {
-		struct sw_queue *sq = &s->ports[i].q[1];
-		struct vre_poll_item *it = &sq->item;
-		int err;
+	struct sw_queue *sq = &p->q[1];
+	struct vre_poll_item *it = &sq->item;
+	int err;
 
-		memset(it, 0, sizeof(*it));
-		it->poll = s->mode == SW_LEARN ? sw_learn_eth_poll : eth_rx_poll;
-		it->ctx = sq;
-		it->arm = eth_arm;
-		it->disarm = eth_disarm;
-		it->wake_fd = s->ports[i].eth_rx_fd;
-		if (it->wake_fd < 0)
-			it->nap_us = SW_ETH_NAP_US; /* polled: naps (see switch.h) */
-		it->name = "eth-rx";
-		err = vre_worker_add(sq->w, it);
-		if (err < 0)
-			return err;
+	memset(it, 0, sizeof(*it));
+	it->poll = s->mode == SW_LEARN ? sw_learn_eth_poll : sw_eth_rx_poll;
+	it->ctx = sq;
+	it->arm = eth_arm;
+	it->disarm = eth_disarm;
+	it->wake_fd = p->eth_rx_fd;
+	if (it->wake_fd < 0)
+		it->nap_us = SW_ETH_NAP_US; /* polled: naps (see switch.h) */
+	it->name = "eth-rx";
+	sq->w = sw_eth_worker(s);
+	err = vre_worker_add(sq->w, it);
+	if (err == 0)
 		sq->running = true;
-	}
-	return 0;
+	return err;
 }
 
-void sw_eth_close(struct sw *s)
+void sw_eth_detach(struct sw_port *p)
 {
-	for (unsigned i = s->nvhost; i < s->nports; i++) {
-		struct sw_port *p = &s->ports[i];
-
-		if (p->q && p->q[1].item.w)
-			vre_worker_remove(&p->q[1].item);
-		if (p->q)
-			p->q[1].running = false;
-		if (p->eth) {
-			rte_eth_dev_stop(p->eth_id);
-			rte_eth_dev_close(p->eth_id);
-		}
-	}
-	rte_mempool_free(s->mp);
-	s->mp = NULL;
+	if (p->q && p->q[1].item.w)
+		vre_worker_remove(&p->q[1].item);
+	if (p->q)
+		p->q[1].running = false;
 }

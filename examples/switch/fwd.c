@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* vre-switch: queue plan, poll items and the queue_start/queue_stop hooks
- * (the design is described in switch.h). */
+/* vre-switch: queue tables, poll items, the queue_start/queue_stop hooks,
+ * xconnect links between ports, rebalance and pinning (the design is
+ * described in switch.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,8 +25,6 @@ static uint32_t mask_of(unsigned n)
 	return n >= 32 ? UINT32_MAX : (1u << n) - 1;
 }
 
-/* TX queue -> its RX queue: one burst, one copy per packet. The chains are
- * always completed, also when the packets could not be delivered. */
 static uint64_t coarse_ns(void)
 {
 	struct timespec ts;
@@ -45,10 +45,12 @@ static bool hold_for_dst(struct sw_queue *sq)
 	return now - sq->dst_lost_ns < SW_DST_GRACE_MS * 1000000ull;
 }
 
+/* TX queue -> its RX queue: one burst, one copy per packet. The chains are
+ * always completed, also when the packets could not be delivered. */
 static int tx_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
-	struct vre_net_tx_burst *b = &sq->burst;
+	struct vre_net_tx_burst *b = sq->burst;
 	struct vre_net_queue *dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
 	int n, taken;
 
@@ -93,175 +95,308 @@ static void q_disarm(struct vre_poll_item *it)
 	vre_vq_notify_disable(&sq->nq->q->vq);
 }
 
-/* ---- plan ---- */
-
-static struct sw_port *peer_of(struct sw *s, struct sw_port *p)
-{
-	if (s->mode == SW_LOOPBACK)
-		return p;
-	return &s->ports[p->idx ^ 1u];
-}
+/* ---- queue tables ---- */
 
 static bool is_ctrl(const struct sw_port *p, uint16_t index)
 {
-	return p->pairs > 1 && index == 2 * p->pairs;
+	return !p->eth && p->pairs > 1 && index == 2 * p->pairs;
 }
 
-/* Learn mode: one worker owns every queue (the MAC table is its own). */
-static int plan_learn(struct sw *s)
+static bool is_vhost_tx(const struct sw_port *p, uint16_t index)
 {
-	for (unsigned i = 0; i < s->nports; i++) {
-		struct sw_port *p = &s->ports[i];
+	return !p->eth && (index & 1) && index < 2 * p->pairs;
+}
 
-		for (uint16_t k = 0; k < p->nq; k++)
-			p->q[k].w = s->pool.w[0];
-		for (uint16_t pair = 0; pair < p->pairs; pair++) {
-			struct sw_queue *tx = &p->q[2 * pair + 1];
-
-			for (unsigned j = 0; j < s->nports; j++)
-				if (j != i)
-					tx->dst_qs[j] = &s->ports[j].q[2 * (pair % s->ports[j].pairs)];
-		}
-		/* an ethdev port reaches every pair of each vhost port */
-		if (p->eth) {
-			struct sw_pair_dsts *lp = calloc(1, sizeof(*lp));
-
-			if (!lp)
-				return -ENOMEM;
-			p->q[1].lpairs = lp;
-			for (unsigned j = 0; j < s->nports; j++)
-				for (uint16_t k = 0; !s->ports[j].eth && k < s->ports[j].pairs; k++)
-					lp->q[j][k] = &s->ports[j].q[2 * k];
-		}
+int sw_queues_create(struct sw *s, struct sw_port *p)
+{
+	(void)s;
+	p->nq = p->eth ? 2 : (uint16_t)(2 * p->pairs + (p->pairs > 1));
+	p->q = calloc(p->nq, sizeof(p->q[0]));
+	if (!p->q)
+		return -ENOMEM;
+	for (uint16_t k = 0; k < p->nq; k++) {
+		p->q[k].port = p;
+		p->q[k].index = k;
+		if (is_vhost_tx(p, k) && !(p->q[k].burst = calloc(1, sizeof(*p->q[k].burst))))
+			return -ENOMEM; /* sw_queues_free frees what was made */
 	}
+	if (p->eth)
+		p->q[0].running = true; /* an ethdev port always takes packets */
 	return 0;
 }
 
-int sw_plan(struct sw *s)
+void sw_queues_free(struct sw_port *p)
 {
-	unsigned rr = 0;
+	for (uint16_t k = 0; p->q && k < p->nq; k++)
+		free(p->q[k].burst);
+	free(p->q);
+	p->q = NULL;
+	p->nq = 0;
+}
 
-	if (s->mode == SW_XCONNECT && s->nports % 2) {
-		VRE_ERR(ROOM, "xconnect needs an even number of ports (%u given)", s->nports);
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < s->nports; i++) {
-		struct sw_port *p = &s->ports[i];
+/* ---- plan: which worker polls what, which TX feeds which RX ---- */
 
-		p->nq = p->eth ? 2 : (uint16_t)(2 * p->pairs + (p->pairs > 1));
-		p->q = calloc(p->nq, sizeof(p->q[0]));
-		if (!p->q)
-			return -ENOMEM;
-		for (uint16_t k = 0; k < p->nq; k++) {
-			p->q[k].port = p;
-			p->q[k].index = k;
-		}
-		if (p->eth)
-			p->q[0].running = true; /* an ethdev port always takes packets */
-	}
+int sw_worker_index(const struct sw *s, const struct vre_worker *w)
+{
+	for (unsigned i = 0; i < s->pool.n; i++)
+		if (s->pool.w[i] == w)
+			return (int)i;
+	return -1;
+}
+
+struct vre_worker *sw_eth_worker(struct sw *s)
+{
+	return s->mode == SW_LEARN ? s->learn_w : s->pool.w[0];
+}
+
+static struct sw_port *peer_of(struct sw *s, struct sw_port *p)
+{
+	unsigned n = p->idx ^ 1u;
+
+	if (s->mode == SW_LOOPBACK)
+		return p;
+	return n < s->cap ? s->ports[n] : NULL;
+}
+
+/* A vhost port that exchanges with an ethdev port lives on the ethdev
+ * worker (one thread per ethdev queue). */
+static bool eth_linked(struct sw *s, struct sw_port *p)
+{
+	struct sw_port *y;
+
 	if (s->mode == SW_LEARN)
-		return plan_learn(s);
-	/* Owners of RX queues (even indexes) first, round-robin unless pinned. */
-	for (unsigned i = 0; i < s->nports; i++) {
-		struct sw_port *p = &s->ports[i];
+		return false;
+	y = peer_of(s, p);
+	return p->eth || (y && y->eth);
+}
 
-		/* an ethdev port, and every port exchanging with one, lives on the
-		 * first worker (one thread per ethdev queue) */
-		bool w0 = p->eth || peer_of(s, p)->eth;
+/* The poll function of a running TX item, by mode and destination. */
+static int (*tx_fn(struct sw *s, const struct sw_queue *sq))(struct vre_poll_item *)
+{
+	if (sq->port->eth)
+		return s->mode == SW_LEARN ? sw_learn_eth_poll : sw_eth_rx_poll;
+	if (s->mode == SW_LEARN)
+		return sw_learn_poll;
+	return sq->dst_q && sq->dst_q->port->eth ? sw_vhost_to_eth_poll : tx_poll;
+}
 
-		for (uint16_t pair = 0; w0 && pair < p->pairs; pair++)
+static int add_item(struct sw *s, struct sw_queue *sq)
+{
+	struct vre_poll_item *it = &sq->item;
+
+	if (sq->port->eth)
+		return sw_eth_attach(s, sq->port);
+	memset(it, 0, sizeof(*it));
+	it->ctx = sq;
+	it->poll = is_ctrl(sq->port, sq->index) ? ctrl_poll : tx_fn(s, sq);
+	it->wake_fd = sq->nq->q->kick_fd;
+	/* without a kick fd the queue can only be polled: never sleep on it */
+	it->arm = it->wake_fd >= 0 ? q_arm : NULL;
+	it->disarm = q_disarm;
+	it->name = sq->nq->is_tx ? "tx" : "ctrl";
+	return vre_worker_add(sq->w, it);
+}
+
+/* Puts an item that may be on a worker on worker w with the poll function
+ * its destination asks for, through the handshake when it runs. */
+static int requeue(struct sw *s, struct sw_queue *sq, struct vre_worker *w)
+{
+	bool on = sq->item.w != NULL;
+	int err = 0;
+
+	if (on)
+		vre_worker_remove(&sq->item);
+	sq->w = w;
+	if (!on)
+		return 0;
+	err = add_item(s, sq);
+	if (err < 0)
+		VRE_ERR(ROOM, "port %u queue %u not polled any more: %s", sq->port->idx, sq->index,
+			strerror(-err));
+	return err;
+}
+
+/* The RX queue a TX queue of x (pair j) feeds, by the current peers. */
+static struct sw_queue *target_of(struct sw *s, struct sw_port *x, uint16_t j)
+{
+	struct sw_port *y = peer_of(s, x);
+
+	if (!y)
+		return NULL;
+	return y->eth ? &y->q[0] : &y->q[2 * (j % y->pairs)];
+}
+
+static struct vre_net_queue *published(const struct sw_queue *rx)
+{
+	return rx && rx->running && !rx->port->eth ? rx->nq : NULL;
+}
+
+/* Gives x's TX side (vhost TX queues, or an ethdev port's RX item) the
+ * destination the current peers say, moving running items whose worker
+ * or kind of destination changes. s->lock held. */
+static void relink(struct sw *s, struct sw_port *x)
+{
+	if (x->eth) {
+		struct sw_queue *sq = &x->q[1];
+		struct sw_queue *dq = target_of(s, x, 0);
+		struct sw_port *y = dq ? dq->port : NULL;
+		bool on = sq->item.w != NULL;
+
+		if (on) /* its tables change: off the worker meanwhile */
+			vre_worker_remove(&sq->item);
+		memset(sq->pair_qs, 0, sizeof(sq->pair_qs));
+		memset(sq->pair_dsts, 0, sizeof(sq->pair_dsts));
+		sq->npairs = 0;
+		sq->dst_q = dq;
+		for (uint16_t k = 0; y && !y->eth && k < y->pairs; k++) {
+			sq->pair_qs[k] = &y->q[2 * k];
+			sq->pair_dsts[k] = published(&y->q[2 * k]);
+		}
+		if (y && !y->eth)
+			sq->npairs = y->pairs;
+		sq->w = sw_eth_worker(s);
+		if (on && sw_eth_attach(s, x) < 0)
+			VRE_ERR(ROOM, "port %u: ethdev RX not polled any more", x->idx);
+		return;
+	}
+	for (uint16_t j = 0; j < x->pairs; j++) {
+		struct sw_queue *tx = &x->q[2 * j + 1];
+		struct sw_queue *dq = target_of(s, x, j);
+		struct vre_worker *w = dq ? dq->w : x->q[2 * j].w;
+
+		if (w != tx->w || tx->dst_q != dq) {
+			/* another worker or destination: off the worker meanwhile */
+			__atomic_store_n(&tx->dst, NULL, __ATOMIC_RELEASE);
+			tx->dst_q = dq;
+			requeue(s, tx, w);
+		}
+		__atomic_store_n(&tx->dst, published(dq), __ATOMIC_RELEASE);
+	}
+}
+
+/* Workers for a new port's RX (and control) queues. */
+static int assign_rx(struct sw *s, struct sw_port *p)
+{
+	struct vre_worker *ew = sw_eth_worker(s);
+
+	if (p->eth) {
+		p->q[0].w = p->q[1].w = ew;
+		return 0;
+	}
+	for (uint16_t pair = 0; pair < p->pairs; pair++) {
+		struct vre_worker *w;
+
+		if (s->mode == SW_LEARN) {
+			w = s->learn_w;
+		} else if (eth_linked(s, p)) {
 			if (p->pin[pair] > 0)
 				VRE_WARN(ROOM, "port %u: exchanges with an ethdev port, so it stays on "
-					 "the first worker (--pin %u:%u ignored)", i, i, pair);
-
-		for (uint16_t pair = 0; pair < p->pairs; pair++) {
-			int wi = w0 ? 0 : p->pin[pair] >= 0 ? p->pin[pair] : (int)(rr++ % s->pool.n);
-
-			if ((unsigned)wi >= s->pool.n) {
-				VRE_ERR(ROOM, "port %u pair %u: worker %d does not exist", i, pair, wi);
+					 "the first worker (pin of pair %u to worker %d ignored)",
+					 p->idx, pair, p->pin[pair]);
+			w = ew;
+		} else if (p->pin[pair] >= 0) {
+			if ((unsigned)p->pin[pair] >= s->pool.n) {
+				VRE_ERR(ROOM, "port %u pair %u: worker %d does not exist", p->idx,
+					pair, p->pin[pair]);
 				return -EINVAL;
 			}
-			p->q[2 * pair].w = s->pool.w[wi];
+			w = s->pool.w[p->pin[pair]];
+		} else {
+			w = s->pool.w[s->rr++ % s->pool.n];
 		}
-		if (p->pairs > 1)
-			p->q[2 * p->pairs].w = p->q[0].w;
+		p->q[2 * pair].w = w;
+		if (s->mode == SW_LEARN)
+			p->q[2 * pair + 1].w = w;
 	}
-	/* Each TX queue goes where its destination RX queue lives. */
-	for (unsigned i = 0; i < s->nports; i++) {
-		struct sw_port *p = &s->ports[i], *peer = peer_of(s, p);
-
-		for (uint16_t pair = 0; pair < p->pairs; pair++) {
-			struct sw_queue *tx = &p->q[2 * pair + 1];
-
-			tx->dst_q = &peer->q[2 * (pair % peer->pairs)];
-			tx->w = tx->dst_q->w;
-		}
-		/* an ethdev port feeds every pair of its vhost peer */
-		if (p->eth && !peer->eth) {
-			for (uint16_t pair = 0; pair < peer->pairs; pair++)
-				p->q[1].pair_qs[pair] = &peer->q[2 * pair];
-			p->q[1].npairs = peer->pairs;
-		}
-	}
+	if (p->pairs > 1)
+		p->q[2 * p->pairs].w = p->q[0].w;
 	return 0;
 }
 
-void sw_unplan(struct sw *s)
+/* The peer's RX queues move to the ethdev worker when the new port is an
+ * ethdev port (their feeders are the new port's, not running yet; the
+ * peer's own control queue stays). */
+static void move_rx_to_eth_worker(struct sw *s, struct sw_port *y)
 {
-	for (unsigned i = 0; i < s->nports; i++) {
-		if (s->ports[i].eth && s->ports[i].q)
-			free(s->ports[i].q[1].lpairs);
-		free(s->ports[i].q);
-		s->ports[i].q = NULL;
+	for (uint16_t pair = 0; pair < y->pairs; pair++)
+		y->q[2 * pair].w = sw_eth_worker(s);
+}
+
+int sw_plan_port(struct sw *s, struct sw_port *p)
+{
+	struct sw_port *y;
+	int err = assign_rx(s, p);
+
+	if (err < 0 || s->mode == SW_LEARN) {
+		if (p->eth)
+			p->q[1].w = s->learn_w;
+		return err;
 	}
+	y = peer_of(s, p);
+	if (y && y != p && p->eth && !y->eth)
+		move_rx_to_eth_worker(s, y);
+	relink(s, p);
+	if (y && y != p)
+		relink(s, y);
+	return 0;
+}
+
+void sw_unlink_port(struct sw *s, struct sw_port *p)
+{
+	struct sw_port *y;
+
+	if (s->mode == SW_LEARN)
+		return;
+	y = peer_of(s, p);
+	if (!y || y == p)
+		return;
+	/* p is out of s->ports already, so y's peer is gone: y's TX side is
+	 * re-linked to nothing */
+	relink(s, y);
 }
 
 /* ---- queue_start / queue_stop (control thread) ---- */
 
-static struct sw_queue *sq_of(struct sw *s, struct vre_net_dev *n, struct vre_net_queue *nq)
+static struct sw_queue *sq_of(struct sw_port *p, struct vre_net_queue *nq)
 {
-	for (unsigned i = 0; i < s->nports; i++) {
-		struct sw_port *p = &s->ports[i];
-
-		if (p->net == n && nq->q && nq->q->index < p->nq)
-			return &p->q[nq->q->index];
-	}
+	if (nq->q && nq->q->index < p->nq)
+		return &p->q[nq->q->index];
 	return NULL;
 }
 
-/* Points every TX queue that feeds rx at dst (NULL: rx stopped), and when
- * clearing waits until the owning worker cannot use the old pointer. */
-static void publish_dst(struct sw *s, struct sw_queue *rx, struct vre_net_queue *dst)
+/* Publishes rx's queue (dst: NULL while stopped) to everything that feeds
+ * it, and when clearing waits until the feeders' worker cannot use the
+ * old pointer. */
+static void publish_rx(struct sw *s, struct sw_queue *rx, struct vre_net_queue *dst)
 {
+	struct sw_port *p = rx->port, *y;
+	unsigned pair = rx->index / 2u;
 	bool any = false;
 
-	for (unsigned i = 0; i < s->nports; i++) {
-		struct sw_port *p = &s->ports[i];
+	__atomic_store_n(&p->rx_pub[pair], dst, __ATOMIC_RELEASE);
+	if (s->mode == SW_LEARN) {
+		/* every learn item reads rx_pub through the view, on one worker */
+		if (!dst)
+			vre_worker_sync(s->learn_w);
+		return;
+	}
+	y = peer_of(s, p);
+	if (y && y->eth) {
+		struct sw_queue *tx = &y->q[1];
 
-		for (uint16_t pair = 0; pair < p->pairs; pair++) {
-			struct sw_queue *tx = &p->q[2 * pair + 1];
+		for (unsigned j = 0; j < tx->npairs; j++)
+			if (tx->pair_qs[j] == rx) {
+				__atomic_store_n(&tx->pair_dsts[j], dst, __ATOMIC_RELEASE);
+				any |= tx->running;
+			}
+	} else if (y) {
+		for (uint16_t j = 0; j < y->pairs; j++) {
+			struct sw_queue *tx = &y->q[2 * j + 1];
 
 			if (tx->dst_q == rx) {
 				__atomic_store_n(&tx->dst, dst, __ATOMIC_RELEASE);
 				any |= tx->running;
 			}
-			for (unsigned j = 0; j < s->nports; j++)
-				if (tx->dst_qs[j] == rx) {
-					__atomic_store_n(&tx->dsts[j], dst, __ATOMIC_RELEASE);
-					any |= tx->running;
-				}
-			for (unsigned j = 0; j < tx->npairs; j++)
-				if (tx->pair_qs[j] == rx) {
-					__atomic_store_n(&tx->pair_dsts[j], dst, __ATOMIC_RELEASE);
-					any |= tx->running;
-				}
-			for (unsigned j = 0; tx->lpairs && j < s->nports; j++)
-				for (unsigned k = 0; k < SW_MAX_PAIRS; k++)
-					if (tx->lpairs->q[j][k] == rx) {
-						__atomic_store_n(&tx->lpairs->d[j][k], dst,
-								 __ATOMIC_RELEASE);
-						any |= tx->running;
-					}
 		}
 	}
 	/* Every feeder runs on rx's worker: one handshake covers them all. It
@@ -271,122 +406,112 @@ static void publish_dst(struct sw *s, struct sw_queue *rx, struct vre_net_queue 
 		vre_worker_sync(rx->w);
 }
 
-static int add_item(struct sw_queue *sq, int (*poll)(struct vre_poll_item *))
-{
-	struct vre_poll_item *it = &sq->item;
-
-	memset(it, 0, sizeof(*it));
-	it->poll = poll;
-	it->ctx = sq;
-	it->wake_fd = sq->nq->q->kick_fd;
-	/* without a kick fd the queue can only be polled: never sleep on it */
-	it->arm = it->wake_fd >= 0 ? q_arm : NULL;
-	it->disarm = q_disarm;
-	it->name = sq->nq->is_tx ? "tx" : "ctrl";
-	return vre_worker_add(sq->w, it);
-}
-
 static int sw_queue_start(void *app, struct vre_net_dev *n, struct vre_net_queue *nq)
 {
-	struct sw *s = app;
-	struct sw_queue *sq = sq_of(s, n, nq);
+	struct sw_port *p = app;
+	struct sw *s = p->sw;
+	struct sw_queue *sq = sq_of(p, nq);
 	int err = 0;
 
+	(void)n;
 	if (!sq)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	sq->nq = nq;
-	if (is_ctrl(sq->port, sq->index)) {
-		err = add_item(sq, ctrl_poll);
-	} else if (nq->is_tx && s->mode == SW_LEARN) {
-		for (unsigned j = 0; j < s->nports; j++) {
-			struct sw_queue *rx = sq->dst_qs[j];
-
-			__atomic_store_n(&sq->dsts[j], rx && rx->running ? rx->nq : NULL,
-					 __ATOMIC_RELEASE);
-		}
-		err = add_item(sq, sw_learn_poll);
+	if (is_ctrl(p, sq->index)) {
+		err = add_item(s, sq);
 	} else if (nq->is_tx) {
-		struct sw_queue *rx = sq->dst_q;
-
-		__atomic_store_n(&sq->dst, rx->running ? rx->nq : NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&sq->dst, published(sq->dst_q), __ATOMIC_RELEASE);
 		sq->dst_lost_ns = 0;
-		err = add_item(sq, rx->port->eth ? sw_vhost_to_eth_poll : tx_poll);
+		err = add_item(s, sq);
 	} else {
 		sq->running = true;
-		publish_dst(s, sq, nq);
+		publish_rx(s, sq, nq);
 	}
 	if (err == 0)
 		sq->running = true;
 	pthread_mutex_unlock(&s->lock);
-	VRE_DEBUG(ROOM, "port %u queue %u started (%d)", sq->port->idx, sq->index, err);
+	VRE_DEBUG(ROOM, "port %u queue %u started (%d)", p->idx, sq->index, err);
 	return err;
 }
 
 static void sw_queue_stop(void *app, struct vre_net_dev *n, struct vre_net_queue *nq)
 {
-	struct sw *s = app;
-	struct sw_queue *sq = sq_of(s, n, nq);
+	struct sw_port *p = app;
+	struct sw *s = p->sw;
+	struct sw_queue *sq = sq_of(p, nq);
 
+	(void)n;
 	if (!sq || !sq->running)
 		return;
 	pthread_mutex_lock(&s->lock);
 	if (sq->item.w)
 		vre_worker_remove(&sq->item);
-	else if (!nq->is_tx && !is_ctrl(sq->port, sq->index))
-		publish_dst(s, sq, NULL);
+	else if (!nq->is_tx && !is_ctrl(p, sq->index))
+		publish_rx(s, sq, NULL);
 	sq->running = false;
 	sq->notify_saturated = ld(&nq->q->notify_saturated);
 	pthread_mutex_unlock(&s->lock);
-	VRE_DEBUG(ROOM, "port %u queue %u stopped", sq->port->idx, sq->index);
+	VRE_DEBUG(ROOM, "port %u queue %u stopped", p->idx, sq->index);
 }
 
-/* ---- rebalance (SIGUSR2) ---- */
+const struct vre_net_app_ops sw_app_ops = {
+	.queue_start = sw_queue_start,
+	.queue_stop = sw_queue_stop,
+};
 
-static unsigned worker_index(const struct sw *s, const struct vre_worker *w)
+/* ---- rebalance (SIGUSR2, JSON-RPC) ---- */
+
+static struct vre_worker *next_worker(struct sw *s, struct vre_worker *w)
 {
-	for (unsigned i = 0; i < s->pool.n; i++)
-		if (s->pool.w[i] == w)
-			return i;
-	return 0;
+	int i = sw_worker_index(s, w);
+
+	return s->pool.w[(unsigned)(i < 0 ? 0 : i + 1) % s->pool.n];
 }
 
-int sw_rebalance(struct sw *s)
+/* Every item off its worker first: once the removals returned, no worker
+ * is inside any queue, RX ring or the MAC table. Then each queue goes to
+ * the worker after its own. The members of a group (an RX queue and the
+ * queues feeding it; in learn mode every queue) share a worker, so they
+ * still do: each RX ring keeps one writer. */
+static int rotate_all(struct sw *s)
 {
-	struct sw_queue *moved[SW_MAX_PORTS * (2 * SW_MAX_PAIRS + 1)];
-	unsigned nmoved = 0, fails = 0;
+	struct sw_queue **moved = NULL;
+	unsigned nmoved = 0, cap = 0, fails = 0;
 
-	if (s->pool.n < 2)
-		return 0;
-	if (s->nvhost != s->nports) {
-		VRE_WARN(ROOM, "rebalance: ethdev ports are served by the first worker only; "
-			 "nothing moved");
-		return -ENOTSUP;
-	}
-	/* queue_start / queue_stop wait: the plan and the items stay as they are */
-	pthread_mutex_lock(&s->lock);
-	/* Every item off its worker first: once the removals returned, no
-	 * worker is inside any queue, RX ring or the MAC table. */
-	for (unsigned i = 0; i < s->nports; i++)
-		for (uint16_t k = 0; k < s->ports[i].nq; k++) {
-			struct sw_queue *sq = &s->ports[i].q[k];
+	for (unsigned i = 0; i < s->cap; i++) {
+		struct sw_port *p = s->ports[i];
+
+		for (uint16_t k = 0; p && k < p->nq; k++) {
+			struct sw_queue *sq = &p->q[k];
 
 			if (sq->item.w) {
+				if (nmoved == cap) {
+					struct sw_queue **m = realloc(moved, (cap ? 2 * cap : 64) *
+									     sizeof(*m));
+					if (!m) {
+						fails = 1;
+						goto add_back;
+					}
+					moved = m;
+					cap = cap ? 2 * cap : 64;
+				}
 				vre_worker_remove(&sq->item);
 				moved[nmoved++] = sq;
 			}
 		}
-	/* Each queue to the worker after its own. The members of a group (an
-	 * RX queue and the queues feeding it; in learn mode every queue)
-	 * share a worker, so they still do: each RX ring keeps one writer. */
-	for (unsigned i = 0; i < s->nports; i++)
-		for (uint16_t k = 0; k < s->ports[i].nq; k++) {
-			struct sw_queue *sq = &s->ports[i].q[k];
+	}
+	for (unsigned i = 0; i < s->cap; i++) {
+		struct sw_port *p = s->ports[i];
 
-			sq->w = s->pool.w[(worker_index(s, sq->w) + 1) % s->pool.n];
-		}
+		for (uint16_t k = 0; p && k < p->nq; k++)
+			if (p->q[k].w)
+				p->q[k].w = next_worker(s, p->q[k].w);
+	}
+	s->learn_w = next_worker(s, s->learn_w);
+add_back:
 	for (unsigned m = 0; m < nmoved; m++) {
-		int err = vre_worker_add(moved[m]->w, &moved[m]->item);
+		int err = add_item(s, moved[m]);
 
 		/* No fallback to the old worker: that would split a group and
 		 * give an RX ring two writers. The queue stays unpolled (its
@@ -397,14 +522,95 @@ int sw_rebalance(struct sw *s)
 			fails++;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	free(moved);
 	return fails ? -EIO : (int)nmoved;
 }
 
-const struct vre_net_app_ops sw_app_ops = {
-	.queue_start = sw_queue_start,
-	.queue_stop = sw_queue_stop,
-};
+int sw_rebalance(struct sw *s)
+{
+	int r;
+
+	if (s->pool.n < 2)
+		return 0;
+	pthread_mutex_lock(&s->op_lock);
+	pthread_mutex_lock(&s->lock);
+	if (s->nvhost != s->nports) {
+		VRE_WARN(ROOM, "rebalance: ethdev ports are served by one worker only; "
+			 "nothing moved");
+		r = -ENOTSUP;
+	} else {
+		r = rotate_all(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->op_lock);
+	return r;
+}
+
+/* ---- rxq-pin ---- */
+
+static int pin_locked(struct sw *s, struct sw_port *p, unsigned pair, unsigned wi, char *why,
+		      size_t whylen)
+{
+	struct sw_queue *rx = &p->q[2 * pair];
+	struct sw_port *y = peer_of(s, p);
+	struct vre_worker *w = s->pool.w[wi];
+
+	if (eth_linked(s, p)) {
+		snprintf(why, whylen, "port %u exchanges with an ethdev port: its queues stay "
+			 "on the first worker", p->idx);
+		return -ENOTSUP;
+	}
+	/* the feeders off their worker, the group to w, the feeders back */
+	for (uint16_t j = 0; y && j < y->pairs; j++) {
+		struct sw_queue *tx = &y->q[2 * j + 1];
+
+		if (tx->dst_q == rx && tx->item.w)
+			vre_worker_remove(&tx->item);
+	}
+	rx->w = w;
+	p->pin[pair] = (int)wi;
+	for (uint16_t j = 0; y && j < y->pairs; j++) {
+		struct sw_queue *tx = &y->q[2 * j + 1];
+
+		if (tx->dst_q != rx)
+			continue;
+		tx->w = w;
+		if (tx->running && add_item(s, tx) < 0) {
+			snprintf(why, whylen, "port %u queue %u could not be added back", y->idx,
+				 tx->index);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+int sw_rxq_pin(struct sw *s, unsigned port, unsigned pair, unsigned wi, char *why, size_t whylen)
+{
+	struct sw_port *p;
+	int r = 0;
+
+	pthread_mutex_lock(&s->op_lock);
+	pthread_mutex_lock(&s->lock);
+	p = port < s->cap ? s->ports[port] : NULL;
+	if (s->mode == SW_LEARN) {
+		snprintf(why, whylen, "learn mode: one worker owns every queue (use rebalance)");
+		r = -ENOTSUP;
+	} else if (!p) {
+		snprintf(why, whylen, "no port %u", port);
+		r = -ENOENT;
+	} else if (p->eth || pair >= p->pairs) {
+		snprintf(why, whylen, "port %u has no vhost queue pair %u", port, pair);
+		r = -EINVAL;
+	} else if (wi >= s->pool.n) {
+		snprintf(why, whylen, "no worker %u (there are %u)", wi, s->pool.n);
+		r = -EINVAL;
+	} else {
+		r = pin_locked(s, p, pair, wi, why, whylen);
+	}
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->op_lock);
+	return r;
+}
 
 /* ---- counters ---- */
 
@@ -414,7 +620,7 @@ static uint64_t drops_of(const struct vre_net_stats *st)
 	       ld(&st->drop_bad_chain) + ld(&st->drop_queue_broken) + ld(&st->drop_no_mbuf);
 }
 
-void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
+static void raw_totals(struct sw_port *p, struct sw_port_totals *t)
 {
 	memset(t, 0, sizeof(*t));
 	if (p->eth) {
@@ -428,7 +634,6 @@ void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 		t->drops = t->drop_no_rx_buf + t->drop_no_dst;
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
 	for (uint16_t k = 0; k < p->nq && p->net; k++) {
 		/* the net device keeps each queue's counters across stops */
 		const struct vre_net_queue *nq = vre_net_dev_queue(p->net, k);
@@ -456,5 +661,46 @@ void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 	}
 	t->drops += t->drop_no_dst;
 	t->drop_bad = t->drops - t->drop_no_dst - t->drop_no_rx_buf;
+}
+
+void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
+{
+	const struct sw_port_totals *b = &p->base;
+
+	(void)s;
+	raw_totals(p, t);
+	t->rx_pkts -= b->rx_pkts;
+	t->rx_bytes -= b->rx_bytes;
+	t->tx_pkts -= b->tx_pkts;
+	t->tx_bytes -= b->tx_bytes;
+	t->drops -= b->drops;
+	t->drop_no_dst -= b->drop_no_dst;
+	t->drop_no_rx_buf -= b->drop_no_rx_buf;
+	t->drop_bad -= b->drop_bad;
+	t->notify_saturated -= b->notify_saturated;
+}
+
+void sw_worker_stats(struct sw *s, unsigned i, struct vre_worker_stats *st)
+{
+	const struct vre_worker_stats *b = &s->wbase[i];
+
+	vre_worker_get_stats(s->pool.w[i], st);
+	st->busy_cycles -= b->busy_cycles;
+	st->packets -= b->packets;
+	st->polls -= b->polls;
+	st->empty_polls -= b->empty_polls;
+	st->sleeps -= b->sleeps;
+	st->wakeups -= b->wakeups;
+	st->quiesces -= b->quiesces;
+}
+
+void sw_stats_clear(struct sw *s)
+{
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->cap; i++)
+		if (s->ports[i])
+			raw_totals(s->ports[i], &s->ports[i]->base);
+	for (unsigned i = 0; i < s->pool.n; i++)
+		vre_worker_get_stats(s->pool.w[i], &s->wbase[i]);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -4,10 +4,22 @@
  *
  * Each TX packet teaches the table its source MAC -> port; its destination
  * MAC picks one port when known (unicast), else the packet floods to every
- * other port. The table and every queue live on the first worker (see
- * sw_plan), so it is single-writer and its reads on the hot path take no
- * lock; other threads only count live entries for the stats. Entries age
- * out after --aging seconds without traffic from their MAC.
+ * other existing port. The table and every queue live on the learn worker
+ * (see switch.h), so it is single-writer and its reads on the hot path take
+ * no lock; other threads only read entries for stats and fdb-show. Entries
+ * age out after --aging seconds without traffic from their MAC.
+ *
+ * An entry names its port by number and generation and is found only while
+ * the published view (s->view) has a port with that number and generation:
+ * a removed port's entries die with it, and a port that reuses the number
+ * does not inherit them (switch.h). fdb-flush bumps the table's epoch, which
+ * every key carries, so all entries die at once without the control thread
+ * writing the table the worker writes.
+ *
+ * Per burst, the packets going to one port are gathered in that port's
+ * l_mask (stamped with the burst, so nothing needs clearing): unicast costs
+ * one lookup per packet, flooding one pass over the view's list of ports
+ * per burst, whatever the number of ports.
  *
  * Frame headers are in guest memory: the 12 MAC bytes are copied once into
  * locals and only the copy is looked at.
@@ -24,19 +36,25 @@
 #define FDB_SIZE 4096u /* power of two */
 #define FDB_PROBE 8u   /* linear probe length; a full neighbourhood floods */
 
+#define IN_USE (1ull << 63)
+#define EPOCH_SHIFT 48
+#define EPOCH_MASK 0x7fffu /* 15 bits between the MAC and IN_USE */
+#define MAC_MASK ((1ull << 48) - 1)
+
 struct fdb_entry {
-	uint64_t key;  /* MAC in the low 48 bits, bit 63 = in use */
+	uint64_t key;  /* MAC in the low 48 bits, the epoch above, bit 63 = in use */
 	uint32_t seen; /* seconds (monotonic) when the MAC last sent */
-	uint8_t port;
+	uint32_t port; /* port number ... */
+	uint32_t gen;  /* ... and generation */
 };
 
 struct sw_fdb {
 	struct fdb_entry e[FDB_SIZE];
-	uint32_t aging; /* seconds; an entry older than this is forgotten */
-	uint32_t now;   /* the writer's clock, set once per burst */
+	uint32_t aging;  /* seconds; an entry older than this is forgotten */
+	uint32_t now;    /* the writer's clock, set once per burst */
+	uint32_t epoch;  /* bumped by fdb-flush (any thread, atomic) */
+	uint64_t ekey;   /* the writer's copy: epoch << 48 | IN_USE, per burst */
 };
-
-#define IN_USE (1ull << 63)
 
 static uint32_t mono_secs(void)
 {
@@ -53,6 +71,7 @@ struct sw_fdb *sw_fdb_create(unsigned aging)
 	if (f) {
 		f->aging = aging ? aging : 1;
 		f->now = mono_secs();
+		f->ekey = IN_USE;
 	}
 	return f;
 }
@@ -62,28 +81,92 @@ void sw_fdb_destroy(struct sw_fdb *f)
 	free(f);
 }
 
-static inline bool fresh(const struct sw_fdb *f, const struct fdb_entry *e, uint32_t now)
+static inline uint64_t epoch_key(uint32_t epoch)
 {
-	return (e->key & IN_USE) && now - e->seen < f->aging;
+	return (uint64_t)(epoch & EPOCH_MASK) << EPOCH_SHIFT | IN_USE;
 }
 
-/* Live entries; any thread (a racy but harmless scan for the stats). */
-uint64_t sw_fdb_count(const struct sw_fdb *f)
+static inline bool fresh(const struct sw_fdb *f, uint64_t key, uint32_t seen, uint64_t ekey,
+			 uint32_t now)
+{
+	return (key & ~MAC_MASK) == ekey && now - seen < f->aging;
+}
+
+/* The port an entry names, if it still exists. */
+static inline struct sw_port *port_of(struct sw_port *const *by_no, unsigned cap, uint32_t port,
+				      uint32_t gen)
+{
+	struct sw_port *p = port < cap ? by_no[port] : NULL;
+
+	return p && p->gen == gen ? p : NULL;
+}
+
+/* ---- readers on other threads (s->lock held: s->ports is stable) ---- */
+
+struct fdb_snap {
+	uint64_t key;
+	uint32_t seen, port, gen;
+};
+
+static bool read_live(struct sw *s, unsigned i, uint64_t ekey, uint32_t now, struct fdb_snap *x)
+{
+	const struct fdb_entry *e = &s->fdb->e[i];
+
+	/* racy but harmless: a torn entry shows an odd row, never a crash */
+	x->key = __atomic_load_n(&e->key, __ATOMIC_RELAXED);
+	x->seen = __atomic_load_n(&e->seen, __ATOMIC_RELAXED);
+	x->port = __atomic_load_n(&e->port, __ATOMIC_RELAXED);
+	x->gen = __atomic_load_n(&e->gen, __ATOMIC_RELAXED);
+	return fresh(s->fdb, x->key, x->seen, ekey, now) &&
+	       port_of(s->ports, s->cap, x->port, x->gen) != NULL;
+}
+
+uint64_t sw_fdb_count(struct sw *s)
 {
 	uint32_t now = mono_secs();
-	uint64_t n = 0;
+	uint64_t n = 0, ekey;
+	struct fdb_snap x;
 
-	if (!f)
+	if (!s->fdb)
 		return 0;
-	for (unsigned i = 0; i < FDB_SIZE; i++) {
-		struct fdb_entry e;
+	ekey = epoch_key(__atomic_load_n(&s->fdb->epoch, __ATOMIC_RELAXED));
+	for (unsigned i = 0; i < FDB_SIZE; i++)
+		n += read_live(s, i, ekey, now, &x);
+	return n;
+}
 
-		e.key = __atomic_load_n(&f->e[i].key, __ATOMIC_RELAXED);
-		e.seen = __atomic_load_n(&f->e[i].seen, __ATOMIC_RELAXED);
-		n += fresh(f, &e, now);
+unsigned sw_fdb_list(struct sw *s, struct sw_fdb_row *rows, unsigned max)
+{
+	uint32_t now = mono_secs();
+	uint64_t ekey;
+	unsigned n = 0;
+	struct fdb_snap x;
+
+	if (!s->fdb)
+		return 0;
+	ekey = epoch_key(__atomic_load_n(&s->fdb->epoch, __ATOMIC_RELAXED));
+	for (unsigned i = 0; i < FDB_SIZE && n < max; i++) {
+		if (!read_live(s, i, ekey, now, &x))
+			continue;
+		for (int b = 0; b < 6; b++)
+			rows[n].mac[b] = (uint8_t)(x.key >> (8 * (5 - b)));
+		rows[n].port = x.port;
+		rows[n].age_s = now - x.seen;
+		n++;
 	}
 	return n;
 }
+
+uint64_t sw_fdb_flush(struct sw *s)
+{
+	uint64_t live = sw_fdb_count(s);
+
+	if (s->fdb)
+		__atomic_add_fetch(&s->fdb->epoch, 1, __ATOMIC_RELAXED);
+	return live;
+}
+
+/* ---- the learn worker ---- */
 
 static inline uint64_t mac_key(const uint8_t *m)
 {
@@ -91,101 +174,152 @@ static inline uint64_t mac_key(const uint8_t *m)
 	       (uint64_t)m[3] << 16 | (uint64_t)m[4] << 8 | m[5];
 }
 
-static inline unsigned fdb_hash(uint64_t key)
+static inline unsigned fdb_hash(uint64_t mac)
 {
-	return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 52) & (FDB_SIZE - 1);
+	return (unsigned)((mac * 0x9e3779b97f4a7c15ull) >> 52) & (FDB_SIZE - 1);
 }
 
-/* An aged entry keeps its slot (so probing stays simple) but is not
- * found: its MAC floods until it sends again. */
-static int fdb_lookup(const struct sw_fdb *f, uint64_t key)
+/* An aged, flushed or dead entry keeps its slot (so probing stays simple)
+ * but is not found: its MAC floods until it sends again. */
+static struct sw_port *fdb_lookup(const struct sw_fdb *f, const struct sw_view *v, uint64_t mac)
 {
-	unsigned h = fdb_hash(key);
+	uint64_t key = mac | f->ekey;
+	unsigned h = fdb_hash(mac);
 
 	for (unsigned i = 0; i < FDB_PROBE; i++) {
 		const struct fdb_entry *e = &f->e[(h + i) & (FDB_SIZE - 1)];
 
-		if (e->key == (key | IN_USE))
-			return fresh(f, e, f->now) ? e->port : -1;
+		if (e->key == key)
+			return f->now - e->seen < f->aging ?
+				       port_of(v->by_no, v->cap, e->port, e->gen) : NULL;
 		if (!(e->key & IN_USE))
-			return -1;
+			return NULL;
 	}
-	return -1;
+	return NULL;
 }
 
-/* Learns, refreshes or moves key to port; the first free or aged slot of
- * the neighbourhood takes a new MAC; a full neighbourhood keeps flooding. */
-static void fdb_learn(struct sw_fdb *f, uint64_t key, uint8_t port)
+/* Learns, refreshes or moves mac to port p; the first free, aged or dead
+ * slot of the neighbourhood takes a new MAC; a full one keeps flooding. */
+static void fdb_learn(struct sw_fdb *f, const struct sw_view *v, uint64_t mac,
+		      const struct sw_port *p)
 {
-	unsigned h = fdb_hash(key);
+	uint64_t key = mac | f->ekey;
+	unsigned h = fdb_hash(mac);
 	struct fdb_entry *spare = NULL;
 
 	for (unsigned i = 0; i < FDB_PROBE; i++) {
 		struct fdb_entry *e = &f->e[(h + i) & (FDB_SIZE - 1)];
 
-		if (e->key == (key | IN_USE)) {
-			e->port = port;
+		if (e->key == key) {
+			if (e->port != p->idx || e->gen != p->gen) {
+				__atomic_store_n(&e->port, p->idx, __ATOMIC_RELAXED);
+				__atomic_store_n(&e->gen, p->gen, __ATOMIC_RELAXED);
+			}
 			__atomic_store_n(&e->seen, f->now, __ATOMIC_RELAXED);
 			return;
 		}
-		if (!spare && !fresh(f, e, f->now))
+		if (!spare && (!fresh(f, e->key, e->seen, f->ekey, f->now) ||
+			       !port_of(v->by_no, v->cap, e->port, e->gen)))
 			spare = e;
 		if (!(e->key & IN_USE))
 			break;
 	}
 	if (spare) {
-		spare->port = port;
+		__atomic_store_n(&spare->port, p->idx, __ATOMIC_RELAXED);
+		__atomic_store_n(&spare->gen, p->gen, __ATOMIC_RELAXED);
 		__atomic_store_n(&spare->seen, f->now, __ATOMIC_RELAXED);
-		__atomic_store_n(&spare->key, key | IN_USE, __ATOMIC_RELAXED);
+		__atomic_store_n(&spare->key, key, __ATOMIC_RELAXED);
 	}
 }
 
-/* Fills mask[q] with the packets going to port q, from their first 12
- * bytes (hdr[k], already copied out of guest memory; NULL: a runt, which
- * goes nowhere and is returned as a count). Broadcast, multicast and
- * unknown unicast flood to every other port; never back to the sender. */
-static unsigned classify(struct sw *s, unsigned me, uint8_t (*hdr)[12], const bool *ok,
-			 unsigned n, uint32_t *mask)
-{
-	unsigned runts = 0;
-	uint32_t all_others = 0;
+/* Where one burst goes. */
+struct lburst {
+	uint32_t stamp;
+	uint32_t flood;              /* packets to every other port */
+	unsigned nuni;
+	struct sw_port *uni[VRE_BURST]; /* ports with unicast packets, l_mask */
+	unsigned runts;
+};
 
-	s->fdb->now = mono_secs();
-	for (unsigned q = 0; q < s->nports; q++)
-		if (q != me)
-			all_others |= 1u << q;
+/* From the packets' first 12 bytes (hdr[k], already copied out of guest
+ * memory; ok[k] false: a runt, which goes nowhere and is counted):
+ * broadcast, multicast and unknown unicast flood to every other port, never
+ * back to the sender; known unicast goes to its port's l_mask. */
+static void classify(struct sw *s, const struct sw_view *v, const struct sw_port *me,
+		     uint8_t (*hdr)[12], const bool *ok, unsigned n, struct lburst *lb)
+{
+	struct sw_fdb *f = s->fdb;
+
+	lb->stamp = ++s->learn_stamp ? s->learn_stamp : ++s->learn_stamp; /* never 0 */
+	lb->flood = 0;
+	lb->nuni = 0;
+	lb->runts = 0;
+	f->now = mono_secs();
+	f->ekey = epoch_key(__atomic_load_n(&f->epoch, __ATOMIC_RELAXED));
 	for (unsigned k = 0; k < n; k++) {
-		int port;
+		struct sw_port *p;
 
 		if (!ok[k]) {
-			runts++;
+			lb->runts++;
 			continue;
 		}
 		if (!(hdr[k][6] & 1))
-			fdb_learn(s->fdb, mac_key(hdr[k] + 6), (uint8_t)me);
-		port = (hdr[k][0] & 1) ? -1 : fdb_lookup(s->fdb, mac_key(hdr[k]));
-		if (port == (int)me)
+			fdb_learn(f, v, mac_key(hdr[k] + 6), me);
+		p = (hdr[k][0] & 1) ? NULL : fdb_lookup(f, v, mac_key(hdr[k]));
+		if (p == me)
 			continue; /* the sender's own segment: filtered */
-		if (port >= 0) {
-			mask[port] |= 1u << k;
-		} else {
-			for (unsigned q = 0; q < s->nports; q++)
-				if (all_others & (1u << q))
-					mask[q] |= 1u << k;
+		if (!p) {
+			lb->flood |= 1u << k;
+			continue;
 		}
+		if (p->l_stamp != lb->stamp) {
+			p->l_stamp = lb->stamp;
+			p->l_mask = 0;
+			lb->uni[lb->nuni++] = p;
+		}
+		p->l_mask |= 1u << k;
 	}
-	return runts;
+}
+
+/* The packets of the burst for port p, and which of them were unicast. */
+static inline uint32_t mask_for(const struct lburst *lb, const struct sw_port *p, uint32_t *uni)
+{
+	*uni = p->l_stamp == lb->stamp ? p->l_mask : 0;
+	return lb->flood | *uni;
+}
+
+/* vhost TX -> port p (vhost or ethdev). Returns packets dropped for want
+ * of a running RX queue (unicast only: a flood skips a port without one). */
+static unsigned to_port(struct sw_queue *sq, struct sw_port *p, uint32_t mask, uint32_t uni)
+{
+	unsigned pair = sq->index / 2u;
+	struct vre_net_queue *dst;
+
+	if (p->eth) {
+		sw_learn_to_eth(sq, p, mask); /* no mbuf: counted as drop_no_mbuf */
+		return 0;
+	}
+	dst = __atomic_load_n(&p->rx_pub[pair < p->pairs ? pair : pair % p->pairs],
+			      __ATOMIC_ACQUIRE);
+	if (dst) {
+		vre_net_rx_put(dst, sq->burst, mask);
+		return 0;
+	}
+	return (unsigned)__builtin_popcount(uni);
 }
 
 int sw_learn_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
-	struct sw *s = sq->port->sw;
-	struct vre_net_tx_burst *b = &sq->burst;
-	uint32_t mask[SW_MAX_PORTS] = { 0 };
+	struct sw_port *me = sq->port;
+	struct sw *s = me->sw;
+	struct vre_net_tx_burst *b = sq->burst;
+	const struct sw_view *v = __atomic_load_n(&s->view, __ATOMIC_ACQUIRE);
 	uint8_t hdr[VRE_BURST][12];
 	bool ok[VRE_BURST];
+	struct lburst lb;
 	uint64_t dropped;
+	uint32_t m, uni;
 	int n = vre_net_tx_fetch(sq->nq, b);
 	int taken = b->n;
 
@@ -196,21 +330,18 @@ int sw_learn_poll(struct vre_poll_item *it)
 		if (ok[k])
 			memcpy(hdr[k], b->pkts[k].eth, 12); /* the one read */
 	}
-	dropped = classify(s, sq->port->idx, hdr, ok, b->npkts, mask);
-	for (unsigned q = 0; q < s->nports; q++) {
-		struct vre_net_queue *dst;
+	classify(s, v, me, hdr, ok, b->npkts, &lb);
+	dropped = lb.runts;
+	if (lb.flood) {
+		for (unsigned i = 0; i < v->n; i++) {
+			struct sw_port *p = v->list[i];
 
-		if (!mask[q])
-			continue;
-		if (s->ports[q].eth) {
-			dropped += sw_learn_to_eth(sq, &s->ports[q], mask[q]);
-			continue;
+			if (p != me && (m = mask_for(&lb, p, &uni)))
+				dropped += to_port(sq, p, m, uni);
 		}
-		dst = __atomic_load_n(&sq->dsts[q], __ATOMIC_ACQUIRE);
-		if (dst)
-			vre_net_rx_put(dst, b, mask[q]);
-		else
-			dropped += (unsigned)__builtin_popcount(mask[q]);
+	} else {
+		for (unsigned i = 0; i < lb.nuni; i++)
+			dropped += to_port(sq, lb.uni[i], lb.uni[i]->l_mask, lb.uni[i]->l_mask);
 	}
 	if (dropped)
 		__atomic_store_n(&sq->drop_no_dst, sq->drop_no_dst + dropped, __ATOMIC_RELAXED);
@@ -218,20 +349,50 @@ int sw_learn_poll(struct vre_poll_item *it)
 	return taken;
 }
 
-/* ethdev RX in learn mode: the same table, mbufs instead of chains. A
- * packet going to several ethdev ports is sent with one more reference
- * per extra port (rte_pktmbuf_refcnt_update covers every segment). */
+/* ethdev RX -> port p: the packets in mask. A packet going to several
+ * ethdev ports is sent with one more reference per port (the send consumes
+ * one; ours is freed by the caller). */
+static unsigned eth_to_port(struct sw_port *p, struct rte_mbuf **m, uint16_t n, uint32_t mask,
+			    uint32_t uni)
+{
+	struct rte_mbuf *sel[VRE_BURST];
+	struct vre_net_queue *dst[SW_MAX_PAIRS];
+	unsigned ns = 0, nd = 0;
+
+	for (unsigned k = 0; k < n; k++)
+		if (mask & (1u << k))
+			sel[ns++] = m[k];
+	if (p->eth) {
+		for (unsigned k = 0; k < ns; k++)
+			rte_pktmbuf_refcnt_update(sel[k], 1);
+		sw_eth_send(p, sel, ns);
+		return 0;
+	}
+	/* the port's running RX queues: each flow to one */
+	for (unsigned k = 0; k < p->pairs; k++) {
+		dst[nd] = __atomic_load_n(&p->rx_pub[k], __ATOMIC_ACQUIRE);
+		nd += dst[nd] != NULL;
+	}
+	if (!nd)
+		return (unsigned)__builtin_popcount(uni);
+	sw_rx_spread(dst, nd, sel, (uint16_t)ns);
+	return 0;
+}
+
+/* ethdev RX in learn mode: the same table, mbufs instead of chains. */
 int sw_learn_eth_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
-	struct sw_port *p = sq->port;
-	struct sw *s = p->sw;
-	struct rte_mbuf *m[VRE_BURST], *sel[VRE_BURST];
-	uint32_t mask[SW_MAX_PORTS] = { 0 };
+	struct sw_port *me = sq->port;
+	struct sw *s = me->sw;
+	const struct sw_view *v = __atomic_load_n(&s->view, __ATOMIC_ACQUIRE);
+	struct rte_mbuf *m[VRE_BURST];
 	uint8_t hdr[VRE_BURST][12];
 	bool ok[VRE_BURST];
+	struct lburst lb;
 	uint64_t bytes = 0, dropped;
-	uint16_t n = rte_eth_rx_burst(p->eth_id, 0, m, VRE_BURST);
+	uint32_t mk, uni;
+	uint16_t n = rte_eth_rx_burst(me->eth_id, 0, m, VRE_BURST);
 
 	if (n == 0)
 		return 0;
@@ -241,36 +402,20 @@ int sw_learn_eth_poll(struct vre_poll_item *it)
 		if (ok[k])
 			memcpy(hdr[k], rte_pktmbuf_mtod(m[k], const uint8_t *), 12);
 	}
-	__atomic_store_n(&p->eth_in_pkts, p->eth_in_pkts + n, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->eth_in_bytes, p->eth_in_bytes + bytes, __ATOMIC_RELAXED);
-	dropped = classify(s, p->idx, hdr, ok, n, mask);
-	for (unsigned q = 0; q < s->nports; q++) {
-		unsigned ns = 0;
+	__atomic_store_n(&me->eth_in_pkts, me->eth_in_pkts + n, __ATOMIC_RELAXED);
+	__atomic_store_n(&me->eth_in_bytes, me->eth_in_bytes + bytes, __ATOMIC_RELAXED);
+	classify(s, v, me, hdr, ok, n, &lb);
+	dropped = lb.runts;
+	if (lb.flood) {
+		for (unsigned i = 0; i < v->n; i++) {
+			struct sw_port *p = v->list[i];
 
-		if (!mask[q])
-			continue;
-		for (unsigned k = 0; k < n; k++)
-			if (mask[q] & (1u << k))
-				sel[ns++] = m[k];
-		if (s->ports[q].eth) {
-			/* the send consumes one reference; ours is freed below */
-			for (unsigned k = 0; k < ns; k++)
-				rte_pktmbuf_refcnt_update(sel[k], 1);
-			sw_eth_send(&s->ports[q], sel, ns);
-		} else {
-			struct vre_net_queue *dst[SW_MAX_PAIRS];
-			unsigned nd = 0;
-
-			/* the port's running RX queues: each flow to one */
-			for (unsigned k = 0; sq->lpairs && k < s->ports[q].pairs; k++) {
-				dst[nd] = __atomic_load_n(&sq->lpairs->d[q][k], __ATOMIC_ACQUIRE);
-				nd += dst[nd] != NULL;
-			}
-			if (nd)
-				sw_rx_spread(dst, nd, sel, (uint16_t)ns);
-			else
-				dropped += ns;
+			if (p != me && (mk = mask_for(&lb, p, &uni)))
+				dropped += eth_to_port(p, m, n, mk, uni);
 		}
+	} else {
+		for (unsigned i = 0; i < lb.nuni; i++)
+			dropped += eth_to_port(lb.uni[i], m, n, lb.uni[i]->l_mask, lb.uni[i]->l_mask);
 	}
 	if (dropped)
 		__atomic_store_n(&sq->drop_no_dst, sq->drop_no_dst + dropped, __ATOMIC_RELAXED);

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * vre-switch [EAL options --] [--config FILE] --vhost PATH[,client][,queues=N] ... [options]
+ * vre-switch [EAL options --] [--config FILE] [--vhost PATH[,OPTS]] ... [options]
  *
  * Serves vhost-user ports with VRE's control plane (not DPDK's vhost
- * library) and DPDK ethdev ports (whatever the EAL probed), and forwards
- * with VRE's workers; see switch.h for the design and usage() in
- * options.c for the options. The EAL is initialised (with quiet defaults
- * when no EAL options are given) so workers are DPDK threads.
+ * library) and DPDK ethdev ports, and forwards with VRE's workers; see
+ * switch.h for the design and usage() in options.c for the options. The
+ * EAL is initialised (with quiet defaults when no EAL options are given)
+ * so workers are DPDK threads.
  *
- * This file is the run loop: the EAL, the ports, the workers, signals.
- * options.c reads the command line and --config, stats.c the counters.
+ * This file is the run loop: the EAL, the ports given at start (through
+ * sw_port_add, as vre-ctl's port-add), the control channel, telemetry,
+ * readiness for systemd, signals. options.c reads the command line and
+ * --config, stats.c the counters, ctl_server.c the control channel.
  */
 #include <errno.h>
 #include <sched.h>
@@ -17,25 +19,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
 #include "app.h"
+#include "ctl_server.h"
 #include "vre_log.h"
 #include "vre_worker_dpdk.h"
-
-static const char *const mode_names[] = { "loopback", "xconnect", "learn" };
 
 /* ---- EAL ---- */
 
 static int eal_init(int argc, char **argv, bool have_eal_args)
 {
 	char lcore[32];
-	char *def[] = { argv[0], "--no-pci", "--no-huge", "--no-shconf", "-m", "64",
-			"--no-telemetry", "--log-level=lib.eal:warning", "-l", lcore, NULL };
-	int r;
+	/* telemetry stays on (dpdk-telemetry.py -f vre-switch): its socket
+	 * is /var/run/dpdk/vre-switch/dpdk_telemetry.v2, or ...v2:N for the
+	 * N-th instance running at once */
+	char *def[] = { argv[0], "--no-pci", "--no-huge", "--no-shconf", "-m", "256",
+			"--file-prefix", "vre-switch", "--log-level=lib.eal:warning",
+			"--log-level=lib.telemetry:warning", "-l", lcore, NULL };
 
 	if (have_eal_args)
 		return rte_eal_init(argc, argv);
@@ -51,55 +61,34 @@ static int eal_init(int argc, char **argv, bool have_eal_args)
 					break;
 				}
 	}
-	r = rte_eal_init((int)(sizeof(def) / sizeof(def[0])) - 1, def);
-	return r;
+	return rte_eal_init((int)(sizeof(def) / sizeof(def[0])) - 1, def);
 }
 
-/* ---- ports ---- */
-
-static int open_ports(struct sw *s)
+/* Every vhost port costs a listening socket, a connection, kick and call
+ * eventfds and memory fds while a frontend is there: a thousand ports do
+ * not fit the usual soft limit of 1024 open files. */
+static void raise_fd_limit(void)
 {
-	for (unsigned i = 0; i < s->nvhost; i++) {
-		struct sw_port *p = &s->ports[i];
-		struct vre_net_config nc = {
-			.mac = { 0x02, 0x56, 0x52, 0x45, 0x00, (uint8_t)(i + 1) },
-			.max_queue_pairs = p->pairs,
-		};
-		struct vre_dev_config dc = { .path = p->path, .client = p->client };
-		int err = vre_net_dev_create(&nc, &sw_app_ops, s, &p->net);
+	struct rlimit rl;
 
-		if (err < 0) {
-			fprintf(stderr, PROG ": port %u: %s\n", i, strerror(-err));
-			return err;
-		}
-		dc.ops = vre_net_dev_ops(p->net);
-		dc.ctx = p->net;
-		err = vre_dev_create(s->server, &dc, &p->dev);
-		if (err < 0) {
-			fprintf(stderr, PROG ": %s: %s\n", p->path, strerror(-err));
-			return err;
-		}
-		vre_net_dev_set_control(p->net, p->dev);
-	}
-	return 0;
-}
-
-/* Destroying the server stops every running queue (queue_stop takes the
- * items off the workers) and removes the sockets; the net devices keep
- * their counters until close_ports. */
-static void stop_server(struct sw *s)
-{
-	vre_server_destroy(s->server);
-	s->server = NULL;
-}
-
-static void close_ports(struct sw *s)
-{
-	for (unsigned i = 0; i < s->nvhost; i++) {
-		vre_net_dev_destroy(s->ports[i].net);
-		s->ports[i].net = NULL;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			VRE_WARN("switch", "cannot raise the open file limit: %s", strerror(errno));
 	}
 }
+
+/* systemd's readiness protocol (Type=notify); nothing without NOTIFY_SOCKET. */
+static void notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* ---- signals ---- */
 
 /* Waits for a signal of set until deadline_ns (0: forever). Returns the
  * signal, or -1 at the deadline. */
@@ -126,15 +115,16 @@ static int wait_signal(const sigset_t *set, uint64_t deadline_ns)
 	return sig;
 }
 
-/* The switch's life after the ports are known: prints the table every
+/* The switch's life after the ports are up: prints the table every
  * interval and on SIGUSR1 (taken synchronously by sigtimedwait, so no
- * handler runs in signal context), stops on SIGINT/SIGTERM. */
+ * handler runs in signal context), rebalances on SIGUSR2, stops on
+ * SIGINT/SIGTERM. */
 static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struct snap *cur,
 		  struct snap *prev)
 {
 	uint64_t period = (uint64_t)o->stats_interval * 1000000000u;
 	uint64_t next = period ? sw_now_ns() + period : 0;
-	struct snap *t;
+	struct snap t;
 	int sig;
 
 	sw_snap_take(s, prev);
@@ -156,7 +146,7 @@ static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struc
 			sw_stats_write_json(s, o->stats_json, cur, prev);
 		if (sig == SIGUSR1)
 			continue; /* on demand: the interval's baseline stays */
-		t = prev, prev = cur, cur = t;
+		t = *prev, *prev = *cur, *cur = t;
 		next += period;
 		if (next < sw_now_ns()) /* stopped for a while: no burst of catch-up lines */
 			next = sw_now_ns() + period;
@@ -164,91 +154,192 @@ static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struc
 	printf(PROG ": signal received, stopping\n");
 }
 
-/* Checks that need the ethdev ports: a failure is a usage error (2). */
-static int check_ports(struct sw *s, unsigned neth)
+/* ---- start and stop ---- */
+
+/* Checks that need the ethdev ports the EAL probed: a failure is a usage
+ * error (2). */
+static int check_ports(struct sw *s, const struct opts *o, unsigned neth)
 {
-	unsigned n = s->nports + neth;
+	unsigned nvhost = 0, n;
 
-	s->nvhost = s->nports;
-
-	if (n == 0) {
-		fprintf(stderr, PROG ": no ports: give --vhost PATH or EAL options with --vdev\n");
+	for (unsigned i = 0; i < o->nports; i++)
+		nvhost += o->ports[i].kind == SW_VHOST;
+	n = o->nports + neth;
+	if (n == 0 && strcmp(o->ctl, "none") == 0) {
+		fprintf(stderr, PROG ": no ports and no control channel: give --vhost PATH, "
+			"EAL options with --vdev, or --ctl PATH\n");
 		return -EINVAL;
 	}
 	if (s->mode == SW_XCONNECT && n % 2) {
 		fprintf(stderr, PROG ": --mode xconnect needs an even number of ports, got %u "
-			"(%u vhost + %u ethdev)\n", n, s->nports, neth);
+			"(%u vhost + %u ethdev)\n", n, nvhost, n - nvhost);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-/* Returns 0, or the exit code. */
-static int run(struct sw *s, const struct opts *o, const sigset_t *set)
+/* The ports of the command line and config file, through the same
+ * sw_port_add as port-add: ethdev ports the EAL probed first (numbered
+ * after the vhost ports) so that a bad one leaves no socket behind, then
+ * the vhost ports 0..V-1, then --ethdev ports. */
+static int add_start_ports(struct sw *s, const struct opts *o)
+{
+	unsigned nvhost = 0, k = 0;
+	char why[256];
+	uint16_t id;
+	int r;
+
+	for (unsigned i = 0; i < o->nports; i++)
+		nvhost += o->ports[i].kind == SW_VHOST;
+	RTE_ETH_FOREACH_DEV(id) {
+		struct sw_port_spec spec;
+
+		sw_port_spec_init(&spec);
+		spec.kind = SW_ETHDEV;
+		spec.eth_id = id;
+		spec.number = (int)(nvhost + k++);
+		if ((r = sw_port_add(s, &spec, why, sizeof(why))) < 0)
+			goto bad;
+	}
+	for (unsigned i = 0, v = 0; i < o->nports; i++) {
+		struct sw_port_spec spec = o->ports[i];
+
+		if (spec.kind != SW_VHOST)
+			continue;
+		spec.number = (int)v++;
+		if ((r = sw_port_add(s, &spec, why, sizeof(why))) < 0)
+			goto bad;
+	}
+	for (unsigned i = 0; i < o->nports; i++)
+		if (o->ports[i].kind == SW_ETHDEV &&
+		    (r = sw_port_add(s, &o->ports[i], why, sizeof(why))) < 0)
+			goto bad;
+	return 0;
+bad:
+	fprintf(stderr, PROG ": %s\n", why);
+	return r;
+}
+
+static int start(struct sw *s, const struct opts *o)
 {
 	struct vre_worker_config tmpl = { .mode = o->poll,
 					  .thread_init = vre_worker_dpdk_init,
 					  .thread_fini = vre_worker_dpdk_fini };
-	struct snap *a = calloc(2, sizeof(*a)), *cur = a, *prev = a + 1;
 	int cpus[64];
-	int err, code = 1;
+	char why[256];
+	int err;
 
-	if (!a)
-		return 1;
-	/* ethdev ports before any socket or thread exists: a bad port leaves
-	 * nothing behind and prints only its own line */
-	err = check_ports(s, rte_eth_dev_count_avail());
-	if (err == 0)
-		err = sw_eth_open(s, (unsigned)vre_cpulist_parse(o->workers, cpus, 64));
-	if (err < 0) {
-		sw_eth_close(s);
-		free(a);
+	s->nworkers_hint = (unsigned)vre_cpulist_parse(o->workers, cpus, 64);
+	if (sw_eth_reserve_pools(s, why, sizeof(why)) < 0) {
+		fprintf(stderr, PROG ": %s\n", why);
 		return EXIT_USAGE;
 	}
 	err = vre_worker_pool_create(&s->pool, o->workers, &tmpl);
 	if (err < 0) {
 		fprintf(stderr, PROG ": cannot start workers on CPUs %s: %s\n", o->workers,
 			strerror(-err));
-		sw_eth_close(s);
-		free(a);
 		return 1;
 	}
-	if (s->mode == SW_LEARN && !(s->fdb = sw_fdb_create(o->aging)))
-		err = -ENOMEM;
-	if (err == 0)
-		err = sw_plan(s);
-	if (err == 0)
-		err = sw_eth_attach(s);
-	if (err == 0)
-		err = vre_server_create(&s->server);
-	if (err == 0) {
-		vre_server_set_msg_timeout(s->server, o->msg_timeout_ms);
-		err = open_ports(s);
+	s->learn_w = s->pool.w[0];
+	s->wbase = calloc(s->pool.n, sizeof(*s->wbase));
+	if (!s->wbase || (s->mode == SW_LEARN && !(s->fdb = sw_fdb_create(o->aging))) ||
+	    (s->view = calloc(1, sizeof(*s->view))) == NULL) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return 1;
 	}
-	if (err == 0)
-		err = vre_server_start(s->server);
-	if (err < 0)
-		goto out;
-	printf(PROG ": ready: %u port(s) (%u vhost, %u ethdev), %s mode, %u worker(s) on CPUs %s, "
-	       "%s polling\n",
-	       s->nports, s->nvhost, s->nports - s->nvhost, mode_names[s->mode], s->pool.n,
-	       o->workers, vre_poll_mode_name(o->poll));
-	fflush(stdout);
-	serve(s, o, set, cur, prev);
-	code = 0;
-out:
-	stop_server(s);
-	sw_eth_close(s); /* after the vhost queues: nothing sends to it any more */
-	sw_snap_take(s, cur);
-	sw_stats_print(s, cur, NULL, "final");
-	if (o->stats_json && code == 0)
-		sw_stats_write_json(s, o->stats_json, cur, NULL);
-	close_ports(s);
-	sw_unplan(s);
-	vre_worker_pool_destroy(&s->pool);
+	s->view->list = s->view->by_no;
+	err = vre_server_create(&s->server);
+	if (err < 0) {
+		fprintf(stderr, PROG ": cannot create the vhost-user server: %s\n", strerror(-err));
+		return 1;
+	}
+	vre_server_set_msg_timeout(s->server, o->msg_timeout_ms);
+	if (add_start_ports(s, o) < 0)
+		return EXIT_USAGE;
+	sw_go(s);
+	err = vre_server_start(s->server);
+	if (err < 0) {
+		fprintf(stderr, PROG ": cannot start the vhost-user server: %s\n", strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
+/* Everything start() made, in reverse; safe on a half-made switch. */
+static void stop(struct sw *s, const struct opts *o, struct snap *cur, bool final)
+{
+	struct vre_worker_pool pool;
+
+	sw_telemetry_off(s);
+	sw_ports_stop(s);
+	if (final) {
+		sw_snap_take(s, cur);
+		sw_stats_print(s, cur, NULL, "final");
+		if (o->stats_json)
+			sw_stats_write_json(s, o->stats_json, cur, NULL);
+	}
+	sw_ports_free(s);
+	vre_server_destroy(s->server);
+	s->server = NULL;
+	sw_eth_free_pools(s);
+	pthread_mutex_lock(&s->lock);
+	pool = s->pool;
+	memset(&s->pool, 0, sizeof(s->pool));
+	pthread_mutex_unlock(&s->lock);
+	vre_worker_pool_destroy(&pool);
 	sw_fdb_destroy(s->fdb);
-	free(a);
-	return code;
+	s->fdb = NULL;
+	free(s->wbase);
+	s->wbase = NULL;
+}
+
+/* Returns 0, or the exit code. */
+static int run(struct sw *s, const struct opts *o, const sigset_t *set)
+{
+	struct snap cur = { 0 }, prev = { 0 };
+	struct sw_ctl *ctl = NULL;
+	char why[256];
+	int code;
+
+	/* before any socket or thread exists: a bad set of ports costs only
+	 * its own line */
+	if (check_ports(s, o, rte_eth_dev_count_avail()) < 0)
+		return EXIT_USAGE;
+	code = start(s, o);
+	if (code == 0 && strcmp(o->ctl, "none") != 0) {
+		struct vre_sock_perm perm = { .mode = 0660, .set_group = o->ctl_gid_set,
+					      .group = o->ctl_gid };
+
+		if (sw_ctl_start(s, o->ctl, &perm, &ctl, why, sizeof(why)) < 0) {
+			fprintf(stderr, PROG ": control socket %s: %s\n", o->ctl, why);
+			code = EXIT_USAGE;
+		}
+	}
+	if (code == 0 && sw_telemetry_register(s) < 0)
+		VRE_WARN("switch", "DPDK telemetry: the /vre commands could not be registered");
+	if (code) {
+		stop(s, o, &cur, false);
+		return code;
+	}
+	printf(PROG ": ready: %u port(s) (%u vhost, %u ethdev), %s mode, %u worker(s) on CPUs %s, "
+	       "%s polling, control %s\n",
+	       s->nports, s->nvhost, s->nports - s->nvhost, sw_mode_names[s->mode], s->pool.n,
+	       o->workers, vre_poll_mode_name(o->poll), o->ctl);
+	fflush(stdout);
+	{
+		char status[160];
+
+		snprintf(status, sizeof(status), "READY=1\nSTATUS=%u port(s), %s mode, control %s",
+			 s->nports, sw_mode_names[s->mode], o->ctl);
+		notify(status);
+	}
+	serve(s, o, set, &cur, &prev);
+	notify("STOPPING=1");
+	sw_ctl_stop(ctl); /* no port-add behind our back from here */
+	stop(s, o, &cur, true);
+	sw_snap_free(&cur);
+	sw_snap_free(&prev);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -276,6 +367,9 @@ int main(int argc, char **argv)
 	if (o.log_level)
 		vre_log_set_level((enum vre_log_level)vre_log_parse_level(o.log_level));
 	pthread_mutex_init(&s.lock, NULL);
+	pthread_mutex_init(&s.op_lock, NULL);
+	pthread_rwlock_init(&s.keep, NULL);
+	raise_fd_limit();
 
 	/* Every thread started from here on (EAL, control, workers) inherits
 	 * the blocked set, so the signals reach only sigtimedwait below. */
@@ -293,5 +387,6 @@ int main(int argc, char **argv)
 	}
 	err = run(&s, &o, &set);
 	rte_eal_cleanup();
+	free(o.ports);
 	return err;
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "app.h"
+#include "vre_version.h"
+#include "ctl_proto.h"
 
 /* Where the option being applied came from, for bad()'s message:
  * "FILE:LINE: " while reading --config, "" on the command line. */
@@ -21,16 +23,24 @@ static char where[PATH_MAX + 32];
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " [EAL options --] [--config FILE] --vhost PATH[,client][,queues=N] ... [options]\n"
-		"  --vhost PATH[,client][,queues=N]  a vhost-user port (server socket unless client;\n"
-		"                                    N queue pairs, default 1); repeatable\n"
+		"usage: " PROG " [EAL options --] [--config FILE] [--vhost PATH[,OPTS]] ... [options]\n"
+		"  --vhost PATH[,client][,queues=N][,name=NAME][,owner=USER][,group=GROUP][,mode=OCTAL]\n"
+		"                                    a vhost-user port: a server socket at PATH (or a\n"
+		"                                    frontend's, with client), N queue pairs (default 1),\n"
+		"                                    the socket file's owner, group and mode; repeatable\n"
+		"  --ethdev DEVARGS                  a DPDK ethdev port hot-plugged at start (net_ring0,\n"
+		"                                    'net_tap0,iface=t0', a PCI address); repeatable\n"
 		"  (EAL options)                     every DPDK ethdev port the EAL probes (--vdev\n"
 		"                                    net_ring0, --vdev net_tap0, -a PCI, ...) is a\n"
 		"                                    switch port too: one RX and one TX queue on the\n"
 		"                                    first worker, which sleeps on RX interrupts when\n"
 		"                                    idle (net_tap, NICs) or naps up to 1 ms (others)\n"
 		"  Port numbers: vhost ports 0..V-1 in command-line order, then ethdev ports V..\n"
-		"  in DPDK port order; xconnect pairs and the tables use these numbers.\n"
+		"  in DPDK port order, then --ethdev ports; a port added at runtime takes the lowest\n"
+		"  free number. xconnect pairs and the tables use these numbers.\n"
+		"  --ctl PATH|none                   the JSON-RPC control socket (vre-ctl(8)), mode 0660\n"
+		"                                    (default " SW_CTL_DEFAULT_PATH ")\n"
+		"  --ctl-group GROUP                 the control socket's group (default: ours)\n"
 		"  --mode learn|xconnect|loopback    learn: a MAC-learning bridge over all ports, on\n"
 		"                                    the first worker (default);\n"
 		"                                    xconnect: ports 0<->1, 2<->3, ...;\n"
@@ -54,8 +64,11 @@ static void usage(FILE *f)
 		"  --config FILE                     read options from FILE first: one 'option value'\n"
 		"                                    per line (long option names without '--'),\n"
 		"                                    '#' starts a comment; repeatable options (vhost,\n"
-		"                                    pin) add up, the command line overrides the rest\n"
-		"Without EAL options, the EAL runs with --no-pci --no-huge --no-shconf (no files left behind).\n"
+		"                                    ethdev, pin) add up, the command line overrides the rest\n"
+		"  --version                         print the version and exit\n"
+		"Without EAL options, the EAL runs with --no-pci --no-huge --no-shconf -m 256\n"
+		"--file-prefix vre-switch (DPDK telemetry: dpdk-telemetry.py -f vre-switch).\n"
+		"The switch may start without ports; vre-ctl port-add adds them at runtime.\n"
 		"Exit codes: 0 after SIGINT/SIGTERM; 2 for a bad command line, config file, EAL option\n"
 		"or port (nothing is left behind); 1 for other failures.\n");
 }
@@ -86,51 +99,94 @@ static long parse_num(const char *s, long lo, long hi, const char *what)
 	return v;
 }
 
-static void parse_vhost(struct sw *s, char *arg)
+static struct sw_port_spec *new_spec(struct opts *o, enum sw_kind kind)
 {
-	struct sw_port *p;
+	struct sw_port_spec *t = realloc(o->ports, (o->nports + 1) * sizeof(*t));
+
+	if (!t)
+		bad("out of memory");
+	o->ports = t;
+	t = &o->ports[o->nports++];
+	sw_port_spec_init(t);
+	t->kind = kind;
+	return t;
+}
+
+/* One OPT of --vhost PATH,OPT,... */
+static void vhost_opt(struct sw_port_spec *p, const char *tok)
+{
+	const char *v = strchr(tok, '=') ? strchr(tok, '=') + 1 : "";
+
+	if (strcmp(tok, "client") == 0)
+		p->client = true;
+	else if (strncmp(tok, "queues=", 7) == 0)
+		p->pairs = (uint16_t)parse_num(v, 1, SW_MAX_PAIRS, "--vhost queues");
+	else if (strncmp(tok, "name=", 5) == 0) {
+		if (strlen(v) >= sizeof(p->name))
+			bad("--vhost name: '%s' is longer than %zu characters", v, sizeof(p->name) - 1);
+		snprintf(p->name, sizeof(p->name), "%s", v);
+	} else if (strncmp(tok, "owner=", 6) == 0) {
+		if (sw_parse_owner(v, &p->perm.owner) < 0)
+			bad("--vhost owner: no user '%s'", v);
+		p->perm.set_owner = true;
+	} else if (strncmp(tok, "group=", 6) == 0) {
+		if (sw_parse_group(v, &p->perm.group) < 0)
+			bad("--vhost group: no group '%s'", v);
+		p->perm.set_group = true;
+	} else if (strncmp(tok, "mode=", 5) == 0) {
+		if (sw_parse_mode(v, &p->perm.mode) < 0)
+			bad("--vhost mode: '%s' is not an octal mode in 1..0777", v);
+	} else {
+		bad("--vhost: unknown option '%s'", tok);
+	}
+}
+
+static void parse_vhost(struct opts *o, char *arg)
+{
+	struct sw_port_spec *p;
 	char *save = NULL, *tok;
 
-	if (s->nports == SW_MAX_PORTS)
-		bad("at most %d --vhost ports", SW_MAX_PORTS);
-	p = &s->ports[s->nports];
-	p->sw = s;
-	p->idx = s->nports;
-	p->pairs = 1;
-	for (int i = 0; i < SW_MAX_PAIRS; i++)
-		p->pin[i] = -1;
+	p = new_spec(o, SW_VHOST);
 	tok = strtok_r(arg, ",", &save);
 	if (!tok || !*tok)
 		bad("--vhost needs a socket path");
 	if (strlen(tok) >= 108)
 		bad("--vhost: socket path too long: %s", tok);
 	p->path = tok;
-	while ((tok = strtok_r(NULL, ",", &save))) {
-		if (strcmp(tok, "client") == 0)
-			p->client = true;
-		else if (strncmp(tok, "queues=", 7) == 0)
-			p->pairs = (uint16_t)parse_num(tok + 7, 1, SW_MAX_PAIRS, "--vhost queues");
-		else
-			bad("--vhost: unknown option '%s'", tok);
-	}
-	for (unsigned i = 0; i < s->nports; i++)
-		if (strcmp(s->ports[i].path, p->path) == 0)
+	while ((tok = strtok_r(NULL, ",", &save)))
+		vhost_opt(p, tok);
+	if (p->client && (p->perm.mode || p->perm.set_owner || p->perm.set_group))
+		bad("--vhost %s: owner=, group= and mode= apply to a socket we listen on, not with "
+		    "client", p->path);
+	for (unsigned i = 0; i + 1 < o->nports; i++)
+		if (o->ports[i].kind == SW_VHOST && strcmp(o->ports[i].path, p->path) == 0)
 			bad("--vhost: %s given twice", p->path);
-	s->nports++;
 }
 
-static void parse_pin(struct sw *s, const char *arg)
+/* The vhost spec with command-line number port (vhost ports come first). */
+static struct sw_port_spec *vhost_spec(struct opts *o, unsigned port)
+{
+	for (unsigned i = 0, n = 0; i < o->nports; i++)
+		if (o->ports[i].kind == SW_VHOST && n++ == port)
+			return &o->ports[i];
+	return NULL;
+}
+
+static void parse_pin(struct opts *o, const char *arg)
 {
 	unsigned port, pair, w;
+	struct sw_port_spec *p;
 	char tail;
 
 	if (sscanf(arg, "%u:%u=%u%c", &port, &pair, &w, &tail) != 3)
 		bad("--pin: expected PORT:PAIR=WORKER, got '%s'", arg);
-	if (port >= s->nports)
+	p = vhost_spec(o, port);
+	if (!p)
 		bad("--pin: port %u is not defined (give --vhost first)", port);
-	if (pair >= s->ports[port].pairs)
+	if (pair >= p->pairs)
 		bad("--pin: port %u has no pair %u", port, pair);
-	s->ports[port].pin[pair] = (int)w;
+	p->pin[pair] = (int)w;
+	p->pinned = true;
 }
 
 /* Checks every CPU of the list against this process's affinity, before the
@@ -153,7 +209,7 @@ static const char *default_cpu(void)
 }
 
 enum { O_VHOST = 256, O_MODE, O_WORKERS, O_POLL, O_STATS, O_LOG, O_PIN, O_HELP, O_AGING,
-       O_JSON, O_CONFIG, O_MSG_TIMEOUT };
+       O_JSON, O_CONFIG, O_ETHDEV, O_CTL, O_CTL_GROUP, O_VERSION, O_MSG_TIMEOUT };
 static const struct option long_opts[] = {
 	{ "vhost", required_argument, NULL, O_VHOST },
 	{ "mode", required_argument, NULL, O_MODE },
@@ -166,7 +222,11 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, O_LOG },
 	{ "msg-timeout-ms", required_argument, NULL, O_MSG_TIMEOUT },
 	{ "config", required_argument, NULL, O_CONFIG },
+	{ "ethdev", required_argument, NULL, O_ETHDEV },
+	{ "ctl", required_argument, NULL, O_CTL },
+	{ "ctl-group", required_argument, NULL, O_CTL_GROUP },
 	{ "help", no_argument, NULL, O_HELP },
+	{ "version", no_argument, NULL, O_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -176,7 +236,24 @@ static void apply_opt(struct sw *s, struct opts *o, int c, char *arg)
 {
 	switch (c) {
 	case O_VHOST:
-		parse_vhost(s, arg);
+		parse_vhost(o, arg);
+		break;
+	case O_ETHDEV:
+		if (!*arg)
+			bad("--ethdev needs device arguments");
+		new_spec(o, SW_ETHDEV)->devargs = arg;
+		break;
+	case O_CTL:
+		if (!*arg)
+			bad("--ctl needs a path (or none)");
+		if (strcmp(arg, "none") && strlen(arg) >= 108)
+			bad("--ctl: socket path too long: %s", arg);
+		o->ctl = arg;
+		break;
+	case O_CTL_GROUP:
+		if (sw_parse_group(arg, &o->ctl_gid) < 0)
+			bad("--ctl-group: no group '%s'", arg);
+		o->ctl_gid_set = true;
 		break;
 	case O_MODE:
 		if (strcmp(arg, "loopback") == 0)
@@ -225,6 +302,9 @@ static void apply_opt(struct sw *s, struct opts *o, int c, char *arg)
 	case O_HELP:
 		usage(stdout);
 		exit(0);
+	case O_VERSION:
+		printf(PROG " %s\n", VRE_VERSION);
+		exit(0);
 	}
 }
 
@@ -264,7 +344,7 @@ static void read_config(struct sw *s, struct opts *o, const char *path)
 			name += 2;
 		for (op = long_opts; op->name && strcmp(op->name, name) != 0; op++)
 			;
-		if (!op->name || op->val == O_HELP || op->val == O_CONFIG)
+		if (!op->name || op->val == O_HELP || op->val == O_CONFIG || op->val == O_VERSION)
 			bad("unknown option '%s'", name);
 		if (!*val)
 			bad("%s needs a value", name);
@@ -319,15 +399,19 @@ void sw_parse_options(struct sw *s, struct opts *o, int argc, char **argv)
 	if (optind < argc)
 		bad("unexpected argument '%s'", argv[optind]);
 	/* ethdev ports are only known after the EAL probed them */
-	if (s->nports == 0 && !o->have_eal)
-		bad("no ports: give at least one --vhost PATH (or EAL options with --vdev)");
-	if (s->mode == SW_XCONNECT && s->nports % 2 && !o->have_eal)
-		bad("--mode xconnect needs an even number of ports, got %u", s->nports);
+	/* the ports given at start pair up; ports added at runtime may wait
+	 * for their peer */
+	if (s->mode == SW_XCONNECT && o->nports % 2 && !o->have_eal)
+		bad("--mode xconnect needs an even number of ports, got %u", o->nports);
+	if (o->ctl && strcmp(o->ctl, "none") == 0 && o->nports == 0 && !o->have_eal)
+		bad("no ports and no control channel (--ctl none): nothing to switch");
 	if (!o->workers)
 		o->workers = default_cpu();
 	check_cpus(o->workers);
 	if (s->mode == SW_LEARN && o->npins)
 		bad("--pin does not apply to --mode learn (one worker owns every queue)");
 	for (unsigned i = 0; i < o->npins; i++)
-		parse_pin(s, o->pins[i]);
+		parse_pin(o, o->pins[i]);
+	if (!o->ctl)
+		o->ctl = SW_CTL_DEFAULT_PATH;
 }
