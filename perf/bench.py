@@ -529,7 +529,7 @@ def vre_cmdline(cfg, binary, ring, topo, socks):
     for s in socks:
         argv += ['--vhost', s]
     argv += ['--mode', mode, '--workers', str(cfg.backend_cpu),
-             '--poll', 'poll', '--stats-interval', '1']
+             '--poll', 'poll', '--stats-interval', '1', '--ctl', 'none']
     return argv
 
 

@@ -52,7 +52,7 @@ command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd is not installed"
 # the ports without looking at the frames)
 MODE=${DEMO_MODE:-learn}
 echo "demo: vre-switch, $MODE mode over 2 vhost-user ports, worker on CPU $SW_CPU, adaptive polling"
-"$SWITCH" --mode "$MODE" --workers "$SW_CPU" --poll adaptive \
+"$SWITCH" --mode "$MODE" --workers "$SW_CPU" --poll adaptive --ctl "$DIR/ctl.sock" \
 	--vhost "$DIR/s0" --vhost "$DIR/s1" >"$DIR/sw.log" 2>&1 &
 SW_PID=$!
 wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || die "the switch did not start"

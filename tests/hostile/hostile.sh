@@ -178,6 +178,7 @@ esac
 LIST=${SCENARIOS:-$LIST}
 
 "$SWITCH" --mode learn --workers "$SW_CPU" --stats-interval 1 --stats-json "$DIR/st.json" \
+	--ctl "$DIR/ctl.sock" \
 	--vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2" >"$DIR/sw.log" 2>&1 &
 SW_PID=$!
 wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"

@@ -57,7 +57,7 @@ start_switch() {
 		eal+=(--vdev "net_pcap$i,rx_pcap=$DIR/in$i.pcap,tx_pcap=$DIR/out$i.pcap")
 	done
 	"$SWITCH" --no-pci --no-huge -m 256 --no-shconf --no-telemetry --log-level=lib.eal:error \
-		"${eal[@]}" -- --workers "$SW_CPU" "$@" >"$DIR/sw.log" 2>&1 &
+		"${eal[@]}" -- --workers "$SW_CPU" --ctl "$DIR/ctl.sock" "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
 	grep -q "ready: $n port(s) (0 vhost, $n ethdev)" "$DIR/sw.log" || fail "ready line"
@@ -181,7 +181,7 @@ case_idle() {
 	fi
 	eal+=(--vdev "net_pcap0,rx_pcap=$DIR/in1.pcap,tx_pcap=$DIR/out1.pcap")
 	"${pre[@]}" "$SWITCH" --no-pci --no-huge -m 256 --no-shconf --no-telemetry \
-		--log-level=lib.eal:error "${eal[@]}" -- --workers "$SW_CPU" --poll "$poll" \
+		--log-level=lib.eal:error "${eal[@]}" -- --workers "$SW_CPU" --poll "$poll" --ctl "$DIR/ctl.sock" \
 		>"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"

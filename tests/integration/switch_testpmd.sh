@@ -72,7 +72,7 @@ SW_EAL=()
 start_switch() {
 	local a
 	for a in "$@"; do [ "$a" = --vhost ] && SW_NPORTS=$((SW_NPORTS + 1)); done
-	"$SWITCH" "${SW_EAL[@]}" --stats-interval 1 "$@" >"$DIR/sw.log" 2>&1 &
+	"$SWITCH" "${SW_EAL[@]}" --ctl "$DIR/ctl.sock" --stats-interval 1 "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
 }
@@ -467,7 +467,7 @@ expect_usage() {
 
 case_badopts() {
 	expect_usage --bogus
-	expect_usage
+	expect_usage --ctl none
 	expect_usage --vhost
 	expect_usage --vhost "$DIR/s0" --mode mesh
 	expect_usage --vhost "$DIR/s0" --mode xconnect
