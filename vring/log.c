@@ -46,6 +46,11 @@ void vre_log_set_level(enum vre_log_level level)
 	__atomic_store_n(&vre_log_level, (int)level, __ATOMIC_RELAXED);
 }
 
+bool vre_log_journal(void)
+{
+	return to_journal > 0;
+}
+
 int vre_log_parse_level(const char *name)
 {
 	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)

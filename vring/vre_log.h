@@ -34,6 +34,9 @@ enum vre_log_level {
 extern int vre_log_level;
 
 void vre_log_set_level(enum vre_log_level level);
+/* True when stderr is the journal and lines carry its priorities (so an
+ * application can give its other log streams, e.g. DPDK's, the same). */
+bool vre_log_journal(void);
 /* Parses "err", "warn", "info", "debug"; returns -EINVAL for anything else. */
 int vre_log_parse_level(const char *name);
 void vre_logf(enum vre_log_level level, const char *room, const char *fmt, ...)

@@ -155,8 +155,12 @@ int sw_eth_probe(const char *devargs, uint16_t *ids, unsigned max, char *why, si
 		if (!before[id] && n < max)
 			ids[n++] = id;
 	if (n == 0) {
-		snprintf(why, whylen, "'%s' was probed but gave no ethdev port", devargs);
-		return -ENODEV;
+		/* DPDK 22.11 answers 0 for a device probed already (after
+		 * logging that it failed); a device without ethdev ports would
+		 * look the same, and neither is a new port */
+		snprintf(why, whylen, "'%s': the device exists already or has no ethdev port",
+			 devargs);
+		return -EEXIST;
 	}
 	return (int)n;
 }

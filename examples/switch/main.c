@@ -25,6 +25,7 @@
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
+#include <rte_log.h>
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -76,6 +77,46 @@ static void raise_fd_limit(void)
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			VRE_WARN("switch", "cannot raise the open file limit: %s", strerror(errno));
 	}
+}
+
+/* DPDK's log lines in the journal with their priority, as VRE's: DPDK's
+ * levels are syslog's plus one. Its stream is line-buffered, so each
+ * write is one line or the rest of one. */
+static bool dpdk_at_line_start = true;
+
+static ssize_t journal_write(void *cookie, const char *buf, size_t n)
+{
+	size_t off = 0;
+
+	(void)cookie;
+	while (off < n) {
+		const char *nl = memchr(buf + off, '\n', n - off);
+		size_t len = nl ? (size_t)(nl - (buf + off)) + 1 : n - off;
+		int prio = (int)rte_log_cur_msg_loglevel() - 1;
+		char pre[4] = "<6>";
+
+		if (dpdk_at_line_start) {
+			pre[1] = (char)('0' + (prio < 0 ? 0 : prio > 7 ? 7 : prio));
+			if (write(2, pre, 3) < 0)
+				return -1;
+		}
+		if (write(2, buf + off, len) < 0)
+			return -1;
+		dpdk_at_line_start = nl != NULL;
+		off += len;
+	}
+	return (ssize_t)n;
+}
+
+static void dpdk_log_to_journal(void)
+{
+	static const cookie_io_functions_t io = { .write = journal_write };
+	FILE *f;
+
+	if (!vre_log_journal() || !(f = fopencookie(NULL, "w", io)))
+		return;
+	setvbuf(f, NULL, _IOLBF, 0);
+	rte_openlog_stream(f);
 }
 
 /* systemd's readiness protocol (Type=notify); nothing without NOTIFY_SOCKET. */
@@ -380,6 +421,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+	dpdk_log_to_journal();
 	if (eal_init(split >= 0 ? split : argc, argv, split >= 0) < 0) {
 		/* bad EAL options, or a device they name failed to probe */
 		fprintf(stderr, PROG ": EAL initialisation failed (see the EAL messages above)\n");

@@ -7,8 +7,9 @@
  *                    telemetry array holds at most 512: ask again from the
  *                    last number + 1 for the rest)
  *   /vre/port,N      port N: name, kind, path or device, counters
- *   /vre/workers     per worker: cpu, poll items, packets, busy cycles,
- *                    cycles per packet (x100, an integer), polls, sleeps
+ *   /vre/workers     per counter an array indexed by worker: cpu, poll
+ *                    items, packets, busy cycles, cycles per packet (x100,
+ *                    an integer), polls, empty polls, sleeps, wakeups
  * The callbacks run on DPDK's telemetry thread and read under s->lock.
  * DPDK 22.11 has no per-command context pointer, hence the one static.
  */
@@ -108,37 +109,53 @@ static int t_port(const char *cmd, const char *params, struct rte_tel_data *d)
 	return r;
 }
 
+/* One array per counter, indexed by worker (DPDK 22.11 nests arrays only). */
 static int t_workers(const char *cmd, const char *params, struct rte_tel_data *d)
 {
+	static const char *const names[] = { "cpu", "items", "packets", "busy_cycles",
+					     "cycles_per_pkt_x100", "polls", "empty_polls",
+					     "sleeps", "wakeups" };
+	enum { NCOL = sizeof(names) / sizeof(names[0]) };
+	struct rte_tel_data *col[NCOL];
 	struct sw *s = tel_sw;
+	int r = 0;
 
 	(void)cmd, (void)params;
-	rte_tel_data_start_array(d, RTE_TEL_CONTAINER);
+	rte_tel_data_start_dict(d);
+	for (unsigned c = 0; c < NCOL; c++) {
+		col[c] = rte_tel_data_alloc();
+		if (!col[c]) {
+			while (c--)
+				rte_tel_data_free(col[c]);
+			return -ENOMEM;
+		}
+		rte_tel_data_start_array(col[c], RTE_TEL_U64_VAL);
+	}
 	pthread_mutex_lock(&s->lock);
 	for (unsigned i = 0; !off(s) && i < s->pool.n; i++) {
-		struct rte_tel_data *w = rte_tel_data_alloc();
 		struct vre_worker_stats st;
+		uint64_t v[NCOL];
 
-		if (!w)
-			break;
 		sw_worker_stats(s, i, &st);
-		rte_tel_data_start_dict(w);
-		rte_tel_data_add_dict_u64(w, "worker", i);
-		rte_tel_data_add_dict_int(w, "cpu", vre_worker_cpu(s->pool.w[i]));
-		rte_tel_data_add_dict_u64(w, "items", vre_worker_num_items(s->pool.w[i]));
-		rte_tel_data_add_dict_u64(w, "packets", st.packets);
-		rte_tel_data_add_dict_u64(w, "busy_cycles", st.busy_cycles);
-		rte_tel_data_add_dict_u64(w, "cycles_per_pkt_x100",
-					  st.packets ? st.busy_cycles * 100 / st.packets : 0);
-		rte_tel_data_add_dict_u64(w, "polls", st.polls);
-		rte_tel_data_add_dict_u64(w, "empty_polls", st.empty_polls);
-		rte_tel_data_add_dict_u64(w, "sleeps", st.sleeps);
-		rte_tel_data_add_dict_u64(w, "wakeups", st.wakeups);
-		if (rte_tel_data_add_array_container(d, w, 0) < 0)
-			rte_tel_data_free(w);
+		v[0] = (uint64_t)vre_worker_cpu(s->pool.w[i]);
+		v[1] = vre_worker_num_items(s->pool.w[i]);
+		v[2] = st.packets;
+		v[3] = st.busy_cycles;
+		v[4] = st.packets ? st.busy_cycles * 100 / st.packets : 0;
+		v[5] = st.polls;
+		v[6] = st.empty_polls;
+		v[7] = st.sleeps;
+		v[8] = st.wakeups;
+		for (unsigned c = 0; c < NCOL; c++)
+			rte_tel_data_add_array_u64(col[c], v[c]);
 	}
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	for (unsigned c = 0; c < NCOL; c++)
+		if (rte_tel_data_add_dict_container(d, names[c], col[c], 0) < 0) {
+			rte_tel_data_free(col[c]);
+			r = -ENOMEM;
+		}
+	return r;
 }
 
 int sw_telemetry_register(struct sw *s)
