@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ctl-guests: test frontends (tests/support/vguest) driven together with
+ * vre-switch's control channel (JSON-RPC, jansson), for switch_ctl.sh.
+ *
+ *   ctl-guests churn CTL DIR CYCLES
+ *     CYCLES times: port-add a vhost port, attach a guest (memory mapped,
+ *     both rings running on a worker), send a frame and see it completed,
+ *     port-del the port while the guest is attached (the switch must close
+ *     the connection). The switch's fds, mappings and heap (its process
+ *     method) are sampled every CYCLES/10 cycles after a warm-up of
+ *     CYCLES/10: they must not grow from the first sample to the last
+ *     (heap: by more than HEAP_SLACK bytes).
+ *
+ *   ctl-guests learn CTL SOCK...
+ *     One guest per socket (ports that exist already; their MACs are
+ *     02:00:00:00:01:XX, XX its index here), learn mode: a broadcast from
+ *     each guest reaches every other guest exactly once and never its
+ *     sender; then every MAC is known and a unicast frame from guest i to
+ *     guest i+1 reaches only that guest; an unknown unicast floods; every
+ *     frame's bytes are checked; the fdb holds one entry per guest.
+ *
+ * Prints one line per phase and exits 0 when everything held, 1 otherwise.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "vfront.h"
+#include "vguest.h"
+
+#define HEAP_SLACK (256 * 1024)
+
+static const char *ctl;
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ctl-guests: FAIL: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	exit(1);
+}
+
+/* One JSON-RPC call; the result (new reference), or dies on an error. */
+static json_t *rpc(const char *method, json_t *params)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	json_t *req = json_pack("{s:s, s:i, s:s, s:o}", "jsonrpc", "2.0", "id", 7, "method", method,
+				"params", params ? params : json_object());
+	char *line = json_dumps(req, JSON_COMPACT), buf[1 << 16];
+	size_t have = 0;
+	json_error_t err;
+	json_t *reply, *res;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	json_decref(req);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("%s: cannot connect to %s: %s", method, ctl, strerror(errno));
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
+		die("%s: send: %s", method, strerror(errno));
+	free(line);
+	while (!memchr(buf, '\n', have)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 30000) <= 0)
+			die("%s: no answer in 30 s", method);
+		n = recv(fd, buf + have, sizeof(buf) - have - 1, 0);
+		if (n <= 0)
+			die("%s: connection closed", method);
+		have += (size_t)n;
+		if (have >= sizeof(buf) - 1)
+			die("%s: answer too large", method);
+	}
+	close(fd);
+	reply = json_loadb(buf, (size_t)((char *)memchr(buf, '\n', have) - buf), 0, &err);
+	if (!reply)
+		die("%s: bad answer: %s", method, err.text);
+	res = json_object_get(reply, "result");
+	if (!res)
+		die("%s: error %s", method,
+		    json_string_value(json_object_get(json_object_get(reply, "error"), "message")));
+	json_incref(res);
+	json_decref(reply);
+	return res;
+}
+
+static long long geti(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* ---- churn ---- */
+
+struct sample { long long fds, maps, heap; };
+
+static struct sample sample(void)
+{
+	json_t *r = rpc("process", NULL);
+	struct sample s = { geti(r, "fds"), geti(r, "maps"), geti(r, "heap_bytes") };
+
+	json_decref(r);
+	return s;
+}
+
+static void frame(uint8_t *f, const uint8_t dst[6], const uint8_t src[6], uint32_t tag, size_t len)
+{
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x88, f[13] = 0xb5; /* local experimental ethertype */
+	for (size_t i = 14; i < len; i++)
+		f[i] = (uint8_t)(tag * 31 + i);
+	memcpy(f + 14, &tag, 4);
+}
+
+static int churn(const char *dir, unsigned cycles)
+{
+	static const uint8_t bc[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t src[6] = { 0x02, 0, 0, 0, 0x02, 0x01 }, f[64];
+	char path[108];
+	unsigned every = cycles / 10 ? cycles / 10 : 1;
+	struct sample first = { 0 }, last = { 0 }, max = { 0 };
+	bool have_first = false;
+
+	snprintf(path, sizeof(path), "%s/churn.sock", dir);
+	for (unsigned i = 1; i <= cycles; i++) {
+		json_t *r = rpc("port-add", json_pack("{s:s, s:s, s:s}", "kind", "vhost", "path", path,
+						     "name", "churn"));
+		struct vguest *g;
+
+		json_decref(r);
+		g = vguest_open(path, 5000);
+		if (!g)
+			die("cycle %u: the guest could not attach", i);
+		frame(f, bc, src, i, sizeof(f));
+		if (vguest_send_wait(g, f, sizeof(f), 5000) < 0)
+			die("cycle %u: the frame was not completed (queue not running?)", i);
+		json_decref(rpc("port-del", json_pack("{s:s}", "port", "churn")));
+		if (!vfront_closed(vguest_fd(g), 5000))
+			die("cycle %u: port-del left the frontend connected", i);
+		vguest_close(g);
+		if (i % every == 0 && i > every - 1) {
+			struct sample s = sample();
+
+			if (!have_first) {
+				first = max = s;
+				have_first = true;
+			}
+			last = s;
+			max.fds = s.fds > max.fds ? s.fds : max.fds;
+			max.maps = s.maps > max.maps ? s.maps : max.maps;
+			max.heap = s.heap > max.heap ? s.heap : max.heap;
+			printf("cycle %u: fds %lld maps %lld heap %lld\n", i, s.fds, s.maps, s.heap);
+			fflush(stdout);
+		}
+	}
+	printf("churn: %u port-add/port-del cycles with a guest attached; fds %lld -> %lld, maps %lld "
+	       "-> %lld, heap %lld -> %lld bytes (max %lld)\n", cycles, first.fds, last.fds,
+	       first.maps, last.maps, first.heap, last.heap, max.heap);
+	if (last.fds > first.fds || last.maps > first.maps)
+		die("fds or mappings grew");
+	if (last.heap > first.heap + HEAP_SLACK)
+		die("heap grew by %lld bytes", last.heap - first.heap);
+	return 0;
+}
+
+/* ---- learn across N guests ---- */
+
+static void mac_of(unsigned i, uint8_t m[6])
+{
+	const uint8_t base[6] = { 0x02, 0, 0, 0, 0x01, 0 };
+
+	memcpy(m, base, 6);
+	m[4] = (uint8_t)(1 + i / 256);
+	m[5] = (uint8_t)i;
+}
+
+/* Everything each guest holds now; its count and the tags it got. */
+static unsigned drain(struct vguest *g, uint32_t *tags, unsigned max, const uint8_t me[6])
+{
+	uint8_t buf[VGUEST_BUF];
+	unsigned n = 0;
+	size_t len;
+
+	while ((len = vguest_recv(g, buf, sizeof(buf))) > 0) {
+		uint32_t tag;
+		uint8_t want[64];
+
+		if (len != 64)
+			die("a frame of %zu bytes, want 64", len);
+		memcpy(&tag, buf + 14, 4);
+		/* the bytes are what the sender wrote (dst/src checked by the caller's tags) */
+		frame(want, buf, buf + 6, tag, 64);
+		if (memcmp(want, buf, 64) != 0)
+			die("frame %u arrived corrupted", tag);
+		if (memcmp(buf + 6, me, 6) == 0)
+			die("frame %u came back to its sender", tag);
+		if (n < max)
+			tags[n] = tag;
+		n++;
+	}
+	return n;
+}
+
+static int learn(int n, char **socks)
+{
+	static const uint8_t bc[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	struct vguest **g = calloc((size_t)n, sizeof(*g));
+	uint32_t *tags = calloc((size_t)n * (size_t)n, sizeof(*tags));
+	uint8_t f[64], mac[6], dst[6];
+	unsigned got;
+	json_t *r;
+
+	if (!g || !tags)
+		die("out of memory");
+	for (int i = 0; i < n; i++)
+		if (!(g[i] = vguest_open(socks[i], 5000)))
+			die("guest %d could not attach to %s", i, socks[i]);
+	/* 1. a broadcast from each: everyone else gets each exactly once */
+	for (int i = 0; i < n; i++) {
+		mac_of((unsigned)i, mac);
+		frame(f, bc, mac, 1000u + (unsigned)i, 64);
+		if (vguest_send_wait(g[i], f, 64, 5000) < 0)
+			die("broadcast from guest %d not completed", i);
+	}
+	for (int i = 0; i < n; i++) {
+		mac_of((unsigned)i, mac);
+		got = drain(g[i], tags, (unsigned)n, mac);
+		if (got != (unsigned)n - 1)
+			die("guest %d got %u broadcasts, want %d", i, got, n - 1);
+		for (unsigned k = 0; k < got; k++)
+			for (unsigned j = 0; j < k; j++)
+				if (tags[j] == tags[k])
+					die("guest %d got broadcast %u twice", i, tags[k]);
+	}
+	printf("learn: %d broadcasts, each delivered to the %d other guests exactly once\n", n, n - 1);
+	/* 2. unicast i -> i+1 (every MAC is learned now): only the target */
+	for (int i = 0; i < n; i++) {
+		mac_of((unsigned)i, mac);
+		mac_of((unsigned)((i + 1) % n), dst);
+		frame(f, dst, mac, 2000u + (unsigned)i, 64);
+		if (vguest_send_wait(g[i], f, 64, 5000) < 0)
+			die("unicast from guest %d not completed", i);
+	}
+	for (int i = 0; i < n; i++) {
+		mac_of((unsigned)i, mac);
+		got = drain(g[i], tags, 1, mac);
+		if (got != 1 || tags[0] != 2000u + (unsigned)((i + n - 1) % n))
+			die("guest %d got %u unicast frame(s) (first tag %u), want only %d's", i, got,
+			    got ? tags[0] : 0, (i + n - 1) % n);
+	}
+	printf("learn: %d unicast frames, each only to its destination\n", n);
+	/* 3. an unknown unicast floods */
+	mac_of(0, mac);
+	memcpy(dst, (uint8_t[6]){ 0x02, 0x99, 0x99, 0x99, 0x99, 0x99 }, 6);
+	frame(f, dst, mac, 3000, 64);
+	if (vguest_send_wait(g[0], f, 64, 5000) < 0)
+		die("unknown unicast not completed");
+	for (int i = 0; i < n; i++) {
+		mac_of((unsigned)i, mac);
+		got = drain(g[i], tags, 1, mac);
+		if (got != (i ? 1u : 0u))
+			die("unknown unicast: guest %d got %u", i, got);
+	}
+	printf("learn: an unknown unicast flooded to the %d others\n", n - 1);
+	r = rpc("fdb-show", NULL);
+	if (geti(r, "count") != n)
+		die("fdb holds %lld entries, want %d", geti(r, "count"), n);
+	json_decref(r);
+	printf("learn: the fdb holds the %d guests' MACs\n", n);
+	for (int i = 0; i < n; i++)
+		vguest_close(g[i]);
+	free(g);
+	free(tags);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 5 && strcmp(argv[1], "churn") == 0) {
+		ctl = argv[2];
+		return churn(argv[3], (unsigned)strtoul(argv[4], NULL, 10));
+	}
+	if (argc >= 4 && strcmp(argv[1], "learn") == 0) {
+		ctl = argv[2];
+		return learn(argc - 3, argv + 3);
+	}
+	fprintf(stderr, "usage: ctl-guests churn CTL DIR CYCLES | learn CTL SOCK...\n");
+	return 2;
+}
