@@ -517,10 +517,12 @@ static json_t *m_port_show(struct sw *s, json_t *params, struct rpc_error *e)
 			(int)snap.queues_started, "queues_enabled", (int)snap.queues_enabled,
 			"queues_running", (int)snap.queues_running));
 		json_object_set_new(o, "messages", json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I}", "handled", (json_int_t)ds.messages,
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "handled", (json_int_t)ds.messages,
 			"failed", (json_int_t)ds.failed, "unknown", (json_int_t)ds.unknown,
 			"connects", (json_int_t)ds.connects, "disconnects", (json_int_t)ds.disconnects,
-			"memory_faults", (json_int_t)ds.memory_faults));
+			"memory_faults", (json_int_t)ds.memory_faults,
+			"notify_blocked", (json_int_t)ds.notify_blocked,
+			"stalled", (json_int_t)ds.stalled));
 		if (p->perm.mode || p->perm.set_owner || p->perm.set_group) {
 			char t[8];
 
