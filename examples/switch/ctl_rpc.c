@@ -32,7 +32,9 @@
 #define SW_ASAN 1
 #endif
 #ifdef SW_ASAN
-#include <sanitizer/allocator_interface.h>
+/* The sanitizer allocator's bytes in use: gcc's libasan and clang's runtime
+ * both export it, but only clang ships sanitizer/allocator_interface.h. */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 /* ---- errors and parameters ---- */
