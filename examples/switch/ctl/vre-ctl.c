@@ -60,6 +60,7 @@ static void usage(FILE *f)
 		"  log-level [err|warn|info|debug]\n"
 		"  version\n"
 		"  methods\n"
+		"  process                       the switch's pid, open fds, mappings, heap bytes\n"
 		"  call METHOD [JSON-OBJECT]     any method with raw parameters\n"
 		"exit codes: 0 done; 1 the switch refused (its message on stderr); 2 bad usage;\n"
 		"3 no answer (cannot connect, timeout, unreadable reply)\n");
@@ -204,7 +205,7 @@ static const char *build(int argc, char **argv, json_t *p)
 	}
 	if (!strcmp(cmd, "port-list") || !strcmp(cmd, "fdb-show") || !strcmp(cmd, "fdb-flush") ||
 	    !strcmp(cmd, "worker-list") || !strcmp(cmd, "rebalance") || !strcmp(cmd, "version") ||
-	    !strcmp(cmd, "methods")) {
+	    !strcmp(cmd, "methods") || !strcmp(cmd, "process")) {
 		ARGS(0, 0);
 		return cmd;
 	}
@@ -460,6 +461,9 @@ static void print_result(const char *cmd, json_t *r)
 		printf(PROG " %s; vre-switch %s (DPDK: %s), %s mode, %lld port(s), %lld worker(s)\n",
 		       VRE_VERSION, S(r, "version"), S(r, "dpdk"), S(r, "mode"), I(r, "ports"),
 		       I(r, "workers"));
+	else if (!strcmp(cmd, "process"))
+		printf("pid %lld: %lld open fds, %lld mappings, %lld heap bytes in use\n",
+		       I(r, "pid"), I(r, "fds"), I(r, "maps"), I(r, "heap_bytes"));
 	else if (!strcmp(cmd, "methods"))
 		json_array_foreach(json_object_get(r, "methods"), i, e)
 			printf("%-12s %s\n%-12s   params: %s\n", S(e, "name"), S(e, "summary"), "",
