@@ -94,6 +94,19 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Ends the log window when it is over (or, with force, now): the lines
+ * left out are counted in one line then, not only when a later line comes,
+ * which may be never. */
+static void log_window_end(struct sw_ctl *c, uint64_t now, bool force)
+{
+	if (!force && now - c->log_start < LOG_WINDOW_MS)
+		return;
+	if (c->log_dropped)
+		VRE_WARN(ROOM, "%u more lines about clients were not logged", c->log_dropped);
+	c->log_start = now;
+	c->log_n = c->log_dropped = 0;
+}
+
 /* One line about a client, at most LOG_BURST per LOG_WINDOW_MS: a hostile
  * client (or 200 of them) cannot flood the log. */
 static void __attribute__((format(printf, 2, 3))) client_log(struct sw_ctl *c, const char *fmt, ...)
@@ -102,12 +115,7 @@ static void __attribute__((format(printf, 2, 3))) client_log(struct sw_ctl *c, c
 	char line[256];
 	va_list ap;
 
-	if (now - c->log_start >= LOG_WINDOW_MS) {
-		if (c->log_dropped)
-			VRE_WARN(ROOM, "%u more lines about clients were not logged", c->log_dropped);
-		c->log_start = now;
-		c->log_n = c->log_dropped = 0;
-	}
+	log_window_end(c, now, false);
 	if (c->log_n++ >= LOG_BURST) {
 		c->log_dropped++;
 		return;
@@ -623,8 +631,10 @@ static void *ctl_thread(void *arg)
 			uint64_t key = evs[i].data.u64;
 			struct client *k;
 
-			if (key == KEY_WAKE)
+			if (key == KEY_WAKE) {
+				log_window_end(c, now_ms(), true);
 				return NULL;
+			}
 			if (key == KEY_LISTEN) {
 				on_listen(c);
 			} else if (key == KEY_DONE) {
@@ -657,6 +667,8 @@ static void *ctl_thread(void *arg)
 				more |= process(c, k, &gone) && !gone;
 		}
 		check_timeouts(c);
+		if (c->log_dropped)
+			log_window_end(c, now_ms(), false);
 	}
 }
 
