@@ -74,6 +74,10 @@ CTL=$DIR/ctl.sock
 # start_switch ARGS...: with a telemetry prefix of its own, the control
 # socket in DIR, waits for the ready line.
 start_switch() {
+	# emptied here, not by the child's redirection: the child may open it
+	# after wait_for has already seen the previous switch's ready line, and
+	# a signal sent then finds the new switch before it blocks its signals
+	: >"$DIR/sw.log"
 	"$SWITCH" "${EAL[@]}" -- --ctl "$CTL" --workers "$SW_CPU" "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
@@ -207,6 +211,11 @@ PY
 	[ ! -e "$DIR/s0" ] || fail "port-del left its socket"
 	ok port-add ethdev net_ring0 name=again
 	grep -q '^port 0 (again) added' "$DIR/out" || fail "re-added: $(cat "$DIR/out")"
+	# owner= (QEMU's user), through the command-line client
+	ok port-add vhost "$DIR/s3" name=own owner=nobody mode=0640
+	[ "$(stat -c '%a %U' "$DIR/s3")" = "640 nobody" ] ||
+		fail "s3: $(stat -c '%a %U %G' "$DIR/s3"), want 640 nobody"
+	ok port-del own
 	# vre-ctl's own errors
 	"$VRECTL" --ctl "$DIR/none.sock" version 2>/dev/null; [ $? -eq 3 ] || fail "no socket: want exit 3"
 	vctl bogus; [ $RC -eq 2 ] || fail "bad command: exit $RC, want 2"
@@ -223,6 +232,7 @@ PY
 	[ -z "$(find "$DIR" -type s)" ] || fail "sockets left: $(find "$DIR" -type s)"
 	# ports from a config file take the same path (names, permissions)
 	printf 'vhost %s,name=cfg0,mode=0640\nethdev net_ring1\nworkers %s\n' "$DIR/c0" "$SW_CPU" >"$c"
+	: >"$DIR/sw.log" # (as in start_switch)
 	"$SWITCH" "${EAL[@]}" -- --ctl "$CTL" --config "$c" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "config switch did not come up"
@@ -233,6 +243,7 @@ PY
 	# journald: with stderr the journal (JOURNAL_STREAM names it) lines
 	# carry the priority
 	: >"$DIR/j.log"
+	: >"$DIR/sw.log" # (as in start_switch)
 	JOURNAL_STREAM=$(stat -c '%d:%i' "$DIR/j.log") "$SWITCH" "${EAL[@]}" -- --ctl "$CTL" \
 		--workers "$SW_CPU" --log-level debug >"$DIR/sw.log" 2>>"$DIR/j.log" &
 	SW_PID=$!
