@@ -69,6 +69,7 @@ enum vhu_req {
 #define VHU_F_EVENT_IDX         29
 #define VHU_F_PROTOCOL_FEATURES 30
 #define VHU_F_RING_PACKED       34
+#define VHU_F_IN_ORDER          35
 
 #define BIT64(n) (1ull << (n))
 

@@ -105,6 +105,7 @@ static int ring_params(struct vre_dev *dev, struct ctl_queue *cq,
 	p->packed = packed;
 	p->event_idx = dev->features & BIT64(VHU_F_EVENT_IDX);
 	p->indirect = dev->features & BIT64(VHU_F_INDIRECT_DESC);
+	p->in_order = dev->features & BIT64(VHU_F_IN_ORDER);
 	p->mem = dev->mem;
 	p->desc = vre_mem_uva_ptr(dev->mem, cq->addr.desc, dlen);
 	p->driver = vre_mem_uva_ptr(dev->mem, cq->addr.avail, alen);

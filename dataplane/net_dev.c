@@ -16,10 +16,14 @@
 
 static uint64_t net_features(const struct vre_net_config *cfg)
 {
+	/* IN_ORDER: every path completes chains in the order it fetched them
+	 * (net_path.c; the control queue one burst at a time), and with it
+	 * the driver takes its cheaper in-order paths and TX bursts go back
+	 * with one used entry (vre_vq_complete_inorder). */
 	uint64_t f = BIT(VRE_F_VERSION_1) | BIT(VRE_F_RING_PACKED) |
 		     BIT(VRE_F_EVENT_IDX) | BIT(VRE_F_INDIRECT_DESC) |
 		     BIT(VRE_F_PROTOCOL_FEATURES) | BIT(VRE_NET_F_MRG_RXBUF) |
-		     BIT(VRE_NET_F_MAC) | BIT(VRE_NET_F_STATUS);
+		     BIT(VRE_NET_F_MAC) | BIT(VRE_NET_F_STATUS) | BIT(VRE_F_IN_ORDER);
 
 	if (cfg->mtu)
 		f |= BIT(VRE_NET_F_MTU);

@@ -27,8 +27,13 @@
  *   at most VRE_BURST so that all of them are published in one complete
  *   call); the header goes into the first one.
  * - A chain with no writable part, or (as a packet's first) too small for
- *   the header, is drop_bad_chain and goes back at once with len 0, in its
- *   own complete call, so it never sits between one packet's chains.
+ *   the header, is drop_bad_chain and goes back with len 0: at once, in its
+ *   own complete call, so it never sits between one packet's chains; with
+ *   VIRTIO_F_IN_ORDER in its turn, and a mergeable packet whose next chain
+ *   is bad is given up (its chains go back empty before the bad one).
+ * - With IN_ORDER every chain is completed in the order it was fetched
+ *   (TX: a burst at a time, one used entry for the burst; RX: in the used
+ *   array's order), which is what the feature promises the driver.
  * - A packet that fails half way (ring ran dry, or more than 32 chains
  *   needed) gives the chains it took back with len 0; a chain the burst
  *   fetched but could not use is returned with len 0 too (a driver counts
@@ -174,15 +179,14 @@ int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 
 void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 {
-	struct vre_used used[VRE_BURST];
 	struct vre_vq *vq = &nq->q->vq;
 
 	if (b->n == 0)
 		return;
-	for (uint16_t i = 0; i < b->n; i++)
-		used[i] = vre_used_of(&b->chains[i], 0);
-	/* b->chains came from this queue's fetch and are completed once */
-	if (vre_vq_complete_fetched(vq, used, b->n) == 0 && vre_vq_needs_notify(vq))
+	/* b->chains came from this queue's fetch, in order, and every chain
+	 * fetched before them is completed: with IN_ORDER one used entry
+	 * returns the whole burst */
+	if (vre_vq_complete_inorder(vq, b->chains, b->n) == 0 && vre_vq_needs_notify(vq))
 		vre_queue_notify(nq->q);
 	b->n = b->npkts = 0;
 }
@@ -245,20 +249,33 @@ static struct vre_chain *rx_peek(struct vre_net_rx *rx)
 	return &rx->chains[0];
 }
 
-/* A chain that cannot take data goes back at once, on its own, so it never
- * lands between the chains of one mergeable packet. Only a broken or hostile
- * driver posts such chains. */
+/*
+ * A chain that cannot take data goes back empty (len 0: a driver reads it
+ * as a short frame and reposts the buffer). Only a broken or hostile driver
+ * posts such chains. Without IN_ORDER it goes back at once, on its own, so
+ * it never lands between the chains of one mergeable packet. With IN_ORDER
+ * it may not overtake the chains before it: it takes its turn in the used
+ * array, and a packet in progress must have ended first (rx_one_mergeable
+ * gives up a packet whose next chain is bad).
+ */
 static void rx_reject(struct vre_net_rx *rx, const struct vre_chain *c)
 {
-	struct vre_used u = vre_used_of(c, 0);
-
 	rx->nq->st.drop_bad_chain++;
-	if (vre_vq_complete(rx->vq, &u, 1) == 0)
-		rx->notify |= vre_vq_needs_notify(rx->vq);
+	if (rx->vq->in_order) {
+		if (rx->nused == VRE_BURST)
+			rx_publish(rx, rx->nused);
+		rx->used[rx->nused++] = vre_used_of(c, 0);
+	} else {
+		struct vre_used u = vre_used_of(c, 0);
+
+		if (vre_vq_complete(rx->vq, &u, 1) == 0)
+			rx->notify |= vre_vq_needs_notify(rx->vq);
+	}
 	rx->next++;
 }
 
-/* The next chain with at least min writable bytes (min >= 1). */
+/* The next chain with at least min writable bytes (min >= 1), for a
+ * packet's first chain: bad ones before it are rejected. */
 static struct vre_chain *rx_take(struct vre_net_rx *rx, uint64_t min)
 {
 	struct vre_chain *c;
@@ -376,6 +393,7 @@ static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, uns
 	uint64_t left = (uint64_t)nq->hdr_len + len;
 	uint8_t *nb_lo = NULL, *nb_hi = NULL; /* num_buffers, maybe split */
 	uint16_t first = rx->nused, nbufs = 0;
+	struct vre_chain *bad = NULL;
 	unsigned si = 0;
 	size_t soff = 0;
 
@@ -393,11 +411,23 @@ static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, uns
 			rx_publish(rx, first);
 			first = 0;
 		}
-		c = rx_take(rx, nbufs ? 1 : nq->hdr_len);
+		if (nbufs && rx->vq->in_order) {
+			/* In order a bad chain cannot be passed over, so it
+			 * ends the packet (and counts for it, as drop_bad_chain) */
+			c = rx_peek(rx);
+			if (c && (c->err || !c->nw)) {
+				bad = c;
+				goto unwind;
+			}
+		} else {
+			c = rx_take(rx, nbufs ? 1 : nq->hdr_len);
+		}
 		if (!c) {
 			count_no_chain(rx);
 			goto unwind;
 		}
+		if (!nbufs)
+			first = rx->nused; /* in order, rejected chains may precede it */
 		room = c->wlen - hdr;
 		chunk = room < left - hdr ? room : left - hdr;
 		if (!nbufs) {
@@ -420,6 +450,8 @@ unwind:
 	/* The chains this packet took go back empty, never lost. */
 	for (uint16_t i = first; i < rx->nused; i++)
 		rx->used[i].len = 0;
+	if (bad)
+		rx_reject(rx, bad); /* after them: its turn */
 	return false;
 }
 

@@ -37,6 +37,7 @@
 #define VRE_F_PROTOCOL_FEATURES 30
 #define VRE_F_VERSION_1        32
 #define VRE_F_RING_PACKED      34
+#define VRE_F_IN_ORDER         35
 
 /* vhost-user protocol feature bits. */
 #define VRE_PF_MQ                  0
@@ -184,7 +185,9 @@ int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
 /* Copy pkts[i] for i in mask (bit i = packet i; mask covers npkts) into RX queue dst (one copy, writes the
  * virtio-net header with num_buffers), publish and notify dst. Returns packets delivered; drops counted on dst. */
 int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask);
-/* Complete every chain of the burst (len 0) on the TX queue, notify if needed. Call after the packets were published. */
+/* Complete every chain of the burst (len 0) on the TX queue, notify if needed. Call after the packets were published,
+ * and complete a queue's bursts in the order they were fetched (VIRTIO_F_IN_ORDER, which the device offers, needs it;
+ * with it the burst goes back as one used entry). */
 void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
 /* tx_fetch + rx_put(all) + tx_done: the loopback / xconnect path. Returns packets forwarded. */
 int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);

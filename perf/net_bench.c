@@ -12,7 +12,11 @@
  * per TX packet (virtio-net header + frame), one writable descriptor per
  * RX buffer, MRG_RXBUF on (-M turns it off), notifications suppressed by
  * the driver (-e enables them: the device then checks and "notifies" a
- * call fd of -1, i.e. does everything but the syscall). -l puts both
+ * call fd of -1, i.e. does everything but the syscall). -o negotiates
+ * VIRTIO_F_IN_ORDER and the drivers take the PMD's in-order paths: buffer
+ * ids follow the ring positions, TX completions are counted (split: the
+ * used index; packed: up to the id the used descriptor names) and never
+ * read one by one, RX entries are read by position. -l puts both
  * queues in one guest (loopback), otherwise they are two guests with
  * their own memory maps (xconnect).
  *
@@ -65,6 +69,7 @@ struct ring {
 	unsigned nfree;
 	uint32_t seq;          /* TX: next to send; RX: next expected */
 	uint64_t bad;
+	bool in_order;
 	struct vre_queue q;
 	struct vre_net_queue nq;
 };
@@ -96,9 +101,10 @@ static int guest_init(struct guest *g, uint64_t gpa, size_t len)
 }
 
 static int ring_init(struct ring *r, struct guest *g, bool packed, bool rx, uint16_t qsize,
-		     uint32_t frame, bool mrg, bool intr)
+		     uint32_t frame, bool mrg, bool intr, bool in_order)
 {
-	struct vre_vq_params p = { .size = qsize, .packed = packed, .mem = &g->map };
+	struct vre_vq_params p = { .size = qsize, .packed = packed, .mem = &g->map,
+				   .in_order = in_order };
 	uint64_t gpa;
 	int rc;
 
@@ -108,6 +114,7 @@ static int ring_init(struct ring *r, struct guest *g, bool packed, bool rx, uint
 	r->rx = rx;
 	r->qsize = qsize;
 	r->frame = frame;
+	r->in_order = in_order;
 	if (packed) {
 		r->pdesc = carve(g, vre_packed_desc_bytes(qsize), 64, &gpa);
 		r->pdrv = carve(g, VRE_PACKED_EVENT_BYTES, 64, &gpa);
@@ -160,9 +167,15 @@ static void drv_post(struct ring *r)
 	uint32_t len = r->rx ? BUF_SIZE : HDR_LEN + r->frame;
 
 	while (r->nfree) {
-		uint16_t id = r->free_ids[--r->nfree];
+		/* in order: the id is the ring position (split: descriptor
+		 * index = avail slot; packed: the slot) */
+		uint16_t id = r->in_order ? (r->packed ? r->next_avail
+						       : (uint16_t)(r->avail_idx & (r->qsize - 1)))
+					  : r->free_ids[--r->nfree];
 		uint64_t gpa = r->buf_gpa + (uint64_t)id * BUF_SIZE;
 
+		if (r->in_order)
+			r->nfree--;
 		if (!r->rx)
 			fill_tx(r, id);
 		if (!r->packed) {
@@ -216,8 +229,68 @@ static void drv_check(struct ring *r, uint32_t id, uint32_t len)
 	r->free_ids[r->nfree++] = (uint16_t)id;
 }
 
+/* In order (DPDK's virtio_xmit_cleanup_inorder[_packed] and
+ * virtqueue_dequeue_burst_rx_inorder): TX chains are freed by count, up to
+ * what the used index (split) or the id of the used descriptor (packed)
+ * says, without reading their entries; RX entries are read by position,
+ * and their id must be that position. */
+static void drv_reap_inorder(struct ring *r)
+{
+	uint16_t mask = (uint16_t)(r->qsize - 1);
+
+	if (!r->packed) {
+		uint16_t end = __atomic_load_n(&r->used->idx, __ATOMIC_ACQUIRE);
+
+		for (; r->used_idx != end; r->used_idx++) {
+			const struct vre_used_elem *e = &r->used->ring[r->used_idx & mask];
+
+			if (r->rx) {
+				if (e->id != (r->used_idx & mask))
+					r->bad++;
+				drv_check(r, r->used_idx & mask, e->len);
+			} else {
+				r->nfree++; /* drv_check would read len: the PMD does not */
+			}
+		}
+		return;
+	}
+	for (;;) {
+		struct vre_packed_desc *d = &r->pdesc[r->next_used];
+		uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE), last;
+		bool a = f & VRE_PACKED_DESC_F_AVAIL, u = f & VRE_PACKED_DESC_F_USED;
+
+		if (a != u || u != r->used_wrap || r->nfree == r->qsize)
+			return;
+		last = d->id;
+		if (r->rx && last != r->next_used)
+			r->bad++;
+		if (r->rx)
+			drv_check(r, last, d->len);
+		for (;;) {
+			uint16_t at = r->next_used;
+
+			if (!r->rx)
+				r->nfree++;
+			if (++r->next_used == r->qsize) {
+				r->next_used = 0;
+				r->used_wrap = !r->used_wrap;
+			}
+			if (at == last)
+				break;
+			if (r->rx || r->nfree == r->qsize) {
+				r->bad++;
+				return;
+			}
+		}
+	}
+}
+
 static void drv_reap(struct ring *r)
 {
+	if (r->in_order) {
+		drv_reap_inorder(r);
+		return;
+	}
 	if (!r->packed) {
 		uint16_t end = __atomic_load_n(&r->used->idx, __ATOMIC_ACQUIRE);
 
@@ -272,13 +345,13 @@ int main(int argc, char **argv)
 	static struct guest ga, gb;
 	static struct ring tx, rx;
 	static struct vre_net_tx_burst burst;
-	bool packed = true, loop = false, mrg = true, intr = false;
+	bool packed = true, loop = false, mrg = true, intr = false, in_order = false;
 	unsigned long qsize = 256, frame = 60;
 	uint64_t npkts = 1000000, pkts = 0, t0, dev = 0;
 	size_t glen;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:r:s:q:lMeh")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:s:q:lMeoh")) != -1) {
 		switch (opt) {
 		case 'n': npkts = strtoull(optarg, NULL, 0); break;
 		case 'r': packed = strcmp(optarg, "split") != 0; break;
@@ -287,9 +360,11 @@ int main(int argc, char **argv)
 		case 'l': loop = true; break;
 		case 'M': mrg = false; break;
 		case 'e': intr = true; break;
+		case 'o': in_order = true; break;
 		default:
 			fprintf(stderr, "usage: net_bench [-n PACKETS] [-r split|packed] [-s FRAME] "
-				"[-q QSIZE] [-l loopback] [-M no mrg_rxbuf] [-e notifications on]\n");
+				"[-q QSIZE] [-l loopback] [-M no mrg_rxbuf] [-e notifications on] "
+				"[-o in order]\n");
 			return opt == 'h' ? 0 : 2;
 		}
 	}
@@ -301,8 +376,10 @@ int main(int argc, char **argv)
 	}
 	glen = 2 * (qsize * BUF_SIZE + 4096 * 4 + 16 * qsize * 2);
 	if (guest_init(&ga, 0x40000000ull, glen) || (!loop && guest_init(&gb, 0x80000000ull, glen)) ||
-	    ring_init(&tx, &ga, packed, false, (uint16_t)qsize, (uint32_t)frame, mrg, intr) ||
-	    ring_init(&rx, loop ? &ga : &gb, packed, true, (uint16_t)qsize, (uint32_t)frame, mrg, intr)) {
+	    ring_init(&tx, &ga, packed, false, (uint16_t)qsize, (uint32_t)frame, mrg, intr,
+		      in_order) ||
+	    ring_init(&rx, loop ? &ga : &gb, packed, true, (uint16_t)qsize, (uint32_t)frame, mrg,
+		      intr, in_order)) {
 		fprintf(stderr, "net_bench: setup failed\n");
 		return 1;
 	}
@@ -333,9 +410,10 @@ int main(int argc, char **argv)
 			(unsigned long long)pkts);
 		return 1;
 	}
-	printf("%s %s %luB frame%s%s: %llu packets, device %.1f ns/pkt, with drivers %.1f ns/pkt\n",
+	printf("%s %s %luB frame%s%s%s: %llu packets, device %.1f ns/pkt, with drivers %.1f ns/pkt\n",
 	       packed ? "packed" : "split", loop ? "loopback" : "xconnect", frame,
-	       mrg ? "" : " no-mrg", intr ? " notify-on" : "", (unsigned long long)pkts,
+	       mrg ? "" : " no-mrg", intr ? " notify-on" : "", in_order ? " in-order" : "",
+	       (unsigned long long)pkts,
 	       (double)dev / (double)pkts, (double)(now_ns() - t0) / (double)pkts);
 	return 0;
 }

@@ -647,7 +647,15 @@ int packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsi
 	return 0;
 }
 
-int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+/*
+ * The checked complete (vre_vq_complete, and every complete with inflight
+ * records), in the two passes recovery needs: bodies and the inflight live
+ * state, a release fence, the later flags, the first flags last, then the
+ * inflight records are retired. batch: an in-order batch, one used
+ * descriptor for all n at the first position (see vre_vq_complete_inorder).
+ */
+static int complete_checked(struct vre_vq *vq, const struct vre_used *used, unsigned n,
+			    bool batch)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
 	uint16_t pos[VRE_BURST], flags[VRE_BURST], idx = vq->last_used_idx;
@@ -664,7 +672,7 @@ int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 		complete_plain(vq, used, n, false);
 		return 0;
 	}
-	first_flags = used_pat | (used[0].len ? VRE_DESC_F_WRITE : 0);
+	first_flags = used_pat | (used[batch ? n - 1 : 0].len ? VRE_DESC_F_WRITE : 0);
 	for (unsigned k = 0; k < n; k++) {
 		struct vre_packed_desc *d = &desc[idx];
 		uint32_t next = (uint32_t)idx + used[k].ndesc; /* ndesc <= size */
@@ -672,8 +680,10 @@ int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 		pos[k] = idx;
 		/* WRITE says len bytes were written. */
 		flags[k] = used_pat | (used[k].len ? VRE_DESC_F_WRITE : 0);
-		__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
-		__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
+		if (!batch) {
+			__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
+			__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
+		}
 		if (next >= size) {
 			next -= size;
 			wrap = !wrap;
@@ -681,13 +691,18 @@ int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 		}
 		idx = (uint16_t)next;
 	}
+	if (batch) {
+		/* One descriptor at the first position names the last chain. */
+		__atomic_store_n(&desc[first_pos].id, used[n - 1].id, __ATOMIC_RELAXED);
+		__atomic_store_n(&desc[first_pos].len, used[n - 1].len, __ATOMIC_RELAXED);
+	}
 	STEP(vq, "complete: id/len written");
 	if (vq->inflight)
 		inflight_link(vq, used, n, idx, wrap);
 	/* Release: every id/len (and the inflight live state) is stored before
 	 * any of the flags below can be seen. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	for (unsigned k = 1; k < n; k++) {
+	for (unsigned k = 1; !batch && k < n; k++) {
 		st16(&desc[pos[k]].flags, flags[k]);
 		STEP(vq, "complete: later flags");
 	}
@@ -699,6 +714,55 @@ int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 		inflight_retire(vq, used, n);
 	vq->last_used_idx = idx;
 	vq->used_wrap = wrap;
+	return 0;
+}
+
+int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
+	return complete_checked(vq, used, n, false);
+}
+
+/*
+ * Chains completed with len 0 in fetch order. In order without inflight
+ * records: the ids are freed and the slots counted in one pass over the
+ * chains, then one used descriptor (the last chain's id, len 0) at the
+ * batch's first position, its flags last; the used position moves past
+ * every slot of the batch. Otherwise as packed_complete_fetched.
+ */
+int packed_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n)
+{
+	struct vre_used used[VRE_BURST];
+
+	if (vq->in_order && !vq->inflight) {
+		struct vre_packed_desc *d = &vq->pk.desc[vq->last_used_idx];
+		uint8_t *busy = vq->pk.id_busy;
+		uint32_t idx = vq->last_used_idx, total = 0;
+		bool wrap = vq->used_wrap;
+
+		for (unsigned k = 0; k < n; k++) {
+			busy[chains[k].id] = 0;
+			total += chains[k].ndesc;
+		}
+		__atomic_store_n(&d->id, chains[n - 1].id, __ATOMIC_RELAXED);
+		__atomic_store_n(&d->len, 0, __ATOMIC_RELAXED);
+		/* Release: id and len before the flags that make them used. */
+		st16_rel(&d->flags, wrap ? F_AVAIL | F_USED : 0);
+		STEP(vq, "complete: first flags");
+		/* total <= the slots held <= size: one lap at most */
+		idx += total;
+		if (idx >= vq->size) {
+			idx -= vq->size;
+			wrap = !wrap;
+		}
+		vq->last_used_idx = (uint16_t)idx;
+		vq->used_wrap = wrap;
+		return 0;
+	}
+	for (unsigned k = 0; k < n; k++)
+		used[k] = vre_used_of(&chains[k], 0);
+	if (vq->inflight)
+		return complete_checked(vq, used, n, vq->in_order);
+	complete_plain(vq, used, n, true);
 	return 0;
 }
 

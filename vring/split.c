@@ -366,10 +366,29 @@ static void inflight_clear(struct vre_vq *vq, const struct vre_used *used,
 	STEP(vq, "complete: used_idx");
 }
 
+/* Part of every complete: the used index moves by n, with release, once. */
+static inline __attribute__((always_inline)) uint16_t publish(struct vre_vq *vq, uint16_t idx,
+							      unsigned n)
+{
+	/* More than a full lap of the index space since the last decision
+	 * would make the event-index rule compare against a stale wrap: treat
+	 * the last signalled index as unknown (notify next time). */
+	if ((uint16_t)(idx + n - vq->signalled_used) < (uint16_t)n)
+		vq->signalled_used_valid = false;
+	idx = (uint16_t)(idx + n);
+	/* Release: the elements (and the inflight links) are visible before
+	 * the index that hands them to the driver. */
+	__atomic_store_n(&vq->sp.used->idx, idx, __ATOMIC_RELEASE);
+	vq->last_used_idx = idx;
+	STEP(vq, "complete: published");
+	return idx;
+}
+
 /* checked: vre_vq_complete; unchecked: the device's own fetched chains
- * (vre_vq_complete_fetched) on a ring without inflight records. */
+ * (vre_vq_complete_fetched) on a ring without inflight records. batch: an
+ * in-order batch, one element for all n (see vre_vq_complete_inorder). */
 static inline __attribute__((always_inline)) int
-complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checked)
+complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checked, bool batch)
 {
 	struct vre_used_ring *ur = vq->sp.used;
 	uint16_t mask = vq->size - 1, idx = vq->last_used_idx;
@@ -379,7 +398,14 @@ complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checke
 	for (unsigned i = 0; checked && i < n; i++)
 		if (used[i].id >= vq->size)
 			return -EINVAL;
-	for (unsigned i = 0; i < n; i++) {
+	if (batch) {
+		/* At the batch's first position, naming its last chain. */
+		struct vre_used_elem *e = &ur->ring[idx & mask];
+
+		e->id = used[n - 1].id;
+		e->len = used[n - 1].len;
+	}
+	for (unsigned i = 0; !batch && i < n; i++) {
 		struct vre_used_elem *e = &ur->ring[(uint16_t)(idx + i) & mask];
 
 		e->id = used[i].id;
@@ -388,17 +414,7 @@ complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checke
 	STEP(vq, "complete: elems");
 	if (ifl(vq))
 		inflight_link(vq, used, n);
-	/* More than a full lap of the index space since the last decision
-	 * would make the event-index rule compare against a stale wrap: treat
-	 * the last signalled index as unknown (notify next time). */
-	if ((uint16_t)(idx + n - vq->signalled_used) < (uint16_t)n)
-		vq->signalled_used_valid = false;
-	idx = (uint16_t)(idx + n);
-	/* Release: the elements (and the inflight links) are visible before
-	 * the index that hands them to the driver. */
-	__atomic_store_n(&ur->idx, idx, __ATOMIC_RELEASE);
-	vq->last_used_idx = idx;
-	STEP(vq, "complete: published");
+	idx = publish(vq, idx, n);
 	if (ifl(vq))
 		inflight_clear(vq, used, n, idx);
 	return 0;
@@ -406,7 +422,7 @@ complete(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool checke
 
 int split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
-	return complete(vq, used, n, true);
+	return complete(vq, used, n, true, false);
 }
 
 /* Fetch took these ids from the ring's own descriptor indexes (below
@@ -415,8 +431,45 @@ int split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 int split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
 	if (ifl(vq))
-		return complete(vq, used, n, true);
-	return complete(vq, used, n, false);
+		return complete(vq, used, n, true, false);
+	return complete(vq, used, n, false, false);
+}
+
+/*
+ * Chains completed with len 0 in fetch order. Without inflight records the
+ * used elements come straight from the chains: in order, one element and
+ * one index store for the whole batch; otherwise one element per chain.
+ * With inflight records the entries go through complete(), which records
+ * them as vre_vq_complete does.
+ */
+int split_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n)
+{
+	struct vre_used_ring *ur = vq->sp.used;
+	uint16_t mask = vq->size - 1, idx = vq->last_used_idx;
+
+	if (__builtin_expect(ifl(vq) != NULL, 0)) {
+		struct vre_used used[VRE_BURST];
+
+		for (unsigned i = 0; i < n; i++)
+			used[i] = vre_used_of(&chains[i], 0);
+		return complete(vq, used, n, true, vq->in_order);
+	}
+	if (vq->in_order) {
+		struct vre_used_elem *e = &ur->ring[idx & mask];
+
+		e->id = chains[n - 1].id;
+		e->len = 0;
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			struct vre_used_elem *e = &ur->ring[(uint16_t)(idx + i) & mask];
+
+			e->id = chains[i].id;
+			e->len = 0;
+		}
+	}
+	STEP(vq, "complete: elems");
+	publish(vq, idx, n);
+	return 0;
 }
 
 bool split_needs_notify(struct vre_vq *vq)

@@ -59,6 +59,7 @@ int vre_vq_init(struct vre_vq *vq, const struct vre_vq_params *p)
 	vq->packed = p->packed;
 	vq->event_idx = p->event_idx;
 	vq->indirect = p->indirect;
+	vq->in_order = p->in_order;
 	return p->packed ? packed_init(vq, p) : split_init(vq, p);
 }
 
@@ -119,8 +120,12 @@ int vre_vq_resync_to_used(struct vre_vq *vq)
 	vq->signalled_used_valid = false;
 	/* A base between used and used + size is a position some backend
 	 * could have reached (that many chains in flight): keep it. One
-	 * behind the used index, or further ahead, cannot be right. */
-	if ((uint16_t)(vq->last_avail_idx - used) <= vq->size)
+	 * behind the used index, or further ahead, cannot be right. In
+	 * order, no chain may be skipped: the used entry at position k is
+	 * the driver's chain at avail position k, so the chains a dead
+	 * backend took are taken again and completed at their own slots. */
+	if (vq->last_avail_idx == used ||
+	    (!vq->in_order && (uint16_t)(vq->last_avail_idx - used) <= vq->size))
 		return 0;
 	vq->last_avail_idx = vq->last_used_idx = used;
 	vq->signalled_used_valid = false;
@@ -164,6 +169,16 @@ int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsi
 		return 0;
 	return vq->packed ? packed_complete_fetched(vq, used, n)
 			  : split_complete_fetched(vq, used, n);
+}
+
+int vre_vq_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n)
+{
+	if (n > VRE_BURST)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	return vq->packed ? packed_complete_inorder(vq, chains, n)
+			  : split_complete_inorder(vq, chains, n);
 }
 
 bool vre_vq_needs_notify(struct vre_vq *vq)

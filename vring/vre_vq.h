@@ -88,6 +88,9 @@ struct vre_vq_params {
 	bool packed;
 	bool event_idx;  /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool indirect;   /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	bool in_order;   /* VIRTIO_F_IN_ORDER negotiated: the device promises to
+			  * complete chains in the order they were made
+			  * available (see vre_vq_complete_inorder) */
 	/* Host pointers, each already checked to cover its whole part:
 	 * split: desc table, avail ring, used ring;
 	 * packed: desc ring, driver event area, device event area. */
@@ -106,6 +109,7 @@ struct vre_vq {
 	bool event_idx;
 	bool indirect;
 	uint8_t broken; /* enum vre_ring_error */
+	bool in_order;  /* VIRTIO_F_IN_ORDER negotiated */
 
 	union {
 		struct {
@@ -164,6 +168,8 @@ uint32_t vre_vq_get_base(const struct vre_vq *vq);
  * so chains taken but not completed by a backend that died are taken again
  * (net TX is then sent at least once, RX buffers are reused). A frontend
  * that does not know the dead backend's position (DPDK virtio-user) sends 0.
+ * With IN_ORDER any base other than the used index moves: a used entry's
+ * position names the driver's chain, so none may be skipped.
  * Returns 1 when the indexes moved, 0 when the base stands, -ENOTSUP for packed
  * rings (their used position is not in one index). Either way the used
  * position becomes the ring's used index (a split base has no used half).
@@ -194,6 +200,26 @@ int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
  * read from the guest. A caller that breaks this contract corrupts the
  * ring. With inflight records attached it is vre_vq_complete. */
 int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+
+/*
+ * Returns the n chains the queue has held longest, in the order fetch
+ * returned them, each with len 0 (the device wrote nothing into them: a net
+ * TX queue), under vre_vq_complete_fetched's contract (this queue's fetch
+ * returned them and none was completed since). Every chain fetched before
+ * them must have been completed already: the device then completes in
+ * order, which is what VIRTIO_F_IN_ORDER promises.
+ *
+ * With IN_ORDER negotiated the batch goes back the way the spec allows for
+ * in-order devices ("In-order use of descriptors"): one used entry, with the
+ * last chain's id, at the batch's first used position; split: used->idx
+ * moves by n; packed: the used position moves past every slot of the batch.
+ * The driver takes each chain before the last as used completely, which for
+ * a chain without writable part is exactly len 0. Without IN_ORDER every
+ * chain gets its own entry, as vre_vq_complete_fetched writes them.
+ * Inflight records, when attached, are kept as vre_vq_complete keeps them.
+ * -EINVAL for n > VRE_BURST.
+ */
+int vre_vq_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
 
 /* After a complete: whether the driver asked to be notified of what was
  * just published (used flags / used_event; packed driver event area). */

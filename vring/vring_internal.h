@@ -34,6 +34,7 @@ int split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		struct iovec *pool, unsigned pool_len);
 int split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int split_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
 bool split_needs_notify(struct vre_vq *vq);
 bool split_avail_pending(const struct vre_vq *vq);
 bool split_notify_enable(struct vre_vq *vq);
@@ -47,6 +48,7 @@ int packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 		 struct iovec *pool, unsigned pool_len);
 int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
+int packed_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
 bool packed_needs_notify(struct vre_vq *vq);
 bool packed_avail_pending(const struct vre_vq *vq);
 bool packed_notify_enable(struct vre_vq *vq);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "net_guest.h"
+#include "vdrv_packed.h"
 #include "vdrv_split.h"
 
 #define DIE(...)                                                               \
@@ -58,6 +59,15 @@ void guest_free(struct guest *g)
 	else
 		guest_packed_free(g);
 	free(g);
+}
+
+void guest_set_in_order(struct guest *g, bool no_batch)
+{
+	g->q.vq.in_order = true; /* as control sets it from the features */
+	if (g->vd)
+		sdrv_set_in_order(g->vd, no_batch);
+	else
+		pdrv_set_in_order(g->pd, no_batch);
 }
 
 uint64_t guest_alloc(struct guest *g, size_t len)

@@ -64,6 +64,11 @@ int guest_packed_get_used(struct guest *g, uint16_t *id, uint32_t *len, uint64_t
 struct guest *guest_new(bool packed, uint16_t size, size_t heap, bool event_idx,
 			uint16_t qindex);
 void guest_free(struct guest *g);
+/* VIRTIO_F_IN_ORDER negotiated: the device queue is set up for it and the
+ * driver checks in-order completions (sdrv_set_in_order /
+ * pdrv_set_in_order; no_batch: every chain must have its own used entry,
+ * as a driver that reads each length needs). Before the first guest_add. */
+void guest_set_in_order(struct guest *g, bool no_batch);
 
 uint64_t guest_alloc(struct guest *g, size_t len);
 void *guest_ptr(struct guest *g, uint64_t gpa);

@@ -56,6 +56,7 @@ void guest_packed_new(struct guest *g, size_t heap, struct vre_vq_params *p)
 void guest_packed_free(struct guest *g)
 {
 	free(g->alloc);
+	pdrv_fini(g->pd);
 	free(g->pd);
 	free(g->ndesc);
 	free(g->token);
@@ -73,11 +74,13 @@ int guest_packed_add(struct guest *g, const struct gbuf *bufs, unsigned n, uint6
 	for (unsigned k = 0; k < n; k++)
 		v[k] = (struct pdrv_desc){ bufs[k].gpa, bufs[k].len,
 					   bufs[k].write ? VRE_DESC_F_WRITE : 0 };
-	id = g->id_free[g->nid_free - 1];
+	/* in order the id is the chain's first slot (the id stack is unused) */
+	id = g->pd->in_order ? g->pd->avail_idx : g->id_free[g->nid_free - 1];
 	r = pdrv_post(g->pd, v, n, id, false);
 	if (r < 0)
 		return r;
-	g->nid_free--;
+	if (!g->pd->in_order)
+		g->nid_free--;
 	g->ndesc[id] = (uint16_t)n;
 	g->token[id] = token;
 	return id;
@@ -93,6 +96,7 @@ int guest_packed_get_used(struct guest *g, uint16_t *id, uint32_t *len, uint64_t
 		return 0;
 	*token = g->token[*id];
 	g->ndesc[*id] = 0;
-	g->id_free[g->nid_free++] = *id;
+	if (!g->pd->in_order)
+		g->id_free[g->nid_free++] = *id;
 	return 1;
 }

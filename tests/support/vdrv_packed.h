@@ -32,10 +32,34 @@ struct pdrv {
 	uint32_t free_slots;
 	uint16_t ndesc_of[VRE_VQ_MAX_SIZE]; /* per outstanding id: slots taken */
 	uint8_t outstanding[VRE_VQ_MAX_SIZE];
+	/* VIRTIO_F_IN_ORDER (pdrv_set_in_order) */
+	bool in_order;
+	bool no_batch;        /* every chain must have its own used descriptor */
+	uint16_t batch_left;  /* chains of the batch being handed out */
+	uint16_t batch_last;  /* the id the batch's used descriptor named */
+	uint32_t batch_len;   /* its len */
+	uint32_t *wlen_of;    /* in order: writable bytes per id (malloc'd) */
 };
 
 void pdrv_init(struct pdrv *d, uint16_t size, void *ring, void *driver_area,
 	       void *device_area);
+
+/*
+ * Makes the driver behave as one that negotiated VIRTIO_F_IN_ORDER, like
+ * DPDK's virtio PMD (virtio_xmit_cleanup_inorder_packed): a chain's buffer
+ * id is the slot of its first descriptor (pdrv_post's id must be
+ * d->avail_idx), and a used descriptor at the used position names the
+ * last chain of an in-order batch: every chain from there up to the one
+ * whose id it carries is used (those before it taken as used completely:
+ * len = their writable bytes), and the next used descriptor is read at the
+ * slot after the batch. pdrv_get_used returns -EPROTO for a descriptor no
+ * in-order device can write: an id that is not one of the chains in flight
+ * from the used position on, or, with no_batch (DPDK's packed RX reads
+ * every descriptor), any id but the first chain's. pdrv_fini frees what
+ * this allocates. Call right after pdrv_init.
+ */
+void pdrv_set_in_order(struct pdrv *d, bool no_batch);
+void pdrv_fini(struct pdrv *d);
 
 /* Makes a chain of n descriptors available with buffer id `id`. raw: write
  * the flags exactly as given (no NEXT added, id not tracked) - for feeding

@@ -67,7 +67,8 @@ struct sdrv *sdrv_new(uint16_t size, size_t heap, size_t len1)
 
 	d->chain_ndesc = calloc(size, sizeof(*d->chain_ndesc));
 	d->token = calloc(size, sizeof(*d->token));
-	if (!d->chain_ndesc || !d->token)
+	d->wlen = calloc(size, sizeof(*d->wlen));
+	if (!d->chain_ndesc || !d->token || !d->wlen)
 		abort();
 	/* Free list threaded through desc.next, as a guest driver does. */
 	for (uint32_t i = 0; i < size; i++)
@@ -85,6 +86,7 @@ void sdrv_free(struct sdrv *d)
 		free(d->reg[i].alloc);
 	free(d->chain_ndesc);
 	free(d->token);
+	free(d->wlen);
 	free(d);
 }
 
@@ -199,28 +201,44 @@ static void post(struct sdrv *d, uint16_t head)
 	d->avail_shadow++;
 }
 
+void sdrv_set_in_order(struct sdrv *d, bool no_batch)
+{
+	d->in_order = true;
+	d->no_batch = no_batch;
+	d->next_desc = d->oldest = 0;
+}
+
 int sdrv_add(struct sdrv *d, const struct sdrv_buf *bufs, unsigned n, uint64_t token)
 {
-	uint16_t head, idx, prev = 0;
+	uint16_t head, idx, mask = (uint16_t)(d->size - 1);
+	uint32_t wlen = 0;
 
 	if (n == 0 || n > d->num_free)
 		return -ENOSPC;
-	head = idx = d->free_head;
+	/* In order the free descriptors are the ones after the last chain. */
+	head = idx = d->in_order ? d->next_desc : d->free_head;
 	for (unsigned i = 0; i < n; i++) {
 		struct vre_desc *e = &d->desc[idx];
+		uint16_t next = d->in_order ? (uint16_t)((idx + 1) & mask) : e->next;
 
-		prev = idx;
-		idx = e->next; /* next free */
 		e->addr = bufs[i].gpa;
 		e->len = bufs[i].len;
 		e->flags = (uint16_t)((bufs[i].write ? VRE_DESC_F_WRITE : 0) |
 				      (i + 1 < n ? VRE_DESC_F_NEXT : 0));
+		if (d->in_order)
+			e->next = i + 1 < n ? next : 0;
+		if (bufs[i].write)
+			wlen += bufs[i].len;
+		idx = next; /* next free */
 	}
-	(void)prev;
-	d->free_head = idx;
+	if (d->in_order)
+		d->next_desc = idx;
+	else
+		d->free_head = idx;
 	d->num_free = (uint16_t)(d->num_free - n);
 	d->chain_ndesc[head] = (uint16_t)n;
 	d->token[head] = token;
+	d->wlen[head] = wlen;
 	post(d, head);
 	return head;
 }
@@ -241,8 +259,11 @@ int sdrv_add_indirect(struct sdrv *d, const struct sdrv_buf *bufs, unsigned n,
 		sdrv_write(d, table_gpa + 16ull * i, &e, sizeof(e));
 	}
 	head = sdrv_add(d, &one, 1, token);
-	if (head >= 0)
+	if (head >= 0) {
 		d->desc[head].flags = VRE_DESC_F_INDIRECT;
+		for (unsigned i = 0; i < n; i++)
+			d->wlen[head] += bufs[i].write ? bufs[i].len : 0;
+	}
 	return head;
 }
 
@@ -257,12 +278,77 @@ void sdrv_kick(struct sdrv *d)
 	__atomic_store_n(&d->avail->idx, d->avail_shadow, __ATOMIC_RELEASE);
 }
 
+/* In order: reads the entry at the next used position and finds the chain
+ * it names among those in flight, oldest first, within the entries the
+ * device published; that many chains form the batch. */
+static int inorder_batch(struct sdrv *d)
+{
+	uint16_t uidx = __atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE);
+	uint16_t mask = (uint16_t)(d->size - 1), published = (uint16_t)(uidx - d->last_used);
+	uint16_t h = d->oldest, k = 1;
+	struct vre_used_elem e;
+
+	if (published == 0)
+		return 0;
+	e = d->used->ring[d->last_used & mask];
+	if (e.id >= d->size)
+		return -ERANGE;
+	for (;;) {
+		if (!d->chain_ndesc[h])
+			return -EPROTO; /* nothing in flight there */
+		if (h == e.id)
+			break;
+		if (d->no_batch || k == published)
+			return -EPROTO;
+		h = (uint16_t)((h + d->chain_ndesc[h]) & mask);
+		k++;
+	}
+	d->batch_left = k;
+	d->batch_last = (uint16_t)e.id;
+	d->batch_len = e.len;
+	return 1;
+}
+
+/* Returns chain head to the driver: the free list, or in order the run of
+ * free descriptors behind the oldest chain in flight. */
+static void release(struct sdrv *d, uint16_t head)
+{
+	uint16_t n = d->chain_ndesc[head], idx = head;
+
+	if (!d->in_order) {
+		/* Back onto the free list: the chain's slots in table order. */
+		for (uint16_t i = 1; i < n; i++)
+			idx = d->desc[idx].next;
+		d->desc[idx].next = d->free_head;
+		d->free_head = head;
+	} else {
+		d->oldest = (uint16_t)((head + n) & (d->size - 1));
+	}
+	d->num_free = (uint16_t)(d->num_free + n);
+	d->chain_ndesc[head] = 0;
+}
+
 int sdrv_get_used(struct sdrv *d, uint16_t *id, uint32_t *len, uint64_t *token)
 {
 	uint16_t uidx = __atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE);
 	struct vre_used_elem e;
-	uint16_t n, idx;
 
+	if (d->in_order) {
+		uint16_t head = d->oldest;
+		int r;
+
+		if (!d->batch_left && (r = inorder_batch(d)) <= 0)
+			return r;
+		*id = head;
+		/* the chains before the named one were used completely */
+		*len = head == d->batch_last && d->batch_left == 1 ? d->batch_len : d->wlen[head];
+		if (token)
+			*token = d->token[head];
+		d->batch_left--;
+		d->last_used++;
+		release(d, head);
+		return 1;
+	}
 	if (uidx == d->last_used)
 		return 0;
 	e = d->used->ring[d->last_used & (d->size - 1)];
@@ -275,14 +361,6 @@ int sdrv_get_used(struct sdrv *d, uint16_t *id, uint32_t *len, uint64_t *token)
 	*len = e.len;
 	if (token)
 		*token = d->token[e.id];
-	/* Back onto the free list: the chain's slots in table order. */
-	n = d->chain_ndesc[e.id];
-	idx = (uint16_t)e.id;
-	for (uint16_t i = 1; i < n; i++)
-		idx = d->desc[idx].next;
-	d->desc[idx].next = d->free_head;
-	d->free_head = (uint16_t)e.id;
-	d->num_free = (uint16_t)(d->num_free + n);
-	d->chain_ndesc[e.id] = 0;
+	release(d, (uint16_t)e.id);
 	return 1;
 }

@@ -50,6 +50,15 @@ struct sdrv {
 	uint16_t last_used;    /* next used entry to read */
 	uint16_t *chain_ndesc; /* descriptors a head's chain holds, 0 = free */
 	uint64_t *token;       /* caller's cookie per head */
+	uint32_t *wlen;        /* writable bytes per head */
+	/* VIRTIO_F_IN_ORDER (sdrv_set_in_order) */
+	bool in_order;
+	bool no_batch;         /* in order: every chain must have its own entry */
+	uint16_t next_desc;    /* where the next chain's descriptors start */
+	uint16_t oldest;       /* head of the oldest chain in flight */
+	uint16_t batch_left;   /* chains of the batch being handed out */
+	uint16_t batch_last;   /* the head the batch's used entry named */
+	uint32_t batch_len;    /* that entry's len */
 };
 
 /* Rings for a queue of size entries at the start of region 0, followed by
@@ -71,6 +80,22 @@ void sdrv_fill(struct sdrv *d, uint64_t gpa, uint8_t byte, size_t len);
 /* True when every guard byte still holds its pattern. */
 bool sdrv_guards_ok(const struct sdrv *d);
 
+/*
+ * Makes the driver behave as one that negotiated VIRTIO_F_IN_ORDER, like
+ * DPDK's virtio PMD in its in-order paths: descriptors are used in ring
+ * order (a chain at table offset x continues at x + 1, wrapping), and used
+ * entries are read as in-order batches: the entry at the next used position
+ * names the head of the batch's last chain, every chain from the oldest in
+ * flight up to that one is used (those before it taken as used completely:
+ * len = their writable bytes), and the next entry is read at the position
+ * after the batch. sdrv_get_used returns -EPROTO for an entry no in-order
+ * device can write: an id that is not a chain in flight within the entries
+ * published, or, with no_batch (a driver that reads every length, as DPDK's
+ * in-order RX path does), any id but the oldest chain's. Call on a fresh
+ * driver, before the first sdrv_add.
+ */
+void sdrv_set_in_order(struct sdrv *d, bool no_batch);
+
 /* Adds a direct chain from the free list; returns its head, or -ENOSPC.
  * Not visible to the device until sdrv_kick. */
 int sdrv_add(struct sdrv *d, const struct sdrv_buf *bufs, unsigned n, uint64_t token);
@@ -86,7 +111,8 @@ void sdrv_kick(struct sdrv *d);
 
 /* Takes the next used entry: 1 and id, len and token, 0 when none, -EPROTO
  * when the device returned a head that is not in flight (a double or bogus
- * completion), -ERANGE for an id >= size. The chain returns to the free list. */
+ * completion), -ERANGE for an id >= size. The chain returns to the free list.
+ * In order: the next chain of the current batch (see sdrv_set_in_order). */
 int sdrv_get_used(struct sdrv *d, uint16_t *id, uint32_t *len, uint64_t *token);
 
 static inline uint16_t *sdrv_used_event(struct sdrv *d)
