@@ -607,12 +607,16 @@ complete_plain(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool 
 	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0;
 	/* one load of each field: the stores below may alias used[] as far
 	 * as the compiler knows */
-	struct vre_used e = used[0];
-	uint16_t first_flags = used_pat | (e.len ? VRE_DESC_F_WRITE : 0);
+	const struct vre_used first = used[0];
+	uint16_t first_flags = used_pat | (first.len ? VRE_DESC_F_WRITE : 0);
+	struct vre_used e;
 
-	/* The first chain's id/len now, its flags after the loop. */
-	used_body(&desc[idx], &e, busy, free_ids);
-	used_step(&idx, &wrap, &used_pat, e.ndesc, size);
+	/* The first chain's slot is written last, all at once (as DPDK's
+	 * shadow head): a driver polling it then pulls its line once, not
+	 * once after id/len and again after the flags. */
+	if (free_ids)
+		busy[first.id] = 0;
+	used_step(&idx, &wrap, &used_pat, first.ndesc, size);
 	for (const struct vre_used *u = used + 1, *end = used + n; u < end; u++) {
 		struct vre_packed_desc *d = &desc[idx];
 
@@ -623,6 +627,7 @@ complete_plain(struct vre_vq *vq, const struct vre_used *used, unsigned n, bool 
 		STEP(vq, "complete: later flags");
 		used_step(&idx, &wrap, &used_pat, e.ndesc, size);
 	}
+	used_body(&desc[first_pos], &first, busy, false);
 	/* Release, last: the whole batch appears when the first chain's
 	 * flags do. */
 	st16_rel(&desc[first_pos].flags, first_flags);
@@ -680,7 +685,8 @@ static int complete_checked(struct vre_vq *vq, const struct vre_used *used, unsi
 		pos[k] = idx;
 		/* WRITE says len bytes were written. */
 		flags[k] = used_pat | (used[k].len ? VRE_DESC_F_WRITE : 0);
-		if (!batch) {
+		/* the first slot's id/len go with its flags, at the end */
+		if (!batch && k > 0) {
 			__atomic_store_n(&d->id, used[k].id, __ATOMIC_RELAXED);
 			__atomic_store_n(&d->len, used[k].len, __ATOMIC_RELAXED);
 		}
@@ -690,11 +696,6 @@ static int complete_checked(struct vre_vq *vq, const struct vre_used *used, unsi
 			used_pat ^= F_AVAIL | F_USED;
 		}
 		idx = (uint16_t)next;
-	}
-	if (batch) {
-		/* One descriptor at the first position names the last chain. */
-		__atomic_store_n(&desc[first_pos].id, used[n - 1].id, __ATOMIC_RELAXED);
-		__atomic_store_n(&desc[first_pos].len, used[n - 1].len, __ATOMIC_RELAXED);
 	}
 	STEP(vq, "complete: id/len written");
 	if (vq->inflight)
@@ -706,6 +707,11 @@ static int complete_checked(struct vre_vq *vq, const struct vre_used *used, unsi
 		st16(&desc[pos[k]].flags, flags[k]);
 		STEP(vq, "complete: later flags");
 	}
+	/* The first slot whole, at the end (one line move for a driver that
+	 * polls it); in an in-order batch it names the last chain. Recovery
+	 * looks only at its flags. */
+	__atomic_store_n(&desc[first_pos].id, used[batch ? n - 1 : 0].id, __ATOMIC_RELAXED);
+	__atomic_store_n(&desc[first_pos].len, used[batch ? n - 1 : 0].len, __ATOMIC_RELAXED);
 	/* Release, last: the driver reads used slots in order, so the whole
 	 * batch appears when the first chain's flags do. */
 	st16_rel(&desc[first_pos].flags, first_flags);
