@@ -30,7 +30,11 @@ OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 ALL_TOPOS = ['loopback', 'xconnect', 'learn', 'oneway']
 ALL_RINGS = ['split', 'packed']
 ALL_SIZES = [64, 512, 1518]
-ALL_BACKENDS = ['vre', 'dpdk', 'ovs']
+ALL_BACKENDS = ['vre', 'dpdk', 'ovs', 'vreb']
+# The default set; 'vreb' (a second vre-switch build, --vreb-bin) is for
+# A/B runs of two VRE builds: it alternates with the others like any peer,
+# so the summary's VRE/vreb pairwise ratio compares the two builds.
+DEFAULT_BACKENDS = ['vre', 'dpdk', 'ovs']
 # Headline topologies get --pairs alternating pairs; the others --pairs-other.
 HEADLINE_TOPOS = ('loopback', 'xconnect')
 # --latency: frames come back to the generator (oneway's never do).
@@ -38,7 +42,8 @@ LATENCY_TOPOS = ['loopback', 'xconnect', 'learn']
 PORTS = {'loopback': 1, 'xconnect': 2, 'learn': 2, 'oneway': 2}
 # Fixed generator MACs so a learning switch sees each station on one port.
 GEN_MACS = ['02:00:00:00:00:10', '02:00:00:00:00:11']
-PLOT_COLOURS = {'vre': '#d62728', 'dpdk': '#1f77b4', 'ovs': '#2ca02c'}
+PLOT_COLOURS = {'vre': '#d62728', 'dpdk': '#1f77b4', 'ovs': '#2ca02c',
+                'vreb': '#ff7f0e'}
 FCS = 4  # sizes are Ethernet frame sizes with FCS, as in RFC 2544
 
 
@@ -597,6 +602,20 @@ class VreBackend(Backend):
             self.proc.stop()
 
 
+class VrebBackend(VreBackend):
+    """A second vre-switch build (--vreb-bin), run exactly as 'vre'."""
+    name = 'vreb'
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.binary = cfg.vreb_bin or ''
+
+    def available(self):
+        if not self.binary:
+            return 'no --vreb-bin given'
+        return super().available()
+
+
 # --- DPDK vhost PMD in testpmd ---------------------------------------------
 
 class DpdkBackend(Backend):
@@ -742,7 +761,8 @@ class OvsBackend(Backend):
             p.stop()
 
 
-BACKENDS = {'vre': VreBackend, 'dpdk': DpdkBackend, 'ovs': OvsBackend}
+BACKENDS = {'vre': VreBackend, 'dpdk': DpdkBackend, 'ovs': OvsBackend,
+            'vreb': VrebBackend}
 
 
 # ---------------------------------------------------------------- one run
@@ -1408,7 +1428,8 @@ def parse_args(argv):
                     help='frame sizes with FCS (64,512,1518)')
     ap.add_argument('--rings', default=','.join(ALL_RINGS))
     ap.add_argument('--topos', default=','.join(ALL_TOPOS))
-    ap.add_argument('--backends', default=','.join(ALL_BACKENDS))
+    ap.add_argument('--backends', default=','.join(DEFAULT_BACKENDS),
+                    help='vre,dpdk,ovs (and vreb: --vreb-bin)')
     ap.add_argument('--seconds', type=int, default=3,
                     help='measured seconds per size, loopback and xconnect (3)')
     ap.add_argument('--seconds-other', type=int, default=2,
@@ -1423,6 +1444,8 @@ def parse_args(argv):
     ap.add_argument('--backend-cpu', type=int, default=1)
     ap.add_argument('--vre-bin', help='vre-switch binary '
                     '(default build/examples/vre-switch)')
+    ap.add_argument('--vreb-bin', help='backend vreb: a second vre-switch '
+                    'binary to compare with --vre-bin (A/B)')
     ap.add_argument('--out', default=os.path.join(ROOT, 'perf', 'results'),
                     help='results folder (perf/results)')
     ap.add_argument('--dry-run', action='store_true',
