@@ -68,6 +68,7 @@ int split_bind(struct vre_vq *vq, const struct vre_vq_params *p)
 int split_init(struct vre_vq *vq, const struct vre_vq_params *p)
 {
 	vq->last_avail_idx = 0;
+	vq->sp.avail_seen = 0;
 	vq->last_used_idx = 0;
 	vq->signalled_used = 0;
 	vq->signalled_used_valid = false;
@@ -257,11 +258,20 @@ int split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 			return r;
 		n = (unsigned)r;
 	}
-	avail = avail_idx_acquire(vq);
-	pending = (uint16_t)(avail - vq->last_avail_idx);
-	if (pending > vq->size) {
-		vre_vq_break(vq, VRE_RE_AVAIL_IDX_LEAP);
-		return n ? (int)n : -EIO;
+	/* The driver rewrites the line of avail->idx with every batch it
+	 * posts, so each read of it is a line moved between the cores: read
+	 * it only when the chains known to be there do not fill the burst
+	 * (ring entries and descriptors below an index read once stay
+	 * visible: the acquire that read it still orders them). */
+	pending = (uint16_t)(vq->sp.avail_seen - vq->last_avail_idx);
+	if (pending < max - n) {
+		avail = avail_idx_acquire(vq);
+		pending = (uint16_t)(avail - vq->last_avail_idx);
+		if (pending > vq->size) {
+			vre_vq_break(vq, VRE_RE_AVAIL_IDX_LEAP);
+			return n ? (int)n : -EIO;
+		}
+		vq->sp.avail_seen = avail;
 	}
 	/* Locals for what the loop reads on every chain: desc_copy()'s
 	 * compiler barrier would otherwise reload each of them through vq.

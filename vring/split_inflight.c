@@ -135,6 +135,7 @@ int split_inflight_attach(struct vre_vq *vq, void *region, uint64_t features)
 	vq->inflight = r;
 	vq->last_used_idx = used_idx;
 	vq->last_avail_idx = (uint16_t)(used_idx + n);
+	vq->sp.avail_seen = vq->last_avail_idx;
 	vq->signalled_used_valid = false;
 	return n;
 }

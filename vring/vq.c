@@ -87,6 +87,7 @@ int vre_vq_set_base(struct vre_vq *vq, uint32_t base)
 {
 	if (!vq->packed) {
 		vq->last_avail_idx = (uint16_t)base;
+		vq->sp.avail_seen = (uint16_t)base;
 		vq->last_used_idx = (uint16_t)base;
 		vq->signalled_used_valid = false;
 		return 0;
@@ -128,6 +129,7 @@ int vre_vq_resync_to_used(struct vre_vq *vq)
 	    (!vq->in_order && (uint16_t)(vq->last_avail_idx - used) <= vq->size))
 		return 0;
 	vq->last_avail_idx = vq->last_used_idx = used;
+	vq->sp.avail_seen = used;
 	vq->signalled_used_valid = false;
 	return 1;
 }

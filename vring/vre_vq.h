@@ -118,6 +118,11 @@ struct vre_vq {
 			struct vre_used_ring *used;
 			uint16_t *used_event;  /* in avail, after ring[size] */
 			uint16_t *avail_event; /* in used, after ring[size] */
+			/* avail->idx as last read: fetch reads the driver's
+			 * line again only when what is known to be there
+			 * is not enough for the burst; equal to
+			 * last_avail_idx whenever the indexes are set */
+			uint16_t avail_seen;
 		} sp;
 		struct {
 			struct vre_packed_desc *desc;
