@@ -3,6 +3,8 @@
 #ifndef NET_INTERNAL_H
 #define NET_INTERNAL_H
 
+#include <string.h>
+
 #include "vre_net.h"
 
 struct vre_net_dev {
@@ -22,5 +24,18 @@ struct vre_net_dev {
 	bool rarp_seen;
 	struct vre_net_queue queues[];    /* nqueues */
 };
+
+/* The header of a one-buffer packet into base: all zeros (no offload),
+ * num_buffers 1 when hdr_len is 12. */
+static inline void net_hdr_put(uint8_t *base, uint16_t hdr_len)
+{
+	const struct vre_net_hdr h = { .num_buffers = 1 };
+
+	/* hdr_len is 10 or 12: the first hdr_len bytes of h */
+	if (hdr_len == sizeof(h))
+		memcpy(base, &h, sizeof(h));
+	else
+		memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+}
 
 #endif

@@ -468,7 +468,6 @@ static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, u
 			       uint32_t len)
 {
 	uint16_t hdr_len = rx->nq->hdr_len;
-	struct vre_net_hdr h = { .num_buffers = 1 };
 	const struct iovec *w;
 	struct vre_chain *c;
 	uint8_t *base;
@@ -479,11 +478,7 @@ static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, u
 	if (w->iov_len < (uint64_t)hdr_len + len)
 		return false;
 	base = w->iov_base;
-	/* hdr_len is 10 or 12: the first hdr_len bytes of h */
-	if (hdr_len == sizeof(h))
-		memcpy(base, &h, sizeof(h));
-	else
-		memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+	net_hdr_put(base, hdr_len);
 	/* memmove: in loopback the guest may overlap its TX and RX buffers */
 	memmove(base + hdr_len, iov->iov_base, len);
 	rx->used[rx->nused++] = vre_used_of(c, hdr_len + len);
@@ -541,7 +536,6 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 			    uint32_t *mask, uint64_t *bytes)
 {
 	const uint16_t hdr_len = rx->nq->hdr_len;
-	const struct vre_net_hdr h = { .num_buffers = 1 };
 	uint32_t m = *mask;
 	uint16_t next, n, nused;
 	unsigned done = 0;
@@ -577,11 +571,7 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 		 * copy, which the compiler must assume may write anywhere. */
 		rx->used[nused++] = vre_used_of(c, hdr_len + len);
 		base = w->iov_base;
-		/* hdr_len is 10 or 12: the first hdr_len bytes of h */
-		if (hdr_len == sizeof(h))
-			memcpy(base, &h, sizeof(h));
-		else
-			memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+		net_hdr_put(base, hdr_len);
 		/* memmove: in loopback the guest may overlap TX and RX buffers */
 		memmove(base + hdr_len, src, len);
 		next++;

@@ -189,7 +189,13 @@ int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, 
  * and complete a queue's bursts in the order they were fetched (VIRTIO_F_IN_ORDER, which the device offers, needs it;
  * with it the burst goes back as one used entry). */
 void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
-/* tx_fetch + rx_put(all) + tx_done: the loopback / xconnect path. Returns packets forwarded. */
+/* The fused path for the common packet (one TX descriptor with header and frame, one RX descriptor, no offload
+ * asked for): a burst straight from src's TX ring into dst's RX ring, no chain/packet/used arrays (net_fused.c).
+ * Returns the packets forwarded (> 0), 0 when src has nothing available, -EAGAIN when the burst takes the general
+ * path (tx_fetch, rx_put, tx_done) from its first packet that is not common; chains from there on are untouched. */
+int vre_net_forward_fused(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);
+/* tx_fetch + rx_put(all) + tx_done: the loopback / xconnect path, one burst of up to 32 chains. Returns packets
+ * forwarded. (vre-switch tries vre_net_forward_fused first and takes this path on -EAGAIN.) */
 int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);
 /*
  * The RX writer, for packet sources other than a vhost TX queue (DPDK

@@ -16,7 +16,8 @@
  * VIRTIO_F_IN_ORDER and the drivers take the PMD's in-order paths: buffer
  * ids follow the ring positions, TX completions are counted (split: the
  * used index; packed: up to the id the used descriptor names) and never
- * read one by one, RX entries are read by position. -l puts both
+ * read one by one, RX entries are read by position. -g takes the general
+ * path only (without vre_net_forward_fused). -l puts both
  * queues in one guest (loopback), otherwise they are two guests with
  * their own memory maps (xconnect).
  *
@@ -318,11 +319,22 @@ static void drv_reap(struct ring *r)
 }
 
 /* What a switch worker does for one TX burst (examples/switch/fwd.c
- * tx_poll): the function callgrind counts. */
+ * tx_poll): the fused path, else the general one; the function callgrind
+ * counts. */
+static bool general_only; /* -g: without the fused path */
+
 __attribute__((noinline)) int fwd_burst(struct vre_net_queue *src, struct vre_net_queue *dst,
 					struct vre_net_tx_burst *b)
 {
-	int n = vre_net_tx_fetch(src, b), taken = b->n;
+	int n, taken;
+
+	if (!general_only) {
+		n = vre_net_forward_fused(src, dst);
+		if (n != -EAGAIN)
+			return n;
+	}
+	n = vre_net_tx_fetch(src, b);
+	taken = b->n;
 
 	if (n < 0 || taken == 0)
 		return n < 0 ? n : 0;
@@ -351,7 +363,7 @@ int main(int argc, char **argv)
 	size_t glen;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:r:s:q:lMeoh")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:s:q:lMeogh")) != -1) {
 		switch (opt) {
 		case 'n': npkts = strtoull(optarg, NULL, 0); break;
 		case 'r': packed = strcmp(optarg, "split") != 0; break;
@@ -361,10 +373,11 @@ int main(int argc, char **argv)
 		case 'M': mrg = false; break;
 		case 'e': intr = true; break;
 		case 'o': in_order = true; break;
+		case 'g': general_only = true; break;
 		default:
 			fprintf(stderr, "usage: net_bench [-n PACKETS] [-r split|packed] [-s FRAME] "
 				"[-q QSIZE] [-l loopback] [-M no mrg_rxbuf] [-e notifications on] "
-				"[-o in order]\n");
+				"[-o in order] [-g general path only]\n");
 			return opt == 'h' ? 0 : 2;
 		}
 	}
@@ -410,9 +423,10 @@ int main(int argc, char **argv)
 			(unsigned long long)pkts);
 		return 1;
 	}
-	printf("%s %s %luB frame%s%s%s: %llu packets, device %.1f ns/pkt, with drivers %.1f ns/pkt\n",
+	printf("%s %s %luB frame%s%s%s%s: %llu packets, device %.1f ns/pkt, with drivers %.1f ns/pkt\n",
 	       packed ? "packed" : "split", loop ? "loopback" : "xconnect", frame,
 	       mrg ? "" : " no-mrg", intr ? " notify-on" : "", in_order ? " in-order" : "",
+	       general_only ? " general" : "",
 	       (unsigned long long)pkts,
 	       (double)dev / (double)pkts, (double)(now_ns() - t0) / (double)pkts);
 	return 0;

@@ -772,6 +772,140 @@ int packed_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, u
 	return 0;
 }
 
+/* ---- Runs (vre_vq_take_run) -------------------------------------------- */
+
+/* fetch_run's rules, one slot per chain, the direction as asked; the ids
+ * are marked in flight as fetch marks them. */
+int packed_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable)
+{
+	const struct vre_mem_map *m = vq->mem;
+	struct vre_packed_desc *desc = vq->pk.desc;
+	uint8_t *busy = vq->pk.id_busy;
+	const uint16_t size = vq->size;
+	uint16_t idx = vq->last_avail_idx;
+	bool wrap = vq->avail_wrap;
+	uint16_t pat = (wrap ? F_AVAIL : F_USED) | (writable ? VRE_DESC_F_WRITE : 0);
+	const uint16_t fmask = F_AVAIL | F_USED | VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT |
+			       VRE_DESC_F_WRITE;
+	uint32_t held = held_slots(vq);
+	const struct vre_mem_region *rg;
+	uint64_t rgpa, rsize;
+	uint8_t *rhva;
+	unsigned k;
+
+	/* Empty: the first slot is not available (one load, as fetch). */
+	if ((ld16(&desc[idx].flags) & (F_AVAIL | F_USED)) != (wrap ? F_AVAIL : F_USED))
+		return 0;
+	if (held >= size || vq->mem_hint >= m->nregions)
+		return -EAGAIN;
+	if (max > size - held)
+		max = size - held;
+	rg = &m->regions[vq->mem_hint];
+	rgpa = rg->gpa;
+	rsize = rg->size;
+	rhva = rg->hva;
+	for (k = 0; k < max; k++) {
+		struct vre_packed_desc *d = &desc[idx];
+		/* Acquire: the body is read only after the flags say the
+		 * driver has published it. */
+		uint16_t f = ld16_acq(&d->flags), id;
+		uint64_t addr, off;
+		uint32_t len;
+
+		if ((f & fmask) != pat)
+			break;
+		addr = ld64(&d->addr);
+		len = ld32(&d->len);
+		id = ld16(&d->id);
+		off = addr - rgpa;
+		/* len - 1 wraps for 0: "len in 1..rsize - off" in one compare */
+		if (off >= rsize || (uint64_t)len - 1 >= rsize - off || id >= size || busy[id])
+			break;
+		busy[id] = 1;
+		r->base[k] = rhva + off;
+		r->len[k] = len;
+		r->id[k] = id;
+		if (++idx == size) {
+			idx = 0;
+			wrap = !wrap;
+			pat ^= F_AVAIL | F_USED;
+		}
+	}
+	vq->last_avail_idx = idx;
+	vq->avail_wrap = wrap;
+	r->n = (uint16_t)k;
+	return k ? (int)k : -EAGAIN;
+}
+
+/* Chains k..n go back: their ids are free again and the avail position
+ * steps back over their slots (one each). */
+void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
+{
+	uint32_t back = r->n - k, idx = vq->last_avail_idx;
+
+	for (unsigned i = k; i < r->n; i++)
+		vq->pk.id_busy[r->id[i]] = 0;
+	if (idx < back) {
+		idx += vq->size;
+		vq->avail_wrap = !vq->avail_wrap;
+	}
+	vq->last_avail_idx = (uint16_t)(idx - back);
+}
+
+/* complete_plain for one-slot chains, straight from the run: the later
+ * slots id/len/flags, the first slot whole at the end; or, in order
+ * without lengths, one used descriptor for the batch. */
+void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
+{
+	struct vre_packed_desc *desc = vq->pk.desc;
+	uint8_t *busy = vq->pk.id_busy;
+	uint32_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
+	bool wrap = vq->used_wrap;
+	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0, first_flags = used_pat;
+	uint32_t first_len = 0;
+	uint16_t first_id = r->id[0];
+
+	busy[first_id] = 0;
+	if (!with_len && vq->in_order) {
+		for (unsigned i = 1; i < n; i++)
+			busy[r->id[i]] = 0;
+		first_id = r->id[n - 1];
+		idx += n - 1;
+	} else {
+		if (with_len && r->len[0]) {
+			first_len = r->len[0];
+			first_flags |= VRE_DESC_F_WRITE; /* len bytes were written */
+		}
+		for (unsigned i = 1; i < n; i++) {
+			struct vre_packed_desc *d;
+			uint32_t len = with_len ? r->len[i] : 0;
+
+			if (++idx == size) {
+				idx = 0;
+				wrap = !wrap;
+				used_pat ^= F_AVAIL | F_USED;
+			}
+			d = &desc[idx];
+			busy[r->id[i]] = 0;
+			__atomic_store_n(&d->id, r->id[i], __ATOMIC_RELAXED);
+			__atomic_store_n(&d->len, len, __ATOMIC_RELAXED);
+			st16_rel(&d->flags, used_pat | (len ? VRE_DESC_F_WRITE : 0));
+			STEP(vq, "complete: later flags");
+		}
+	}
+	__atomic_store_n(&desc[first_pos].id, first_id, __ATOMIC_RELAXED);
+	__atomic_store_n(&desc[first_pos].len, first_len, __ATOMIC_RELAXED);
+	/* Release, last: the whole batch appears when the first slot does. */
+	st16_rel(&desc[first_pos].flags, first_flags);
+	STEP(vq, "complete: first flags");
+	if (++idx >= size) {
+		idx -= size;
+		wrap = !wrap;
+	}
+	vq->last_used_idx = (uint16_t)idx;
+	vq->used_wrap = wrap;
+}
+
 /* ---- Notifications ---------------------------------------------------- */
 
 /* Whether the used position moved past the driver's event position since

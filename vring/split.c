@@ -482,6 +482,83 @@ int split_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, un
 	return 0;
 }
 
+/*
+ * A run of common chains for vre_vq_take_run: take_single's rules (one
+ * direct descriptor of the asked direction, 1..size - off bytes inside the
+ * hot region, head below size), the avail index as fetch reads it.
+ */
+int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable)
+{
+	const struct vre_desc *desc = vq->sp.desc;
+	const uint16_t *ring = vq->sp.avail->ring;
+	const uint16_t size = vq->size, mask = (uint16_t)(size - 1);
+	const uint16_t want = writable ? VRE_DESC_F_WRITE : 0;
+	uint16_t last = vq->last_avail_idx, pending = (uint16_t)(vq->sp.avail_seen - last);
+	struct hot_region hot;
+	unsigned k;
+
+	if (pending < max) {
+		uint16_t avail = avail_idx_acquire(vq);
+
+		pending = (uint16_t)(avail - last);
+		if (pending > size) {
+			vre_vq_break(vq, VRE_RE_AVAIL_IDX_LEAP);
+			return -EIO;
+		}
+		vq->sp.avail_seen = avail;
+	}
+	if (pending == 0)
+		return 0;
+	if (max > pending)
+		max = pending;
+	hot_region_load(vq, &hot);
+	for (k = 0; k < max; k++) {
+		uint16_t head = __atomic_load_n(&ring[(uint16_t)(last + k) & mask],
+						__ATOMIC_RELAXED);
+		struct vre_desc d;
+		uint64_t off;
+
+		if (head >= size)
+			break;
+		d = desc_copy(&desc[head]);
+		off = d.addr - hot.gpa;
+		/* len - 1 wraps for 0: "len in 1..size - off" in one compare */
+		if ((d.flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT | VRE_DESC_F_WRITE)) != want ||
+		    off >= hot.size || (uint64_t)d.len - 1 >= hot.size - off)
+			break;
+		r->base[k] = hot.hva + off;
+		r->len[k] = d.len;
+		r->id[k] = head;
+	}
+	vq->last_avail_idx = (uint16_t)(last + k);
+	r->n = (uint16_t)k;
+	return k ? (int)k : -EAGAIN;
+}
+
+/* The used elements straight from the run; with IN_ORDER and no lengths
+ * one element for all n, at the first position. */
+void split_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
+{
+	struct vre_used_ring *ur = vq->sp.used;
+	uint16_t mask = vq->size - 1, idx = vq->last_used_idx;
+
+	if (!with_len && vq->in_order) {
+		struct vre_used_elem *e = &ur->ring[idx & mask];
+
+		e->id = r->id[n - 1];
+		e->len = 0;
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			struct vre_used_elem *e = &ur->ring[(uint16_t)(idx + i) & mask];
+
+			e->id = r->id[i];
+			e->len = with_len ? r->len[i] : 0;
+		}
+	}
+	STEP(vq, "complete: elems");
+	publish(vq, idx, n);
+}
+
 bool split_needs_notify(struct vre_vq *vq)
 {
 	uint16_t new_used = vq->last_used_idx, old, event;

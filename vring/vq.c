@@ -183,6 +183,43 @@ int vre_vq_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, u
 			  : split_complete_inorder(vq, chains, n);
 }
 
+int vre_vq_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable)
+{
+	r->n = 0;
+	if (vq->broken)
+		return -EIO;
+	if (vq->inflight || vq->resubmit_pos < vq->resubmit_num)
+		return -EAGAIN;
+	if (max > VRE_BURST)
+		max = VRE_BURST;
+	return vq->packed ? packed_take_run(vq, r, max, writable)
+			  : split_take_run(vq, r, max, writable);
+}
+
+void vre_vq_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
+{
+	if (k >= r->n)
+		return;
+	if (vq->packed)
+		packed_untake_run(vq, r, k);
+	else
+		vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - (r->n - k));
+	r->n = (uint16_t)k;
+}
+
+int vre_vq_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
+{
+	if (n > r->n)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (vq->packed)
+		packed_complete_run(vq, r, n, with_len);
+	else
+		split_complete_run(vq, r, n, with_len);
+	return 0;
+}
+
 bool vre_vq_needs_notify(struct vre_vq *vq)
 {
 	return vq->packed ? packed_needs_notify(vq) : split_needs_notify(vq);

@@ -226,6 +226,43 @@ int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsi
  */
 int vre_vq_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
 
+/*
+ * Runs of the common chain, for a device path that needs nothing but the
+ * chain's one buffer (the fused net forward path): no vre_chain, iovec or
+ * vre_used per chain, just where each buffer is, its length and its id.
+ *
+ * vre_vq_take_run takes up to max (<= VRE_BURST) chains of exactly one
+ * direct descriptor, writable or readable as asked, of 1 or more bytes
+ * inside the memory region of the last translation, from the avail
+ * position on, with fetch's rules for each (split: head below size, the
+ * avail-leap rule; packed: id below size and not in flight, no more slots
+ * than the queue holds). It stops at the first chain that is not such a
+ * chain, leaving it for vre_vq_fetch, which reads it afresh. Returns the
+ * chains taken (r->n), 0 when the ring has none available, -EAGAIN when
+ * the first available one is not common or the queue cannot take runs
+ * (inflight records attached, resubmissions pending), -EIO when broken.
+ * The chains are in flight as fetched ones are.
+ *
+ * vre_vq_untake_run gives chains k..n of the run back untouched, as if they
+ * had never been taken (nothing was written into them): the next take or
+ * fetch reads them afresh. vre_vq_complete_run returns the first n chains
+ * of the run, in the order taken, all chains taken before them completed:
+ * with_len: the used length of chain i is r->len[i] (the caller sets it to
+ * the bytes written), else 0, and with IN_ORDER the batch goes back as one
+ * used entry (vre_vq_complete_inorder). One used-index store (split) or the
+ * first slot's flags last (packed).
+ */
+struct vre_run {
+	uint8_t *base[VRE_BURST];
+	uint32_t len[VRE_BURST];
+	uint16_t id[VRE_BURST];
+	uint16_t n;
+};
+
+int vre_vq_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable);
+void vre_vq_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k);
+int vre_vq_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len);
+
 /* After a complete: whether the driver asked to be notified of what was
  * just published (used flags / used_event; packed driver event area). */
 bool vre_vq_needs_notify(struct vre_vq *vq);

@@ -35,6 +35,8 @@ int split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 int split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int split_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
+int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable);
+void split_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len);
 bool split_needs_notify(struct vre_vq *vq);
 bool split_avail_pending(const struct vre_vq *vq);
 bool split_notify_enable(struct vre_vq *vq);
@@ -49,6 +51,9 @@ int packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 int packed_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int packed_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
+int packed_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable);
+void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k);
+void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len);
 bool packed_needs_notify(struct vre_vq *vq);
 bool packed_avail_pending(const struct vre_vq *vq);
 bool packed_notify_enable(struct vre_vq *vq);

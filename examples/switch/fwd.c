@@ -54,10 +54,15 @@ static int tx_poll(struct vre_poll_item *it)
 	struct vre_net_queue *dst = __atomic_load_n(&sq->dst, __ATOMIC_ACQUIRE);
 	int n, taken;
 
-	if (dst)
+	if (dst) {
 		sq->dst_lost_ns = 0;
-	else if (hold_for_dst(sq))
+		/* the common packets straight from ring to ring */
+		n = vre_net_forward_fused(sq->nq, dst);
+		if (n != -EAGAIN)
+			return n;
+	} else if (hold_for_dst(sq)) {
 		return 0;
+	}
 	n = vre_net_tx_fetch(sq->nq, b);
 	taken = b->n; /* tx_done clears the burst */
 

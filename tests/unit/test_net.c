@@ -1171,6 +1171,221 @@ static int check_rx(struct port *p, uint8_t **frames, const uint32_t *lens, unsi
 	return got;
 }
 
+/* A TX chain of one descriptor whose header asks for nothing (flags and
+ * gso_type 0; the rest garbage): the fused path's common packet. */
+static void send_common(struct guest *g, const uint8_t *frame, uint32_t len)
+{
+	uint64_t gpa = guest_alloc(g, 12 + len);
+	uint8_t *h = guest_ptr(g, gpa);
+
+	memset(h, 0, 2);
+	memset(h + 2, 0x5a, 10);
+	memcpy(h + 12, frame, len);
+	ck_assert_int_ge(guest_add(g, &(struct gbuf){ gpa, 12 + len, false }, 1, gpa), 0);
+}
+
+/* What vre-switch's tx_poll does, until src's TX ring is empty: the fused
+ * path, the general one on -EAGAIN. Returns packets delivered. */
+static int sw_forward(struct port *p)
+{
+	int total = 0;
+
+	for (int guard = 0; guard < 256; guard++) {
+		int n = vre_net_forward_fused(p->txq, p->rxq);
+
+		if (n == 0)
+			break;
+		if (n == -EAGAIN)
+			n = vre_net_forward(p->txq, p->rxq);
+		ck_assert_int_ge(n, 0);
+		total += n;
+	}
+	return total;
+}
+
+/* The fused path alone: 40 common packets (one TX descriptor with header
+ * and frame, one 2 KiB RX descriptor each) go in two bursts, byte for
+ * byte, with the one-buffer header, counted as the general path counts;
+ * the TX header (garbage but flags 0) is not forwarded. Both sides are
+ * notified once per burst. With IN_ORDER (_i >= 2) the TX burst returns as
+ * one used entry and every RX entry is its own. */
+START_TEST(test_fused_common)
+{
+	bool packed = _i & 1, inorder = _i >> 1;
+	struct port p;
+	uint8_t *frames[40], got[2048];
+	uint32_t lens[40];
+	uint16_t nbufs;
+
+	port_open(&p, packed, F_V1 | F_MRG | (inorder ? F(VRE_F_IN_ORDER) : 0));
+	if (inorder) {
+		guest_set_in_order(p.rx, true);
+		guest_set_in_order(p.tx, false);
+	}
+	post_rx(p.rx, 64, 2048, 1);
+	for (int i = 0; i < 40; i++) {
+		uint64_t gpa;
+
+		lens[i] = 60 + (uint32_t)i * 37;
+		frames[i] = malloc(lens[i]);
+		make_frame(frames[i], lens[i], (unsigned)i + 7);
+		gpa = guest_alloc(p.tx, 12 + lens[i]);
+		memset(guest_ptr(p.tx, gpa), 0, 2);
+		memset((uint8_t *)guest_ptr(p.tx, gpa) + 2, 0x5a, 10);
+		memcpy((uint8_t *)guest_ptr(p.tx, gpa) + 12, frames[i], lens[i]);
+		ck_assert_int_ge(guest_add(p.tx, &(struct gbuf){ gpa, 12 + lens[i], false }, 1, gpa), 0);
+	}
+	ck_assert_int_eq(vre_net_forward_fused(p.txq, p.rxq), 32);
+	ck_assert_uint_eq(guest_calls(p.rx), 1);
+	ck_assert_uint_eq(guest_calls(p.tx), 1);
+	ck_assert_int_eq(vre_net_forward_fused(p.txq, p.rxq), 8);
+	ck_assert_int_eq(vre_net_forward_fused(p.txq, p.rxq), 0);
+	for (int i = 0; i < 40; i++) {
+		ck_assert_uint_eq(recv_frame(&p, got, &nbufs), lens[i]);
+		ck_assert_uint_eq(nbufs, 1);
+		ck_assert_mem_eq(got, frames[i], lens[i]);
+		free(frames[i]);
+	}
+	tx_all_back(&p);
+	ck_assert_uint_eq(p.txq->st.packets, 40);
+	ck_assert_uint_eq(p.rxq->st.packets, 40);
+	ck_assert_uint_eq(p.txq->st.bursts, 2);
+	ck_assert_uint_eq(p.rxq->st.bursts, 2);
+	ck_assert_uint_eq(p.txq->st.empty_polls, 1);
+	ck_assert_uint_eq(guest_inflight(p.rx), 64 - 40);
+	port_close(&p);
+}
+END_TEST
+
+/* What the fused path leaves to the general one, at the first packet that
+ * is not common: a TX chain of two descriptors, a TX header with flags, a
+ * frame too big for its RX buffer, no RX buffer at all. Everything from
+ * that packet on is given back untouched (-EAGAIN when it is the first);
+ * the general path then delivers it exactly as before. */
+START_TEST(test_fused_leaves)
+{
+	bool packed = _i;
+	uint8_t frame[600], got[2048];
+	uint16_t nbufs;
+
+	for (int c = 0; c < 4; c++) {
+		struct port p;
+		uint16_t last_avail;
+
+		port_open(&p, packed, F_V1 | F_MRG);
+		make_frame(frame, sizeof(frame), (unsigned)c);
+		if (c < 3)
+			post_rx(p.rx, 4, c == 2 ? 300 : 2048, 1);
+		/* packet 0 is common unless c == 3 (no RX buffer) */
+		send_common(p.tx, frame, 100);
+		if (c == 0) {
+			send_frame(p.tx, 12, frame, 200, true); /* header | frame */
+		} else {
+			uint64_t gpa = guest_alloc(p.tx, 12 + 600);
+
+			memset(guest_ptr(p.tx, gpa), 0, 12);
+			if (c == 1)
+				*(uint8_t *)guest_ptr(p.tx, gpa) = 1; /* NEEDS_CSUM */
+			memcpy((uint8_t *)guest_ptr(p.tx, gpa) + 12, frame, 600);
+			guest_add(p.tx, &(struct gbuf){ gpa, 612, false }, 1, gpa);
+		}
+		last_avail = p.txq->q->vq.last_avail_idx;
+		if (c == 3) {
+			ck_assert_int_eq(vre_net_forward_fused(p.txq, p.rxq), -EAGAIN);
+			ck_assert_uint_eq(p.txq->q->vq.last_avail_idx, last_avail);
+			ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 0);
+			ck_assert_uint_eq(p.rxq->st.drop_no_rx_buf, 2);
+			tx_all_back(&p);
+			port_close(&p);
+			continue;
+		}
+		ck_assert_int_eq(vre_net_forward_fused(p.txq, p.rxq), 1);
+		ck_assert_uint_eq(recv_frame(&p, got, &nbufs), 100);
+		ck_assert_mem_eq(got, frame, 100);
+		/* the second is left, untouched: the fused path says so again */
+		ck_assert_int_eq(vre_net_forward_fused(p.txq, p.rxq), -EAGAIN);
+		ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 1);
+		ck_assert_uint_eq(recv_frame(&p, got, &nbufs), c == 0 ? 200 : 600);
+		ck_assert_mem_eq(got, frame, c == 0 ? 200 : 600);
+		if (c == 2)
+			ck_assert_uint_eq(nbufs, 3); /* merged over 300-byte buffers */
+		tx_all_back(&p);
+		ck_assert_uint_eq(p.txq->st.packets, 2);
+		ck_assert_uint_eq(p.rxq->st.packets, 2);
+		port_close(&p);
+	}
+}
+END_TEST
+
+/* test_random_layouts through the switch's order of paths (fused, then
+ * general on -EAGAIN), also with IN_ORDER (_i >= 4): hostile TX and RX
+ * layouts mixed with common ones; every frame arrives whole and in order
+ * or is counted as dropped, no chain is lost. */
+START_TEST(test_fused_random)
+{
+	bool packed = _i & 1, mrg = (_i >> 1) & 1, inorder = _i >> 2;
+	uint32_t seed = 0xf00d + (uint32_t)_i, lens[8];
+	uint8_t *frames[8], *buf = malloc(70000), small[64];
+	struct port p;
+
+	port_open_heap(&p, packed, F_V1 | (mrg ? F_MRG : 0) | (inorder ? F(VRE_F_IN_ORDER) : 0),
+		       false, 32u << 20);
+	if (inorder) {
+		guest_set_in_order(p.rx, true);
+		guest_set_in_order(p.tx, false);
+	}
+	for (int k = 0; k < 8; k++)
+		frames[k] = malloc(9001);
+	make_frame(small, sizeof(small), 99);
+	for (int round = 0; round < 300; round++) {
+		unsigned npk = 1 + rnd(&seed, 8), nrx = rnd(&seed, 12), at = 0;
+		struct vre_net_stats before = p.rxq->st;
+		uint32_t tl[8];
+		int sent, got;
+
+		for (unsigned k = 0; k < nrx; k++) {
+			if (rnd(&seed, 2)) {
+				post_rx(p.rx, 1, 2048, 1); /* the common buffer */
+				continue;
+			}
+			post_random(&p, &seed);
+		}
+		for (unsigned k = 0; k < npk; k++) {
+			lens[k] = rnd(&seed, 4) ? 14 + rnd(&seed, 1600) : rnd(&seed, 9001);
+			make_frame(frames[k], lens[k], (unsigned)round * 8 + k);
+			if (rnd(&seed, 2))
+				send_common(p.tx, frames[k], lens[k]);
+			else
+				send_cut(&p, &seed, frames[k], lens[k]);
+		}
+		sent = sw_forward(&p);
+		ck_assert_uint_eq(drain_used(p.tx, tl, 8), npk);
+		got = check_rx(&p, frames, lens, npk, &at, buf);
+		ck_assert_int_eq(got, sent);
+		ck_assert_uint_eq(p.rxq->st.drop_no_rx_buf + p.rxq->st.drop_too_big -
+					  before.drop_no_rx_buf - before.drop_too_big,
+				  npk - (unsigned)sent);
+		for (int guard = 0; guest_inflight(p.rx) && guard < 64; guard++) {
+			uint8_t *one[1] = { small };
+			uint32_t l1[1] = { 64 };
+			unsigned a1 = 0;
+
+			send_common(p.tx, small, 64);
+			sent = sw_forward(&p);
+			drain_used(p.tx, tl, 8);
+			ck_assert_int_eq(check_rx(&p, one, l1, 1, &a1, buf), sent);
+		}
+		ck_assert_uint_eq(guest_inflight(p.rx), 0);
+		ck_assert_uint_eq(guest_inflight(p.tx), 0);
+		ck_assert_uint_eq(p.rxq->st.drop_queue_broken, 0);
+	}
+	for (int k = 0; k < 8; k++)
+		free(frames[k]);
+	free(buf);
+	port_close(&p);
+}
+END_TEST
+
 START_TEST(test_random_layouts)
 {
 	bool packed = _i & 1, mrg = _i >> 1;
@@ -1435,6 +1650,9 @@ static Suite *net_suite(void)
 	tcase_add_loop_test(path, test_tx_too_long, 0, 2);
 	tcase_add_loop_test(path, test_notify_suppressed, 0, 2);
 	tcase_add_loop_test(path, test_random_layouts, 0, 4);
+	tcase_add_loop_test(path, test_fused_common, 0, 4);
+	tcase_add_loop_test(path, test_fused_leaves, 0, 2);
+	tcase_add_loop_test(path, test_fused_random, 0, 8);
 	suite_add_tcase(s, path);
 
 	tcase_add_loop_test(ctl, test_ctrl_mq, 0, 2);

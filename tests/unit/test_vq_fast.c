@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * VIRTIO_F_IN_ORDER, device side, split and packed (loop index 0 split, 1
- * packed), against the test drivers in their in-order mode (sdrv_set_in_order,
- * pdrv_set_in_order), which accept only what an in-order driver such as
- * DPDK's virtio PMD would: vre_vq_complete_inorder's one-entry batches over
- * laps of small rings with chains of several descriptors, per-chain
- * completions in order, the drivers' own refusal of out-of-order
- * completions, the split resync rule, and inflight recovery after a crash at
- * every store of in-order batches (built with the step hook).
+ * The rings' fast-path entries, split and packed (loop index 0 split, 1
+ * packed):
+ * - VIRTIO_F_IN_ORDER, against the test drivers in their in-order mode
+ *   (sdrv_set_in_order, pdrv_set_in_order), which accept only what an
+ *   in-order driver such as DPDK's virtio PMD would: vre_vq_complete_inorder's
+ *   one-entry batches over laps of small rings with chains of several
+ *   descriptors, per-chain completions in order, the drivers' own refusal
+ *   of out-of-order completions, the split resync rule, and inflight
+ *   recovery after a crash at every store of in-order batches (built with
+ *   the step hook);
+ * - runs (vre_vq_take_run, untake, complete_run): the common chain only,
+ *   fetch's rules for it, what is left goes to fetch untouched.
  */
 #include <check.h>
 #include <errno.h>
@@ -55,8 +59,9 @@ static void w_params(struct w *w, struct vre_vq_params *p, bool in_order)
 		p->driver = w->mem + ring;
 		p->device = w->mem + ring + 4;
 	} else {
-		sdrv_params(w->sd, p, false, false);
+		sdrv_params(w->sd, p, false, true);
 	}
+	p->indirect = true;
 	p->in_order = in_order;
 }
 
@@ -360,6 +365,177 @@ START_TEST(test_resync_in_order)
 }
 END_TEST
 
+/* ---------------------------------------------------------- runs */
+
+/* A chain from explicit buffers (split: sdrv_buf; packed: the same as
+ * pdrv descriptors), or one INDIRECT descriptor over a table of them. */
+static int w_post_bufs(struct w *w, const struct sdrv_buf *b, unsigned n, bool indirect,
+		       uint64_t token)
+{
+	if (w->packed) {
+		struct pdrv_desc v[8];
+		uint16_t id = w->pd->in_order ? w->pd->avail_idx : (uint16_t)(token % w->size);
+		int r;
+
+		if (indirect) {
+			uint64_t t = w_alloc(w, 16 * n);
+			struct vre_packed_desc *tab = (void *)(w->mem + (t - PK_GPA));
+
+			for (unsigned i = 0; i < n; i++)
+				tab[i] = (struct vre_packed_desc){ b[i].gpa, b[i].len, 0,
+								   b[i].write ? VRE_DESC_F_WRITE : 0 };
+			v[0] = (struct pdrv_desc){ t, 16 * n, VRE_DESC_F_INDIRECT };
+			n = 1;
+		} else {
+			for (unsigned i = 0; i < n; i++)
+				v[i] = (struct pdrv_desc){ b[i].gpa, b[i].len,
+							   b[i].write ? VRE_DESC_F_WRITE : 0 };
+		}
+		r = pdrv_post(w->pd, v, n, id, false);
+		if (r < 0)
+			return r;
+		w->token[id] = token;
+		return id;
+	}
+	int head = indirect ? sdrv_add_indirect(w->sd, b, n, w_alloc(w, 16 * n), token)
+			    : sdrv_add(w->sd, b, n, token);
+
+	if (head >= 0)
+		sdrv_kick(w->sd);
+	return head;
+}
+
+/*
+ * A run takes common chains only, in either direction, and stops at the
+ * first that is not: two descriptors, the other direction, an empty
+ * descriptor, an indirect one. Each stopper is then what fetch returns
+ * next (read afresh), and the chains after it are fetch's too. Chains
+ * given back with untake are fetched again, unchanged; their packed ids
+ * are free again. complete_run returns lengths (with_len) or, in order,
+ * one entry for a TX-like batch.
+ */
+START_TEST(test_run_takes_common_only)
+{
+	bool packed = _i;
+
+	for (int stop = 0; stop < 4; stop++) {
+		struct w *w = w_new(packed, 16, true, true, false, false);
+		struct vre_run r;
+		uint16_t id;
+		uint32_t len;
+		uint64_t tok;
+		int ids[6];
+
+		for (int i = 0; i < 6; i++) {
+			struct sdrv_buf b[2] = { { w_alloc(w, 64), 64, true }, { w_alloc(w, 64), 64, true } };
+			unsigned n = 1;
+			bool ind = false;
+
+			if (i == 3) {
+				if (stop == 0)
+					n = 2;
+				else if (stop == 1)
+					b[0].write = false;
+				else if (stop == 2)
+					b[0].len = 0;
+				else
+					ind = true;
+			}
+			ck_assert_int_ge(ids[i] = w_post_bufs(w, b, n, ind, 10 + i), 0);
+		}
+		/* readable asked: none is (-EAGAIN), and nothing moved */
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), -EAGAIN);
+		ck_assert_uint_eq(w->vq.last_avail_idx, 0);
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, true), 3);
+		for (int i = 0; i < 3; i++) {
+			ck_assert_uint_eq(r.id[i], ids[i]);
+			ck_assert_uint_eq(r.len[i], 64);
+			memset(r.base[i], 0x11 * (i + 1), 64);
+			r.len[i] = 10 + (uint32_t)i;
+		}
+		/* give back the third: fetch takes it, then the stopper */
+		vre_vq_untake_run(&w->vq, &r, 2);
+		ck_assert_uint_eq(r.n, 2);
+		ck_assert_int_eq(vre_vq_complete_run(&w->vq, &r, 2, true), 0);
+		ck_assert_int_eq(vre_vq_fetch(&w->vq, w->ch, 2, w->pool, POOL), 2);
+		ck_assert_uint_eq(w->ch[0].id, ids[2]);
+		ck_assert_uint_eq(w->ch[1].id, ids[3]);
+		ck_assert_uint_eq(w->ch[1].ndesc, stop == 0 ? 2 : 1);
+		ck_assert_int_eq(vre_vq_complete_inorder(&w->vq, w->ch, 2), 0);
+		/* the rest: a run again, completed as a TX batch */
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, true), 2);
+		ck_assert_int_eq(vre_vq_complete_run(&w->vq, &r, 2, false), 0);
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, true), 0);
+		for (int i = 0; i < 6; i++) {
+			ck_assert_int_eq(w_get_used(w, &id, &len, &tok), 1);
+			ck_assert_uint_eq(tok, 10 + (uint64_t)i);
+			if (i < 2) {
+				ck_assert_uint_eq(len, 10 + (uint32_t)i);
+			} else if (i >= 4) {
+				ck_assert_uint_eq(len, i == 5 ? 0 : 64); /* in-order batch */
+			}
+		}
+		ck_assert_int_eq(w_get_used(w, &id, &len, &tok), 0);
+		ck_assert_uint_eq(w_free_descs(w), 16);
+		ck_assert_uint_eq(w->vq.broken, 0);
+		w_free(w);
+	}
+}
+END_TEST
+
+/* Fetch's rules hold for runs: a split head out of range stops the run and
+ * fetch then breaks the queue; an avail index leap breaks it in the run;
+ * a packed id already in flight stops the run (fetch breaks the queue);
+ * a run never takes more slots than the queue holds. Queues with inflight
+ * records (or resubmissions) do not take runs. */
+START_TEST(test_run_rules)
+{
+	bool packed = _i;
+	struct vre_run r;
+	struct w *w = w_new(packed, 8, false, false, false, false);
+	struct sdrv_buf b = { w_alloc(w, 64), 64, false };
+
+	if (!packed) {
+		ck_assert_int_ge(w_post_bufs(w, &b, 1, false, 1), 0);
+		sdrv_post_raw(w->sd, 8); /* head out of range */
+		sdrv_kick(w->sd);
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), 1);
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), -EAGAIN);
+		ck_assert_int_eq(vre_vq_fetch(&w->vq, w->ch, VRE_BURST, w->pool, POOL), -EIO);
+		ck_assert_uint_eq(w->vq.broken, VRE_RE_HEAD_OUT_OF_RANGE);
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), -EIO);
+		w_free(w);
+		w = w_new(packed, 8, false, false, false, false);
+		w->sd->avail->idx = 9;
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), -EIO);
+		ck_assert_uint_eq(w->vq.broken, VRE_RE_AVAIL_IDX_LEAP);
+	} else {
+		struct pdrv_desc d = { b.gpa, 64, 0 };
+
+		ck_assert_int_eq(pdrv_post(w->pd, &d, 1, 3, false), 0);
+		ck_assert_int_eq(pdrv_post(w->pd, &d, 1, 3, true), 0); /* id 3 again */
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), 1);
+		ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), -EAGAIN);
+		ck_assert_int_eq(vre_vq_fetch(&w->vq, w->ch, VRE_BURST, w->pool, POOL), -EIO);
+		ck_assert_uint_eq(w->vq.broken, VRE_RE_ID_IN_USE);
+	}
+	w_free(w);
+	/* a full ring taken: nothing more to take */
+	w = w_new(packed, 8, false, false, false, false);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_ge(w_post(w, 1, false, (uint64_t)i), 0);
+	ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), 8);
+	ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), 0);
+	w_free(w);
+	/* inflight records: runs are not taken (fetch records chains) */
+	w = w_new(packed, 8, false, false, false, true);
+	ck_assert_int_ge(w_post(w, 1, false, 1), 0);
+	ck_assert_int_eq(vre_vq_take_run(&w->vq, &r, VRE_BURST, false), -EAGAIN);
+	ck_assert_int_eq(vre_vq_fetch(&w->vq, w->ch, VRE_BURST, w->pool, POOL), 1);
+	w_free(w);
+}
+END_TEST
+
 /* --------------------------------------------- crash at every step */
 
 #define CR_CHAINS 5
@@ -548,8 +724,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("inorder");
-	TCase *tc = tcase_create("inorder");
+	Suite *s = suite_create("vq_fast");
+	TCase *tc = tcase_create("fast");
 	SRunner *sr;
 	int failed;
 
@@ -559,6 +735,8 @@ int main(void)
 	tcase_add_loop_test(tc, test_every_entry, 0, 2);
 	tcase_add_loop_test(tc, test_driver_refuses_out_of_order, 0, 2);
 	tcase_add_test(tc, test_resync_in_order);
+	tcase_add_loop_test(tc, test_run_takes_common_only, 0, 2);
+	tcase_add_loop_test(tc, test_run_rules, 0, 2);
 	tcase_add_loop_test(tc, test_crash_every_step, 0, 2);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
