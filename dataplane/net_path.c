@@ -30,7 +30,8 @@
  *   the header, is drop_bad_chain and goes back with len 0: at once, in its
  *   own complete call, so it never sits between one packet's chains; with
  *   VIRTIO_F_IN_ORDER in its turn, and a mergeable packet whose next chain
- *   is bad is given up (its chains go back empty before the bad one).
+ *   is bad is given up as drop_too_big (it did not fit the chains it could
+ *   use; they go back empty before the bad one).
  * - With IN_ORDER every chain is completed in the order it was fetched
  *   (TX: a burst at a time, one used entry for the burst; RX: in the used
  *   array's order), which is what the feature promises the driver.
@@ -412,10 +413,11 @@ static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, uns
 			first = 0;
 		}
 		if (nbufs && rx->vq->in_order) {
-			/* In order a bad chain cannot be passed over, so it
-			 * ends the packet (and counts for it, as drop_bad_chain) */
+			/* In order a bad chain cannot be passed over, so the
+			 * packet did not fit the chains it could use */
 			c = rx_peek(rx);
 			if (c && (c->err || !c->nw)) {
+				nq->st.drop_too_big++;
 				bad = c;
 				goto unwind;
 			}

@@ -984,6 +984,7 @@ START_TEST(test_inorder_paths)
 	send_frame(p.tx, 12, small, sizeof(small), false);
 	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 1);
 	ck_assert_uint_eq(p.rxq->st.drop_bad_chain, 2);
+	ck_assert_uint_eq(p.rxq->st.drop_too_big, 1); /* big: a, then bb */
 	/* in ring order: e and a empty, bb empty and untouched, then small in c */
 	ck_assert_int_eq(guest_get_used(p.rx, &id, &len, &token), 1);
 	ck_assert_uint_eq(token, e);
