@@ -15,14 +15,19 @@
  *        [tx parts 3 x (region u8, offset u16)][rx parts 3 x 3]
  *        [script length u16][script][tx image][rx image]
  * cfg: bit 0 packed, 1 mrg_rxbuf, 2 hdr_len 12 (else 10), 3 event idx,
- *      4 indirect, 5 one guest.
+ *      4 indirect, 5 one guest, 6 VIRTIO_F_IN_ORDER negotiated (both
+ *      queues), 7 forward as vre-switch does: vre_net_forward_fused
+ *      first, the general path on -EAGAIN.
  *
  * Oracles besides faults and sanitizers: every packet's iovecs lie in the
  * TX guest's memory and add up to its length (<= VRE_NET_MAX_FRAME), eth
  * is there when the frame has 14 bytes; each TX chain is either a packet
  * or counted as one drop; each RX packet asked for is either delivered or
  * counted as one drop; after rx_put and tx_done neither queue holds a
- * chain; a broken ring makes tx_fetch return -EIO.
+ * chain; a broken ring makes tx_fetch return -EIO. The fused path: it
+ * forwards k packets counted on both queues (same bytes), leaves neither
+ * queue holding a chain, and changes nothing when it returns 0 or -EAGAIN
+ * before the general path takes over.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +44,8 @@
 #define CFG_EVENT_IDX 8u
 #define CFG_INDIRECT 16u
 #define CFG_ONE_GUEST 32u /* loopback: both queues in one guest's memory */
+#define CFG_IN_ORDER 64u
+#define CFG_FUSED 128u
 
 enum { OP_TX_ADD, OP_RX_ADD, OP_FWD, OP_POKE, OP_AVAIL_IDX, OP_EVENT, OP_COUNT };
 
@@ -56,6 +63,7 @@ struct side {
 
 static struct side S[2]; /* 0 TX, 1 RX */
 static struct vre_net_tx_burst B;
+static bool fused; /* CFG_FUSED */
 
 static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, bool tx)
 {
@@ -78,6 +86,7 @@ static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, boo
 	}
 	p = (struct vre_vq_params){ .size = s->size, .packed = packed,
 				    .event_idx = cfg & CFG_EVENT_IDX, .indirect = cfg & CFG_INDIRECT,
+				    .in_order = cfg & CFG_IN_ORDER,
 				    .desc = s->part[0], .driver = s->part[1], .device = s->part[2],
 				    .mem = &s->m->mm };
 	memset(&s->q, 0, sizeof(s->q));
@@ -168,14 +177,54 @@ static void check_pkt(const struct vre_net_pkt *p)
 		FZ_CHECK(fz_in_region(&S[0].mem, p->eth, 14), "eth outside the TX guest");
 }
 
-static void op_fwd(struct fin *f)
+/* The fused path as vre-switch takes it. Returns true when it handled the
+ * burst (forwarded packets, or found nothing), false when the general path
+ * must run: then it changed nothing (the chains it looked at are back). */
+static bool fwd_fused(void)
 {
 	struct side *tx = &S[0], *rx = &S[1];
 	struct vre_net_stats t0 = tx->nq.st, r0 = rx->nq.st;
+	struct vre_vq tv = tx->q.vq, rv = rx->q.vq;
+	int k = vre_net_forward_fused(&tx->nq, &rx->nq);
+
+	FZ_CHECK(k >= -EAGAIN && k <= VRE_BURST && k != -EIO, "fused %d", k);
+	if (k <= 0) {
+		FZ_CHECK(tx->q.vq.last_avail_idx == tv.last_avail_idx &&
+			 tx->q.vq.avail_wrap == tv.avail_wrap &&
+			 rx->q.vq.last_avail_idx == rv.last_avail_idx &&
+			 rx->q.vq.avail_wrap == rv.avail_wrap &&
+			 tx->q.vq.last_used_idx == tv.last_used_idx &&
+			 rx->q.vq.last_used_idx == rv.last_used_idx,
+			 "fused %d moved a ring position", k);
+		FZ_CHECK(tx->nq.st.packets == t0.packets && rx->nq.st.packets == r0.packets,
+			 "fused %d counted packets", k);
+		return k == 0;
+	}
+	FZ_CHECK(tx->nq.st.packets - t0.packets == (uint64_t)k &&
+		 rx->nq.st.packets - r0.packets == (uint64_t)k &&
+		 tx->nq.st.bytes - t0.bytes == rx->nq.st.bytes - r0.bytes &&
+		 tx->nq.st.bytes - t0.bytes >= 14ull * (uint64_t)k,
+		 "fused %d: counters do not add up", k);
+	FZ_CHECK(holds_nothing(&tx->q.vq) && holds_nothing(&rx->q.vq),
+		 "a queue keeps chains after the fused path");
+	return true;
+}
+
+static void op_fwd(struct fin *f)
+{
+	struct side *tx = &S[0], *rx = &S[1];
+	struct vre_net_stats t0, r0;
 	uint32_t mask = fin32(f), eff;
 	bool was_broken = tx->q.vq.broken;
 	int n, done;
 
+	if (fused) {
+		if (fwd_fused())
+			return;
+		mask = UINT32_MAX; /* the switch forwards every packet */
+	}
+	t0 = tx->nq.st;
+	r0 = rx->nq.st;
 	n = vre_net_tx_fetch(&tx->nq, &B);
 	if (n < 0) {
 		FZ_CHECK(n == -EIO && tx->q.vq.broken, "tx_fetch %d", n);
@@ -266,6 +315,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	cfg = fin8(&f);
+	fused = cfg & CFG_FUSED;
 	S[0].m = &S[0].mem;
 	S[1].m = cfg & CFG_ONE_GUEST ? &S[0].mem : &S[1].mem;
 	qt = fin8(&f);
