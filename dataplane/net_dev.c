@@ -123,6 +123,11 @@ static int net_set_features(void *ctx, uint64_t features)
 	n->features = features;
 	for (uint16_t i = 0; i < n->nqueues; i++)
 		queue_apply_features(n, &n->queues[i]);
+	VRE_DEBUG("net", "features 0x%llx:%s%s%s%s", (unsigned long long)features,
+		  features & BIT(VRE_F_RING_PACKED) ? " packed" : " split",
+		  features & BIT(VRE_F_IN_ORDER) ? " in-order" : "",
+		  features & BIT(VRE_NET_F_MRG_RXBUF) ? " mrg_rxbuf" : "",
+		  features & BIT(VRE_F_EVENT_IDX) ? " event_idx" : "");
 	return 0;
 }
 
