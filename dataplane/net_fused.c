@@ -66,9 +66,10 @@ int vre_net_forward_fused(struct vre_net_queue *src, struct vre_net_queue *dst)
 		__builtin_prefetch(tx.base[k]);
 	nrx = vre_vq_take_run(dvq, &rx, tx.n, true);
 	n = nrx > 0 ? (unsigned)nrx : 0;
-	/* ... and each RX buffer's first line, for writing */
+	/* ... and each RX frame's first line, for writing (the header is
+	 * compared before it is stored: net_hdr_put) */
 	for (k = 0; k < n; k++)
-		__builtin_prefetch(rx.base[k], 1);
+		__builtin_prefetch(rx.base[k] + dhdr, 1);
 	for (k = 0; k < n; k++) {
 		const uint8_t *t = tx.base[k];
 		uint32_t tlen = tx.len[k], flen;

@@ -25,17 +25,34 @@ struct vre_net_dev {
 	struct vre_net_queue queues[];    /* nqueues */
 };
 
-/* The header of a one-buffer packet into base: all zeros (no offload),
- * num_buffers 1 when hdr_len is 12. */
+/*
+ * The header of a one-buffer packet (all zeros, num_buffers 1 when hdr_len
+ * is 12) into base, stored only where the buffer does not hold it already,
+ * as DPDK's ASSIGN_UNLESS_EQUAL does: a driver that recycles its RX
+ * buffers finds the same header there every time, so its line stays shared
+ * instead of moving to this core and back for every packet. The load is of
+ * guest memory the guest may change at any time: harmless, it only decides
+ * whether the guest's own buffer is written.
+ */
 static inline void net_hdr_put(uint8_t *base, uint16_t hdr_len)
 {
 	const struct vre_net_hdr h = { .num_buffers = 1 };
+	uint64_t lo, want_lo;
+	uint32_t hi, want_hi;
+	uint16_t hi2;
 
-	/* hdr_len is 10 or 12: the first hdr_len bytes of h */
-	if (hdr_len == sizeof(h))
-		memcpy(base, &h, sizeof(h));
-	else
-		memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+	memcpy(&want_lo, &h, 8);
+	memcpy(&want_hi, (const uint8_t *)&h + 8, 4);
+	memcpy(&lo, base, 8);
+	if (hdr_len == sizeof(h)) {
+		memcpy(&hi, base + 8, 4);
+		if ((lo ^ want_lo) | (hi ^ want_hi))
+			memcpy(base, &h, sizeof(h));
+	} else {
+		memcpy(&hi2, base + 8, 2);
+		if ((lo ^ want_lo) | hi2)
+			memcpy(base, &h, offsetof(struct vre_net_hdr, num_buffers));
+	}
 }
 
 #endif

@@ -230,7 +230,8 @@ static struct vre_chain *rx_peek(struct vre_net_rx *rx)
 
 		/* The chain after this one is written next: warm its first line. */
 		if (rx->next + 1 < rx->n && !after->err && after->nw)
-			__builtin_prefetch(after->iov[after->nr].iov_base, 1);
+			__builtin_prefetch((uint8_t *)after->iov[after->nr].iov_base +
+					   rx->nq->hdr_len, 1);
 		return &rx->chains[rx->next];
 	}
 	if (rx->dry || rx->broken)
@@ -555,7 +556,7 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 		const struct vre_chain *c = &rx->chains[k];
 
 		if (!c->err && c->nw)
-			__builtin_prefetch(c->iov[c->nr].iov_base, 1);
+			__builtin_prefetch((uint8_t *)c->iov[c->nr].iov_base + hdr_len, 1);
 	}
 	while (m && next < n && nused < VRE_BURST) {
 		const struct vre_net_pkt *p = &b->pkts[__builtin_ctz(m)];
