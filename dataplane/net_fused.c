@@ -24,8 +24,12 @@
  * - no RX buffer at all (the general path counts the drops);
  * - a queue with inflight records or resubmissions pending (the general
  *   path records them), or a broken one.
- * Dirty logging (issue 16) joins that list with one test per burst, in
- * fused_ok().
+ * Dirty logging (issue 16) joins that list with one test per burst and
+ * queue, in fused_ok().
+ *
+ * In two steps (vre_net_fused_take, then vre_net_fused_put or
+ * vre_net_fused_giveback) for a caller that looks at the frames before it
+ * picks the destination: learn mode.
  */
 #include <errno.h>
 #include <string.h>
@@ -34,45 +38,57 @@
 
 #define ETH_HLEN 14u
 
-/* The per-burst test for whatever makes the whole burst take the general
- * path (dirty logging on either ring, once it exists). */
-static inline bool fused_ok(const struct vre_net_queue *src, const struct vre_net_queue *dst)
+/* The per-burst test for whatever makes a queue's whole burst take the
+ * general path (dirty logging on its ring, once it exists). */
+static inline bool fused_ok(const struct vre_net_queue *nq)
 {
-	(void)src;
-	(void)dst;
+	(void)nq;
 	return true;
 }
 
-int vre_net_forward_fused(struct vre_net_queue *src, struct vre_net_queue *dst)
+int vre_net_fused_take(struct vre_net_queue *src, struct vre_run *tx)
 {
-	struct vre_vq *svq = &src->q->vq, *dvq = &dst->q->vq;
-	const uint32_t shdr = src->hdr_len, dhdr = dst->hdr_len;
-	struct vre_run tx, rx;
-	uint64_t bytes = 0;
-	unsigned k, n;
-	int ntx, nrx;
+	int n;
 
-	if (!fused_ok(src, dst))
+	tx->n = 0;
+	if (!fused_ok(src))
 		return -EAGAIN;
-	ntx = vre_vq_take_run(svq, &tx, VRE_BURST, false);
-	if (ntx <= 0) {
-		if (ntx < 0)
+	n = vre_vq_take_run(&src->q->vq, tx, VRE_BURST, false);
+	if (n <= 0) {
+		if (n < 0)
 			return -EAGAIN;
 		src->st.empty_polls++;
 		return 0;
 	}
 	/* Warm each TX buffer's first line (header and frame start) */
-	for (k = 0; k < tx.n; k++)
-		__builtin_prefetch(tx.base[k]);
-	nrx = vre_vq_take_run(dvq, &rx, tx.n, true);
+	for (int k = 0; k < n; k++)
+		__builtin_prefetch(tx->base[k]);
+	return n;
+}
+
+void vre_net_fused_giveback(struct vre_net_queue *src, struct vre_run *tx)
+{
+	vre_vq_untake_run(&src->q->vq, tx, 0);
+}
+
+int vre_net_fused_put(struct vre_net_queue *src, struct vre_run *tx, struct vre_net_queue *dst)
+{
+	struct vre_vq *svq = &src->q->vq, *dvq = &dst->q->vq;
+	const uint32_t shdr = src->hdr_len, dhdr = dst->hdr_len;
+	struct vre_run rx;
+	uint64_t bytes = 0;
+	unsigned k, n;
+	int nrx;
+
+	nrx = fused_ok(dst) ? vre_vq_take_run(dvq, &rx, tx->n, true) : -EAGAIN;
 	n = nrx > 0 ? (unsigned)nrx : 0;
-	/* ... and each RX frame's first line, for writing (the header is
-	 * compared before it is stored: net_hdr_put) */
+	/* Each RX frame's first line, for writing (the header is compared
+	 * before it is stored: net_hdr_put) */
 	for (k = 0; k < n; k++)
 		__builtin_prefetch(rx.base[k] + dhdr, 1);
 	for (k = 0; k < n; k++) {
-		const uint8_t *t = tx.base[k];
-		uint32_t tlen = tx.len[k], flen;
+		const uint8_t *t = tx->base[k];
+		uint32_t tlen = tx->len[k], flen;
 		uint16_t ask;
 
 		if (tlen < shdr + ETH_HLEN || tlen - shdr > VRE_NET_MAX_FRAME)
@@ -88,7 +104,7 @@ int vre_net_forward_fused(struct vre_net_queue *src, struct vre_net_queue *dst)
 		rx.len[k] = dhdr + flen;
 		bytes += flen;
 	}
-	vre_vq_untake_run(svq, &tx, k);
+	vre_vq_untake_run(svq, tx, k);
 	if (n)
 		vre_vq_untake_run(dvq, &rx, k);
 	if (k == 0)
@@ -96,7 +112,7 @@ int vre_net_forward_fused(struct vre_net_queue *src, struct vre_net_queue *dst)
 	/* Published at the destination first, then the TX chains back. */
 	if (vre_vq_complete_run(dvq, &rx, k, true) == 0 && vre_vq_needs_notify(dvq))
 		vre_queue_notify(dst->q);
-	if (vre_vq_complete_run(svq, &tx, k, false) == 0 && vre_vq_needs_notify(svq))
+	if (vre_vq_complete_run(svq, tx, k, false) == 0 && vre_vq_needs_notify(svq))
 		vre_queue_notify(src->q);
 	/* The counters once per burst (one writer: this worker). */
 	src->st.bursts++;
@@ -106,4 +122,12 @@ int vre_net_forward_fused(struct vre_net_queue *src, struct vre_net_queue *dst)
 	dst->st.packets += k;
 	dst->st.bytes += bytes;
 	return (int)k;
+}
+
+int vre_net_forward_fused(struct vre_net_queue *src, struct vre_net_queue *dst)
+{
+	struct vre_run tx;
+	int n = vre_net_fused_take(src, &tx);
+
+	return n <= 0 ? n : vre_net_fused_put(src, &tx, dst);
 }

@@ -194,6 +194,15 @@ void vre_net_tx_done(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
  * Returns the packets forwarded (> 0), 0 when src has nothing available, -EAGAIN when the burst takes the general
  * path (tx_fetch, rx_put, tx_done) from its first packet that is not common; chains from there on are untouched. */
 int vre_net_forward_fused(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);
+/* The fused path in two steps, for a caller that looks at the frames before it picks the destination (learn mode).
+ * take: a run of common TX chains from src (returns as vre_net_forward_fused: > 0 taken, 0 nothing available,
+ * -EAGAIN: take the general path); frame i is tx->len[i] - src->hdr_len bytes at tx->base[i] + src->hdr_len, in
+ * guest memory (read what is needed once, into locals), and may be shorter than an Ethernet header. Then either
+ * put (the run into dst's RX ring as vre_net_forward_fused does: returns packets forwarded, the rest of the run
+ * given back; -EAGAIN when none) or giveback (the whole run back to src untouched; the general path takes it). */
+int vre_net_fused_take(struct vre_net_queue *src_tx, struct vre_run *tx);
+int vre_net_fused_put(struct vre_net_queue *src_tx, struct vre_run *tx, struct vre_net_queue *dst_rx);
+void vre_net_fused_giveback(struct vre_net_queue *src_tx, struct vre_run *tx);
 /* tx_fetch + rx_put(all) + tx_done: the loopback / xconnect path, one burst of up to 32 chains. Returns packets
  * forwarded. (vre-switch tries vre_net_forward_fused first and takes this path on -EAGAIN.) */
 int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);

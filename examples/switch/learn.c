@@ -24,6 +24,7 @@
  * Frame headers are in guest memory: the 12 MAC bytes are copied once into
  * locals and only the copy is looked at.
  */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -308,6 +309,49 @@ static unsigned to_port(struct sw_queue *sq, struct sw_port *p, uint32_t mask, u
 	return (unsigned)__builtin_popcount(uni);
 }
 
+/*
+ * The fused path (vre_net_fused_take/put) for a burst of common chains
+ * whose frames all go to one vhost port: the usual burst between two
+ * stations once both are learnt. The table learns from the run as the
+ * general path would; anything else (a flood, several destinations, an
+ * ethdev port, a runt, a destination not running) gives the run back and
+ * the general path takes the burst, classifying it again (learning the
+ * same MACs twice changes nothing). Returns as vre_net_forward_fused.
+ */
+static int learn_fused(struct sw_queue *sq, const struct sw_view *v)
+{
+	struct sw_port *me = sq->port, *p;
+	struct vre_net_queue *dst = NULL;
+	const unsigned pair = sq->index / 2u;
+	const uint16_t hl = sq->nq->hdr_len;
+	uint8_t hdr[VRE_BURST][12];
+	bool ok[VRE_BURST];
+	struct lburst lb;
+	struct vre_run tx;
+	uint32_t all;
+	int n = vre_net_fused_take(sq->nq, &tx);
+
+	if (n <= 0)
+		return n;
+	for (int k = 0; k < n; k++) {
+		ok[k] = tx.len[k] >= hl + 14u;
+		if (ok[k])
+			memcpy(hdr[k], tx.base[k] + hl, 12); /* the one read */
+	}
+	all = n >= 32 ? UINT32_MAX : (1u << n) - 1;
+	classify(me->sw, v, me, hdr, ok, (unsigned)n, &lb);
+	/* every packet to one port, none flooded, filtered or a runt */
+	if (!lb.runts && !lb.flood && lb.nuni == 1 && lb.uni[0]->l_mask == all &&
+	    !(p = lb.uni[0])->eth)
+		dst = __atomic_load_n(&p->rx_pub[pair < p->pairs ? pair : pair % p->pairs],
+				      __ATOMIC_ACQUIRE);
+	if (!dst) {
+		vre_net_fused_giveback(sq->nq, &tx);
+		return -EAGAIN;
+	}
+	return vre_net_fused_put(sq->nq, &tx, dst);
+}
+
 int sw_learn_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
@@ -320,8 +364,12 @@ int sw_learn_poll(struct vre_poll_item *it)
 	struct lburst lb;
 	uint64_t dropped;
 	uint32_t m, uni;
-	int n = vre_net_tx_fetch(sq->nq, b);
-	int taken = b->n;
+	int n = learn_fused(sq, v), taken;
+
+	if (n != -EAGAIN)
+		return n;
+	n = vre_net_tx_fetch(sq->nq, b);
+	taken = b->n;
 
 	if (n < 0 || taken == 0)
 		return 0;
