@@ -365,20 +365,6 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 	return 1;
 }
 
-/* Asks for the descriptor lines of the max slots from idx on (4 to a
- * line; the first one the caller loads at once): the driver wrote them, so
- * each is a miss, and asked for together they arrive together instead of
- * one after the other as the loop reaches them. */
-static inline void desc_prefetch(const struct vre_packed_desc *desc, uint32_t idx,
-				 unsigned max, uint32_t size)
-{
-	for (uint32_t i = 4; i < max; i += 4) {
-		uint32_t j = idx + i; /* < 2 * size: one subtraction wraps it */
-
-		__builtin_prefetch(&desc[j >= size ? j - size : j]);
-	}
-}
-
 /*
  * A run of the common chain from the avail position: one direct
  * descriptor (no NEXT, no INDIRECT, len > 0) inside the last-hit region,
@@ -414,7 +400,6 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		return 0;
 	if (lim > size - held)
 		lim = size - held;
-	desc_prefetch(desc, idx, lim, size);
 	r = &m->regions[vq->mem_hint];
 	rgpa = r->gpa;
 	rsize = r->size;
@@ -815,7 +800,6 @@ int packed_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool wri
 		return -EAGAIN;
 	if (max > size - held)
 		max = size - held;
-	desc_prefetch(desc, idx, max, size);
 	rg = &m->regions[vq->mem_hint];
 	rgpa = rg->gpa;
 	rsize = rg->size;

@@ -512,15 +512,6 @@ int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writ
 	if (max > pending)
 		max = pending;
 	hot_region_load(vq, &hot);
-	/* In order the driver takes descriptors in ring order: the run's
-	 * descriptors follow the first head. Their lines are misses (the
-	 * driver wrote them); asked for together they arrive together. */
-	if (vq->in_order) {
-		uint16_t h0 = __atomic_load_n(&ring[last & mask], __ATOMIC_RELAXED);
-
-		for (unsigned i = 4; i < max; i += 4)
-			__builtin_prefetch(&desc[(uint16_t)(h0 + i) & mask]);
-	}
 	for (k = 0; k < max; k++) {
 		uint16_t head = __atomic_load_n(&ring[(uint16_t)(last + k) & mask],
 						__ATOMIC_RELAXED);
