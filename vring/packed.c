@@ -809,7 +809,7 @@ int packed_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool wri
 		/* Acquire: the body is read only after the flags say the
 		 * driver has published it. */
 		uint16_t f = ld16_acq(&d->flags), id;
-		uint64_t addr, off;
+		uint64_t addr;
 		uint32_t len;
 
 		if ((f & fmask) != pat)
@@ -817,12 +817,10 @@ int packed_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool wri
 		addr = ld64(&d->addr);
 		len = ld32(&d->len);
 		id = ld16(&d->id);
-		off = addr - rgpa;
-		/* len - 1 wraps for 0: "len in 1..rsize - off" in one compare */
-		if (off >= rsize || (uint64_t)len - 1 >= rsize - off || id >= size || busy[id])
+		if (!vre_mem_range_in(rgpa, rsize, addr, len) || id >= size || busy[id])
 			break;
 		busy[id] = 1;
-		r->base[k] = rhva + off;
+		r->base[k] = rhva + (addr - rgpa);
 		r->len[k] = len;
 		r->id[k] = id;
 		if (++idx == size) {

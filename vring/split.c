@@ -516,17 +516,14 @@ int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writ
 		uint16_t head = __atomic_load_n(&ring[(uint16_t)(last + k) & mask],
 						__ATOMIC_RELAXED);
 		struct vre_desc d;
-		uint64_t off;
 
 		if (head >= size)
 			break;
 		d = desc_copy(&desc[head]);
-		off = d.addr - hot.gpa;
-		/* len - 1 wraps for 0: "len in 1..size - off" in one compare */
 		if ((d.flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT | VRE_DESC_F_WRITE)) != want ||
-		    off >= hot.size || (uint64_t)d.len - 1 >= hot.size - off)
+		    !vre_mem_range_in(hot.gpa, hot.size, d.addr, d.len))
 			break;
-		r->base[k] = hot.hva + off;
+		r->base[k] = hot.hva + (d.addr - hot.gpa);
 		r->len[k] = d.len;
 		r->id[k] = head;
 	}
