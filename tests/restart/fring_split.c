@@ -44,7 +44,8 @@ struct fring_split *fring_split_new(uint16_t size, uint8_t *hva, const struct fr
 	memset(d->used, 0, vre_split_used_bytes(size));
 	d->chain_ndesc = calloc(size, sizeof(*d->chain_ndesc));
 	d->token = calloc(size, sizeof(*d->token));
-	if (!d->chain_ndesc || !d->token)
+	d->wlen = calloc(size, sizeof(*d->wlen)); /* sdrv_add records it per head */
+	if (!d->chain_ndesc || !d->token || !d->wlen)
 		abort();
 	for (uint32_t i = 0; i < size; i++)
 		d->desc[i].next = (uint16_t)(i + 1);
@@ -58,6 +59,7 @@ void fring_split_free(struct fring_split *s)
 
 	free(d->chain_ndesc);
 	free(d->token);
+	free(d->wlen);
 	free(d);
 }
 
