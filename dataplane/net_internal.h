@@ -23,4 +23,8 @@ struct vre_net_dev {
 	struct vre_net_queue queues[];    /* nqueues */
 };
 
+/* Writable bytes of the chain the next frame would start in (fetching one
+ * if none is held), 0 when the ring has none. */
+uint64_t net_rx_room(struct vre_net_rx *rx);
+
 #endif
