@@ -152,8 +152,8 @@ static uint16_t csum_final(uint16_t sum)
 	return c ? c : 0xffff;
 }
 
-uint16_t net_csum_complete(const struct iovec *iov, unsigned niov, uint32_t len,
-			   uint16_t csum_start)
+uint16_t vre_net_csum_complete(const struct iovec *iov, unsigned niov, uint32_t len,
+			       uint16_t csum_start)
 {
 	return csum_final(net_csum_iov(iov, niov, csum_start, len - csum_start));
 }
@@ -182,8 +182,8 @@ static uint16_t pseudo_sum(const struct vre_net_ol *ol, const uint8_t *l3, uint3
 
 /* ---- iovec slices --------------------------------------------------------- */
 
-unsigned net_iov_slice(const struct iovec *iov, unsigned niov, uint64_t off, uint64_t len,
-		       struct iovec *out, unsigned cap)
+unsigned vre_net_iov_slice(const struct iovec *iov, unsigned niov, uint64_t off, uint64_t len,
+			   struct iovec *out, unsigned cap)
 {
 	unsigned n = 0, i = 0;
 
@@ -344,7 +344,7 @@ int net_ol_tx(struct vre_net_queue *nq, const struct vre_net_hdr *h, const struc
 
 /* ---- segmentation ------------------------------------------------------------ */
 
-uint32_t net_seg_mss(const struct vre_net_ol *ol, uint16_t mtu)
+uint32_t vre_net_seg_mss(const struct vre_net_ol *ol, uint16_t mtu)
 {
 	uint32_t l34 = (uint32_t)ol->l3_len + ol->l4_len;
 
@@ -353,8 +353,9 @@ uint32_t net_seg_mss(const struct vre_net_ol *ol, uint16_t mtu)
 	return ol->h.gso_size;
 }
 
-unsigned net_seg_begin(struct net_seg *s, const struct vre_net_ol *ol, const struct iovec *iov,
-		       unsigned niov, uint32_t len, uint32_t mss, bool partial)
+unsigned vre_net_seg_begin(struct vre_net_seg *s, const struct vre_net_ol *ol,
+			   const struct iovec *iov, unsigned niov, uint32_t len, uint32_t mss,
+			   bool partial)
 {
 	s->ol = ol;
 	s->iov = iov;
@@ -374,7 +375,7 @@ unsigned net_seg_begin(struct net_seg *s, const struct vre_net_ol *ol, const str
 }
 
 /* The headers of segment k of n carrying plen payload bytes, in s->hdr. */
-static void seg_headers(struct net_seg *s, uint32_t plen, const struct iovec *payload,
+static void seg_headers(struct vre_net_seg *s, uint32_t plen, const struct iovec *payload,
 			unsigned npay)
 {
 	const struct vre_net_ol *ol = s->ol;
@@ -415,7 +416,8 @@ static void seg_headers(struct net_seg *s, uint32_t plen, const struct iovec *pa
 	memcpy(th + 16, &sum, 2);
 }
 
-unsigned net_seg_next(struct net_seg *s, struct iovec *iov, unsigned cap, uint32_t *len)
+unsigned vre_net_seg_next(struct vre_net_seg *s, struct iovec *iov, unsigned cap,
+			  uint32_t *len)
 {
 	uint32_t plen = s->left < s->mss ? s->left : s->mss;
 	unsigned n = 1;
@@ -470,7 +472,7 @@ static int drop_frame(struct vre_net_rx *rx, uint64_t *counter)
 static int rx_csum(struct vre_net_rx *rx, const struct vre_net_pkt *p, const struct vre_net_ol *ol)
 {
 	struct vre_net_queue *nq = rx->nq;
-	struct iovec iov[NET_OL_IOV];
+	struct iovec iov[VRE_NET_SEG_IOV];
 	uint32_t at = (uint32_t)ol->h.csum_start + ol->h.csum_offset;
 	unsigned n, m;
 	uint16_t c;
@@ -484,13 +486,13 @@ static int rx_csum(struct vre_net_rx *rx, const struct vre_net_pkt *p, const str
 		return ok;
 	}
 	/* the frame with its two checksum bytes taken from c */
-	c = net_csum_complete(p->iov, p->niov, p->len, ol->h.csum_start);
-	n = at ? net_iov_slice(p->iov, p->niov, 0, at, iov, NET_OL_IOV - 2) : 0;
+	c = vre_net_csum_complete(p->iov, p->niov, p->len, ol->h.csum_start);
+	n = at ? vre_net_iov_slice(p->iov, p->niov, 0, at, iov, VRE_NET_SEG_IOV - 2) : 0;
 	iov[n].iov_base = &c;
 	iov[n++].iov_len = 2;
 	m = p->len - at - 2;
 	if (m)
-		m = net_iov_slice(p->iov, p->niov, at + 2, m, iov + n, NET_OL_IOV - n);
+		m = vre_net_iov_slice(p->iov, p->niov, at + 2, m, iov + n, VRE_NET_SEG_IOV - n);
 	ok = vre_net_rx_frame(rx, NULL, iov, n + m, p->len);
 	nq->st.ol_sw_csum += (uint64_t)ok;
 	return ok;
@@ -501,7 +503,7 @@ static int rx_gso_pass(struct vre_net_rx *rx, const struct vre_net_pkt *p, const
 {
 	struct vre_net_queue *nq = rx->nq;
 	struct vre_net_hdr vh = ol->h;
-	struct iovec iov[NET_OL_IOV];
+	struct iovec iov[VRE_NET_SEG_IOV];
 	unsigned n;
 	int ok;
 
@@ -512,8 +514,8 @@ static int rx_gso_pass(struct vre_net_rx *rx, const struct vre_net_pkt *p, const
 	/* the validated headers, then the payload from guest memory */
 	iov[0].iov_base = (void *)ol->hdrs;
 	iov[0].iov_len = ol->h.hdr_len;
-	n = net_iov_slice(p->iov, p->niov, ol->h.hdr_len, p->len - ol->h.hdr_len, iov + 1,
-			  NET_OL_IOV - 1);
+	n = vre_net_iov_slice(p->iov, p->niov, ol->h.hdr_len, p->len - ol->h.hdr_len, iov + 1,
+			  VRE_NET_SEG_IOV - 1);
 	ok = vre_net_rx_frame(rx, &vh, iov, n + 1, p->len);
 	nq->st.ol_gso_out += (uint64_t)ok;
 	return ok;
@@ -529,19 +531,19 @@ static int rx_gso_segment(struct vre_net_rx *rx, const struct vre_net_pkt *p,
 	const struct vre_net_hdr vh = { .flags = VRE_NET_HDR_F_NEEDS_CSUM,
 					.csum_start = ol->h.csum_start,
 					.csum_offset = ol->h.csum_offset };
-	uint32_t mss = net_seg_mss(ol, nq->mtu), len;
-	struct iovec iov[NET_OL_IOV];
-	struct net_seg s;
+	uint32_t mss = vre_net_seg_mss(ol, nq->mtu), len;
+	struct iovec iov[VRE_NET_SEG_IOV];
+	struct vre_net_seg s;
 	unsigned n, nseg;
 	int done = 0;
 
 	if (mss == 0)
 		return drop_frame(rx, &nq->st.drop_over_mtu);
-	nseg = net_seg_begin(&s, ol, p->iov, p->niov, p->len, mss, partial);
+	nseg = vre_net_seg_begin(&s, ol, p->iov, p->niov, p->len, mss, partial);
 	/* the writer fetches chains for the frames still to come */
 	rx->want = (uint16_t)(rx->want + nseg - 1 < UINT16_MAX ? rx->want + nseg - 1 : UINT16_MAX);
 	nq->st.ol_sw_gso++;
-	while ((n = net_seg_next(&s, iov, NET_OL_IOV, &len))) {
+	while ((n = vre_net_seg_next(&s, iov, VRE_NET_SEG_IOV, &len))) {
 		nq->st.ol_sw_segs++;
 		done += vre_net_rx_frame(rx, partial ? &vh : NULL, iov, n, len);
 	}

@@ -11,8 +11,8 @@
  * either endianness). A completed L4 checksum that comes out 0 is written
  * as 0xffff, as Linux does (a UDP checksum of 0 would mean "none").
  *
- * Segmentation (net_seg_*) follows Linux's tcp_gso_segment: every segment
- * gets the headers of the GSO frame with, for IPv4, total length, an IP id
+ * Segmentation (vre_net_seg_*, public in vre_net_seg.h) follows Linux's
+ * tcp_gso_segment: every segment gets the headers of the GSO frame with, for IPv4, total length, an IP id
  * incremented per segment and a new header checksum; for IPv6 the payload
  * length; TCP sequence numbers advanced by the MSS, FIN and PSH only on the
  * last segment, CWR only on the first, and the TCP checksum computed from
@@ -24,10 +24,7 @@
 #define NET_OFFLOAD_H
 
 #include "net_internal.h"
-
-/* Iovecs a segment or a patched frame may need: a header, the payload
- * slice over every segment of the largest TX chain, two spare. */
-#define NET_OL_IOV (VRE_BURST * 8 + 4)
+#include "vre_net_seg.h"
 
 /* TX: validates the request in h (the header's first 10 bytes, copied once
  * from guest memory by the caller) for packet p of queue nq. Returns 1 and
@@ -47,39 +44,5 @@ int net_ol_rx(struct vre_net_rx *rx, const struct vre_net_pkt *p, const struct v
 /* One's complement sum (folded to 16 bits, not complemented) of len bytes
  * from byte off of iov[0..niov), as one stream. */
 uint16_t net_csum_iov(const struct iovec *iov, unsigned niov, uint64_t off, uint64_t len);
-/* The value NEEDS_CSUM asks for: the complemented sum of bytes
- * [csum_start, len) (0 written as 0xffff). */
-uint16_t net_csum_complete(const struct iovec *iov, unsigned niov, uint32_t len,
-			   uint16_t csum_start);
-
-/* Segmentation of a validated GSO packet, one segment at a time. */
-struct net_seg {
-	const struct vre_net_ol *ol;
-	const struct iovec *iov;     /* the packet */
-	unsigned niov, si;           /* payload cursor: segment si, byte soff */
-	size_t soff;
-	uint32_t hl, left, mss;      /* header bytes, payload still to go, MSS */
-	uint16_t k, n;               /* next segment, segments */
-	bool partial;                /* leave the TCP checksum partial (NEEDS_CSUM) */
-	uint8_t hdr[VRE_NET_OL_HDRS_MAX];
-};
-
-/* The MSS a destination of MTU mtu (0: none) can take for ol: gso_size,
- * or less when a segment would exceed the MTU; 0 when not even one byte
- * of payload fits. */
-uint32_t net_seg_mss(const struct vre_net_ol *ol, uint16_t mtu);
-/* Segments the packet (len bytes in iov[0..niov)) into frames of at most
- * hl + mss bytes. Returns the number of segments. */
-unsigned net_seg_begin(struct net_seg *s, const struct vre_net_ol *ol, const struct iovec *iov,
-		       unsigned niov, uint32_t len, uint32_t mss, bool partial);
-/* The next segment as iovecs: iov[0] is s->hdr (valid until the next
- * call), the rest the payload slice in the packet's memory. Returns the
- * iovec count (at most cap, which must be >= niov + 2), 0 after the last. */
-unsigned net_seg_next(struct net_seg *s, struct iovec *iov, unsigned cap, uint32_t *len);
-
-/* iov's bytes [off, off + len) as iovecs into out (at most cap). Returns
- * the count, or 0 when the range is not inside iov or cap is too small. */
-unsigned net_iov_slice(const struct iovec *iov, unsigned niov, uint64_t off, uint64_t len,
-		       struct iovec *out, unsigned cap);
 
 #endif
