@@ -104,6 +104,13 @@ static void end_open(struct end *e, uint64_t f, uint16_t mtu, uint16_t qindex)
 		post(e, e->buf0 + (uint64_t)i * BUF);
 }
 
+static void end_close(struct end *e)
+{
+	vre_net_dev_ops(e->n)->queue_stop(e->n, &e->g->q);
+	guest_free(e->g);
+	vre_net_dev_destroy(e->n);
+}
+
 /* Every frame the destination got, into its pcap; buffers posted again. */
 static unsigned drain(struct end *e)
 {
@@ -244,5 +251,8 @@ int main(int argc, char **argv)
 		if (tx.q->st.drop_ol[r])
 			DIE("a generated header was refused (%s)",
 			    vre_net_ol_drop_name((enum vre_net_ol_drop)r));
+	end_close(&tx);
+	for (int k = 0; k < 4; k++)
+		end_close(&rx[k]);
 	return 0;
 }
