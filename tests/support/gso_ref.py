@@ -11,6 +11,11 @@ the virtio spec and Linux's tcp_gso_segment, sharing no code with VRE.
       frame, link type 147). MODE: full (no guest offloads: checksums
       completed, GSO segmented), partial (GUEST_CSUM only: NEEDS_CSUM passed
       on, segments left partial), pass (every guest offload: passed whole).
+  gso_ref.py tcpgen OUT.pcap COUNT MIN_PAYLOAD [MAX_PAYLOAD]
+      Writes COUNT TCP frames (IPv4 and IPv6, with and without options and
+      VLAN tags, complete checksums) with payloads of MIN..MAX bytes.
+  gso_ref.py tsocount IN.pcap --mss N
+      How many frames the reference makes of IN (for tso).
   gso_ref.py tso IN.pcap OUT.pcap --mss N [--dst MAC] [--src MAC]
       IN holds plain Ethernet frames, OUT (Ethernet) what came out after a
       sender (testpmd's csum engine with TSO) rewrote their MACs, asked for
@@ -175,15 +180,46 @@ def check(mode, inp, out, mtu=0):
     print("%s: %d frames from %d inputs match the reference (%s)" % (out, len(outs), len(ins), mode))
 
 
+def write_pcap(path, frames, link=1):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, link))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1, i, len(fr), len(fr)))
+            f.write(fr)
+
+
+def tcp_frame(i, payload):
+    """Frame i of tcpgen: varied headers, a payload pattern, checksums done."""
+    v6, vlan, opts = i % 2 == 1, i % 5 == 4, (i % 3) * 4
+    l2 = bytes.fromhex("525400000002525400000001") + (b"\x81\x00\x00\x2a" if vlan else b"")
+    l2 += b"\x86\xdd" if v6 else b"\x08\x00"
+    tcp_len = 20 + 4 * opts + payload
+    flags = 0x10 | (0x08 if i % 4 == 0 else 0) | (0x01 if i % 7 == 6 else 0)
+    th = bytearray(struct.pack("!HHIIBBHHH", 40000 + i, 5001, 1000 * i, 77, (5 + opts) << 4,
+                               flags, 60000, 0, 0) + b"\x01" * (4 * opts))
+    data = bytes((i * 13 + k * 7 + (k >> 8)) & 0xFF for k in range(payload))
+    if v6:
+        ip = struct.pack("!IHBB", 0x60000000 | i, tcp_len, 6, 64) + bytes(range(16)) + bytes(range(16, 32))
+        ph = pseudo(ip, True, tcp_len)
+    else:
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + tcp_len, 1000 + i, 0x4000, 64, 6,
+                                   0, b"\x0a\0\0\x01", b"\x0a\0\0\x02"))
+        struct.pack_into("!H", ip, 10, ~csum(bytes(ip)) & 0xFFFF)
+        ip = bytes(ip)
+        ph = pseudo(ip, False, tcp_len)
+    struct.pack_into("!H", th, 16, ~csum(bytes(th) + data, ph) & 0xFFFF or 0xFFFF)
+    return l2 + ip + bytes(th) + data
+
+
+def tcpgen(path, count, lo, hi):
+    write_pcap(path, [tcp_frame(i, lo + (i * 997) % (hi - lo + 1)) for i in range(count)])
+
+
 def mac(s):
     return bytes(int(x, 16) for x in s.split(":"))
 
 
-def tso(inp, out, mss, dst=None, src=None):
-    _, ins = read_pcap(inp)
-    link, outs = read_pcap(out)
-    if link != 1:
-        raise SystemExit("%s: link type %d, want Ethernet" % (out, link))
+def tso_want(ins, mss, dst=None, src=None):
     want = []
     for i, f in enumerate(ins):
         f = (dst or f[:6]) + (src or f[6:12]) + f[12:]
@@ -194,6 +230,15 @@ def tso(inp, out, mss, dst=None, src=None):
             want += [(i, s) for s in segment(f, mss, False)[0]]
         else:  # one segment: the checksum completed is the one it had
             want.append((i, f))
+    return want
+
+
+def tso(inp, out, mss, dst=None, src=None):
+    _, ins = read_pcap(inp)
+    link, outs = read_pcap(out)
+    if link != 1:
+        raise SystemExit("%s: link type %d, want Ethernet" % (out, link))
+    want = tso_want(ins, mss, dst, src)
     if len(want) != len(outs):
         raise SystemExit("%s: %d frames, the reference makes %d" % (out, len(outs), len(want)))
     for n, ((i, f), g) in enumerate(zip(want, outs)):
@@ -216,6 +261,13 @@ def main(argv):
     if len(argv) >= 5 and argv[1] == "check":
         mtu = int(argv[argv.index("--mtu") + 1]) if "--mtu" in argv else 0
         check(argv[2], argv[3], argv[4], mtu)
+        return 0
+    if len(argv) >= 5 and argv[1] == "tcpgen":
+        lo = int(argv[4])
+        tcpgen(argv[2], int(argv[3]), lo, int(argv[5]) if len(argv) > 5 else lo)
+        return 0
+    if len(argv) >= 3 and argv[1] == "tsocount":
+        print(len(tso_want(read_pcap(argv[2])[1], int(argv[argv.index("--mss") + 1]))))
         return 0
     if len(argv) >= 4 and argv[1] == "tso":
         opt = lambda k: argv[argv.index(k) + 1] if k in argv else None
