@@ -97,9 +97,9 @@ fi
 
 # A: interactive, commands through a FIFO
 mkfifo "$DIR/a.in"
-testpmd "$DIR/a.log" --vdev "net_pcap0,rx_pcap=$DIR/empty.pcap" \
+testpmd "$DIR/a.log" --vdev "net_pcap0,rx_pcap=$DIR/in.pcap,tx_pcap=$DIR/a-back.pcap" \
 	--vdev "net_virtio_user1,path=$DIR/a.sock,queues=1,mac=02:00:00:00:00:a1" -- \
-	-i --forward-mode=csum --eth-peer=1,02:00:00:00:00:b0 <"$DIR/a.in" &
+	-i --forward-mode=csum --eth-peer=1,02:00:00:00:00:b0 --no-flush-rx <"$DIR/a.in" &
 A_PID=$!
 exec {A_FD}>"$DIR/a.in"
 cmd() { echo "$1" >&"$A_FD" || fail "testpmd A is gone ($1)"; }
@@ -115,7 +115,8 @@ cmd "tso set $MSS 1"
 cmd "port start 1"
 cmd "show port 1 tx_offload configuration"
 wait_for 20 "$DIR/a.log" 'TCP_TSO' || fail "TSO is not configured on port 1"
-# now the frames: the pcap port is read once forwarding starts
+# now the frames: the pcap port is read once forwarding starts (and not
+# flushed before it, --no-flush-rx)
 cmd "start"
 wait_for 10 "$DIR/a.log" 'csum packet forwarding' || fail "csum forwarding did not start"
 

@@ -43,6 +43,8 @@ GSO_TCPV4, GSO_TCPV6, GSO_ECN = 1, 4, 0x80
 def read_pcap(path):
     with open(path, "rb") as f:
         data = f.read()
+    if len(data) < 24:
+        raise SystemExit("%s: no pcap header (%d bytes)" % (path, len(data)))
     magic, _, _, _, _, _, link = struct.unpack_from("<IHHiIII", data)
     if magic != 0xA1B2C3D4:
         raise SystemExit("%s: not a little-endian pcap" % path)
