@@ -206,7 +206,7 @@ static int net_queue_start(void *ctx, struct vre_queue *q)
 	nq = &n->queues[q->index];
 	nq->q = q;
 	nq->broken_seen = false;
-	nq->ol_logged = 0;
+	memset(&nq->ol_rl, 0, sizeof(nq->ol_rl));
 	queue_apply_features(n, nq);
 	/* The data paths never wait for RX buffers: a packet without one is
 	 * dropped (drop_no_rx_buf). A kick after each RX refill would cost

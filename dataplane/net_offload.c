@@ -212,16 +212,13 @@ static int refuse(struct vre_net_queue *nq, enum vre_net_ol_drop r, const struct
 		  uint32_t len)
 {
 	nq->st.drop_ol[r]++;
-	/* A guest chooses these: the first of each reason per queue is logged,
-	 * the rest only counted (the worker makes no syscall per packet). */
-	if (!(nq->ol_logged & (1u << r))) {
-		nq->ol_logged |= (uint8_t)(1u << r);
-		VRE_WARN("net", "queue %u: TX offload request refused (%s): flags 0x%x gso_type 0x%x "
-			 "hdr_len %u gso_size %u csum_start %u csum_offset %u, frame of %u bytes; "
-			 "more are only counted", nq->q ? nq->q->index : 0u,
-			 vre_net_ol_drop_name(r), h->flags, h->gso_type, h->hdr_len, h->gso_size,
-			 h->csum_start, h->csum_offset, len);
-	}
+	/* A guest chooses these: rate-limited per queue (a clock read per
+	 * refusal, a line now and then; the counters have every one). */
+	VRE_LOG_RL(&nq->ol_rl, VRE_LOG_WARN, "net",
+		   "queue %u: TX offload request refused (%s): flags 0x%x gso_type 0x%x hdr_len %u "
+		   "gso_size %u csum_start %u csum_offset %u, frame of %u bytes",
+		   nq->q ? nq->q->index : 0u, vre_net_ol_drop_name(r), h->flags, h->gso_type,
+		   h->hdr_len, h->gso_size, h->csum_start, h->csum_offset, len);
 	return -1;
 }
 

@@ -30,7 +30,7 @@
  * from guest memory by the caller) for packet p of queue nq. Returns 1 and
  * fills ol when the packet asks for a checksum or GSO; 0 when it asks for
  * nothing the device acts on (the packet stays plain); -1 when the request
- * breaks a rule: counted in nq->st.drop_ol[] (first of each reason logged). */
+ * breaks a rule: counted in nq->st.drop_ol[] and logged (rate-limited per queue). */
 int net_ol_tx(struct vre_net_queue *nq, const struct vre_net_hdr *h, const struct vre_net_pkt *p,
 	      struct vre_net_ol *ol);
 

@@ -13,8 +13,8 @@
  * The virtio-net header a guest sends on TX is read only when the queue
  * negotiated a host offload (CSUM, HOST_TSO4/6), exactly once into a local,
  * and validated before anything in it is used (net_offload.c; each broken
- * rule is a counted drop, drop_ol[]); without those features it is not read
- * at all. The RX header is written, never read.
+ * rule is a counted drop, drop_ol[], and a log line rate-limited per
+ * queue); without those features it is not read at all. The RX header is written, never read.
  *
  * Offloads (net_offload.c): a TX packet whose header asks for nothing
  * (flags 0, gso_type NONE) takes the fast paths. One that asks for a
@@ -34,6 +34,7 @@
 #include <sys/uio.h>
 
 #include "vre_control.h"
+#include "vre_log.h"
 
 /* virtio-net feature bits (virtio spec 5.1.3) and common ones. */
 #define VRE_NET_F_CSUM         0   /* device takes partially checksummed TX */
@@ -196,7 +197,7 @@ struct vre_net_queue {          /* one per vhost-user virtqueue of a net device 
 	 * queue without offloads or MTU, as before they existed). */
 	uint8_t ol_tx;              /* TX: VRE_OL_* the driver may ask for; 0: the header is not read */
 	uint8_t ol_rx;              /* RX: VRE_OL_* the driver takes */
-	uint8_t ol_logged;          /* TX: drop reasons already logged (bit per reason) */
+	struct vre_ratelimit ol_rl; /* TX: log lines about refused offload requests */
 	uint16_t mtu;               /* RX: frames up to mtu + VRE_NET_L2_MAX; 0: no limit */
 };
 
