@@ -29,7 +29,7 @@
 #define F_GCSUM F(VRE_NET_F_GUEST_CSUM)
 #define F_GUEST (F_GCSUM | F(VRE_NET_F_GUEST_TSO4) | F(VRE_NET_F_GUEST_TSO6) | \
 		 F(VRE_NET_F_GUEST_ECN))
-#define HEAP (48u << 20)
+#define HEAP (8u << 20)
 #define QSIZE 512
 #define BIG 70000
 
