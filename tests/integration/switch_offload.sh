@@ -81,7 +81,10 @@ testpmd() { # testpmd LOG VDEVS... -- APP...: on CPU 0 with its own prefix
 	local eal=()
 	while [ $# -gt 0 ] && [ "$1" != "--" ]; do eal+=("$1"); shift; done
 	shift
-	stdbuf -o0 -e0 "$TESTPMD" --lcores "0@0,1@0" --no-pci --no-huge -m 256 --no-shconf \
+	# exec: the background job's pid is testpmd's own, so cleanup's
+	# kill_wait and the SIGINT below reach testpmd, not a subshell
+	# that would leave it running
+	exec stdbuf -o0 -e0 "$TESTPMD" --lcores "0@0,1@0" --no-pci --no-huge -m 256 --no-shconf \
 		--file-prefix "vre-ol-$$-${log##*/}" "${eal[@]}" -- --nb-cores=1 --total-num-mbufs=8192 \
 		--no-lsc-interrupt "$@" >"$log" 2>&1
 }
