@@ -46,7 +46,9 @@ def read_pcap(path):
     if len(data) < 24:
         raise SystemExit("%s: no pcap header (%d bytes)" % (path, len(data)))
     magic, _, _, _, _, _, link = struct.unpack_from("<IHHiIII", data)
-    if magic != 0xA1B2C3D4:
+    # microsecond or nanosecond timestamps (DPDK's net_pcap writes the
+    # latter); only the records matter here
+    if magic not in (0xA1B2C3D4, 0xA1B23C4D):
         raise SystemExit("%s: not a little-endian pcap" % path)
     off, out = 24, []
     while off + 16 <= len(data):
