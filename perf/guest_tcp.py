@@ -100,7 +100,7 @@ class Vre:
     def start(self, d, socks):
         opt = '' if self.offloads else ',offloads=off'
         opt += ',client' if self.client else ''
-        argv = [self.binary, '--mode', 'learn', '--stats-json', f'{d}/stats.json']
+        argv = [self.binary, '--mode', 'learn', '--ctl', 'none', '--stats-json', f'{d}/stats.json']
         for s in socks:
             argv += ['--vhost', s + opt]
         self.p = Proc('vre-switch', argv, f'{d}/vre-switch.out', line_buffer=False)

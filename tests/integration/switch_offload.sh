@@ -70,7 +70,7 @@ eth) eal=(--no-pci --no-huge -m 256 --no-shconf --no-telemetry --log-level=lib.e
 	--vdev "net_pcap0,rx_pcap=$DIR/empty.pcap,tx_pcap=$DIR/out.pcap" --) ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac
-"$SWITCH" "${eal[@]}" --mode xconnect --workers "$SW_CPU" "${ports[@]}" \
+"$SWITCH" "${eal[@]}" --mode xconnect --workers "$SW_CPU" --ctl "$DIR/ctl.sock" "${ports[@]}" \
 	--stats-json "$DIR/stats.json" >"$DIR/sw.log" 2>&1 &
 SW_PID=$!
 wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
