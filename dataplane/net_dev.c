@@ -23,7 +23,8 @@ static uint64_t net_features(const struct vre_net_config *cfg)
 	uint64_t f = BIT(VRE_F_VERSION_1) | BIT(VRE_F_RING_PACKED) |
 		     BIT(VRE_F_EVENT_IDX) | BIT(VRE_F_INDIRECT_DESC) |
 		     BIT(VRE_F_PROTOCOL_FEATURES) | BIT(VRE_NET_F_MRG_RXBUF) |
-		     BIT(VRE_NET_F_MAC) | BIT(VRE_NET_F_STATUS) | BIT(VRE_F_IN_ORDER);
+		     BIT(VRE_NET_F_MAC) | BIT(VRE_NET_F_STATUS) | BIT(VRE_F_IN_ORDER) |
+		     VRE_NET_OFFLOAD_FEATURES;
 
 	if (cfg->mtu)
 		f |= BIT(VRE_NET_F_MTU);
@@ -36,15 +37,43 @@ static uint64_t net_features(const struct vre_net_config *cfg)
 		f &= ~BIT(VRE_F_RING_PACKED);
 	if (!(f & BIT(VRE_NET_F_CTRL_VQ)))
 		f &= ~(BIT(VRE_NET_F_MQ) | BIT(VRE_NET_F_CTRL_RX));
+	if (!(f & BIT(VRE_NET_F_CSUM)))
+		f &= ~(BIT(VRE_NET_F_HOST_TSO4) | BIT(VRE_NET_F_HOST_TSO6));
+	if (!(f & (BIT(VRE_NET_F_HOST_TSO4) | BIT(VRE_NET_F_HOST_TSO6))))
+		f &= ~BIT(VRE_NET_F_HOST_ECN);
+	if (!(f & BIT(VRE_NET_F_GUEST_CSUM)))
+		f &= ~(BIT(VRE_NET_F_GUEST_TSO4) | BIT(VRE_NET_F_GUEST_TSO6));
+	if (!(f & (BIT(VRE_NET_F_GUEST_TSO4) | BIT(VRE_NET_F_GUEST_TSO6))))
+		f &= ~BIT(VRE_NET_F_GUEST_ECN);
 	return f;
 }
 
-/* The packed layout exists only for VERSION_1 drivers. MQ without CTRL_VQ
- * is normal here: QEMU and virtio-user serve the control queue themselves
- * and never pass CTRL_VQ down to the backend. */
-static bool features_consistent(uint64_t f)
+/* Whether f needs a bit it lacks: a feature without one it depends on. */
+static bool lacks(uint64_t f, uint64_t bits, uint64_t needs_any)
 {
-	return !(f & BIT(VRE_F_RING_PACKED)) || (f & BIT(VRE_F_VERSION_1));
+	return (f & bits) && !(f & needs_any);
+}
+
+/* The spec's feature dependencies (5.1.3.1) that the device relies on.
+ * The packed layout exists only for VERSION_1 drivers; TSO needs checksum
+ * offload in the same direction, ECN needs TSO. MQ without CTRL_VQ is
+ * normal here: QEMU and virtio-user serve the control queue themselves and
+ * never pass CTRL_VQ down to the backend. NULL when consistent, else what
+ * is wrong. */
+static const char *features_inconsistent(uint64_t f)
+{
+	if (lacks(f, BIT(VRE_F_RING_PACKED), BIT(VRE_F_VERSION_1)))
+		return "RING_PACKED without VERSION_1";
+	if (lacks(f, BIT(VRE_NET_F_HOST_TSO4) | BIT(VRE_NET_F_HOST_TSO6), BIT(VRE_NET_F_CSUM)))
+		return "HOST_TSO4/6 without CSUM";
+	if (lacks(f, BIT(VRE_NET_F_HOST_ECN), BIT(VRE_NET_F_HOST_TSO4) | BIT(VRE_NET_F_HOST_TSO6)))
+		return "HOST_ECN without HOST_TSO4/6";
+	if (lacks(f, BIT(VRE_NET_F_GUEST_TSO4) | BIT(VRE_NET_F_GUEST_TSO6),
+		  BIT(VRE_NET_F_GUEST_CSUM)))
+		return "GUEST_TSO4/6 without GUEST_CSUM";
+	if (lacks(f, BIT(VRE_NET_F_GUEST_ECN), BIT(VRE_NET_F_GUEST_TSO4) | BIT(VRE_NET_F_GUEST_TSO6)))
+		return "GUEST_ECN without GUEST_TSO4/6";
+	return NULL;
 }
 
 static uint64_t net_protocol_features(void)
@@ -69,10 +98,31 @@ static uint16_t hdr_len_for(uint64_t f)
 	return offsetof(struct vre_net_hdr, num_buffers);
 }
 
+/* The VRE_OL_* bits of f: host (TX) or guest (RX) side. */
+static uint8_t ol_bits(uint64_t f, bool host)
+{
+	uint8_t b = 0;
+
+	if (f & BIT(host ? VRE_NET_F_CSUM : VRE_NET_F_GUEST_CSUM))
+		b |= VRE_OL_CSUM;
+	if (f & BIT(host ? VRE_NET_F_HOST_TSO4 : VRE_NET_F_GUEST_TSO4))
+		b |= VRE_OL_TSO4;
+	if (f & BIT(host ? VRE_NET_F_HOST_TSO6 : VRE_NET_F_GUEST_TSO6))
+		b |= VRE_OL_TSO6;
+	if (f & BIT(host ? VRE_NET_F_HOST_ECN : VRE_NET_F_GUEST_ECN))
+		b |= VRE_OL_ECN;
+	return b;
+}
+
+/* Control thread, with the queue stopped (SET_FEATURES comes before the
+ * rings start; queue_start applies them again). */
 static void queue_apply_features(struct vre_net_dev *n, struct vre_net_queue *nq)
 {
 	nq->hdr_len = hdr_len_for(n->features);
 	nq->mrg_rxbuf = (n->features & BIT(VRE_NET_F_MRG_RXBUF)) != 0;
+	nq->ol_tx = nq->is_tx ? ol_bits(n->features, true) : 0;
+	nq->ol_rx = !nq->is_tx && !nq->is_ctrl ? ol_bits(n->features, false) : 0;
+	nq->mtu = n->mtu;
 }
 
 static void net_fill_config(const struct vre_net_dev *n, struct vre_net_config_space *c)
@@ -115,9 +165,9 @@ static int net_set_features(void *ctx, uint64_t features)
 			(unsigned long long)features, (unsigned long long)n->ops.features);
 		return -EINVAL;
 	}
-	if (!features_consistent(features)) {
-		VRE_ERR("net", "SET_FEATURES 0x%llx: RING_PACKED without VERSION_1",
-			(unsigned long long)features);
+	if (features_inconsistent(features)) {
+		VRE_ERR("net", "SET_FEATURES 0x%llx: %s", (unsigned long long)features,
+			features_inconsistent(features));
 		return -EINVAL;
 	}
 	n->features = features;
@@ -166,6 +216,7 @@ static int net_queue_start(void *ctx, struct vre_queue *q)
 	nq = &n->queues[q->index];
 	nq->q = q;
 	nq->broken_seen = false;
+	memset(&nq->ol_rl, 0, sizeof(nq->ol_rl));
 	queue_apply_features(n, nq);
 	/* The data paths never wait for RX buffers: a packet without one is
 	 * dropped (drop_no_rx_buf). A kick after each RX refill would cost

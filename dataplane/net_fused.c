@@ -19,8 +19,9 @@
  *   the memory region of the ring's last translation (vre_vq_take_run);
  * - a TX header that asks for something (flags or gso_type not 0; the
  *   offload work plugs in at that one test);
- * - a frame shorter than an Ethernet header or longer than
- *   VRE_NET_MAX_FRAME, or one that does not fit its RX buffer;
+ * - a frame shorter than an Ethernet header, longer than VRE_NET_MAX_FRAME
+ *   or than the destination's MTU + VRE_NET_L2_MAX (the general path
+ *   counts it as drop_over_mtu), or one that does not fit its RX buffer;
  * - no RX buffer at all (the general path counts the drops);
  * - a queue with inflight records or resubmissions pending (the general
  *   path records them), or a broken one.
@@ -75,6 +76,8 @@ int vre_net_fused_put(struct vre_net_queue *src, struct vre_run *tx, struct vre_
 {
 	struct vre_vq *svq = &src->q->vq, *dvq = &dst->q->vq;
 	const uint32_t shdr = src->hdr_len, dhdr = dst->hdr_len;
+	const uint32_t fmax = dst->mtu && dst->mtu + VRE_NET_L2_MAX < VRE_NET_MAX_FRAME ?
+				      dst->mtu + VRE_NET_L2_MAX : VRE_NET_MAX_FRAME;
 	struct vre_run rx;
 	uint64_t bytes = 0;
 	unsigned k, n;
@@ -91,7 +94,7 @@ int vre_net_fused_put(struct vre_net_queue *src, struct vre_run *tx, struct vre_
 		uint32_t tlen = tx->len[k], flen;
 		uint16_t ask;
 
-		if (tlen < shdr + ETH_HLEN || tlen - shdr > VRE_NET_MAX_FRAME)
+		if (tlen < shdr + ETH_HLEN || tlen - shdr > fmax)
 			break;
 		/* flags and gso_type: the one read of the TX header */
 		memcpy(&ask, t, sizeof(ask));

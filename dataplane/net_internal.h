@@ -55,4 +55,8 @@ static inline void net_hdr_put(uint8_t *base, uint16_t hdr_len)
 	}
 }
 
+/* Writable bytes of the chain the next frame would start in (fetching one
+ * if none is held), 0 when the ring has none. */
+uint64_t net_rx_room(struct vre_net_rx *rx);
+
 #endif

@@ -6,9 +6,13 @@
  *
  * TX rules (decided here, on guest-hostile input):
  * - The first hdr_len readable bytes are the virtio-net header, wherever the
- *   descriptor boundaries fall; their content is not read (no offload is
- *   offered, so a conforming header is all zeros and a hostile one must not
- *   matter). A chain with fewer readable bytes is dropped (drop_short_hdr).
+ *   descriptor boundaries fall. Without a host offload negotiated its
+ *   content is not read (a conforming header is then all zeros and a
+ *   hostile one must not matter). With one, its first 10 bytes are copied
+ *   once into a local; flags 0 and gso_type NONE keep the packet on the
+ *   fast paths, anything else goes to net_offload.c, which validates it
+ *   (a refused request is a counted drop, drop_ol[]). A chain with fewer
+ *   readable bytes than the header is dropped (drop_short_hdr).
  * - The writable part of a TX chain is ignored: the device writes nothing
  *   and completes it with len 0. A chain with no readable part at all, or
  *   the ring's -ENOBUFS chain, is drop_bad_chain.
@@ -18,13 +22,16 @@
  * between resubmits them instead of losing them.
  *
  * RX rules:
+ * - Packets with an offload request, and frames longer than the
+ *   destination's MTU + 18, leave the fast paths for net_offload.c, in
+ *   their place in the burst (order is kept).
  * - Chains are fetched only as packets need them (at most one per packet
  *   still to come, then one at a time), so normally none is left over.
  * - Without MRG_RXBUF a packet goes into exactly one chain; one whose
  *   writable part is too small is drop_too_big and the chain stays for the
  *   next packet of the burst.
  * - With MRG_RXBUF a packet spans consecutive chains (num_buffers of them,
- *   at most VRE_BURST so that all of them are published in one complete
+ *   at most VRE_COMPLETE_MAX so that all of them are published in one complete
  *   call); the header goes into the first one.
  * - A chain with no writable part, or (as a packet's first) too small for
  *   the header, is drop_bad_chain and goes back with len 0: at once, in its
@@ -35,12 +42,12 @@
  * - With IN_ORDER every chain is completed in the order it was fetched
  *   (TX: a burst at a time, one used entry for the burst; RX: in the used
  *   array's order), which is what the feature promises the driver.
- * - A packet that fails half way (ring ran dry, or more than 32 chains
+ * - A packet that fails half way (ring ran dry, or more than 64 chains
  *   needed) gives the chains it took back with len 0; a chain the burst
  *   fetched but could not use is returned with len 0 too (a driver counts
  *   that as a short frame and reposts the buffer): no chain is ever kept by
  *   the device past the burst, none is lost.
- * - Chains are published in as few complete calls as possible (one per 32
+ * - Chains are published in as few complete calls as possible (one per 64
  *   chains) and the driver is notified at most once per burst, when the
  *   ring says so.
  */
@@ -48,6 +55,7 @@
 #include <string.h>
 
 #include "net_internal.h"
+#include "net_offload.h"
 #include "vre_log.h"
 
 #define ETH_HLEN 14u
@@ -87,9 +95,11 @@ static void pkt_set_eth(struct vre_net_pkt *p)
 	p->eth = p->eth_copy;
 }
 
-/* Turns chain c into packet p, or counts why it cannot be one. */
+/* Turns chain c into packet p, or counts why it cannot be one. With host
+ * offloads (ol) the header's first 10 bytes are copied into *h first,
+ * wherever the descriptors split them. */
 static bool tx_chain_to_pkt(struct vre_net_queue *nq, struct vre_chain *c,
-			    struct vre_net_pkt *p)
+			    struct vre_net_pkt *p, bool ol, struct vre_net_hdr *h)
 {
 	uint16_t n = c->nr;
 
@@ -105,6 +115,8 @@ static bool tx_chain_to_pkt(struct vre_net_queue *nq, struct vre_chain *c,
 		nq->st.drop_bad_chain++;
 		return false;
 	}
+	if (ol)
+		vre_iov_read(c->iov, c->nr, 0, h, VRE_NET_HDR_BASE_LEN);
 	p->iov = strip_header(c->iov, &n, nq->hdr_len);
 	p->niov = n;
 	p->len = (uint32_t)(c->rlen - nq->hdr_len);
@@ -121,15 +133,82 @@ static int note_broken(struct vre_net_queue *nq)
 	return -EIO;
 }
 
-/* The n chains just fetched into b become packets. Out of line: an empty
- * poll (the common call) then pays for none of its set-up. */
-static __attribute__((noinline)) int tx_burst(struct vre_net_queue *nq,
-					      struct vre_net_tx_burst *b, int n)
+/* The n chains just fetched into b become packets, for a queue with host
+ * offloads (ol) or without: one loop each, so a queue without them does
+ * not test for them per packet. */
+static inline __attribute__((always_inline)) int tx_burst_loop(struct vre_net_queue *nq,
+							       struct vre_net_tx_burst *b,
+							       int n, const bool ol)
 {
-	uint32_t hdr = nq->hdr_len;
+	uint32_t hdr = nq->hdr_len, len_or = 0, ol_mask = 0;
 	uint64_t min = hdr + ETH_HLEN, max = hdr + VRE_NET_MAX_FRAME, bytes = 0;
 	uint16_t npkts = 0;
 
+	for (int i = 0; i < n; i++) {
+		struct vre_chain *c = &b->chains[i];
+		struct vre_net_pkt *p = &b->pkts[npkts];
+		struct vre_net_hdr h;
+		uint64_t h8 = 0; /* the header's first 8 bytes, then its last 2 */
+		uint16_t h2 = 0, fg;
+		uint32_t len;
+
+		/* The common chain, one readable segment holding the header and
+		 * at least an Ethernet header: what tx_chain_to_pkt makes of it,
+		 * without the segment walks. */
+		if (c->nr == 1 && !c->err && c->rlen >= min && c->rlen <= max) {
+			uint8_t *base = c->iov[0].iov_base;
+
+			if (ol) { /* the one read of the header, in registers */
+				memcpy(&h8, base, 8);
+				memcpy(&h2, base + 8, 2);
+			}
+			len = (uint32_t)(c->rlen - hdr);
+			c->iov[0].iov_base = base + hdr;
+			c->iov[0].iov_len = len;
+			p->iov = c->iov;
+			p->niov = 1;
+			p->len = len;
+			p->eth = base + hdr;
+		} else if (tx_chain_to_pkt(nq, c, p, ol, &h)) {
+			len = p->len;
+			if (ol) {
+				memcpy(&h8, &h, 8);
+				memcpy(&h2, (uint8_t *)&h + 8, 2);
+			}
+		} else {
+			continue;
+		}
+		/* A header that asks for something leaves the fast path: its
+		 * first two bytes are flags and gso_type. */
+		if (ol && (memcpy(&fg, &h8, 2), fg)) {
+			int r;
+
+			memcpy(&h, &h8, 8);
+			memcpy((uint8_t *)&h + 8, &h2, 2);
+			r = net_ol_tx(nq, &h, p, &b->ol[npkts]);
+
+			if (r < 0)
+				continue; /* refused and counted */
+			ol_mask |= (uint32_t)r << npkts;
+		}
+		len_or |= len;
+		b->pkt_chain[npkts++] = (uint16_t)i;
+		bytes += len;
+	}
+	/* One update per burst: the counters have one writer (this worker). */
+	b->npkts = npkts;
+	b->ol_mask = ol_mask;
+	b->len_or = len_or;
+	nq->st.packets += npkts;
+	nq->st.bytes += bytes;
+	return npkts;
+}
+
+/* Out of line: an empty poll (the common call) then pays for none of its
+ * set-up. */
+static __attribute__((noinline)) int tx_burst(struct vre_net_queue *nq,
+					      struct vre_net_tx_burst *b, int n)
+{
 	b->n = (uint16_t)n;
 	nq->st.bursts++;
 	/* Warm every frame's first line (vre_net_rx_put copies them), in one
@@ -137,31 +216,7 @@ static __attribute__((noinline)) int tx_burst(struct vre_net_queue *nq,
 	for (int i = 0; i < n; i++)
 		if (b->chains[i].nr)
 			__builtin_prefetch(b->chains[i].iov[0].iov_base);
-	for (int i = 0; i < n; i++) {
-		struct vre_chain *c = &b->chains[i];
-		struct vre_net_pkt *p = &b->pkts[npkts];
-
-		/* The common chain, one readable segment holding the header and
-		 * at least an Ethernet header: what tx_chain_to_pkt makes of it,
-		 * without the segment walks. */
-		if (c->nr == 1 && !c->err && c->rlen >= min && c->rlen <= max) {
-			c->iov[0].iov_base = (uint8_t *)c->iov[0].iov_base + hdr;
-			c->iov[0].iov_len -= hdr;
-			p->iov = c->iov;
-			p->niov = 1;
-			p->len = (uint32_t)(c->rlen - hdr);
-			p->eth = p->iov[0].iov_base;
-		} else if (!tx_chain_to_pkt(nq, c, p)) {
-			continue;
-		}
-		b->pkt_chain[npkts++] = (uint16_t)i;
-		bytes += p->len;
-	}
-	/* One update per burst: the counters have one writer (this worker). */
-	b->npkts = npkts;
-	nq->st.packets += npkts;
-	nq->st.bytes += bytes;
-	return npkts;
+	return nq->ol_tx ? tx_burst_loop(nq, b, n, true) : tx_burst_loop(nq, b, n, false);
 }
 
 int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
@@ -169,6 +224,7 @@ int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b)
 	int n;
 
 	b->n = b->npkts = 0;
+	b->ol_mask = 0;
 	n = vre_vq_fetch(&nq->q->vq, b->chains, VRE_BURST, b->pool, POOL_LEN(b->pool));
 	if (n > 0)
 		return tx_burst(nq, b, n);
@@ -237,7 +293,9 @@ static struct vre_chain *rx_peek(struct vre_net_rx *rx)
 	if (rx->dry || rx->broken)
 		return NULL;
 	rx->n = rx->next = 0;
-	got = vre_vq_fetch(rx->vq, rx->chains, rx->want ? rx->want : 1, rx->pool,
+	/* want may exceed a burst while a GSO packet is segmented */
+	got = vre_vq_fetch(rx->vq, rx->chains,
+			   rx->want ? (rx->want < VRE_BURST ? rx->want : VRE_BURST) : 1, rx->pool,
 			   POOL_LEN(rx->pool));
 	if (got < 0) {
 		rx->broken = true;
@@ -332,13 +390,16 @@ static void copy_into(const struct vre_chain *c, uint64_t doff, const struct iov
 	}
 }
 
-/* The header is all zeros (no offload) but for num_buffers; the guest may
- * have split its first hdr_len bytes over several descriptors. */
-static void write_hdr(const struct vre_chain *c, uint16_t hdr_len, uint16_t nbufs)
+/* The header: vh's first 10 bytes (all zero without one) and nbufs; the
+ * guest may have split its first hdr_len bytes over several descriptors. */
+static void write_hdr(const struct vre_chain *c, uint16_t hdr_len, const struct vre_net_hdr *vh,
+		      uint16_t nbufs)
 {
 	struct vre_net_hdr h = { .num_buffers = nbufs };
 	const struct iovec *w = &c->iov[c->nr];
 
+	if (vh)
+		memcpy(&h, vh, VRE_NET_HDR_BASE_LEN);
 	if (w->iov_len >= sizeof(h) && hdr_len == sizeof(h))
 		memcpy(w->iov_base, &h, sizeof(h)); /* the usual layout: one store */
 	else
@@ -362,8 +423,8 @@ static uint8_t *wbyte(const struct vre_chain *c, uint64_t off)
 	return NULL;
 }
 
-static bool rx_one_single(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
-			  uint32_t len)
+static bool rx_one_single(struct vre_net_rx *rx, const struct vre_net_hdr *vh,
+			  const struct iovec *iov, unsigned niov, uint32_t len)
 {
 	struct vre_net_queue *nq = rx->nq;
 	struct vre_chain *c = rx_take(rx, nq->hdr_len);
@@ -379,17 +440,17 @@ static bool rx_one_single(struct vre_net_rx *rx, const struct iovec *iov, unsign
 		nq->st.drop_too_big++;
 		return false;
 	}
-	write_hdr(c, nq->hdr_len, 1);
+	write_hdr(c, nq->hdr_len, vh, 1);
 	copy_into(c, nq->hdr_len, iov, niov, &si, &soff, len);
-	if (rx->nused == VRE_BURST)
+	if (rx->nused == VRE_COMPLETE_MAX)
 		rx_publish(rx, rx->nused);
 	rx->used[rx->nused++] = vre_used_of(c, nq->hdr_len + len);
 	rx->next++;
 	return true;
 }
 
-static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
-			     uint32_t len)
+static bool rx_one_mergeable(struct vre_net_rx *rx, const struct vre_net_hdr *vh,
+			     const struct iovec *iov, unsigned niov, uint32_t len)
 {
 	struct vre_net_queue *nq = rx->nq;
 	uint64_t left = (uint64_t)nq->hdr_len + len;
@@ -403,7 +464,7 @@ static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, uns
 		uint64_t hdr = nbufs ? 0 : nq->hdr_len, room, chunk;
 		struct vre_chain *c;
 
-		if (rx->nused == VRE_BURST) {
+		if (rx->nused == VRE_COMPLETE_MAX) {
 			/* Every chain of a packet is published by one complete
 			 * call: make room by publishing the packets before it. */
 			if (first == 0) {
@@ -435,7 +496,7 @@ static bool rx_one_mergeable(struct vre_net_rx *rx, const struct iovec *iov, uns
 		chunk = room < left - hdr ? room : left - hdr;
 		if (!nbufs) {
 			/* Header now: a refill below may reuse c's slot. */
-			write_hdr(c, nq->hdr_len, 0);
+			write_hdr(c, nq->hdr_len, vh, 0);
 			nb_lo = wbyte(c, nq->hdr_len - 2);
 			nb_hi = wbyte(c, nq->hdr_len - 1);
 		}
@@ -475,7 +536,7 @@ static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, u
 	struct vre_chain *c;
 	uint8_t *base;
 
-	if (niov != 1 || rx->nused == VRE_BURST || !(c = rx_peek(rx)) || c->err || !c->nw)
+	if (niov != 1 || rx->nused == VRE_COMPLETE_MAX || !(c = rx_peek(rx)) || c->err || !c->nw)
 		return false;
 	w = &c->iov[c->nr];
 	if (w->iov_len < (uint64_t)hdr_len + len)
@@ -487,6 +548,18 @@ static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, u
 	rx->used[rx->nused++] = vre_used_of(c, hdr_len + len);
 	rx->next++;
 	return true;
+}
+
+/* Counts a packet vre_net_rx_one or vre_net_rx_frame wrote (or not). */
+static bool rx_count(struct vre_net_rx *rx, bool ok, uint32_t len)
+{
+	if (rx->want)
+		rx->want--;
+	if (ok) {
+		rx->nq->st.packets++;
+		rx->nq->st.bytes += len;
+	}
+	return ok;
 }
 
 bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
@@ -502,22 +575,40 @@ bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned nio
 	if (rx_one_fast(rx, iov, niov, len))
 		ok = true;
 	else
-		ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, iov, niov, len)
-				   : rx_one_single(rx, iov, niov, len);
-	if (rx->want)
-		rx->want--;
-	if (ok) {
-		nq->st.packets++;
-		nq->st.bytes += len;
+		ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, NULL, iov, niov, len)
+				   : rx_one_single(rx, NULL, iov, niov, len);
+	return rx_count(rx, ok, len);
+}
+
+bool vre_net_rx_frame(struct vre_net_rx *rx, const struct vre_net_hdr *vh, const struct iovec *iov,
+		  unsigned niov, uint32_t len)
+{
+	struct vre_net_queue *nq = rx->nq;
+	bool ok;
+
+	if (!vh)
+		return vre_net_rx_one(rx, iov, niov, len);
+	if (rx->broken) {
+		nq->st.drop_queue_broken++;
+		return false;
 	}
-	return ok;
+	ok = nq->mrg_rxbuf ? rx_one_mergeable(rx, vh, iov, niov, len)
+			   : rx_one_single(rx, vh, iov, niov, len);
+	return rx_count(rx, ok, len);
+}
+
+uint64_t net_rx_room(struct vre_net_rx *rx)
+{
+	struct vre_chain *c = rx_take(rx, rx->nq->hdr_len);
+
+	return c ? c->wlen : 0;
 }
 
 void vre_net_rx_end(struct vre_net_rx *rx)
 {
 	/* Fetched but unfilled chains go back now: the device keeps none. */
 	while (rx->next < rx->n) {
-		if (rx->nused == VRE_BURST)
+		if (rx->nused == VRE_COMPLETE_MAX)
 			rx_publish(rx, rx->nused);
 		rx->used[rx->nused++] = vre_used_of(&rx->chains[rx->next], 0);
 		rx->next++;
@@ -535,7 +626,8 @@ void vre_net_rx_end(struct vre_net_rx *rx)
  * general path. Returns the packets delivered; their bits are cleared from
  * *mask and their bytes added to *bytes.
  */
-static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst *b,
+static inline __attribute__((always_inline)) unsigned
+rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst *b,
 			    uint32_t *mask, uint64_t *bytes)
 {
 	const uint16_t hdr_len = rx->nq->hdr_len;
@@ -558,7 +650,7 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 		if (!c->err && c->nw)
 			__builtin_prefetch((uint8_t *)c->iov[c->nr].iov_base + hdr_len, 1);
 	}
-	while (m && next < n && nused < VRE_BURST) {
+	while (m && next < n && nused < VRE_COMPLETE_MAX) {
 		const struct vre_net_pkt *p = &b->pkts[__builtin_ctz(m)];
 		const struct vre_chain *c = &rx->chains[next];
 		const struct iovec *w = &c->iov[c->nr];
@@ -589,32 +681,88 @@ static unsigned rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst
 	return done;
 }
 
+/* The packets of mask longer than the destination's MTU allows. */
+static __attribute__((noinline)) uint32_t over_mtu(const struct vre_net_tx_burst *b,
+						   uint32_t mask, uint32_t max)
+{
+	uint32_t over = 0;
+
+	for (uint32_t m = mask; m; m &= m - 1)
+		if (b->pkts[__builtin_ctz(m)].len > max)
+			over |= 1u << __builtin_ctz(m);
+	return over;
+}
+
+/* One packet the general way (it counts itself): the offload path for
+ * one of slow, else vre_net_rx_one. */
+static int rx_put_one(struct vre_net_rx *rx, const struct vre_net_tx_burst *b, uint32_t *mask,
+		      uint32_t slow)
+{
+	unsigned k = (unsigned)__builtin_ctz(*mask);
+	const struct vre_net_pkt *p = &b->pkts[k];
+
+	*mask &= *mask - 1;
+	if (*mask && b->pkts[__builtin_ctz(*mask)].niov)
+		__builtin_prefetch(b->pkts[__builtin_ctz(*mask)].iov[0].iov_base);
+	if (slow & (1u << k))
+		return net_ol_rx(rx, p, b->ol_mask & (1u << k) ? &b->ol[k] : NULL);
+	return vre_net_rx_one(rx, p->iov, p->niov, p->len);
+}
+
+/* A burst with packets that leave the fast path (slow: offload requests,
+ * frames over the MTU): the fast path takes the packets before each of
+ * them, in order. Out of line, so the common burst's loop stays as lean
+ * as before offloads existed. */
+static __attribute__((noinline)) int rx_put_mixed(struct vre_net_rx *rx,
+						  const struct vre_net_tx_burst *b,
+						  uint32_t mask, uint32_t slow, uint64_t *bytes,
+						  unsigned *fast)
+{
+	int done = 0;
+
+	for (;;) {
+		uint32_t s = mask & slow, lim = s ? (s & -s) - 1 : UINT32_MAX, fm = mask & lim;
+
+		if (fm) {
+			*fast += rx_put_fast(rx, b, &fm, bytes);
+			mask = (mask & ~lim) | fm;
+		}
+		if (!mask)
+			return done;
+		done += rx_put_one(rx, b, &mask, slow);
+	}
+}
+
 int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask)
 {
 	const uint32_t all = b->npkts < 32 ? (1u << b->npkts) - 1 : UINT32_MAX;
 	struct vre_net_rx rx;
 	uint64_t bytes = 0;
 	unsigned fast = 0;
+	uint32_t slow;
 	int done = 0;
 
 	mask &= all;
 	if (!mask)
 		return 0;
+	/* Offload requests and frames over the MTU take the slow path: two
+	 * compares per burst when there are none (the OR of the lengths is
+	 * at least the longest). */
+	slow = mask & b->ol_mask;
+	if (dst->mtu && b->len_or > (uint32_t)dst->mtu + VRE_NET_L2_MAX)
+		slow |= over_mtu(b, mask, (uint32_t)dst->mtu + VRE_NET_L2_MAX);
 	/* the whole burst is the usual mask: no popcount (a libgcc call
 	 * without -mpopcnt) */
 	vre_net_rx_begin(&rx, dst, (uint16_t)(mask == all ? b->npkts : __builtin_popcount(mask)));
-	for (;;) {
-		const struct vre_net_pkt *p;
-
-		fast += rx_put_fast(&rx, b, &mask, &bytes);
-		if (!mask)
-			break;
-		/* one packet the general way (it counts itself) */
-		p = &b->pkts[__builtin_ctz(mask)];
-		mask &= mask - 1;
-		if (mask && b->pkts[__builtin_ctz(mask)].niov)
-			__builtin_prefetch(b->pkts[__builtin_ctz(mask)].iov[0].iov_base);
-		done += vre_net_rx_one(&rx, p->iov, p->niov, p->len);
+	if (slow) {
+		done = rx_put_mixed(&rx, b, mask, slow, &bytes, &fast);
+	} else {
+		for (;;) {
+			fast += rx_put_fast(&rx, b, &mask, &bytes);
+			if (!mask)
+				break;
+			done += rx_put_one(&rx, b, &mask, 0);
+		}
 	}
 	/* The fast path's counters, once per burst. */
 	dst->st.packets += fast;

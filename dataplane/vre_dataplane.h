@@ -16,6 +16,8 @@
  *   vre_net.h          the virtio-net device model for control
  *                      (vre_net_dev_ops), TX fetch, one-copy RX put, the
  *                      vhost->vhost forward and the control queue.
+ *   vre_net_seg.h      software checksum and TCP segmentation of an offload
+ *                      request over iovecs (used by the mbuf paths too).
  *   vre_net_mbuf.h     (libvre-dpdk) vhost <-> rte_mbuf paths.
  *
  * Needs: control (struct vre_queue, the device ops table, queue_start /

@@ -9,10 +9,21 @@
  * except the call-eventfd write when the driver asked for a notification.
  *
  * Everything read from guest memory is hostile. The paths only ever use
- * lengths the ring layer validated (chain iovecs are inside guest memory);
- * the virtio-net header a guest sends on TX is never parsed (no offload is
- * offered, so there is nothing in it the device needs), and the RX header is
- * written, never read.
+ * lengths the ring layer validated (chain iovecs are inside guest memory).
+ * The virtio-net header a guest sends on TX is read only when the queue
+ * negotiated a host offload (CSUM, HOST_TSO4/6), exactly once into a local,
+ * and validated before anything in it is used (net_offload.c; each broken
+ * rule is a counted drop, drop_ol[], and a log line rate-limited per
+ * queue); without those features it is not read at all. The RX header is written, never read.
+ *
+ * Offloads (net_offload.c): a TX packet whose header asks for nothing
+ * (flags 0, gso_type NONE) takes the fast paths. One that asks for a
+ * checksum or segmentation leaves them: it is passed to a destination that
+ * negotiated the matching GUEST_* features with its validated header in the
+ * same single copy, and otherwise finished here (checksum completed, GSO
+ * frames segmented into MSS-sized frames written straight into the
+ * destination's RX chains). A frame longer than a destination's MTU + 18
+ * is segmented when it is GSO and dropped (drop_over_mtu) otherwise.
  */
 #ifndef VRE_NET_H
 #define VRE_NET_H
@@ -23,9 +34,18 @@
 #include <sys/uio.h>
 
 #include "vre_control.h"
+#include "vre_log.h"
 
 /* virtio-net feature bits (virtio spec 5.1.3) and common ones. */
+#define VRE_NET_F_CSUM         0   /* device takes partially checksummed TX */
+#define VRE_NET_F_GUEST_CSUM   1   /* driver takes partially checksummed RX */
 #define VRE_NET_F_MTU          3
+#define VRE_NET_F_GUEST_TSO4   7
+#define VRE_NET_F_GUEST_TSO6   8
+#define VRE_NET_F_GUEST_ECN    9
+#define VRE_NET_F_HOST_TSO4    11
+#define VRE_NET_F_HOST_TSO6    12
+#define VRE_NET_F_HOST_ECN     13
 #define VRE_NET_F_MAC          5
 #define VRE_NET_F_MRG_RXBUF    15
 #define VRE_NET_F_STATUS       16
@@ -38,6 +58,15 @@
 #define VRE_F_VERSION_1        32
 #define VRE_F_RING_PACKED      34
 #define VRE_F_IN_ORDER         35
+
+/* The offload features VRE offers (what vre_net_config.features_mask
+ * removes for a port without offloads). UFO is not offered: Linux guests no
+ * longer send it, and a UDP GSO header is then a counted drop. */
+#define VRE_NET_OFFLOAD_FEATURES                                                \
+	((1ull << VRE_NET_F_CSUM) | (1ull << VRE_NET_F_GUEST_CSUM) |            \
+	 (1ull << VRE_NET_F_GUEST_TSO4) | (1ull << VRE_NET_F_GUEST_TSO6) |      \
+	 (1ull << VRE_NET_F_GUEST_ECN) | (1ull << VRE_NET_F_HOST_TSO4) |        \
+	 (1ull << VRE_NET_F_HOST_TSO6) | (1ull << VRE_NET_F_HOST_ECN))
 
 /* vhost-user protocol feature bits. */
 #define VRE_PF_MQ                  0
@@ -59,7 +88,9 @@ struct vre_net_config_space {
 	uint16_t mtu;
 } __attribute__((packed));
 
-/* virtio_net_hdr with num_buffers (the first 10 bytes without it). */
+/* virtio_net_hdr with num_buffers (the first VRE_NET_HDR_BASE_LEN bytes
+ * without it). */
+#define VRE_NET_HDR_BASE_LEN 10u
 struct vre_net_hdr {
 	uint8_t flags;
 	uint8_t gso_type;
@@ -70,12 +101,29 @@ struct vre_net_hdr {
 	uint16_t num_buffers;
 } __attribute__((packed));
 
+/* virtio_net_hdr flags and gso_type values (virtio spec 5.1.6). */
+#define VRE_NET_HDR_F_NEEDS_CSUM 1
+#define VRE_NET_HDR_F_DATA_VALID 2
+#define VRE_NET_HDR_GSO_NONE     0
+#define VRE_NET_HDR_GSO_TCPV4    1
+#define VRE_NET_HDR_GSO_UDP      3
+#define VRE_NET_HDR_GSO_TCPV6    4
+#define VRE_NET_HDR_GSO_ECN      0x80
+
 /* Largest frame the TX path accepts: a 64 KiB IP datagram behind an
  * Ethernet header with a VLAN tag. Anything longer is a bad chain. */
 #define VRE_NET_MAX_FRAME (65535u + 18u)
 /* Smallest and largest MTU NET_SET_MTU accepts (68: IPv4 minimum). */
 #define VRE_NET_MIN_MTU 68u
 #define VRE_NET_MAX_MTU 65535u
+/* A frame may exceed the MTU by an Ethernet header and one VLAN tag. */
+#define VRE_NET_L2_MAX 18u
+/* Most frames one GSO packet may become (gso_size smaller than
+ * frame / VRE_NET_MAX_SEGS is refused). */
+#define VRE_NET_MAX_SEGS 1024u
+/* Largest Ethernet + IP + TCP header a GSO packet may have: VLAN-tagged
+ * Ethernet, IPv4 with options, TCP with options. */
+#define VRE_NET_OL_HDRS_MAX 144u
 
 /* Control queue (virtio spec 5.1.6.5). */
 #define VRE_NET_CTRL_RX               0
@@ -89,10 +137,25 @@ struct vre_net_hdr {
 
 struct vre_net_config {
 	uint8_t mac[6];
-	uint16_t mtu;             /* 0: no MTU feature */
+	uint16_t mtu;             /* 0: no MTU feature and no limit; else offered in
+				   * config space and enforced on RX (frames up to
+				   * mtu + VRE_NET_L2_MAX, GSO frames segmented to it) */
 	uint16_t max_queue_pairs; /* >= 1; MQ + CTRL_VQ offered when > 1 */
 	uint64_t features_mask;   /* features the user turned off (e.g. to force split or no mrg_rxbuf) */
 };
+
+/* Why a TX packet's offload request was refused (one counter each). */
+enum vre_net_ol_drop {
+	VRE_OL_DROP_FEATURE = 0, /* a checksum, GSO type or ECN the queue did not negotiate, or an unknown gso_type */
+	VRE_OL_DROP_CSUM,        /* csum_start/csum_offset beyond the frame; GSO without NEEDS_CSUM or not at the TCP checksum */
+	VRE_OL_DROP_GSO_SIZE,    /* gso_size 0, larger than the frame, or more than VRE_NET_MAX_SEGS segments */
+	VRE_OL_DROP_HDR_LEN,     /* hdr_len beyond the frame */
+	VRE_OL_DROP_TOO_LONG,    /* a GSO frame whose IP datagram exceeds 64 KiB */
+	VRE_OL_DROP_HEADERS,     /* headers that do not parse as what gso_type says (Ethernet/VLAN, IPv4 or IPv6, TCP; fragments) */
+	VRE_OL_DROP_COUNT
+};
+/* "feature", "csum", "gso-size", "hdr-len", "too-long", "headers". */
+const char *vre_net_ol_drop_name(enum vre_net_ol_drop r);
 
 /* Per-queue counters: one writer (the worker that polls the queue), read by anyone. */
 struct vre_net_stats {
@@ -107,6 +170,18 @@ struct vre_net_stats {
 	/* Additions. */
 	uint64_t drop_no_mbuf;     /* TX to mbuf: the mempool ran dry */
 	uint64_t ctrl_err;         /* control queue: commands answered VRE_NET_ERR */
+	/* Offloads. TX queue: what the guest asked for. */
+	uint64_t ol_csum_in;       /* packets taken with NEEDS_CSUM (GSO ones included) */
+	uint64_t ol_gso_in, ol_gso_in_bytes; /* GSO packets taken, and their bytes */
+	uint64_t drop_ol[VRE_OL_DROP_COUNT]; /* offload requests refused, by reason */
+	/* RX queue (or the mbuf side of a TX queue): how they were delivered. */
+	uint64_t ol_gso_out;       /* GSO frames delivered whole, header passed on */
+	uint64_t ol_csum_out;      /* frames delivered with NEEDS_CSUM passed on */
+	uint64_t ol_sw_csum;       /* checksums completed by the device */
+	uint64_t ol_sw_gso;        /* GSO packets segmented by the device */
+	uint64_t ol_sw_segs;       /* frames they became (each delivered or counted as a drop) */
+	uint64_t ol_data_valid;    /* frames marked DATA_VALID (checksum checked by a NIC) */
+	uint64_t drop_over_mtu;    /* a frame (not GSO) longer than the destination's MTU + 18 */
 };
 
 struct vre_net_queue {          /* one per vhost-user virtqueue of a net device */
@@ -119,7 +194,20 @@ struct vre_net_queue {          /* one per vhost-user virtqueue of a net device 
 	/* Additions. */
 	bool is_ctrl;               /* the control queue (index 2 * max_queue_pairs) */
 	bool broken_seen;           /* the TX ring broke: counted once */
+	/* Offloads, from the negotiated features (0: none; all zero is a
+	 * queue without offloads or MTU, as before they existed). */
+	uint8_t ol_tx;              /* TX: VRE_OL_* the driver may ask for; 0: the header is not read */
+	uint8_t ol_rx;              /* RX: VRE_OL_* the driver takes */
+	struct vre_ratelimit ol_rl; /* TX: log lines about refused offload requests */
+	uint16_t mtu;               /* RX: frames up to mtu + VRE_NET_L2_MAX; 0: no limit */
 };
+
+/* vre_net_queue.ol_tx / ol_rx bits: CSUM, TSO4, TSO6, ECN (HOST_* on a TX
+ * queue, GUEST_* on an RX queue). */
+#define VRE_OL_CSUM 1u
+#define VRE_OL_TSO4 2u
+#define VRE_OL_TSO6 4u
+#define VRE_OL_ECN  8u
 
 struct vre_net_app_ops {        /* supplied by the application (switch) */
 	int (*queue_start)(void *app, struct vre_net_dev *n, struct vre_net_queue *nq);
@@ -171,6 +259,18 @@ struct vre_net_pkt {
 	uint8_t eth_copy[14];
 };
 
+/* A TX packet's offload request, validated (net_offload.c). The header was
+ * read once from guest memory; everything here is the device's own copy. */
+struct vre_net_ol {
+	struct vre_net_hdr h;       /* flags (NEEDS_CSUM only), gso_type, gso_size,
+				     * csum_start, csum_offset as the guest sent them;
+				     * hdr_len: l2 + l3 + l4 for GSO (the guest's is a hint) */
+	uint8_t l2_len, l3_len, l4_len; /* GSO: the parsed headers (0 otherwise) */
+	bool ipv6;
+	bool ecn;                   /* GSO with the ECN bit or CWR: needs GUEST_ECN to pass */
+	uint8_t hdrs[VRE_NET_OL_HDRS_MAX]; /* GSO: the frame's first hdr_len bytes, copied once */
+};
+
 struct vre_net_tx_burst {       /* lives on the worker's stack or in its state */
 	struct vre_chain chains[VRE_BURST];
 	struct vre_net_pkt pkts[VRE_BURST];
@@ -178,12 +278,16 @@ struct vre_net_tx_burst {       /* lives on the worker's stack or in its state *
 	uint16_t n;                 /* chains fetched (including bad ones, which are dropped+counted and completed by tx_done) */
 	uint16_t npkts;             /* good packets, pkts[0..npkts) */
 	uint16_t pkt_chain[VRE_BURST];  /* chain index of each good packet */
+	uint32_t ol_mask;           /* packets with an offload request (bit i: pkts[i], ol[i]) */
+	uint32_t len_or;            /* the packets' lengths ORed: >= the longest */
+	struct vre_net_ol ol[VRE_BURST];
 };
 
 /* Fetch up to 32 TX chains from nq (a TX queue), turning them into packets. Returns npkts or -EIO. */
 int vre_net_tx_fetch(struct vre_net_queue *nq, struct vre_net_tx_burst *b);
 /* Copy pkts[i] for i in mask (bit i = packet i; mask covers npkts) into RX queue dst (one copy, writes the
- * virtio-net header with num_buffers), publish and notify dst. Returns packets delivered; drops counted on dst. */
+ * virtio-net header with num_buffers), publish and notify dst. Returns frames delivered (a GSO packet
+ * the device segments for dst is several); drops counted on dst, one per frame not delivered. */
 int vre_net_rx_put(struct vre_net_queue *dst, const struct vre_net_tx_burst *b, uint32_t mask);
 /* Complete every chain of the burst (len 0) on the TX queue, notify if needed. Call after the packets were published,
  * and complete a queue's bursts in the order they were fetched (VIRTIO_F_IN_ORDER, which the device offers, needs it;
@@ -212,7 +316,8 @@ int vre_net_forward(struct vre_net_queue *src_tx, struct vre_net_queue *dst_rx);
  * chains are taken from the RX queue as packets need them, each packet
  * written with one copy per (source, destination) segment pair, with the
  * virtio-net header (num_buffers when MRG_RXBUF), published with one
- * complete call per 32 chains and at most one notification per burst.
+ * complete call per VRE_COMPLETE_MAX chains (a mergeable frame's chains
+ * together) and at most one notification per burst.
  * The same writer serves vre_net_rx_put, so the header, num_buffers and
  * no-chain-lost rules are the same for every source. On the worker that
  * owns the RX queue; struct vre_net_rx lives on its stack:
@@ -230,7 +335,7 @@ struct vre_net_rx {
 	bool notify;
 	bool broken;
 	struct vre_chain chains[VRE_BURST];
-	struct vre_used used[VRE_BURST];
+	struct vre_used used[VRE_COMPLETE_MAX]; /* a mergeable frame's chains publish together */
 	struct iovec pool[VRE_BURST * 8];
 };
 
@@ -241,6 +346,12 @@ void vre_net_rx_begin(struct vre_net_rx *rx, struct vre_net_queue *nq, uint16_t 
  * otherwise the drop was counted on the queue. */
 bool vre_net_rx_one(struct vre_net_rx *rx, const struct iovec *iov, unsigned niov,
 		    uint32_t len);
+/* vre_net_rx_one with a virtio-net header of the caller's (its first
+ * VRE_NET_HDR_BASE_LEN bytes; num_buffers is the writer's) instead of an
+ * all-zero one: offload flags (DATA_VALID, NEEDS_CSUM, GSO) the RX queue's
+ * driver negotiated (the caller checks). vh NULL: vre_net_rx_one. */
+bool vre_net_rx_frame(struct vre_net_rx *rx, const struct vre_net_hdr *vh,
+		      const struct iovec *iov, unsigned niov, uint32_t len);
 /* Publishes what is left, returns unused chains with len 0, notifies once. */
 void vre_net_rx_end(struct vre_net_rx *rx);
 

@@ -507,7 +507,7 @@ static int check_used(struct vre_vq *vq, const struct vre_used *used, unsigned n
 			break;
 		busy[u->id] = 0;
 	}
-	/* total only grows (at most 32 x 32768, no overflow): checked once
+	/* total only grows (at most 64 x 32768, no overflow): checked once
 	 * for the whole batch, which is refused whole anyway. */
 	if (k == n && total <= held)
 		return 0;
@@ -663,7 +663,7 @@ static int complete_checked(struct vre_vq *vq, const struct vre_used *used, unsi
 			    bool batch)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
-	uint16_t pos[VRE_BURST], flags[VRE_BURST], idx = vq->last_used_idx;
+	uint16_t pos[VRE_COMPLETE_MAX], flags[VRE_COMPLETE_MAX], idx = vq->last_used_idx;
 	uint16_t size = vq->size;
 	bool wrap = vq->used_wrap;
 	/* AVAIL and USED both equal to the used wrap counter mark a slot used. */

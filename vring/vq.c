@@ -155,7 +155,7 @@ int vre_vq_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 
 int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
-	if (n > VRE_BURST)
+	if (n > VRE_COMPLETE_MAX)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
@@ -165,7 +165,7 @@ int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 
 int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
-	if (n > VRE_BURST)
+	if (n > VRE_COMPLETE_MAX)
 		return -EINVAL;
 	if (n == 0)
 		return 0;

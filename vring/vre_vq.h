@@ -26,8 +26,11 @@
 #include "vre_mem.h"
 #include "vre_ring_layout.h"
 
-/* Largest burst one fetch or complete call handles. */
+/* Largest burst one fetch call handles. */
 #define VRE_BURST 32
+/* Most entries one complete call publishes: a mergeable RX frame's chains
+ * must appear together, and a 64 KiB GSO frame in 1.5 KiB buffers takes 44. */
+#define VRE_COMPLETE_MAX 64
 
 /* Why a queue was marked broken: each rule a guest can break has its own. */
 enum vre_ring_error {
@@ -193,7 +196,7 @@ int vre_vq_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 
 /* Returns n chains to the driver, in this order, with one used-index store
  * (split) or with the first chain's flags written last (packed). Inflight
- * records are cleared in the spec's order. -EINVAL for n > VRE_BURST. */
+ * records are cleared in the spec's order. -EINVAL for n > VRE_COMPLETE_MAX. */
 int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 
 /* vre_vq_complete for entries made with vre_used_of() from chains that

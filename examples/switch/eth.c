@@ -165,8 +165,19 @@ int sw_eth_probe(const char *devargs, uint16_t *ids, unsigned max, char *why, si
 	return (int)n;
 }
 
+/* The TX offloads the switch leaves to a port that has them: checksums and
+ * TCP segmentation (the mbufs carry the flags, see vre_net_tx_to_port),
+ * and multi-segment mbufs (jumbo and TSO frames are chains). */
+#define ETH_TX_OL (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM | \
+		   RTE_ETH_TX_OFFLOAD_UDP_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_TSO | \
+		   RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
+/* RX: the port checks checksums, so a guest need not (DATA_VALID). */
+#define ETH_RX_OL (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM | \
+		   RTE_ETH_RX_OFFLOAD_UDP_CKSUM)
+
 /* Configures and starts the port with one RX and one TX queue, with RX
- * interrupts when intr (PMDs without them may refuse). */
+ * interrupts when intr (PMDs without them may refuse) and the offloads of
+ * ETH_TX_OL / ETH_RX_OL it has. */
 static int eth_start(struct sw *s, struct sw_port *p, bool intr, char *why, size_t whylen)
 {
 	struct rte_eth_conf conf;
@@ -181,6 +192,11 @@ static int eth_start(struct sw *s, struct sw_port *p, bool intr, char *why, size
 	r = rte_eth_dev_info_get(p->eth_id, &info);
 	if (r == 0 && (info.max_rx_queues < 1 || info.max_tx_queues < 1))
 		r = -ENOTSUP;
+	if (r == 0) {
+		conf.txmode.offloads = info.tx_offload_capa & ETH_TX_OL;
+		conf.rxmode.offloads = info.rx_offload_capa & ETH_RX_OL;
+		p->eth_tx_ol = conf.txmode.offloads;
+	}
 	if (r == 0)
 		r = rte_eth_dev_configure(p->eth_id, 1, 1, &conf);
 	if (r == 0)
@@ -237,6 +253,15 @@ int sw_eth_open(struct sw *s, struct sw_port *p, char *why, size_t whylen)
 	}
 	p->eth_started = true;
 	rte_eth_promiscuous_enable(p->eth_id); /* a bridge port sees every MAC */
+	if (rte_eth_dev_get_mtu(p->eth_id, &p->eth_mtu) != 0)
+		p->eth_mtu = 0;
+	if (p->eth_tx_ol & (RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_TCP_CKSUM))
+		printf("vre-switch: port %u: offloads to the port:%s%s%s%s, MTU %u\n", p->idx,
+		       p->eth_tx_ol & RTE_ETH_TX_OFFLOAD_TCP_TSO ? " tso" : "",
+		       p->eth_tx_ol & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM ? " ipv4-csum" : "",
+		       p->eth_tx_ol & RTE_ETH_TX_OFFLOAD_TCP_CKSUM ? " tcp-csum" : "",
+		       p->eth_tx_ol & RTE_ETH_TX_OFFLOAD_UDP_CKSUM ? " udp-csum" : "",
+		       p->eth_mtu);
 	/* link state: a virtual port is up at once, a NIC may still be
 	 * negotiating (reported as down here, it keeps working once up) */
 	if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
@@ -280,10 +305,36 @@ void sw_eth_close(struct sw *s, struct sw_port *p)
 
 /* ---- the data path ---- */
 
+/* Mbufs carrying offload flags get the PMD's preparation (pseudo header
+ * checksums as the NIC wants them); one it refuses is dropped and counted.
+ * Returns the mbufs left, compacted in m. */
+static unsigned eth_prepare(struct sw_port *p, struct rte_mbuf **m, unsigned n)
+{
+	unsigned done = 0;
+
+	while (done < n) {
+		uint16_t ok = rte_eth_tx_prepare(p->eth_id, 0, m + done, (uint16_t)(n - done));
+
+		done += ok;
+		if (done < n) { /* m[done] is refused: out of the list */
+			rte_pktmbuf_free(m[done]);
+			add(&p->eth_drop_prep, 1);
+			memmove(m + done, m + done + 1, (n - done - 1) * sizeof(m[0]));
+			n--;
+		}
+	}
+	return n;
+}
+
 void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n)
 {
 	unsigned sent = 0, tries = 0;
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, ol = 0;
+
+	for (unsigned k = 0; k < n; k++)
+		ol |= m[k]->ol_flags;
+	if (ol & RTE_MBUF_F_TX_OFFLOAD_MASK)
+		n = eth_prepare(p, m, n);
 
 	/* lengths first: once sent, the mbufs belong to the PMD */
 	for (unsigned k = 0; k < n; k++)
@@ -305,21 +356,30 @@ static inline uint32_t mask_all(unsigned n)
 	return n >= 32 ? UINT32_MAX : (1u << n) - 1;
 }
 
+static void eth_sink(void *ctx, struct rte_mbuf **m, unsigned n)
+{
+	sw_eth_send(ctx, m, n);
+}
+
+/* The packets of sq's burst in mask to ethdev port p: offload requests
+ * left to the port where it can, finished in software where not. */
+static void to_port(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
+{
+	const struct vre_net_mbuf_port port = { .tx_offloads = p->eth_tx_ol, .mtu = p->eth_mtu };
+
+	vre_net_tx_to_port(sq->nq, sq->burst, mask, p->pool->mp, &port, eth_sink, p);
+}
+
 int sw_vhost_to_eth_poll(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
 	struct vre_net_tx_burst *b = sq->burst;
-	struct sw_port *dp = sq->dst_q->port;
-	struct rte_mbuf *m[VRE_BURST];
 	int n = vre_net_tx_fetch(sq->nq, b), taken = b->n;
 
 	if (n < 0 || taken == 0)
 		return 0;
-	if (b->npkts) {
-		int k = vre_net_tx_to_mbufs(sq->nq, b, mask_all(b->npkts), dp->pool->mp, m);
-		if (k > 0)
-			sw_eth_send(dp, m, (unsigned)k);
-	}
+	if (b->npkts)
+		to_port(sq, sq->dst_q->port, mask_all(b->npkts));
 	/* only now: the port took (or we dropped) every packet */
 	vre_net_tx_done(sq->nq, b);
 	return taken;
@@ -327,11 +387,7 @@ int sw_vhost_to_eth_poll(struct vre_poll_item *it)
 
 void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
 {
-	struct rte_mbuf *m[VRE_BURST];
-	int k = vre_net_tx_to_mbufs(sq->nq, sq->burst, mask, p->pool->mp, m);
-
-	if (k > 0)
-		sw_eth_send(p, m, (unsigned)k); /* no mbuf: counted as drop_no_mbuf */
+	to_port(sq, p, mask); /* no mbuf: counted as drop_no_mbuf */
 }
 
 /* A flow's hash: the PMD's RSS hash, else the MACs, and for IPv4 the

@@ -621,8 +621,32 @@ int sw_rxq_pin(struct sw *s, unsigned port, unsigned pair, unsigned wi, char *wh
 
 static uint64_t drops_of(const struct vre_net_stats *st)
 {
-	return ld(&st->drop_short_hdr) + ld(&st->drop_no_rx_buf) + ld(&st->drop_too_big) +
-	       ld(&st->drop_bad_chain) + ld(&st->drop_queue_broken) + ld(&st->drop_no_mbuf);
+	uint64_t d = ld(&st->drop_short_hdr) + ld(&st->drop_no_rx_buf) + ld(&st->drop_too_big) +
+		     ld(&st->drop_bad_chain) + ld(&st->drop_queue_broken) + ld(&st->drop_no_mbuf) +
+		     ld(&st->drop_over_mtu);
+
+	for (unsigned r = 0; r < VRE_OL_DROP_COUNT; r++)
+		d += ld(&st->drop_ol[r]);
+	return d;
+}
+
+/* A queue's offload counters into t. */
+static void add_offloads(struct sw_port_totals *t, const struct vre_net_stats *st)
+{
+	for (unsigned r = 0; r < VRE_OL_DROP_COUNT; r++) {
+		t->drop_ol[r] += ld(&st->drop_ol[r]);
+		t->drop_offload += ld(&st->drop_ol[r]);
+	}
+	t->drop_mtu += ld(&st->drop_over_mtu);
+	t->gso_in += ld(&st->ol_gso_in);
+	t->gso_in_bytes += ld(&st->ol_gso_in_bytes);
+	t->csum_in += ld(&st->ol_csum_in);
+	t->gso_out += ld(&st->ol_gso_out);
+	t->csum_out += ld(&st->ol_csum_out);
+	t->sw_gso += ld(&st->ol_sw_gso);
+	t->sw_segs += ld(&st->ol_sw_segs);
+	t->sw_csum += ld(&st->ol_sw_csum);
+	t->data_valid += ld(&st->ol_data_valid);
 }
 
 static void raw_totals(struct sw_port *p, struct sw_port_totals *t)
@@ -636,7 +660,8 @@ static void raw_totals(struct sw_port *p, struct sw_port_totals *t)
 		t->tx_bytes = ld(&p->eth_in_bytes);
 		t->drop_no_rx_buf = ld(&p->eth_drop_full);
 		t->drop_no_dst = p->q ? ld(&p->q[1].drop_no_dst) : 0;
-		t->drops = t->drop_no_rx_buf + t->drop_no_dst;
+		t->drop_bad = ld(&p->eth_drop_prep);
+		t->drops = t->drop_no_rx_buf + t->drop_no_dst + t->drop_bad;
 		return;
 	}
 	for (uint16_t k = 0; k < p->nq && p->net; k++) {
@@ -655,6 +680,7 @@ static void raw_totals(struct sw_port *p, struct sw_port_totals *t)
 		}
 		t->drops += drops_of(&nq->st);
 		t->drop_no_rx_buf += ld(&nq->st.drop_no_rx_buf);
+		add_offloads(t, &nq->st);
 	}
 	/* control's counter while the queue runs; the value taken at its last
 	 * stop otherwise (the device may be gone by then) */
@@ -665,7 +691,7 @@ static void raw_totals(struct sw_port *p, struct sw_port_totals *t)
 				       sq->notify_saturated;
 	}
 	t->drops += t->drop_no_dst;
-	t->drop_bad = t->drops - t->drop_no_dst - t->drop_no_rx_buf;
+	t->drop_bad = t->drops - t->drop_no_dst - t->drop_no_rx_buf - t->drop_offload - t->drop_mtu;
 }
 
 void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
@@ -683,6 +709,19 @@ void sw_port_totals(struct sw *s, struct sw_port *p, struct sw_port_totals *t)
 	t->drop_no_rx_buf -= b->drop_no_rx_buf;
 	t->drop_bad -= b->drop_bad;
 	t->notify_saturated -= b->notify_saturated;
+	t->drop_offload -= b->drop_offload;
+	for (unsigned r = 0; r < VRE_OL_DROP_COUNT; r++)
+		t->drop_ol[r] -= b->drop_ol[r];
+	t->drop_mtu -= b->drop_mtu;
+	t->gso_in -= b->gso_in;
+	t->gso_in_bytes -= b->gso_in_bytes;
+	t->csum_in -= b->csum_in;
+	t->gso_out -= b->gso_out;
+	t->csum_out -= b->csum_out;
+	t->sw_gso -= b->sw_gso;
+	t->sw_segs -= b->sw_segs;
+	t->sw_csum -= b->sw_csum;
+	t->data_valid -= b->data_valid;
 }
 
 void sw_worker_stats(struct sw *s, unsigned i, struct vre_worker_stats *st)

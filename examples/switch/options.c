@@ -25,9 +25,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [EAL options --] [--config FILE] [--vhost PATH[,OPTS]] ... [options]\n"
 		"  --vhost PATH[,client][,queues=N][,name=NAME][,owner=USER][,group=GROUP][,mode=OCTAL]\n"
+		"        [,mtu=M][,offloads=on|off]\n"
 		"                                    a vhost-user port: a server socket at PATH (or a\n"
 		"                                    frontend's, with client), N queue pairs (default 1),\n"
-		"                                    the socket file's owner, group and mode; repeatable\n"
+		"                                    the socket file's owner, group and mode; the MTU\n"
+		"                                    offered and enforced toward it (68..65535, default\n"
+		"                                    1500); checksum/TSO offloads offered (default on);\n"
+		"                                    repeatable\n"
 		"  --ethdev DEVARGS                  a DPDK ethdev port hot-plugged at start (net_ring0,\n"
 		"                                    'net_tap0,iface=t0', a PCI address); repeatable\n"
 		"  (EAL options)                     every DPDK ethdev port the EAL probes (--vdev\n"
@@ -121,6 +125,10 @@ static void vhost_opt(struct sw_port_spec *p, const char *tok)
 		p->client = true;
 	else if (strncmp(tok, "queues=", 7) == 0)
 		p->pairs = (uint16_t)parse_num(v, 1, SW_MAX_PAIRS, "--vhost queues");
+	else if (strncmp(tok, "mtu=", 4) == 0)
+		p->mtu = (uint16_t)parse_num(v, 68, 65535, "--vhost mtu");
+	else if (strcmp(tok, "offloads=on") == 0 || strcmp(tok, "offloads=off") == 0)
+		p->no_offloads = tok[10] == 'f';
 	else if (strncmp(tok, "name=", 5) == 0) {
 		if (strlen(v) >= sizeof(p->name))
 			bad("--vhost name: '%s' is longer than %zu characters", v, sizeof(p->name) - 1);

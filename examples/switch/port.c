@@ -23,6 +23,7 @@ void sw_port_spec_init(struct sw_port_spec *spec)
 	memset(spec, 0, sizeof(*spec));
 	spec->number = -1;
 	spec->pairs = 1;
+	spec->mtu = 1500;
 	spec->eth_id = -1;
 	for (int i = 0; i < SW_MAX_PAIRS; i++)
 		spec->pin[i] = -1;
@@ -358,6 +359,8 @@ static int add_vhost(struct sw *s, const struct sw_port_spec *spec, char *why, s
 	nc.mac[4] = (uint8_t)(p->gen >> 8);
 	nc.mac[5] = (uint8_t)p->gen;
 	nc.max_queue_pairs = p->pairs;
+	nc.mtu = spec->mtu;
+	nc.features_mask = spec->no_offloads ? VRE_NET_OFFLOAD_FEATURES : 0;
 	r = sw_queues_create(s, p);
 	if (r == 0)
 		r = vre_net_dev_create(&nc, &sw_app_ops, p, &p->net);

@@ -110,13 +110,27 @@ void sw_stats_print(struct sw *s, const struct snap *cur, const struct snap *pre
 
 		printf("%s port %u: rx-pkts %" PRIu64 " rx-bytes %" PRIu64 " tx-pkts %" PRIu64
 		       " tx-bytes %" PRIu64 " drops %" PRIu64 " drop-no-dst %" PRIu64
-		       " drop-no-rx-buf %" PRIu64 " drop-bad %" PRIu64
-		       " | rx-mpps %.3f tx-mpps %.3f rx-gbps %.3f | %s %s\n",
+		       " drop-no-rx-buf %" PRIu64 " drop-bad %" PRIu64 " drop-offload %" PRIu64
+		       " drop-mtu %" PRIu64 " | rx-mpps %.3f tx-mpps %.3f rx-gbps %.3f | %s %s\n",
 		       tag, x->idx, t->rx_pkts, t->rx_bytes, t->tx_pkts, t->tx_bytes, t->drops,
-		       t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad,
+		       t->drop_no_dst, t->drop_no_rx_buf, t->drop_bad, t->drop_offload, t->drop_mtu,
 		       rate(t->rx_pkts, o->rx_pkts, secs), rate(t->tx_pkts, o->tx_pkts, secs),
 		       secs > 0 ? (double)(t->rx_bytes - o->rx_bytes) * 8 / secs / 1e9 : 0.0,
 		       x->eth ? "ethdev" : "vhost", x->where);
+		/* offloads: a line of its own, only for a port that saw any */
+		if (t->gso_in | t->csum_in | t->gso_out | t->csum_out | t->sw_segs | t->sw_csum |
+		    t->data_valid | t->drop_offload)
+			printf("%s offloads port %u: gso-in %" PRIu64 " gso-in-bytes %" PRIu64
+			       " csum-in %" PRIu64 " gso-out %" PRIu64 " csum-out %" PRIu64
+			       " sw-gso %" PRIu64 " sw-segs %" PRIu64 " sw-csum %" PRIu64
+			       " data-valid %" PRIu64 " refused %s %" PRIu64 " %s %" PRIu64 " %s %" PRIu64
+			       " %s %" PRIu64 " %s %" PRIu64 " %s %" PRIu64 "\n",
+			       tag, x->idx, t->gso_in, t->gso_in_bytes, t->csum_in, t->gso_out,
+			       t->csum_out, t->sw_gso, t->sw_segs, t->sw_csum, t->data_valid,
+			       vre_net_ol_drop_name(0), t->drop_ol[0], vre_net_ol_drop_name(1),
+			       t->drop_ol[1], vre_net_ol_drop_name(2), t->drop_ol[2],
+			       vre_net_ol_drop_name(3), t->drop_ol[3], vre_net_ol_drop_name(4),
+			       t->drop_ol[4], vre_net_ol_drop_name(5), t->drop_ol[5]);
 	}
 	pthread_mutex_lock(&s->lock);
 	if (s->fdb)
@@ -137,15 +151,33 @@ void sw_stats_print(struct sw *s, const struct snap *cur, const struct snap *pre
 	fflush(stdout);
 }
 
+/* The offload counters (on the vhost port whose queues did the work). */
+static json_t *offload_json(const struct sw_port_totals *t)
+{
+	json_t *refused = json_object();
+
+	for (unsigned r = 0; r < VRE_OL_DROP_COUNT; r++)
+		json_object_set_new(refused, vre_net_ol_drop_name((enum vre_net_ol_drop)r),
+				    json_integer((json_int_t)t->drop_ol[r]));
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+			 "gso_in", (json_int_t)t->gso_in, "gso_in_bytes", (json_int_t)t->gso_in_bytes,
+			 "csum_in", (json_int_t)t->csum_in, "gso_out", (json_int_t)t->gso_out,
+			 "csum_out", (json_int_t)t->csum_out, "sw_gso", (json_int_t)t->sw_gso,
+			 "sw_segs", (json_int_t)t->sw_segs, "sw_csum", (json_int_t)t->sw_csum,
+			 "data_valid", (json_int_t)t->data_valid, "refused", refused);
+}
+
 json_t *sw_port_counters_json(const struct sw_port_totals *t)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 			 "rx_pkts", (json_int_t)t->rx_pkts, "rx_bytes", (json_int_t)t->rx_bytes,
 			 "tx_pkts", (json_int_t)t->tx_pkts, "tx_bytes", (json_int_t)t->tx_bytes,
 			 "drops", (json_int_t)t->drops, "drop_no_dst", (json_int_t)t->drop_no_dst,
 			 "drop_no_rx_buf", (json_int_t)t->drop_no_rx_buf,
 			 "drop_bad", (json_int_t)t->drop_bad,
-			 "notify_saturated", (json_int_t)t->notify_saturated);
+			 "notify_saturated", (json_int_t)t->notify_saturated,
+			 "drop_offload", (json_int_t)t->drop_offload,
+			 "drop_mtu", (json_int_t)t->drop_mtu, "offload", offload_json(t));
 }
 
 json_t *sw_worker_json(struct sw *s, unsigned i)

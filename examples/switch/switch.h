@@ -169,6 +169,8 @@ struct sw_port_spec {
 	const char *path;
 	bool client;
 	uint16_t pairs;             /* 0 counts as 1 */
+	uint16_t mtu;               /* offered MTU (mtu=, default 1500) */
+	bool no_offloads;           /* offloads=off: no CSUM/TSO features offered */
 	int pin[SW_MAX_PAIRS];      /* worker index per pair, -1: round-robin */
 	bool pinned;                /* pin[] was filled */
 	struct vre_sock_perm perm;  /* server mode: the socket's owner/group/mode */
@@ -186,9 +188,21 @@ struct sw_port_totals {
 	uint64_t drops;              /* every reason, both directions */
 	uint64_t drop_no_dst;
 	uint64_t drop_no_rx_buf;     /* the guest gave no RX buffer in time */
-	uint64_t drop_bad;           /* short header, bad chain, too big, broken ring */
+	uint64_t drop_bad;           /* short header, bad chain, too big, broken ring, no mbuf */
 	uint64_t notify_saturated;   /* notifications the guest's call eventfd did not take
 				      * (its counter full, or a blocked write cut short) */
+	uint64_t drop_offload;       /* offload headers refused, every reason (drop_ol[]) */
+	uint64_t drop_ol[VRE_OL_DROP_COUNT];
+	uint64_t drop_mtu;           /* frames over a destination's MTU (not GSO) */
+	/* Offloads, on the vhost port whose queues did the work (also for
+	 * what went to an ethdev port) */
+	uint64_t gso_in, gso_in_bytes; /* GSO frames taken from the guest */
+	uint64_t csum_in;            /* frames taken with NEEDS_CSUM */
+	uint64_t gso_out;            /* GSO frames passed whole (to the guest, or to a port with TSO) */
+	uint64_t csum_out;           /* NEEDS_CSUM passed on (to the guest, or to a port) */
+	uint64_t sw_gso, sw_segs;    /* GSO frames the switch segmented, frames they became */
+	uint64_t sw_csum;            /* checksums the switch completed */
+	uint64_t data_valid;         /* frames from a NIC marked DATA_VALID */
 };
 
 struct sw_port;
@@ -248,6 +262,10 @@ struct sw_port {
 	uint64_t eth_in_pkts, eth_in_bytes;   /* taken from the port (rx_burst) */
 	uint64_t eth_out_pkts, eth_out_bytes; /* the port took them (tx_burst) */
 	uint64_t eth_drop_full;               /* the port did not take them */
+	uint64_t eth_drop_prep;               /* refused by rte_eth_tx_prepare (offload flags) */
+	uint64_t eth_tx_ol;          /* RTE_ETH_TX_OFFLOAD_* enabled on the port (what the
+				      * switch leaves to it), see eth.c */
+	uint16_t eth_mtu;
 	int eth_rx_fd;               /* RX interrupt fd (owned by the PMD), or -1 */
 	bool eth_started;            /* rte_eth_dev_start succeeded */
 	/* stats --clear: the raw totals at the last clear (s->lock) */

@@ -11,23 +11,30 @@
  * descriptors chosen by the input: any address, length, direction),
  * scribbles on the rings, and forwards bursts with a packet mask.
  *
- * Input: [tx mem layout][rx mem layout][cfg u8][tx q u8][rx q u8]
+ * Input: [tx mem layout][rx mem layout][cfg u8][cfg2 u8][tx q u8][rx q u8]
  *        [tx parts 3 x (region u8, offset u16)][rx parts 3 x 3]
  *        [script length u16][script][tx image][rx image]
  * cfg: bit 0 packed, 1 mrg_rxbuf, 2 hdr_len 12 (else 10), 3 event idx,
- *      4 indirect, 5 one guest, 6 VIRTIO_F_IN_ORDER negotiated (both
- *      queues), 7 forward as vre-switch does: vre_net_forward_fused
- *      first, the general path on -EAGAIN.
+ *      4 indirect, 5 one guest, 6 offloads: the TX driver negotiated every
+ *      host offload (its headers are read and validated), 7 with 6: the RX
+ *      driver negotiated every guest offload (else it has none and an MTU
+ *      of 1500, so GSO frames are segmented and checksums completed).
+ * cfg2: bit 0 VIRTIO_F_IN_ORDER negotiated (both queues), 1 forward as
+ *      vre-switch does: vre_net_forward_fused first, the general path on
+ *      -EAGAIN.
  *
  * Oracles besides faults and sanitizers: every packet's iovecs lie in the
  * TX guest's memory and add up to its length (<= VRE_NET_MAX_FRAME), eth
  * is there when the frame has 14 bytes; each TX chain is either a packet
- * or counted as one drop; each RX packet asked for is either delivered or
- * counted as one drop; after rx_put and tx_done neither queue holds a
- * chain; a broken ring makes tx_fetch return -EIO. The fused path: it
- * forwards k packets counted on both queues (same bytes), leaves neither
- * queue holding a chain, and changes nothing when it returns 0 or -EAGAIN
- * before the general path takes over.
+ * or counted as one drop (offload refusals included); an accepted offload
+ * request is within the frame (checksum position, hdr_len, gso_size,
+ * parsed header lengths, segment count); each RX frame the device tries
+ * (one per packet, one per segment of a packet it segments) is either
+ * delivered or counted as one drop; after rx_put and tx_done neither
+ * queue holds a chain; a broken ring makes tx_fetch return -EIO. The fused
+ * path: it forwards k packets counted on both queues (same bytes), leaves
+ * neither queue holding a chain, and changes nothing when it returns 0 or
+ * -EAGAIN before the general path takes over.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,8 +51,11 @@
 #define CFG_EVENT_IDX 8u
 #define CFG_INDIRECT 16u
 #define CFG_ONE_GUEST 32u /* loopback: both queues in one guest's memory */
-#define CFG_IN_ORDER 64u
-#define CFG_FUSED 128u
+#define CFG_OL 64u        /* TX: host offloads negotiated */
+#define CFG_RX_OL 128u    /* with CFG_OL, RX: guest offloads negotiated */
+#define OL_ALL (VRE_OL_CSUM | VRE_OL_TSO4 | VRE_OL_TSO6 | VRE_OL_ECN)
+#define CFG2_IN_ORDER 1u
+#define CFG2_FUSED 2u
 
 enum { OP_TX_ADD, OP_RX_ADD, OP_FWD, OP_POKE, OP_AVAIL_IDX, OP_EVENT, OP_COUNT };
 
@@ -65,7 +75,8 @@ static struct side S[2]; /* 0 TX, 1 RX */
 static struct vre_net_tx_burst B;
 static bool fused; /* CFG_FUSED */
 
-static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, bool tx)
+static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t cfg2, uint8_t q,
+		      bool tx)
 {
 	static const unsigned al_split[3] = { 16, 2, 4 }, al_packed[3] = { 16, 4, 4 };
 	bool packed = cfg & CFG_PACKED;
@@ -86,7 +97,7 @@ static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, boo
 	}
 	p = (struct vre_vq_params){ .size = s->size, .packed = packed,
 				    .event_idx = cfg & CFG_EVENT_IDX, .indirect = cfg & CFG_INDIRECT,
-				    .in_order = cfg & CFG_IN_ORDER,
+				    .in_order = cfg2 & CFG2_IN_ORDER,
 				    .desc = s->part[0], .driver = s->part[1], .device = s->part[2],
 				    .mem = &s->m->mm };
 	memset(&s->q, 0, sizeof(s->q));
@@ -98,6 +109,11 @@ static int side_setup(struct side *s, struct fin *f, uint8_t cfg, uint8_t q, boo
 	s->nq.hdr_len = cfg & CFG_HDR12 ? 12 : 10;
 	s->nq.mrg_rxbuf = cfg & CFG_MRG;
 	s->nq.is_tx = tx;
+	if (cfg & CFG_OL) {
+		s->nq.ol_tx = tx ? OL_ALL : 0;
+		s->nq.ol_rx = !tx && (cfg & CFG_RX_OL) ? OL_ALL : 0;
+		s->nq.mtu = !tx && !(cfg & CFG_RX_OL) ? 1500 : 0;
+	}
 	s->drv_wrap = true;
 	return 0;
 }
@@ -158,7 +174,41 @@ static bool holds_nothing(const struct vre_vq *vq)
 
 static uint64_t rx_drops(const struct vre_net_stats *st)
 {
-	return st->drop_no_rx_buf + st->drop_too_big + st->drop_queue_broken;
+	return st->drop_no_rx_buf + st->drop_too_big + st->drop_queue_broken + st->drop_over_mtu;
+}
+
+static uint64_t ol_drops(const struct vre_net_stats *st)
+{
+	uint64_t d = 0;
+
+	for (unsigned r = 0; r < VRE_OL_DROP_COUNT; r++)
+		d += st->drop_ol[r];
+	return d;
+}
+
+/* An accepted offload request lies inside its frame. */
+static void check_ol(const struct vre_net_pkt *p, const struct vre_net_ol *ol)
+{
+	const struct vre_net_hdr *h = &ol->h;
+
+	FZ_CHECK(h->flags <= VRE_NET_HDR_F_NEEDS_CSUM, "ol flags 0x%x", h->flags);
+	FZ_CHECK(h->flags || h->gso_type, "an offload request asking for nothing");
+	if (h->flags)
+		FZ_CHECK((uint32_t)h->csum_start + h->csum_offset + 2 <= p->len,
+			 "checksum at %u+%u in %u bytes", h->csum_start, h->csum_offset, p->len);
+	if (!h->gso_type)
+		return;
+	FZ_CHECK(h->flags && h->csum_offset == 16 && h->csum_start == ol->l2_len + ol->l3_len,
+		 "GSO checksum at %u+%u", h->csum_start, h->csum_offset);
+	FZ_CHECK((ol->l2_len == 14 || ol->l2_len == 18) &&
+		 (ol->ipv6 ? ol->l3_len == 40 : ol->l3_len >= 20 && ol->l3_len <= 60) &&
+		 ol->l4_len >= 20 && ol->l4_len <= 60 &&
+		 h->hdr_len == ol->l2_len + ol->l3_len + ol->l4_len && h->hdr_len <= p->len &&
+		 h->hdr_len <= VRE_NET_OL_HDRS_MAX, "GSO headers %u/%u/%u, hdr_len %u of %u",
+		 ol->l2_len, ol->l3_len, ol->l4_len, h->hdr_len, p->len);
+	FZ_CHECK(h->gso_size > 0 && h->gso_size <= p->len &&
+		 (p->len - h->hdr_len + h->gso_size - 1) / h->gso_size <= VRE_NET_MAX_SEGS &&
+		 p->len - ol->l2_len <= 65535, "gso_size %u for %u bytes", h->gso_size, p->len);
 }
 
 static void check_pkt(const struct vre_net_pkt *p)
@@ -235,19 +285,31 @@ static void op_fwd(struct fin *f)
 		 n, B.npkts, B.n);
 	FZ_CHECK(tx->nq.st.packets - t0.packets == B.npkts &&
 		 (tx->nq.st.drop_short_hdr - t0.drop_short_hdr) +
-		 (tx->nq.st.drop_bad_chain - t0.drop_bad_chain) == (uint64_t)(B.n - B.npkts),
+		 (tx->nq.st.drop_bad_chain - t0.drop_bad_chain) +
+		 ol_drops(&tx->nq.st) - ol_drops(&t0) == (uint64_t)(B.n - B.npkts),
 		 "TX chains not accounted: %u chains, %u packets", B.n, B.npkts);
-	for (unsigned i = 0; i < B.npkts; i++)
+	FZ_CHECK(tx->nq.ol_tx || (!B.ol_mask && ol_drops(&tx->nq.st) == 0),
+		 "offloads without the features");
+	for (unsigned i = 0; i < B.npkts; i++) {
 		check_pkt(&B.pkts[i]);
+		if (B.ol_mask & (1u << i))
+			check_ol(&B.pkts[i], &B.ol[i]);
+	}
 	eff = B.npkts < 32 ? mask & ((1u << B.npkts) - 1) : mask;
 	done = vre_net_rx_put(&rx->nq, &B, mask);
-	FZ_CHECK(done >= 0 && (unsigned)done <= (unsigned)__builtin_popcount(eff), "rx_put %d", done);
 	if (eff) {
-		FZ_CHECK(rx->nq.st.packets - r0.packets == (uint64_t)done &&
-			 (uint64_t)done + rx_drops(&rx->nq.st) - rx_drops(&r0) ==
-			 (uint64_t)__builtin_popcount(eff),
-			 "RX packets not accounted: %d delivered of %d", done, __builtin_popcount(eff));
+		/* each packet is one frame, or as many as the device made of it */
+		uint64_t tries = (uint64_t)__builtin_popcount(eff) +
+				 (rx->nq.st.ol_sw_segs - r0.ol_sw_segs) -
+				 (rx->nq.st.ol_sw_gso - r0.ol_sw_gso);
+
+		FZ_CHECK(done >= 0 && rx->nq.st.packets - r0.packets == (uint64_t)done &&
+			 (uint64_t)done + rx_drops(&rx->nq.st) - rx_drops(&r0) == tries,
+			 "RX frames not accounted: %d delivered of %llu", done,
+			 (unsigned long long)tries);
 		FZ_CHECK(holds_nothing(&rx->q.vq), "RX queue keeps chains after the burst");
+	} else {
+		FZ_CHECK(done == 0, "rx_put %d for no packet", done);
 	}
 	if (getenv("VRE_FUZZ_TRACE"))
 		fprintf(stderr, "fwd: %u chains, %d packets, %d delivered, rx drops %llu bad %llu\n",
@@ -302,7 +364,7 @@ static void op_event(struct fin *f)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fin f = { data, size }, script;
-	uint8_t cfg, qt, qr;
+	uint8_t cfg, cfg2, qt, qr;
 	int ok;
 
 	if (!getenv("VRE_LOG"))
@@ -315,12 +377,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	cfg = fin8(&f);
-	fused = cfg & CFG_FUSED;
+	cfg2 = fin8(&f);
+	fused = cfg2 & CFG2_FUSED;
 	S[0].m = &S[0].mem;
 	S[1].m = cfg & CFG_ONE_GUEST ? &S[0].mem : &S[1].mem;
 	qt = fin8(&f);
 	qr = fin8(&f);
-	ok = side_setup(&S[0], &f, cfg, qt, true) == 0 && side_setup(&S[1], &f, cfg, qr, false) == 0;
+	ok = side_setup(&S[0], &f, cfg, cfg2, qt, true) == 0 &&
+	     side_setup(&S[1], &f, cfg, cfg2, qr, false) == 0;
 	if (ok) {
 		script = fin_sub(&f, fin16(&f));
 		fz_mem_fill(&S[0].mem, &f);

@@ -256,14 +256,16 @@ case_traffic() {
 	local nports=1
 	[ "$mode" = xconnect ] || [ "$mode" = learn ] && nports=2
 	local swargs=(--mode "$mode" --workers "$workers" --poll "$poll")
-	local eal=() app=(--rxq="$queues" --txq="$queues")
+	local eal=() app=(--rxq="$queues" --txq="$queues") mtu=
+	# jumbo frames: the ports' MTU (1500 by default) must let them through
+	[ "$size" -gt 1518 ] && mtu=,mtu=9600
 	for i in $(seq 0 $((nports - 1))); do
 		if [ "$client" = 1 ]; then
 			# testpmd listens (virtio-user server=1), the switch connects
-			swargs+=(--vhost "$DIR/s$i,client,queues=$queues")
+			swargs+=(--vhost "$DIR/s$i,client,queues=$queues$mtu")
 			eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder"),server=1")
 		else
-			swargs+=(--vhost "$DIR/s$i,queues=$queues")
+			swargs+=(--vhost "$DIR/s$i,queues=$queues$mtu")
 			eal+=("$(vdev "$i" "$queues" "$ring" "$mrg" "$inorder")")
 		fi
 		# learn: each port's frames go to the other's MAC (io forwarding
@@ -477,6 +479,10 @@ case_badopts() {
 	expect_usage --vhost "$DIR/s0" --poll sometimes
 	expect_usage --vhost "$DIR/s0,queues=0"
 	expect_usage --vhost "$DIR/s0,fast"
+	expect_usage --vhost "$DIR/s0,mtu=67"
+	expect_usage --vhost "$DIR/s0,mtu=65536"
+	expect_usage --vhost "$DIR/s0,mtu=1500x"
+	expect_usage --vhost "$DIR/s0,offloads=maybe"
 	expect_usage --vhost "$DIR/s0" --vhost "$DIR/s0"
 	expect_usage --vhost "$DIR/s0" --stats-interval -1
 	expect_usage --vhost "$DIR/s0" --log-level loud

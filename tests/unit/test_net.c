@@ -182,7 +182,9 @@ START_TEST(test_features_single_pair)
 	struct vre_net_dev *n;
 	const struct vre_device_ops *o;
 	uint64_t want = F_V1 | F_PACKED | F(29) | F(28) | F(30) | F_MRG | F(5) | F(16) |
-			F(VRE_F_IN_ORDER);
+			F(VRE_F_IN_ORDER) |
+			/* checksum, TSO 4/6 and ECN both ways */
+			F(0) | F(1) | F(7) | F(8) | F(9) | F(11) | F(12) | F(13);
 
 	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), 0);
 	o = vre_net_dev_ops(n);
@@ -218,8 +220,9 @@ START_TEST(test_features_mq_mtu_mask)
 	ck_assert(!(o->features & F_MRG));
 	ck_assert(o->features & F(VRE_F_IN_ORDER));
 	ck_assert(o->features & F(30)); /* the handshake bit is not maskable */
-	/* Never the guest offloads. */
-	ck_assert(!(o->features & (F(0) | F(1) | F(7) | F(8) | F(11) | F(12))));
+	/* Offloads by default; never UFO (10, 14) or the legacy GSO bit (6). */
+	ck_assert((o->features & VRE_NET_OFFLOAD_FEATURES) == VRE_NET_OFFLOAD_FEATURES);
+	ck_assert(!(o->features & (F(6) | F(10) | F(14))));
 	ck_assert_uint_eq(o->max_queues, 9);
 	ck_assert(vre_net_dev_queue(n, 8)->is_ctrl);
 	ck_assert(!vre_net_dev_queue(n, 8)->is_tx);
@@ -232,6 +235,26 @@ START_TEST(test_features_mq_mtu_mask)
 	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), 0);
 	ck_assert(!(vre_net_dev_ops(n)->features & (F_V1 | F_PACKED | F(VRE_NET_F_MQ) |
 						    F(VRE_NET_F_CTRL_VQ))));
+	vre_net_dev_destroy(n);
+
+	/* Without checksum offload no TSO or ECN, per direction. */
+	cfg.features_mask = F(VRE_NET_F_CSUM);
+	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), 0);
+	ck_assert_uint_eq(vre_net_dev_ops(n)->features & VRE_NET_OFFLOAD_FEATURES,
+			  F(1) | F(7) | F(8) | F(9));
+	vre_net_dev_destroy(n);
+	cfg.features_mask = F(VRE_NET_F_GUEST_CSUM);
+	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), 0);
+	ck_assert_uint_eq(vre_net_dev_ops(n)->features & VRE_NET_OFFLOAD_FEATURES,
+			  F(0) | F(11) | F(12) | F(13));
+	vre_net_dev_destroy(n);
+	cfg.features_mask = F(VRE_NET_F_HOST_TSO4) | F(VRE_NET_F_HOST_TSO6);
+	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), 0);
+	ck_assert(!(vre_net_dev_ops(n)->features & F(VRE_NET_F_HOST_ECN)));
+	vre_net_dev_destroy(n);
+	cfg.features_mask = VRE_NET_OFFLOAD_FEATURES;
+	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &n), 0);
+	ck_assert(!(vre_net_dev_ops(n)->features & VRE_NET_OFFLOAD_FEATURES));
 	vre_net_dev_destroy(n);
 
 	cfg.max_queue_pairs = 0;
@@ -298,10 +321,29 @@ START_TEST(test_set_features_hdr_len)
 	ck_assert_int_eq(o->set_features(n, F_PACKED | F_V1), 0);
 	ck_assert_uint_eq(vre_net_dev_queue(n, 0)->hdr_len, 12);
 	ck_assert_uint_eq(vre_net_dev_features(n), F_PACKED | F_V1);
-	/* A bit never offered (guest csum) is refused, state unchanged. */
-	ck_assert_int_eq(o->set_features(n, F_V1 | F(1)), -EINVAL);
+	/* A bit never offered (guest UFO) is refused, state unchanged. */
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(10)), -EINVAL);
 	/* Combinations the spec forbids. */
 	ck_assert_int_eq(o->set_features(n, F_PACKED), -EINVAL);
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(VRE_NET_F_HOST_TSO4)), -EINVAL);
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(VRE_NET_F_HOST_TSO6)), -EINVAL);
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(0) | F(VRE_NET_F_HOST_ECN)), -EINVAL);
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(VRE_NET_F_GUEST_TSO4)), -EINVAL);
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(VRE_NET_F_GUEST_TSO6)), -EINVAL);
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(1) | F(VRE_NET_F_GUEST_ECN)), -EINVAL);
+	ck_assert_uint_eq(vre_net_dev_features(n), F_PACKED | F_V1);
+	/* What a Linux guest asks for, and the queues' offload bits from it. */
+	ck_assert_int_eq(o->set_features(n, F_V1 | F_MRG | VRE_NET_OFFLOAD_FEATURES), 0);
+	ck_assert_uint_eq(vre_net_dev_queue(n, 1)->ol_tx,
+			  VRE_OL_CSUM | VRE_OL_TSO4 | VRE_OL_TSO6 | VRE_OL_ECN);
+	ck_assert_uint_eq(vre_net_dev_queue(n, 1)->ol_rx, 0);
+	ck_assert_uint_eq(vre_net_dev_queue(n, 0)->ol_rx,
+			  VRE_OL_CSUM | VRE_OL_TSO4 | VRE_OL_TSO6 | VRE_OL_ECN);
+	ck_assert_uint_eq(vre_net_dev_queue(n, 0)->ol_tx, 0);
+	ck_assert_uint_eq(vre_net_dev_queue(n, 4)->ol_rx, 0); /* the control queue */
+	ck_assert_int_eq(o->set_features(n, F_V1 | F(0) | F(VRE_NET_F_HOST_TSO6)), 0);
+	ck_assert_uint_eq(vre_net_dev_queue(n, 3)->ol_tx, VRE_OL_CSUM | VRE_OL_TSO6);
+	ck_assert_uint_eq(vre_net_dev_queue(n, 2)->ol_rx, 0);
 	/* MQ without CTRL_VQ is what QEMU sends (it keeps the control queue). */
 	ck_assert_int_eq(o->set_features(n, F_V1 | F(VRE_NET_F_MQ)), 0);
 	ck_assert_int_eq(o->set_features(n, F_PACKED | F_V1), 0);
@@ -674,7 +716,7 @@ START_TEST(test_rx_too_big_single)
 }
 END_TEST
 
-/* MRG_RXBUF: a packet needing more than 32 chains is too big; one that runs
+/* MRG_RXBUF: a packet needing more than 64 chains is too big; one that runs
  * the ring dry is no_rx_buf; in both cases every chain it took comes back
  * (len 0) and the ones it did not take stay available. */
 START_TEST(test_rx_too_big_mergeable)
@@ -688,17 +730,17 @@ START_TEST(test_rx_too_big_mergeable)
 	port_open(&p, _i, F_V1 | F_MRG);
 	make_frame(big, 40000, 8);
 	make_frame(small, 64, 9);
-	post_rx(p.rx, 48, 1024, 1);
+	post_rx(p.rx, 80, 512, 1);
 	send_frame(p.tx, 12, big, 40000, false);
 	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 0);
 	ck_assert_uint_eq(p.rxq->st.drop_too_big, 1);
 	n = drain_used(p.rx, lens, 64);
-	ck_assert_uint_eq(n, 32);
+	ck_assert_uint_eq(n, 64);
 	for (unsigned i = 0; i < n; i++)
 		ck_assert_uint_eq(lens[i], 0);
 	ck_assert_uint_eq(guest_inflight(p.rx), 16);
 
-	/* 16 x 1024 left: a 20000-byte frame runs the ring dry. */
+	/* 16 x 512 left: a 20000-byte frame runs the ring dry. */
 	send_frame(p.tx, 12, big, 20000, false);
 	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 0);
 	ck_assert_uint_eq(p.rxq->st.drop_no_rx_buf, 1);
@@ -707,12 +749,12 @@ START_TEST(test_rx_too_big_mergeable)
 
 	/* After a too-big packet, the next one of the same burst still gets
 	 * through, into the first chain the big one did not take. */
-	post_rx(p.rx, 40, 1024, 1);
+	post_rx(p.rx, 72, 512, 1);
 	send_frame(p.tx, 12, big, 40000, false);
 	send_frame(p.tx, 12, small, 64, false);
 	ck_assert_int_eq(vre_net_forward(p.txq, p.rxq), 1);
 	ck_assert_uint_eq(p.rxq->st.drop_too_big, 2);
-	for (int i = 0; i < 32; i++) {
+	for (int i = 0; i < 64; i++) {
 		uint16_t id;
 		uint64_t token;
 

@@ -876,7 +876,7 @@ START_TEST(test_batch_out_of_order)
 	/* bad completions are refused and change nothing */
 	u[0] = vre_used_of(&c[0], 0);
 	ck_assert_int_eq(vre_vq_complete(&e->vq, u, 1), -EINVAL); /* not in flight */
-	ck_assert_int_eq(vre_vq_complete(&e->vq, u, VRE_BURST + 1), -EINVAL);
+	ck_assert_int_eq(vre_vq_complete(&e->vq, u, VRE_COMPLETE_MAX + 1), -EINVAL);
 	x[0].id = 1;
 	x_post(e, &x[0]);
 	ck_assert_int_eq(vre_vq_fetch(&e->vq, c, 4, pool, 16), 1);
@@ -916,7 +916,7 @@ START_TEST(test_complete_fetched)
 	uint8_t none[8] = { 0 };
 
 	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, 0), 0);
-	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, VRE_BURST + 1), -EINVAL);
+	ck_assert_int_eq(vre_vq_complete_fetched(&e->vq, u, VRE_COMPLETE_MAX + 1), -EINVAL);
 	for (int round = 0; round < 9; round++) {
 		for (int i = 0; i < 3; i++) {
 			memset(&x[i], 0, sizeof(x[i]));

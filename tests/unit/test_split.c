@@ -1341,7 +1341,7 @@ START_TEST(test_burst_limit)
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 40, q->pool, POOL), VRE_BURST);
 	ck_assert_int_eq(vre_vq_fetch(&q->vq, ch, 40, q->pool, POOL), 8);
 	ck_assert_uint_eq(ch[7].id, 39);
-	ck_assert_int_eq(vre_vq_complete(&q->vq, NULL, VRE_BURST + 1), -EINVAL);
+	ck_assert_int_eq(vre_vq_complete(&q->vq, NULL, VRE_COMPLETE_MAX + 1), -EINVAL);
 	ck_assert_uint_eq(q->d->used->idx, 0);
 	q_free(q);
 }
@@ -1385,7 +1385,7 @@ START_TEST(test_complete_fetched)
 		}
 	}
 	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, 0), 0);
-	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, VRE_BURST + 1), -EINVAL);
+	ck_assert_int_eq(vre_vq_complete_fetched(&q->vq, u, VRE_COMPLETE_MAX + 1), -EINVAL);
 	ck_assert_int_eq(q->vq.broken, 0);
 	q_free(q);
 }
