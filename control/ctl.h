@@ -69,6 +69,7 @@ enum vhu_req {
 #define VHU_F_EVENT_IDX         29
 #define VHU_F_PROTOCOL_FEATURES 30
 #define VHU_F_RING_PACKED       34
+#define VHU_F_LOG_ALL           26
 #define VHU_F_IN_ORDER          35
 
 #define BIT64(n) (1ull << (n))
@@ -193,6 +194,14 @@ struct ctl_inflight {
 	uint16_t queue_size;
 };
 
+/* The dirty log (dirty_log.c): mapped from SET_LOG_BASE until replaced,
+ * reset or disconnect; map NULL when none. */
+struct ctl_log {
+	void *map;
+	uint64_t map_len;
+	struct vre_dirty_log log;
+};
+
 struct vre_dev {
 	struct vre_server *srv;
 	struct vre_dev *next;
@@ -217,6 +226,7 @@ struct vre_dev {
 	int backend_req_fd;
 	struct vre_mem_map *mem;     /* NULL until a table arrives */
 	struct ctl_inflight inflight;
+	struct ctl_log log;
 	struct ctl_queue *queues;    /* ops->max_queues entries */
 	struct vre_dev_stats stats;
 	struct ctl_fault fault;
@@ -331,6 +341,20 @@ bool ctl_fault_seal(int fd);
  * (after quiesce, before munmap). -ENOSPC when the registry is full. */
 int ctl_fault_register(void *base, size_t len, struct ctl_fault *owner);
 void ctl_fault_unregister(void *base);
+
+/* dirty_log.c */
+int ctl_log_set_base(struct vre_dev *dev, struct vhu_msg *msg);
+int ctl_log_set_fd(struct vre_dev *dev, struct vhu_msg *msg);
+/* Whether LOG_ALL is negotiated. */
+bool ctl_log_on(const struct vre_dev *dev);
+/* -EINVAL (logged) when features f turn logging on without a log that
+ * covers the memory table. */
+int ctl_log_check_features(struct vre_dev *dev, uint64_t f);
+/* -EINVAL (logged) when a log is mapped and m reaches beyond it. */
+int ctl_log_check_table(struct vre_dev *dev, const struct vre_mem_map *m);
+/* Gives the queue the log, or none, at (re)start. */
+void ctl_log_apply(struct vre_dev *dev, struct ctl_queue *cq);
+void ctl_log_free(struct vre_dev *dev);
 
 /* inflight.c */
 int ctl_inflight_get(struct vre_dev *dev, struct vhu_msg *msg, int *out_fd);

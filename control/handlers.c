@@ -14,7 +14,7 @@
 #include "handlers.h"
 
 #define CTL_PF_IMPLEMENTED                                                     \
-	(BIT64(VHU_PF_MQ) | BIT64(VHU_PF_RARP) | BIT64(VHU_PF_REPLY_ACK) |     \
+	(BIT64(VHU_PF_MQ) | BIT64(VHU_PF_LOG_SHMFD) | BIT64(VHU_PF_RARP) | BIT64(VHU_PF_REPLY_ACK) |     \
 	 BIT64(VHU_PF_MTU) | BIT64(VHU_PF_BACKEND_REQ) | BIT64(VHU_PF_CONFIG) | \
 	 BIT64(VHU_PF_INFLIGHT_SHMFD) | BIT64(VHU_PF_RESET_DEVICE) |           \
 	 BIT64(VHU_PF_CONFIGURE_MEM_SLOTS) | BIT64(VHU_PF_STATUS))
@@ -37,9 +37,17 @@ uint64_t ctl_offered_protocol_features(const struct vre_dev *dev)
 	return pf;
 }
 
+/* LOG_ALL is control's to offer, with LOG_SHMFD: the rings log their own
+ * writes and a model that opts into LOG_SHMFD promises to log what it
+ * writes into buffers (vre_vq_log_iov). QEMU blocks migration without it
+ * ("vhost lacks feature mask"). */
 uint64_t ctl_offered_features(const struct vre_dev *dev)
 {
-	return dev->ops->features | BIT64(VHU_F_PROTOCOL_FEATURES);
+	uint64_t f = dev->ops->features | BIT64(VHU_F_PROTOCOL_FEATURES);
+
+	if (ctl_offered_protocol_features(dev) & BIT64(VHU_PF_LOG_SHMFD))
+		f |= BIT64(VHU_F_LOG_ALL);
+	return f;
 }
 
 static void close_fd(int *fd)
@@ -71,6 +79,7 @@ void ctl_dev_reset_state(struct vre_dev *dev, bool keep_owner)
 	for (uint16_t i = 0; i < dev->ops->max_queues; i++)
 		ctl_queue_reset(&dev->queues[i]);
 	ctl_mem_free(dev);
+	ctl_log_free(dev);
 	dev->features = 0;
 	dev->features_set = false;
 	dev->status = 0;
@@ -99,16 +108,26 @@ int ctl_h_set_features(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_repl
 	if (extra)
 		return ctl_refuse(dev, -EINVAL, "features 0x%llx have bits never offered: 0x%llx",
 				  (unsigned long long)f, (unsigned long long)extra);
+	/* Only LOG_ALL may change under started queues (migration turns it
+	 * on and off on a running device); the dispatcher quiesced them and
+	 * each gets the log, or loses it, when it restarts. */
 	for (uint16_t i = 0; i < dev->ops->max_queues; i++)
-		if (dev->queues[i].q.started && f != dev->features)
+		if (dev->queues[i].q.started && (f ^ dev->features) & ~BIT64(VHU_F_LOG_ALL))
 			return ctl_refuse(dev, -EBUSY, "features changed while queue %u is started", i);
+	r = ctl_log_check_features(dev, f);
+	if (r < 0)
+		return r;
 	if (dev->ops->set_features) {
-		r = dev->ops->set_features(dev->ctx, f);
+		/* the model never sees LOG_ALL: it reads vq->log instead */
+		r = dev->ops->set_features(dev->ctx, f & ~BIT64(VHU_F_LOG_ALL));
 		if (r < 0)
 			return ctl_refuse(dev, r, "the %s device refused features 0x%llx: %s",
 					  dev->ops->name ? dev->ops->name : "", (unsigned long long)f,
 					  strerror(-r));
 	}
+	if ((f ^ dev->features) & BIT64(VHU_F_LOG_ALL))
+		VRE_INFO(CTL_ROOM, "%s: dirty logging %s", dev->path,
+			 f & BIT64(VHU_F_LOG_ALL) ? "on" : "off");
 	dev->features = f;
 	dev->features_set = true;
 	return 0;
@@ -134,6 +153,23 @@ int ctl_h_reset(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
 	if (dev->ops->disconnected)
 		dev->ops->disconnected(dev->ctx);
 	return 0;
+}
+
+int ctl_h_set_log_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	int r = ctl_log_set_base(dev, msg);
+
+	/* QEMU waits for a reply with LOG_SHMFD and reads no status from it
+	 * (vhost_user_set_log_base); libvhost-user sends a u64. */
+	rep->size = 8;
+	rep->p.u64 = 0;
+	return r;
+}
+
+int ctl_h_set_log_fd(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
+{
+	(void)rep;
+	return ctl_log_set_fd(dev, msg);
 }
 
 int ctl_h_set_mem_table(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_reply *rep)
@@ -175,8 +211,9 @@ int ctl_h_set_vring_addr(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_re
 	if (!dev->mem)
 		return ctl_refuse(dev, -EINVAL, "queue %u: ring addresses before the memory table",
 				  cq->q.index);
-	/* The log address is only used for dirty logging, which is never
-	 * negotiated here; it is kept out of every translation. */
+	/* The log address (the used ring's GPA) is only used to mark pages
+	 * in the dirty log, clipped to the log's size; it is kept out of
+	 * every translation. */
 	cq->addr = *a;
 	cq->addr_set = true;
 	cq->failed = false;

@@ -26,6 +26,8 @@ int ctl_h_get_features(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
 int ctl_h_set_features(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
 int ctl_h_set_owner(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
 int ctl_h_reset(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
+int ctl_h_set_log_base(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
+int ctl_h_set_log_fd(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
 int ctl_h_set_mem_table(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
 int ctl_h_set_vring_num(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);
 int ctl_h_set_vring_addr(struct vre_dev *, struct vhu_msg *, struct ctl_reply *);

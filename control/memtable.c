@@ -139,6 +139,7 @@ static int add_region(struct vre_dev *dev, struct vre_mem_map *m,
  * (all of it, for a fresh table). Queues are quiesced. */
 static void install(struct vre_dev *dev, struct vre_mem_map *next, bool fresh)
 {
+	/* (callers checked next against the dirty log: ctl_log_check_table) */
 	struct vre_mem_map *old = dev->mem;
 
 	dev->mem = next;
@@ -170,6 +171,8 @@ int ctl_mem_set_table(struct vre_dev *dev, struct vhu_msg *msg)
 	vre_mem_map_init(next);
 	for (uint32_t i = 0; i < t->nregions && ret == 0; i++)
 		ret = add_region(dev, next, &t->regions[i], msg->fds[i]);
+	if (ret == 0)
+		ret = ctl_log_check_table(dev, next);
 	if (ret < 0) {
 		unmap_all(next);
 		free(next);
@@ -217,6 +220,8 @@ int ctl_mem_add_region(struct vre_dev *dev, struct vhu_msg *msg)
 	else
 		vre_mem_map_init(next);
 	ret = add_region(dev, next, w, msg->fds[0]);
+	if (ret == 0 && (ret = ctl_log_check_table(dev, next)) < 0)
+		unmap_region(find_same(next, w)); /* the one just mapped */
 	if (ret < 0) {
 		free(next);
 		return ret;

@@ -42,6 +42,9 @@ struct msg_rule {
 	uint64_t pf;              /* protocol feature it needs (PF(name)), 0 none */
 	enum reply_kind reply;
 	uint16_t fail_size;       /* always-reply failure: this many zero bytes */
+	bool fail_status;         /* ... but a u64 1, as REPLY_ACK's failure */
+	bool always_with_pf;      /* "always" only once pf is negotiated; before,
+				   * the request is an ordinary REPLY_ACK one */
 };
 
 /* A row: the request's code names its slot and its log name; every other
@@ -69,9 +72,15 @@ static const struct msg_rule rules[VHU_REQ_MAX] = {
 	ROW(SET_MEM_TABLE, .handler = ctl_h_set_mem_table, .min_size = 8,
 	    .max_size = sizeof(struct vhu_mem_table), .max_fds = VHU_MEM_TABLE_REGIONS,
 	    .owner = true, .quiesce = Q_DEV),
-	/* Dirty logging needs LOG_SHMFD, which VRE does not offer. */
-	ROW(SET_LOG_BASE, .max_size = sizeof(struct vhu_log), .max_fds = 1, .owner = true),
-	ROW(SET_LOG_FD, .max_size = 8, .max_fds = 1, .owner = true),
+	/* The log is shared memory (LOG_SHMFD), so an fd is due; the reply
+	 * is always sent (QEMU waits for it), a failure as u64 1. Whole
+	 * device: the old log may be in use by every queue. */
+	ROW(SET_LOG_BASE, .handler = ctl_h_set_log_base, .min_size = sizeof(struct vhu_log),
+	    .max_size = sizeof(struct vhu_log), .min_fds = 1, .max_fds = 1, .owner = true,
+	    .quiesce = Q_DEV, .pf = PF(LOG_SHMFD), .reply = REPLY_ALWAYS, .fail_size = 8,
+	    .fail_status = true, .always_with_pf = true),
+	ROW(SET_LOG_FD, .handler = ctl_h_set_log_fd, .max_size = 8, .max_fds = 1,
+	    .owner = true),
 	ROW(SET_VRING_NUM, .handler = ctl_h_set_vring_num, .min_size = STATE,
 	    .max_size = STATE, .owner = true, .quiesce = Q_QUEUE),
 	ROW(SET_VRING_ADDR, .handler = ctl_h_set_vring_addr, .min_size = ADDR,
@@ -270,7 +279,8 @@ int ctl_dispatch(struct vre_dev *dev, struct vhu_msg *msg)
 		CTL_ERR(dev, "%s refused: %s", r->name,
 			dev->conn.why[0] ? dev->conn.why : strerror(-ret));
 	}
-	if (r->reply == REPLY_ALWAYS) {
+	if (r->reply == REPLY_ALWAYS &&
+	    (!r->always_with_pf || ctl_has_pf(dev, (unsigned)__builtin_ctzll(r->pf)))) {
 		if (ret < 0) {
 			if (!r->fail_size) {
 				CTL_ERR(dev, "%s failed and has no failure reply, dropping the connection",
@@ -280,6 +290,8 @@ int ctl_dispatch(struct vre_dev *dev, struct vhu_msg *msg)
 			memset(&rep, 0, sizeof(rep));
 			rep.size = r->fail_size;
 			rep.fd = -1;
+			if (r->fail_status)
+				rep.p.u64 = 1;
 		}
 		return send_reply(dev, msg, &rep);
 	}

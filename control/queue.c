@@ -173,6 +173,7 @@ static int queue_run(struct vre_dev *dev, struct ctl_queue *cq)
 		return r;
 	}
 	cq->vq_ready = true;
+	ctl_log_apply(dev, cq);
 	r = dev->ops->queue_start(dev->ctx, &cq->q);
 	if (r < 0) {
 		CTL_ERR(dev, "queue %u: the device refused to start it: %s",

@@ -134,6 +134,15 @@ static uint32_t ctrl_handle(struct vre_net_queue *cq, const struct vre_chain *ch
 		VRE_DEBUG("net", "control command class %u cmd %u refused", c.class, c.cmd);
 	}
 	*ackp = ack;
+	if (cq->q->vq.log) {
+		/* migrating: the ack byte is device-written guest memory */
+		struct vre_log_batch b;
+		struct iovec v = { .iov_base = ackp, .iov_len = 1 };
+
+		vre_log_batch_init(&b, cq->q->vq.log);
+		vre_vq_log_iov(&cq->q->vq, &b, &v, 1, 1);
+		vre_log_batch_flush(&b);
+	}
 	cq->st.packets++;
 	return 1;
 }

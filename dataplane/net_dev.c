@@ -78,7 +78,10 @@ static const char *features_inconsistent(uint64_t f)
 
 static uint64_t net_protocol_features(void)
 {
-	return BIT(VRE_PF_MQ) | BIT(VRE_PF_REPLY_ACK) | BIT(VRE_PF_MTU) |
+	/* LOG_SHMFD: the RX paths mark what they write (net_path.c), so
+	 * control may offer VHOST_F_LOG_ALL; RARP: see net_send_rarp. */
+	return BIT(VRE_PF_MQ) | BIT(VRE_PF_LOG_SHMFD) | BIT(VRE_PF_RARP) |
+	       BIT(VRE_PF_REPLY_ACK) | BIT(VRE_PF_MTU) |
 	       BIT(VRE_PF_BACKEND_REQ) | BIT(VRE_PF_CONFIG) |
 	       BIT(VRE_PF_INFLIGHT_SHMFD) | BIT(VRE_PF_RESET_DEVICE) |
 	       BIT(VRE_PF_CONFIGURE_MEM_SLOTS) | BIT(VRE_PF_STATUS);
@@ -194,6 +197,17 @@ static int net_set_mtu(void *ctx, uint16_t mtu)
 	return 0;
 }
 
+/*
+ * SEND_RARP: QEMU 7.2 on the destination of a live migration, right after
+ * the device started (qemu_announce_self -> vhost_user_migration_done),
+ * asks the backend to announce the guest, once per announce round (5 by
+ * default, 50 ms then 100 ms apart), but only when the driver did not ack
+ * VIRTIO_NET_F_GUEST_ANNOUNCE; with it QEMU asks the guest instead. VRE
+ * does not offer GUEST_ANNOUNCE (it would need the control queue in the
+ * backend, and the guest announces only after it handled the config
+ * interrupt, and only for its configured addresses): the backend's
+ * announcement comes first and does not depend on the guest.
+ */
 static int net_send_rarp(void *ctx, const uint8_t mac[6])
 {
 	struct vre_net_dev *n = ctx;
@@ -202,7 +216,29 @@ static int net_send_rarp(void *ctx, const uint8_t mac[6])
 	n->rarp_seen = true;
 	VRE_INFO("net", "SEND_RARP for %02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
 		 mac[2], mac[3], mac[4], mac[5]);
+	if (n->app_ops && n->app_ops->announce)
+		n->app_ops->announce(n->app, n, mac);
 	return 0;
+}
+
+unsigned vre_net_rarp_frame(const uint8_t mac[6], uint8_t f[VRE_NET_RARP_LEN])
+{
+	static const uint8_t arp_hdr[8] = {
+		0x00, 0x01, /* hardware: Ethernet */
+		0x08, 0x00, /* protocol: IPv4 */
+		6, 4,       /* address lengths */
+		0x00, 0x03, /* opcode: reverse request */
+	};
+
+	memset(f, 0, VRE_NET_RARP_LEN);
+	memset(f, 0xff, 6);
+	memcpy(f + 6, mac, 6);
+	f[12] = 0x80;
+	f[13] = 0x35;
+	memcpy(f + 14, arp_hdr, sizeof(arp_hdr));
+	memcpy(f + 22, mac, 6); /* sender hardware address */
+	memcpy(f + 32, mac, 6); /* target hardware address */
+	return VRE_NET_RARP_LEN;
 }
 
 static int net_queue_start(void *ctx, struct vre_queue *q)

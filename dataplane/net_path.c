@@ -50,6 +50,14 @@
  * - Chains are published in as few complete calls as possible (one per 64
  *   chains) and the driver is notified at most once per burst, when the
  *   ring says so.
+ *
+ * Dirty logging (live migration, vre_dirty_log.h): when the destination
+ * ring has a log (read once per burst into rx->logging), every chain's
+ * written bytes are marked after they were written, when its used entry is
+ * made (the fast loop marks its chains once after the loop), and
+ * num_buffers again after it is filled in; the marks go through one batch
+ * flushed at the end of the burst. With logging off the only cost is the
+ * per-burst test (and a predictable per-packet one on the general paths).
  */
 #include <errno.h>
 #include <string.h>
@@ -258,7 +266,25 @@ void vre_net_rx_begin(struct vre_net_rx *rx, struct vre_net_queue *nq, uint16_t 
 	rx->want = npkts;
 	rx->dry = rx->notify = false;
 	rx->broken = rx->vq->broken != 0;
+	rx->logging = rx->vq->log != NULL;
+	if (__builtin_expect(rx->logging, 0))
+		vre_log_batch_init(&rx->log, rx->vq->log);
 	nq->st.bursts++;
+}
+
+/* Logging on: the first len bytes of c's writable part were written. */
+static __attribute__((noinline)) void rx_log(struct vre_net_rx *rx, const struct vre_chain *c,
+					     uint64_t len)
+{
+	vre_vq_log_iov(rx->vq, &rx->log, c->iov + c->nr, c->nw, len);
+}
+
+/* Logging on: one byte written at p (num_buffers, filled in last). */
+static __attribute__((noinline)) void rx_log_byte(struct vre_net_rx *rx, uint8_t *p)
+{
+	struct iovec v = { .iov_base = p, .iov_len = 1 };
+
+	vre_vq_log_iov(rx->vq, &rx->log, &v, 1, 1);
 }
 
 /* Publishes used[0..k) and keeps used[k..nused) (a packet being written). */
@@ -442,6 +468,8 @@ static bool rx_one_single(struct vre_net_rx *rx, const struct vre_net_hdr *vh,
 	}
 	write_hdr(c, nq->hdr_len, vh, 1);
 	copy_into(c, nq->hdr_len, iov, niov, &si, &soff, len);
+	if (__builtin_expect(rx->logging, 0))
+		rx_log(rx, c, (uint64_t)nq->hdr_len + len);
 	if (rx->nused == VRE_COMPLETE_MAX)
 		rx_publish(rx, rx->nused);
 	rx->used[rx->nused++] = vre_used_of(c, nq->hdr_len + len);
@@ -501,6 +529,8 @@ static bool rx_one_mergeable(struct vre_net_rx *rx, const struct vre_net_hdr *vh
 			nb_hi = wbyte(c, nq->hdr_len - 1);
 		}
 		copy_into(c, hdr, iov, niov, &si, &soff, chunk);
+		if (__builtin_expect(rx->logging, 0))
+			rx_log(rx, c, hdr + chunk);
 		rx->used[rx->nused++] = vre_used_of(c, (uint32_t)(hdr + chunk));
 		rx->next++;
 		nbufs++;
@@ -508,6 +538,10 @@ static bool rx_one_mergeable(struct vre_net_rx *rx, const struct vre_net_hdr *vh
 	}
 	*nb_lo = (uint8_t)nbufs; /* little-endian, as virtio 1.x */
 	*nb_hi = (uint8_t)(nbufs >> 8);
+	if (__builtin_expect(rx->logging, 0)) {
+		rx_log_byte(rx, nb_lo);
+		rx_log_byte(rx, nb_hi);
+	}
 	return true;
 
 unwind:
@@ -545,6 +579,8 @@ static inline bool rx_one_fast(struct vre_net_rx *rx, const struct iovec *iov, u
 	net_hdr_put(base, hdr_len);
 	/* memmove: in loopback the guest may overlap its TX and RX buffers */
 	memmove(base + hdr_len, iov->iov_base, len);
+	if (__builtin_expect(rx->logging, 0))
+		rx_log(rx, c, (uint64_t)hdr_len + len);
 	rx->used[rx->nused++] = vre_used_of(c, hdr_len + len);
 	rx->next++;
 	return true;
@@ -614,8 +650,19 @@ void vre_net_rx_end(struct vre_net_rx *rx)
 		rx->next++;
 	}
 	rx_publish(rx, rx->nused);
+	if (__builtin_expect(rx->logging, 0))
+		vre_log_batch_flush(&rx->log);
 	if (rx->notify)
 		vre_queue_notify(rx->nq->q);
+}
+
+/* Logging on, after the fast loop: chains[first..first + k) were written,
+ * with used[u..u + k) telling how much. */
+static __attribute__((noinline)) void rx_log_run(struct vre_net_rx *rx, uint16_t first,
+						 uint16_t u, unsigned k)
+{
+	for (unsigned i = 0; i < k; i++)
+		rx_log(rx, &rx->chains[first + i], rx->used[u + i].len);
 }
 
 /*
@@ -642,6 +689,7 @@ rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst *b,
 	next = rx->next;
 	n = rx->n;
 	nused = rx->nused;
+	const uint16_t next0 = next, nused0 = nused;
 	/* Warm the first line of every destination now, in one tight loop
 	 * (the sources were warmed by vre_net_tx_fetch). */
 	for (uint16_t k = next + 1; k < n; k++) {
@@ -676,6 +724,9 @@ rx_put_fast(struct vre_net_rx *rx, const struct vre_net_tx_burst *b,
 	rx->next = next;
 	rx->nused = nused;
 	rx->want = (uint16_t)(rx->want > done ? rx->want - done : 0);
+	/* the per-burst logging test of the fast loop */
+	if (__builtin_expect(rx->logging, 0))
+		rx_log_run(rx, next0, nused0, done);
 	*mask = m;
 	*bytes += sum;
 	return done;

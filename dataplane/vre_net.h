@@ -70,6 +70,8 @@
 
 /* vhost-user protocol feature bits. */
 #define VRE_PF_MQ                  0
+#define VRE_PF_LOG_SHMFD           1
+#define VRE_PF_RARP                2
 #define VRE_PF_REPLY_ACK           3
 #define VRE_PF_MTU                 4
 #define VRE_PF_BACKEND_REQ         5
@@ -212,7 +214,17 @@ struct vre_net_queue {          /* one per vhost-user virtqueue of a net device 
 struct vre_net_app_ops {        /* supplied by the application (switch) */
 	int (*queue_start)(void *app, struct vre_net_dev *n, struct vre_net_queue *nq);
 	void (*queue_stop)(void *app, struct vre_net_dev *n, struct vre_net_queue *nq); /* returns when no worker is inside */
+	/* SEND_RARP (after a live migration, on the destination): the guest
+	 * with this MAC is now behind n; announce it to the network (learn it
+	 * on this port, flood a RARP from it). Control thread; optional. */
+	void (*announce)(void *app, struct vre_net_dev *n, const uint8_t mac[6]);
 };
+
+/* A 60-byte RARP request from mac, as QEMU's announce_self_create and
+ * DPDK's make_rarp_packet build it (broadcast, EtherType 0x8035, opcode 3,
+ * sender = target = mac, addresses 0). Returns the frame length. */
+#define VRE_NET_RARP_LEN 60u
+unsigned vre_net_rarp_frame(const uint8_t mac[6], uint8_t frame[VRE_NET_RARP_LEN]);
 
 int vre_net_dev_create(const struct vre_net_config *cfg, const struct vre_net_app_ops *app_ops,
 		       void *app, struct vre_net_dev **out);
@@ -334,6 +346,8 @@ struct vre_net_rx {
 	bool dry;                         /* the ring had no chain: stop asking */
 	bool notify;
 	bool broken;
+	bool logging;                     /* vq->log was set at begin (migration) */
+	struct vre_log_batch log;         /* pages written, while logging */
 	struct vre_chain chains[VRE_BURST];
 	struct vre_used used[VRE_COMPLETE_MAX]; /* a mergeable frame's chains publish together */
 	struct iovec pool[VRE_BURST * 8];

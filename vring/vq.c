@@ -153,34 +153,82 @@ int vre_vq_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 			  : split_fetch(vq, chains, max, pool, pool_len);
 }
 
+void vre_vq_set_log(struct vre_vq *vq, const struct vre_dirty_log *log, bool log_ring,
+		    uint64_t ring_gpa, uint64_t event_gpa)
+{
+	vq->log = log;
+	vq->log_ring_gpa = ring_gpa;
+	vq->log_ring_len = !log_ring ? 0 :
+			   vq->packed ? vre_packed_desc_bytes(vq->size) :
+					vre_split_used_bytes(vq->size); /* avail_event included */
+	vq->log_event_gpa = event_gpa;
+	vq->log_hint = 0;
+}
+
+/* After a complete with logging on: the ring's device-written part, whole.
+ * A used ring of 256 entries is 2 KiB, a packed ring 4 KiB: one or two
+ * pages, so marking all of it costs what marking the entries would, and
+ * needs no per-entry bookkeeping in the ring code. */
+static __attribute__((noinline, cold)) void log_ring(struct vre_vq *vq)
+{
+	vre_dirty_log_gpa(vq->log, vq->log_ring_gpa, vq->log_ring_len);
+}
+
+/* notify_enable/disable wrote flags or an event index: split's are in the
+ * used ring, packed's in the device event area. */
+static __attribute__((noinline, cold)) void log_notify(struct vre_vq *vq)
+{
+	if (!vq->log_ring_len)
+		return;
+	if (vq->packed)
+		vre_dirty_log_gpa(vq->log, vq->log_event_gpa, VRE_PACKED_EVENT_BYTES);
+	else
+		vre_dirty_log_gpa(vq->log, vq->log_ring_gpa, vq->log_ring_len);
+}
+
 int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
+	int r;
+
 	if (n > VRE_COMPLETE_MAX)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	return vq->packed ? packed_complete(vq, used, n)
-			  : split_complete(vq, used, n);
+	r = vq->packed ? packed_complete(vq, used, n) : split_complete(vq, used, n);
+	/* the one logging branch of a complete: per call, not per entry */
+	if (__builtin_expect(vq->log != NULL, 0))
+		log_ring(vq);
+	return r;
 }
 
 int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
+	int r;
+
 	if (n > VRE_COMPLETE_MAX)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	return vq->packed ? packed_complete_fetched(vq, used, n)
-			  : split_complete_fetched(vq, used, n);
+	r = vq->packed ? packed_complete_fetched(vq, used, n)
+		       : split_complete_fetched(vq, used, n);
+	if (__builtin_expect(vq->log != NULL, 0))
+		log_ring(vq);
+	return r;
 }
 
 int vre_vq_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n)
 {
+	int r;
+
 	if (n > VRE_BURST)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	return vq->packed ? packed_complete_inorder(vq, chains, n)
-			  : split_complete_inorder(vq, chains, n);
+	r = vq->packed ? packed_complete_inorder(vq, chains, n)
+		       : split_complete_inorder(vq, chains, n);
+	if (__builtin_expect(vq->log != NULL, 0))
+		log_ring(vq);
+	return r;
 }
 
 int vre_vq_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable)
@@ -217,6 +265,10 @@ int vre_vq_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, 
 		packed_complete_run(vq, r, n, with_len);
 	else
 		split_complete_run(vq, r, n, with_len);
+	/* the fused path leaves logged rings to the general path; a caller
+	 * that did not still gets the ring marked */
+	if (__builtin_expect(vq->log != NULL, 0))
+		log_ring(vq);
 	return 0;
 }
 
@@ -236,8 +288,13 @@ bool vre_vq_avail_pending(const struct vre_vq *vq)
 
 bool vre_vq_notify_enable(struct vre_vq *vq)
 {
+	bool r;
+
 	vq->notify_enabled = true;
-	return vq->packed ? packed_notify_enable(vq) : split_notify_enable(vq);
+	r = vq->packed ? packed_notify_enable(vq) : split_notify_enable(vq);
+	if (vq->log)
+		log_notify(vq);
+	return r;
 }
 
 void vre_vq_notify_disable(struct vre_vq *vq)
@@ -247,4 +304,6 @@ void vre_vq_notify_disable(struct vre_vq *vq)
 		packed_notify_disable(vq);
 	else
 		split_notify_disable(vq);
+	if (vq->log)
+		log_notify(vq);
 }

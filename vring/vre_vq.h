@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "vre_dirty_log.h"
 #include "vre_inflight.h"
 #include "vre_mem.h"
 #include "vre_ring_layout.h"
@@ -151,6 +152,15 @@ struct vre_vq {
 	uint16_t *resubmit;     /* chains to hand out before new ones, oldest first */
 	uint16_t resubmit_num;
 	uint16_t resubmit_pos;
+
+	/* Dirty logging (vre_vq_set_log): NULL when off. The ring paths test
+	 * it once per complete call; device code that writes guest buffers
+	 * tests it once per burst and marks through vre_vq_log_iov. */
+	const struct vre_dirty_log *log;
+	uint64_t log_ring_gpa;  /* split: used ring; packed: descriptor ring */
+	uint64_t log_ring_len;  /* 0: the ring's own writes are not logged */
+	uint64_t log_event_gpa; /* packed: device event area (4 bytes) */
+	uint32_t log_hint;      /* region hint of the reverse translation */
 };
 
 /* Sets the queue up over ring memory. -EINVAL for a bad size, a NULL or
@@ -292,6 +302,31 @@ void vre_vq_notify_disable(struct vre_vq *vq);
  */
 int vre_vq_inflight_attach(struct vre_vq *vq, void *region, size_t len,
 			   uint64_t features);
+
+/*
+ * Dirty logging (live migration). log NULL turns it off. ring_gpa is where
+ * the ring's device-written part starts in guest physical memory (split:
+ * the used ring, the SET_VRING_ADDR log address; packed: the descriptor
+ * ring, where used descriptors are written) and event_gpa the packed
+ * device event area; log_ring false leaves the ring's own writes unlogged
+ * (the frontend did not set VHOST_VRING_F_LOG). The owner calls it while
+ * no thread is inside the queue; log must stay mapped until it is turned
+ * off (or the queue finished) the same way.
+ *
+ * While on, every complete marks the ring's device-written part (once per
+ * call: the whole used ring / descriptor ring, a few pages at most), and
+ * notify_enable/disable mark what they write. Writes into chains are the
+ * device's to mark: vre_vq_log_iov after writing them.
+ */
+void vre_vq_set_log(struct vre_vq *vq, const struct vre_dirty_log *log, bool log_ring,
+		    uint64_t ring_gpa, uint64_t event_gpa);
+/* Marks the first len bytes of a chain's writable iovecs (iov, n: from
+ * c->iov + c->nr, c->nw) through b, a batch over vq->log. */
+static inline void vre_vq_log_iov(struct vre_vq *vq, struct vre_log_batch *b,
+				  const struct iovec *iov, unsigned n, uint64_t len)
+{
+	vre_log_batch_iov(b, vq->mem, &vq->log_hint, iov, n, len);
+}
 
 /* Marks the queue broken for reason e and logs it once. */
 void vre_vq_break(struct vre_vq *vq, enum vre_ring_error e);

@@ -4,6 +4,7 @@
  *
  * Offers: the device side of virtio split and packed virtqueues over a guest
  * memory map (vre_vq.h), the memory map and its translations (vre_mem.h),
+ * dirty-page logging for live migration (vre_dirty_log.h),
  * the spec's ring layouts (vre_ring_layout.h), iovec copies (vre_iov.h), inflight tracking regions in
  * the vhost-user layout (vre_inflight.h), and the one logging facility
  * (vre_log.h) every room uses.
@@ -19,6 +20,7 @@
 #ifndef VRE_VRING_H
 #define VRE_VRING_H
 
+#include "vre_dirty_log.h"
 #include "vre_inflight.h"
 #include "vre_iov.h"
 #include "vre_log.h"

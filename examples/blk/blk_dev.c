@@ -17,6 +17,7 @@
 #define F_VERSION_1 32
 #define F_RING_PACKED 34
 #define PF_MQ 0
+#define PF_LOG_SHMFD 1
 #define PF_REPLY_ACK 3
 #define PF_CONFIG 9
 #define PF_INFLIGHT_SHMFD 12
@@ -257,7 +258,10 @@ int vre_blk_dev_create(const struct vre_blk_dev_config *cfg, struct vre_blk_dev 
 
 	b->ops.name = "virtio-blk";
 	b->ops.features = features_for(cfg->readonly);
-	b->ops.protocol_features = BIT64(PF_MQ) | BIT64(PF_REPLY_ACK) | BIT64(PF_CONFIG) |
+	/* LOG_SHMFD: blk_queue.c marks the data and status bytes it writes,
+	 * so control may offer LOG_ALL (live migration) */
+	b->ops.protocol_features = BIT64(PF_MQ) | BIT64(PF_LOG_SHMFD) |
+				   BIT64(PF_REPLY_ACK) | BIT64(PF_CONFIG) |
 				   BIT64(PF_INFLIGHT_SHMFD) | BIT64(PF_RESET_DEVICE) |
 				   BIT64(PF_CONFIGURE_MEM_SLOTS) | BIT64(PF_STATUS);
 	if (cfg->no_inflight)

@@ -98,6 +98,21 @@ static void flush_done(struct vre_blk_queue *q)
 		q->notify(q->notify_arg);
 }
 
+/* Migrating (the ring has a dirty log): the first len bytes of iov were
+ * written into guest memory by the device (a read's data, an id, the
+ * status byte). Marked after the write, before the completion. The
+ * inflight region is not guest memory and is never logged. */
+static __attribute__((noinline)) void log_written(struct vre_blk_queue *q,
+						  const struct iovec *iov, unsigned n,
+						  uint64_t len)
+{
+	struct vre_log_batch b;
+
+	vre_log_batch_init(&b, q->vq->log);
+	vre_vq_log_iov(q->vq, &b, iov, n, len);
+	vre_log_batch_flush(&b);
+}
+
 static void finish(struct vre_blk_queue *q, struct vre_blk_slot *s, uint16_t idx)
 {
 	uint32_t data = 0;
@@ -113,6 +128,14 @@ static void finish(struct vre_blk_queue *q, struct vre_blk_slot *s, uint16_t idx
 	if (!s->req.status_ptr)
 		q->stats.no_status++;
 	s->used.len = vre_blk_finish(&s->req, s->status, data);
+	if (__builtin_expect(q->vq->log != NULL, 0)) {
+		struct iovec st = { .iov_base = s->req.status_ptr, .iov_len = 1 };
+
+		if (s->req.op == VRE_BLK_OP_GET_ID && data)
+			log_written(q, s->req.iov, s->req.niov, data);
+		if (s->req.status_ptr)
+			log_written(q, &st, 1, 1);
+	}
 	if (q->ndone == VRE_BURST)
 		flush_done(q);
 	q->done[q->ndone++] = s->used;
@@ -287,6 +310,9 @@ static void on_cqe(struct vre_blk_queue *q, uint16_t idx, int res)
 			break;
 		}
 		s->done += (uint64_t)res;
+		/* the iovecs still start where this transfer wrote */
+		if (r->op == VRE_BLK_OP_READ && __builtin_expect(q->vq->log != NULL, 0))
+			log_written(q, r->iov, r->niov, (uint64_t)res);
 		if (s->done < r->len) {
 			advance_iov(r, (uint64_t)res);
 			if (submit_rw(q, s, idx))

@@ -31,6 +31,7 @@ enum {
 #define F_PACKED (1ull << 34)
 #define F_MRG_RXBUF (1ull << 15)
 #define F_MQ (1ull << 22)
+#define F_LOG_ALL (1ull << 26) /* control offers it with LOG_SHMFD */
 
 #define PF_MQ (1ull << 0)
 #define PF_LOG_SHMFD (1ull << 1)
@@ -43,7 +44,7 @@ enum {
 #define PF_RESET_DEVICE (1ull << 13)
 #define PF_MEM_SLOTS (1ull << 15)
 #define PF_STATUS (1ull << 16)
-#define PF_ALL (PF_MQ | PF_RARP | PF_REPLY_ACK | PF_MTU | PF_BACKEND_REQ | PF_CONFIG | \
+#define PF_ALL (PF_MQ | PF_LOG_SHMFD | PF_RARP | PF_REPLY_ACK | PF_MTU | PF_BACKEND_REQ | PF_CONFIG | \
 		PF_INFLIGHT | PF_RESET_DEVICE | PF_MEM_SLOTS | PF_STATUS)
 
 #define FEATURES_OFFERED (F_INDIRECT | F_EVENT_IDX | F_VERSION_1 | F_PACKED | F_MRG_RXBUF | F_MQ)

@@ -29,7 +29,7 @@ START_TEST(test_features)
 
 	ck_assert_uint_eq(o->features, want);
 	ck_assert_uint_eq(o->protocol_features,
-			  1ull << 0 | 1ull << 3 | 1ull << 9 | 1ull << 12 | 1ull << 13 |
+			  1ull << 0 | 1ull << 1 | 1ull << 3 | 1ull << 9 | 1ull << 12 | 1ull << 13 |
 			  1ull << 15 | 1ull << 16);
 	ck_assert_uint_eq(o->max_queues, 4);
 	ck_assert_uint_eq(o->config_size, 60);

@@ -35,7 +35,7 @@ static void assert_alive(void)
 	uint64_t v;
 
 	ck_assert_int_eq(vfront_get_u64(fx.fd, GET_FEATURES, &v), 0);
-	ck_assert_uint_eq(v, FEATURES_OFFERED | F_PROTOCOL);
+	ck_assert_uint_eq(v, FEATURES_OFFERED | F_PROTOCOL | F_LOG_ALL);
 }
 
 /* Owner, REPLY_ACK and all protocol features, split features. */
@@ -69,7 +69,7 @@ START_TEST(test_order_and_features)
 	/* Features never offered. */
 	ck_assert_int_eq(vfront_set_u64(fx.fd, SET_FEATURES, F_VERSION_1 | (1ull << 40), true), 1);
 	ck_assert_int_eq(vfront_set_u64(fx.fd, SET_FEATURES, 1ull << 0, true), 1);
-	ck_assert_int_eq(vfront_set_u64(fx.fd, SET_PROTOCOL_FEATURES, PF_LOG_SHMFD | PF_REPLY_ACK, true), 1);
+	ck_assert_int_eq(vfront_set_u64(fx.fd, SET_PROTOCOL_FEATURES, (1ull << 7) | PF_REPLY_ACK, true), 1);
 	ck_assert_uint_eq(vre_dev_features(fx.dev), 0);
 	/* A protocol feature not negotiated: the request that needs it fails. */
 	ck_assert_int_eq(vfront_set_u64(fx.fd, NET_SET_MTU, 1500, true), 1);
@@ -130,7 +130,8 @@ START_TEST(test_fds_rejected_and_closed)
 	/* Unsupported requests with fds. */
 	struct { uint64_t size, off; } lg = { 4096, 0 };
 	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_LOG_BASE, &lg, 16, e, 1), 1);
-	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_LOG_FD, NULL, 0, e, 1), 1);
+	/* SET_LOG_FD is accepted and its fd closed (the log is shared memory) */
+	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_LOG_FD, NULL, 0, e, 1), 0);
 	ck_assert_int_eq(vfront_request_ack(fx.fd, 99, &v, 8, e, 3), 1);
 	ck_assert_int_eq(vfront_request_ack(fx.fd, SET_VRING_ENDIAN, &v, 8, NULL, 0), 1);
 	/* Backend channel without its fd. */

@@ -194,7 +194,8 @@ START_TEST(test_features_single_pair)
 	ck_assert_uint_eq(vre_net_dev_num_queues(n), 2);
 	ck_assert_uint_eq(o->config_size, 12);
 	ck_assert_uint_eq(o->protocol_features,
-			  F(0) | F(3) | F(4) | F(5) | F(9) | F(12) | F(13) | F(15) | F(16));
+			  F(0) | F(1) | F(2) | F(3) | F(4) | F(5) | F(9) | F(12) | F(13) | F(15) |
+			  F(16));
 	ck_assert_mem_eq(vre_net_dev_mac(n), cfg.mac, 6);
 	ck_assert_ptr_null(vre_net_dev_queue(n, 2));
 	ck_assert(vre_net_dev_queue(n, 1)->is_tx && !vre_net_dev_queue(n, 0)->is_tx);
@@ -411,7 +412,7 @@ static void app_stop(void *app, struct vre_net_dev *n, struct vre_net_queue *nq)
 
 START_TEST(test_queue_start_stop)
 {
-	static const struct vre_net_app_ops aops = { app_start, app_stop };
+	static const struct vre_net_app_ops aops = { .queue_start = app_start, .queue_stop = app_stop };
 	struct vre_net_config cfg = { .max_queue_pairs = 1 };
 	struct app_log log = { 0 };
 	struct vre_net_dev *n;

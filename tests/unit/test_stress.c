@@ -155,7 +155,7 @@ static void lb_stop(void *app, struct vre_net_dev *n, struct vre_net_queue *nq)
 		vre_worker_sync(l->w);
 }
 
-static const struct vre_net_app_ops lb_ops = { lb_start, lb_stop };
+static const struct vre_net_app_ops lb_ops = { .queue_start = lb_start, .queue_stop = lb_stop };
 
 /* ---- the driver side: one queue, split or packed, in memfd memory ---- */
 
