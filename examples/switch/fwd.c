@@ -460,9 +460,18 @@ static void sw_queue_stop(void *app, struct vre_net_dev *n, struct vre_net_queue
 	VRE_DEBUG(ROOM, "port %u queue %u stopped", p->idx, sq->index);
 }
 
+/* SEND_RARP (after a live migration, on the destination): app is the
+ * port whose device received it. */
+static void sw_net_announce(void *app, struct vre_net_dev *n, const uint8_t mac[6])
+{
+	(void)n;
+	sw_announce(app, mac);
+}
+
 const struct vre_net_app_ops sw_app_ops = {
 	.queue_start = sw_queue_start,
 	.queue_stop = sw_queue_stop,
+	.announce = sw_net_announce,
 };
 
 /* ---- rebalance (SIGUSR2, JSON-RPC) ---- */

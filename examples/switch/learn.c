@@ -23,6 +23,10 @@
  *
  * Frame headers are in guest memory: the 12 MAC bytes are copied once into
  * locals and only the copy is looked at.
+ *
+ * SEND_RARP (a guest migrated onto a vhost port, sw_announce): the port's
+ * first TX queue injects a RARP frame from the guest's MAC before its next
+ * burst, through the same path as the guest's own frames.
  */
 #include <errno.h>
 #include <string.h>
@@ -32,6 +36,7 @@
 #include <rte_mbuf.h>
 
 #include "switch.h"
+#include "vre_log.h"
 #include "vre_net_mbuf.h"
 
 #define FDB_SIZE 4096u /* power of two */
@@ -352,27 +357,18 @@ static int learn_fused(struct sw_queue *sq, const struct sw_view *v)
 	return vre_net_fused_put(sq->nq, &tx, dst);
 }
 
-int sw_learn_poll(struct vre_poll_item *it)
+/* The packets of b (from sq's port) to where the table sends them. */
+static void learn_deliver(struct sw_queue *sq, struct vre_net_tx_burst *b)
 {
-	struct sw_queue *sq = it->ctx;
 	struct sw_port *me = sq->port;
 	struct sw *s = me->sw;
-	struct vre_net_tx_burst *b = sq->burst;
 	const struct sw_view *v = __atomic_load_n(&s->view, __ATOMIC_ACQUIRE);
 	uint8_t hdr[VRE_BURST][12];
 	bool ok[VRE_BURST];
 	struct lburst lb;
 	uint64_t dropped;
 	uint32_t m, uni;
-	int n = learn_fused(sq, v), taken;
 
-	if (n != -EAGAIN)
-		return n;
-	n = vre_net_tx_fetch(sq->nq, b);
-	taken = b->n;
-
-	if (n < 0 || taken == 0)
-		return 0;
 	for (unsigned k = 0; k < b->npkts; k++) {
 		ok[k] = b->pkts[k].eth != NULL;
 		if (ok[k])
@@ -393,6 +389,64 @@ int sw_learn_poll(struct vre_poll_item *it)
 	}
 	if (dropped)
 		__atomic_store_n(&sq->drop_no_dst, sq->drop_no_dst + dropped, __ATOMIC_RELAXED);
+}
+
+void sw_announce(struct sw_port *p, const uint8_t mac[6])
+{
+	if (p->sw->mode != SW_LEARN || p->eth || !p->q || p->nq < 2) {
+		VRE_INFO("switch", "port %u: SEND_RARP ignored: only learn mode learns MACs",
+			 p->idx);
+		return;
+	}
+	VRE_INFO("switch", "port %u: guest %02x:%02x:%02x:%02x:%02x:%02x announced (SEND_RARP): learning it here, flooding a RARP from it",
+		 p->idx, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	__atomic_store_n(&p->q[1].announce, mac_key(mac) | IN_USE, __ATOMIC_RELEASE);
+}
+
+/*
+ * A SEND_RARP that arrived for this port: a RARP frame from the guest's MAC
+ * goes through the table as if the guest had sent it, so its MAC is learned
+ * on this port (number and generation) at once and the frame floods to
+ * every other port of the view, where peers and physical switches learn
+ * the new path too. DPDK's vhost library does the same (virtio_net.c:
+ * broadcast_rarp, inject_rarp at the next dequeue). Out of line: the poll
+ * only tests sq->announce.
+ */
+static __attribute__((noinline, cold)) void learn_announce(struct sw_queue *sq)
+{
+	uint64_t key = __atomic_exchange_n(&sq->announce, 0, __ATOMIC_ACQUIRE) & MAC_MASK;
+	struct vre_net_tx_burst *b = sq->burst;
+	uint8_t mac[6], frame[VRE_NET_RARP_LEN];
+	struct iovec iov;
+
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)(key >> (40 - 8 * i));
+	iov.iov_base = frame;
+	iov.iov_len = vre_net_rarp_frame(mac, frame);
+	b->n = 0; /* no chain behind it: nothing to complete */
+	b->npkts = 1;
+	b->pkts[0] = (struct vre_net_pkt){ .iov = &iov, .niov = 1,
+					   .len = (uint32_t)iov.iov_len, .eth = frame };
+	learn_deliver(sq, b);
+	b->npkts = 0;
+}
+
+int sw_learn_poll(struct vre_poll_item *it)
+{
+	struct sw_queue *sq = it->ctx;
+	struct vre_net_tx_burst *b = sq->burst;
+	int n, taken;
+
+	if (__builtin_expect(__atomic_load_n(&sq->announce, __ATOMIC_RELAXED) != 0, 0))
+		learn_announce(sq);
+	n = learn_fused(sq, __atomic_load_n(&sq->port->sw->view, __ATOMIC_ACQUIRE));
+	if (n != -EAGAIN)
+		return n;
+	n = vre_net_tx_fetch(sq->nq, b);
+	taken = b->n;
+	if (n < 0 || taken == 0)
+		return 0;
+	learn_deliver(sq, b);
 	vre_net_tx_done(sq->nq, b);
 	return taken;
 }

@@ -223,6 +223,10 @@ struct sw_queue {
 	struct sw_queue *pair_qs[SW_MAX_PAIRS];
 	struct vre_net_queue *pair_dsts[SW_MAX_PAIRS];
 	uint16_t npairs;
+	/* learn mode, vhost TX of pair 0 (q[1]): a SEND_RARP to announce, the
+	 * MAC in the low 48 bits and bit 63 set (control thread stores, the
+	 * learn worker takes it with an exchange); 0 when none */
+	uint64_t announce;
 	uint64_t drop_no_dst;        /* packets dropped because dst was stopped */
 	uint64_t notify_saturated;   /* control's count for the queue at its last stop */
 	uint64_t dst_lost_ns;        /* when dst was first seen NULL; 0: it is there */
@@ -348,6 +352,11 @@ struct sw_fdb_row {
 };
 /* Up to max live entries into rows (s->lock held); returns the count. */
 unsigned sw_fdb_list(struct sw *s, struct sw_fdb_row *rows, unsigned max);
+/* SEND_RARP for vhost port p (control thread, inside the device's
+ * callback, so p exists): queued for the port's first TX queue, whose poll
+ * learns the MAC on p and floods a RARP from it. Learn mode only; the
+ * other modes log it and do nothing. */
+void sw_announce(struct sw_port *p, const uint8_t mac[6]);
 int sw_learn_poll(struct vre_poll_item *it);
 int sw_learn_eth_poll(struct vre_poll_item *it);
 
