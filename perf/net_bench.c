@@ -361,12 +361,14 @@ int main(int argc, char **argv)
 	static struct ring tx, rx;
 	static struct vre_net_tx_burst burst;
 	bool packed = true, loop = false, mrg = true, intr = false, in_order = false, ol = false;
+	bool logging = false;
+	static struct vre_dirty_log log;
 	unsigned long qsize = 256, frame = 60;
 	uint64_t npkts = 1000000, pkts = 0, t0, dev = 0;
 	size_t glen;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:r:s:q:lMeoOgh")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:s:q:lMeoOgLh")) != -1) {
 		switch (opt) {
 		case 'n': npkts = strtoull(optarg, NULL, 0); break;
 		case 'r': packed = strcmp(optarg, "split") != 0; break;
@@ -378,10 +380,12 @@ int main(int argc, char **argv)
 		case 'o': in_order = true; break;
 		case 'O': ol = true; break;
 		case 'g': general_only = true; break;
+		case 'L': logging = true; break;
 		default:
 			fprintf(stderr, "usage: net_bench [-n PACKETS] [-r split|packed] [-s FRAME] "
 				"[-q QSIZE] [-l loopback] [-M no mrg_rxbuf] [-e notifications on] "
-				"[-o in order] [-O offloads negotiated] [-g general path only]\n");
+				"[-o in order] [-O offloads negotiated] [-g general path only] "
+				"[-L dirty logging on]\n");
 			return opt == 'h' ? 0 : 2;
 		}
 	}
@@ -405,6 +409,23 @@ int main(int argc, char **argv)
 		tx.nq.ol_tx = VRE_OL_CSUM | VRE_OL_TSO4 | VRE_OL_TSO6 | VRE_OL_ECN;
 		rx.nq.ol_rx = tx.nq.ol_tx;
 		rx.nq.mtu = 1500;
+	}
+	if (logging) {
+		/* as during a live migration: one bitmap over both guests' GPAs
+		 * (up to 0x80000000 + glen), rings logged at their own GPAs */
+		uint64_t pages = (0x80000000ull + glen) / 4096 + 64;
+		uint32_t hint = 0;
+		uint64_t tg = 0, rg = 0;
+
+		log.bits = calloc(pages / 64 + 1, 8);
+		log.npages = pages;
+		vre_mem_hva_to_gpa(tx.q.vq.mem, &hint, packed ? (void *)tx.pdesc : (void *)tx.used,
+				   16, &tg);
+		hint = 0;
+		vre_mem_hva_to_gpa(rx.q.vq.mem, &hint, packed ? (void *)rx.pdesc : (void *)rx.used,
+				   16, &rg);
+		vre_vq_set_log(&tx.q.vq, &log, true, tg, tg);
+		vre_vq_set_log(&rx.q.vq, &log, true, rg, rg);
 	}
 	drv_post(&tx);
 	drv_post(&rx);
@@ -432,10 +453,10 @@ int main(int argc, char **argv)
 			(unsigned long long)pkts);
 		return 1;
 	}
-	printf("%s %s %luB frame%s%s%s%s%s: %llu packets, device %.1f ns/pkt, with drivers %.1f ns/pkt\n",
+	printf("%s %s %luB frame%s%s%s%s%s%s: %llu packets, device %.1f ns/pkt, with drivers %.1f ns/pkt\n",
 	       packed ? "packed" : "split", loop ? "loopback" : "xconnect", frame,
 	       mrg ? "" : " no-mrg", intr ? " notify-on" : "", in_order ? " in-order" : "",
-	       general_only ? " general" : "", ol ? " offloads" : "",
+	       general_only ? " general" : "", ol ? " offloads" : "", logging ? " dirty-log" : "",
 	       (unsigned long long)pkts,
 	       (double)dev / (double)pkts, (double)(now_ns() - t0) / (double)pkts);
 	return 0;

@@ -65,15 +65,44 @@ static void emit_batch(void *ctx, uint64_t word, uint64_t mask)
 	b->mask |= mask;
 }
 
+static inline void batch_gpa(struct vre_log_batch *b, uint64_t gpa, uint64_t len)
+{
+	uint64_t first = gpa >> VRE_LOG_PAGE_SHIFT, last = (gpa + len - 1) >> VRE_LOG_PAGE_SHIFT;
+
+	/* the common range: a buffer on one or two pages of one word, inside
+	 * the log (first <= last rules out len 0 and a wrap) */
+	if (len && first <= last && last < b->log->npages && first / 64 == last / 64) {
+		uint64_t word = first / 64;
+		uint64_t mask = (~0ull >> (63 - last % 64)) & (~0ull << (first % 64));
+
+		if (b->mask && b->word != word)
+			vre_log_batch_flush(b);
+		b->word = word;
+		b->mask |= mask;
+		return;
+	}
+	for_words(b->log, gpa, len, emit_batch, b);
+}
+
 void vre_log_batch_gpa(struct vre_log_batch *b, uint64_t gpa, uint64_t len)
 {
-	for_words(b->log, gpa, len, emit_batch, b);
+	batch_gpa(b, gpa, len);
 }
 
 int vre_mem_hva_to_gpa(const struct vre_mem_map *m, uint32_t *hint, const void *p,
 		       uint64_t len, uint64_t *gpa)
 {
 	uintptr_t a = (uintptr_t)p;
+
+	if (*hint < m->nregions) {
+		const struct vre_mem_region *r = &m->regions[*hint];
+		uintptr_t off = a - (uintptr_t)r->hva;
+
+		if (a >= (uintptr_t)r->hva && off < r->size && len <= r->size - off) {
+			*gpa = r->gpa + off;
+			return 0;
+		}
+	}
 
 	for (uint32_t k = 0; k <= m->nregions; k++) {
 		/* the hint first, then every region in order */
@@ -104,7 +133,7 @@ int vre_log_batch_iov(struct vre_log_batch *b, const struct vre_mem_map *m, uint
 		uint64_t gpa;
 
 		if (chunk && vre_mem_hva_to_gpa(m, hint, iov[i].iov_base, chunk, &gpa) == 0)
-			vre_log_batch_gpa(b, gpa, chunk);
+			batch_gpa(b, gpa, chunk);
 		else if (chunk)
 			ret = -EFAULT;
 		len -= chunk;

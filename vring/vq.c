@@ -186,34 +186,44 @@ static __attribute__((noinline, cold)) void log_notify(struct vre_vq *vq)
 		vre_dirty_log_gpa(vq->log, vq->log_ring_gpa, vq->log_ring_len);
 }
 
-int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+/* A complete with logging on: the ring's part is marked after it. */
+static __attribute__((noinline)) int complete_logged(struct vre_vq *vq, const struct vre_used *used,
+						     unsigned n, bool fetched)
 {
 	int r;
 
+	if (fetched)
+		r = vq->packed ? packed_complete_fetched(vq, used, n)
+			       : split_complete_fetched(vq, used, n);
+	else
+		r = vq->packed ? packed_complete(vq, used, n) : split_complete(vq, used, n);
+	log_ring(vq);
+	return r;
+}
+
+int vre_vq_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n)
+{
 	if (n > VRE_COMPLETE_MAX)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	r = vq->packed ? packed_complete(vq, used, n) : split_complete(vq, used, n);
-	/* the one logging branch of a complete: per call, not per entry */
+	/* the one logging branch of a complete: per call, not per entry; the
+	 * path without a log stays a tail call */
 	if (__builtin_expect(vq->log != NULL, 0))
-		log_ring(vq);
-	return r;
+		return complete_logged(vq, used, n, false);
+	return vq->packed ? packed_complete(vq, used, n) : split_complete(vq, used, n);
 }
 
 int vre_vq_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n)
 {
-	int r;
-
 	if (n > VRE_COMPLETE_MAX)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	r = vq->packed ? packed_complete_fetched(vq, used, n)
-		       : split_complete_fetched(vq, used, n);
 	if (__builtin_expect(vq->log != NULL, 0))
-		log_ring(vq);
-	return r;
+		return complete_logged(vq, used, n, true);
+	return vq->packed ? packed_complete_fetched(vq, used, n)
+			  : split_complete_fetched(vq, used, n);
 }
 
 int vre_vq_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n)
