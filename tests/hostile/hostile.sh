@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integration: a hostile frontend and guest against a RUNNING vre-switch.
 #
-#   hostile.sh SWITCH VRE_HOSTILE GROUP  (GROUP: protocol, guest, truncate, isolation)
+#   hostile.sh SWITCH VRE_HOSTILE GROUP  (GROUP: protocol, guest, truncate, isolation, log)
 #
 # vre-switch runs in learn mode with three vhost-user ports. One dpdk-testpmd
 # drives ports 0 and 1 (virtio-user, split and packed, mac forwarding so the
@@ -173,6 +173,8 @@ isolation)
 	# nothing a frontend does may hold a thread the healthy ports share
 	LIST="call-full call-blocking mem-disk stall-header stall-payload stall-idle
 	      reconnect-fast" ;;
+log)
+	LIST=$("$HOSTILE" --list | grep -E '^log-' | tr '\n' ' ') ;;
 *) fail "unknown group $GROUP" ;;
 esac
 LIST=${SCENARIOS:-$LIST}

@@ -1407,6 +1407,208 @@ static void sc_truncate_inflight(const char *path)
 	printf("truncate-inflight: refused by the seal\n");
 }
 
+/* ---- dirty logging (live migration) --------------------------------- */
+
+#define F_LOG_ALL (1ull << 26)
+#define ADDR_F_LOG 1u
+/* bytes of log that cover guest memory up to GPA0 + MEM_LEN */
+#define LOG_NEED ((GPA0 + MEM_LEN) / 4096 / 8)
+
+struct log_msg { uint64_t size, offset; };
+
+/* SET_LOG_BASE (LOG_SHMFD negotiated: always replied, u64 0 or 1). */
+static int log_base(struct hs *s, int fd, uint64_t size, uint64_t offset)
+{
+	struct log_msg l = { size, offset };
+
+	return ack(s, SET_LOG_BASE, &l, sizeof(l), &fd, 1);
+}
+
+static int log_memfd(uint64_t len, unsigned flags)
+{
+	int fd = memfd_create("vre-hostile-log", MFD_CLOEXEC | flags);
+
+	if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
+		fail("log memfd: %s", strerror(errno));
+	return fd;
+}
+
+/* Up to running queues with LOG_SHMFD negotiated. */
+static void log_setup(struct hs *s, const char *path, unsigned memfd_flags)
+{
+	hs_open(s, path);
+	hs_memory(s, memfd_flags);
+	hs_hello(s, F_MRG_RXBUF, PF_LOG_SHMFD);
+	hs_mem(s);
+	hs_ring(s, 0);
+	hs_ring(s, TXQ);
+}
+
+/* Logging on, as QEMU does it: features with LOG_ALL, then every ring's
+ * address again with the log flag and its used ring's GPA. */
+static int log_on(struct hs *s, bool on)
+{
+	uint64_t f = on ? s->features | F_LOG_ALL : s->features;
+	int r = ack(s, SET_FEATURES, &f, 8, NULL, 0);
+
+	for (uint32_t q = 0; q < 2 && r == 0; q++) {
+		struct addr_msg a = ring_addr(q);
+
+		a.flags = on ? ADDR_F_LOG : 0;
+		a.log = GPA0 + qbase(q) + USED_OFF;
+		r = ack(s, SET_VRING_ADDR, &a, sizeof(a), NULL, 0);
+	}
+	return r;
+}
+
+/* Logs that cannot be used are refused, and logging cannot start
+ * without one; the port still forwards. */
+static void sc_log_bad(const char *path, const char *name)
+{
+	struct hs *s = &S;
+	int fd = -1, r;
+
+	log_setup(s, path, MFD_ALLOW_SEALING);
+	if (!strcmp(name, "log-small")) {
+		expect_log("SET_LOG_BASE refused: dirty log of .* too small for memory");
+		fd = log_memfd(4096, 0);
+		r = log_base(s, fd, 4096, 0);
+	} else if (!strcmp(name, "log-beyond-file")) {
+		expect_log("SET_LOG_BASE refused: log of .* beyond its file");
+		fd = log_memfd(4096, 0);
+		r = log_base(s, fd, LOG_NEED, 0);
+	} else if (!strcmp(name, "log-pipe")) {
+		int p[2];
+
+		expect_log("SET_LOG_BASE refused: log fd not shared memory");
+		if (pipe(p) < 0)
+			fail("pipe: %s", strerror(errno));
+		r = log_base(s, p[0], LOG_NEED, 0);
+		close(p[0]);
+		close(p[1]);
+	} else if (!strcmp(name, "log-file")) {
+		char tmpl[] = "/var/tmp/vre-hostile-log.XXXXXX";
+
+		expect_log("SET_LOG_BASE refused: log fd not shared memory");
+		fd = mkstemp(tmpl);
+		if (fd < 0 || ftruncate(fd, LOG_NEED) < 0)
+			fail("log file: %s", strerror(errno));
+		unlink(tmpl);
+		r = log_base(s, fd, LOG_NEED, 0);
+	} else { /* log-offset */
+		expect_log("SET_LOG_BASE refused: log size .* offset .* wraps");
+		fd = log_memfd(LOG_NEED, 0);
+		r = log_base(s, fd, LOG_NEED, UINT64_MAX - 100);
+		if (r == 1)
+			r = log_base(s, fd, LOG_NEED, 1ull << 62);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (r != 1)
+		fail("%s: SET_LOG_BASE answered %d, want a failure (1)", name, r);
+	if (log_on(s, true) != 1)
+		fail("%s: LOG_ALL accepted without a usable log", name);
+	tx_good(s, 0);
+	printf("%s: refused, LOG_ALL refused, the queue runs on\n", name);
+}
+
+/* SET_LOG_BASE before any memory table: nothing to check it against yet;
+ * a memory table it does not cover is then refused. */
+static void sc_log_before_mem(const char *path)
+{
+	struct hs *s = &S;
+	struct region r = hs_region();
+	int fd = log_memfd(4096, 0);
+
+	expect_log("SET_MEM_TABLE refused: dirty log of .* too small for memory");
+	hs_open(s, path);
+	hs_memory(s, MFD_ALLOW_SEALING);
+	hs_hello(s, F_MRG_RXBUF, PF_LOG_SHMFD);
+	if (log_base(s, fd, 4096, 0) != 0)
+		fail("SET_LOG_BASE before the memory table refused");
+	if (mem_table(s, &r, 1, &s->memfd, 1) != 1)
+		fail("a memory table beyond the log was accepted");
+	/* a log that covers it, then the table */
+	close(fd);
+	fd = log_memfd(LOG_NEED, 0);
+	if (log_base(s, fd, LOG_NEED, 0) != 0)
+		fail("a log covering the memory was refused");
+	close(fd);
+	hs_mem(s);
+	hs_ring(s, 0);
+	hs_ring(s, TXQ);
+	if (log_on(s, true) != 0)
+		fail("LOG_ALL refused with a good log");
+	tx_good(s, 0);
+	printf("log-before-mem: table beyond the log refused, then logging works\n");
+}
+
+/* LOG_ALL on and off 40 times while packets flow: every packet completes,
+ * and the TX used ring's page is marked while logging is on. */
+static void sc_log_toggle(const char *path)
+{
+	struct hs *s = &S;
+	int fd = log_memfd(LOG_NEED, MFD_ALLOW_SEALING);
+	uint64_t *bits;
+	uint64_t page = (GPA0 + qbase(TXQ) + USED_OFF) / 4096;
+
+	expect_log("dirty logging off");
+	log_setup(s, path, MFD_ALLOW_SEALING);
+	bits = mmap(NULL, LOG_NEED, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (bits == MAP_FAILED)
+		fail("mmap log: %s", strerror(errno));
+	if (log_base(s, fd, LOG_NEED, 0) != 0)
+		fail("SET_LOG_BASE refused");
+	for (unsigned i = 0; i < 40; i++) {
+		if (log_on(s, true) != 0)
+			fail("LOG_ALL on refused (round %u)", i);
+		__atomic_fetch_and(&bits[page / 64], ~(1ull << (page % 64)), __ATOMIC_SEQ_CST);
+		tx_good(s, 2 * i);
+		if (!(__atomic_load_n(&bits[page / 64], __ATOMIC_SEQ_CST) & (1ull << (page % 64))))
+			fail("round %u: the used ring's page was not marked", i);
+		if (log_on(s, false) != 0)
+			fail("LOG_ALL off refused (round %u)", i);
+		__atomic_fetch_and(&bits[page / 64], ~(1ull << (page % 64)), __ATOMIC_SEQ_CST);
+		tx_good(s, 2 * i + 1);
+		if (__atomic_load_n(&bits[page / 64], __ATOMIC_SEQ_CST) & (1ull << (page % 64)))
+			fail("round %u: marked with logging off", i);
+	}
+	munmap(bits, LOG_NEED);
+	close(fd);
+	printf("log-toggle: 40 rounds on/off under traffic, marks only while on\n");
+}
+
+/* The log file shrunk under a logging device (not sealable): the SIGBUS
+ * containment drops this connection only. */
+static void sc_log_truncate(const char *path)
+{
+	struct hs *s = &S;
+	int fd = log_memfd(LOG_NEED, 0); /* no MFD_ALLOW_SEALING: cannot be sealed */
+
+	expect_log("vanished under the running device");
+	log_setup(s, path, MFD_ALLOW_SEALING);
+	if (log_base(s, fd, LOG_NEED, 0) != 0)
+		fail("SET_LOG_BASE refused");
+	if (log_on(s, true) != 0)
+		fail("LOG_ALL refused");
+	tx_good(s, 0);
+	if (ftruncate(fd, 0) < 0)
+		fail("ftruncate log: %s", strerror(errno));
+	/* the next completion marks the log: the page is gone */
+	{
+		struct vre_desc *d = &sdesc(s)[1];
+
+		d->addr = frame(s, 1);
+		d->len = HDR_LEN + FRAME_LEN;
+		d->flags = 0;
+		split_post(s, 1);
+	}
+	poll(NULL, 0, WAIT_MS);
+	close(fd);
+	control_alive(s, "truncated dirty log");
+	printf("log-truncate: the control thread answers\n");
+}
+
 /* A well-behaved session: packets through the TX queue, both rings. */
 static void sc_good(const char *path, const char *name)
 {
@@ -1710,6 +1912,14 @@ static const struct scenario scenarios[] = {
 	{ "stall-payload", NULL, sc_stall },
 	{ "stall-idle", sc_stall_idle, NULL },
 	{ "reconnect-fast", sc_reconnect_fast, NULL },
+	{ "log-small", NULL, sc_log_bad },
+	{ "log-beyond-file", NULL, sc_log_bad },
+	{ "log-pipe", NULL, sc_log_bad },
+	{ "log-file", NULL, sc_log_bad },
+	{ "log-offset", NULL, sc_log_bad },
+	{ "log-before-mem", sc_log_before_mem, NULL },
+	{ "log-toggle", sc_log_toggle, NULL },
+	{ "log-truncate", sc_log_truncate, NULL },
 };
 
 int main(int argc, char **argv)
