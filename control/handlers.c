@@ -257,6 +257,7 @@ int ctl_h_set_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_re
 	}
 	cq->base = num;
 	cq->failed = false;
+	VRE_DEBUG(CTL_ROOM, "%s queue %u: base 0x%x", dev->path, cq->q.index, num);
 	return 0;
 }
 
@@ -278,6 +279,7 @@ int ctl_h_get_vring_base(struct vre_dev *dev, struct vhu_msg *msg, struct ctl_re
 	rep->size = sizeof(rep->p.state);
 	rep->p.state.index = cq->q.index;
 	rep->p.state.num = cq->base;
+	VRE_DEBUG(CTL_ROOM, "%s queue %u: stopped at base 0x%x", dev->path, cq->q.index, cq->base);
 	return 0;
 }
 
