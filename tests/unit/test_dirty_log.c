@@ -328,6 +328,7 @@ START_TEST(test_ring_flag_off)
 	rig_open(&r, false, F_V1, true);
 	vq = &r.rx->q.vq;
 	vre_vq_set_log(vq, &r.log, false, 0, 0);
+	memset(r.bits, 0, r.npages / 8); /* what starting the queue marked */
 	ck_assert_int_eq(vre_mem_hva_to_gpa(vq->mem, &hint, vq->sp.used, 8, &used), 0);
 	post_rx(r.rx, 4, 9100, 1);
 	send_frames(&r, 1, 60);
