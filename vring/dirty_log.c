@@ -65,7 +65,8 @@ static void emit_batch(void *ctx, uint64_t word, uint64_t mask)
 	b->mask |= mask;
 }
 
-static inline void batch_gpa(struct vre_log_batch *b, uint64_t gpa, uint64_t len)
+static inline __attribute__((always_inline)) void batch_gpa(struct vre_log_batch *b,
+							     uint64_t gpa, uint64_t len)
 {
 	uint64_t first = gpa >> VRE_LOG_PAGE_SHIFT, last = (gpa + len - 1) >> VRE_LOG_PAGE_SHIFT;
 
@@ -126,17 +127,29 @@ int vre_mem_hva_to_gpa(const struct vre_mem_map *m, uint32_t *hint, const void *
 int vre_log_batch_iov(struct vre_log_batch *b, const struct vre_mem_map *m, uint32_t *hint,
 		      const struct iovec *iov, unsigned n, uint64_t len)
 {
+	const struct vre_mem_region *r = *hint < m->nregions ? &m->regions[*hint] : NULL;
 	int ret = 0;
 
 	for (unsigned i = 0; i < n && len; i++) {
 		uint64_t chunk = iov[i].iov_len < len ? iov[i].iov_len : len;
+		uintptr_t a = (uintptr_t)iov[i].iov_base;
 		uint64_t gpa;
 
-		if (chunk && vre_mem_hva_to_gpa(m, hint, iov[i].iov_base, chunk, &gpa) == 0)
-			batch_gpa(b, gpa, chunk);
-		else if (chunk)
-			ret = -EFAULT;
 		len -= chunk;
+		if (!chunk)
+			continue;
+		/* the region of the last segment first: a burst's buffers
+		 * are nearly always in one region */
+		if (r && a >= (uintptr_t)r->hva && a - (uintptr_t)r->hva < r->size &&
+		    chunk <= r->size - (a - (uintptr_t)r->hva)) {
+			gpa = r->gpa + (a - (uintptr_t)r->hva);
+		} else if (vre_mem_hva_to_gpa(m, hint, iov[i].iov_base, chunk, &gpa) == 0) {
+			r = &m->regions[*hint];
+		} else {
+			ret = -EFAULT;
+			continue;
+		}
+		batch_gpa(b, gpa, chunk);
 	}
 	return ret;
 }
