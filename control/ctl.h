@@ -200,6 +200,7 @@ struct ctl_log {
 	void *map;
 	uint64_t map_len;
 	struct vre_dirty_log log;
+	bool forced;          /* VRE_TEST_DIRTY_LOG's own log (benchmarks) */
 };
 
 struct vre_dev {

@@ -26,6 +26,7 @@
  * so toggling LOG_ALL under traffic goes through the quiesce handshake.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -58,7 +59,7 @@ int ctl_log_check_table(struct vre_dev *dev, const struct vre_mem_map *m)
 {
 	uint64_t end = mem_end(m), pages = (end + VRE_LOG_PAGE - 1) >> VRE_LOG_PAGE_SHIFT;
 
-	if (!dev->log.map || pages <= dev->log.log.npages)
+	if (!dev->log.map || dev->log.forced || pages <= dev->log.log.npages)
 		return 0;
 	return ctl_refuse(dev, -EINVAL, "dirty log of %llu pages is too small for memory up to 0x%llx (%llu pages)",
 			  (unsigned long long)dev->log.log.npages, (unsigned long long)end,
@@ -169,6 +170,51 @@ int ctl_log_check_features(struct vre_dev *dev, uint64_t f)
 	return ctl_log_check_table(dev, dev->mem);
 }
 
+/*
+ * VRE_TEST_DIRTY_LOG=1 in the environment (benchmarks only: perf/bench
+ * and perf/net-bench measure what logging costs): every device logs as if
+ * a migration were running, into a memfd bitmap of its own sized for the
+ * memory table at its first queue start, the rings at their own GPAs.
+ * Nobody reads that bitmap.
+ */
+static bool forced_log(void)
+{
+	static int on = -1;
+
+	if (on < 0) {
+		const char *e = getenv("VRE_TEST_DIRTY_LOG");
+
+		on = e && e[0] == '1';
+	}
+	return on;
+}
+
+static int force_log(struct vre_dev *dev)
+{
+	uint64_t pages = (mem_end(dev->mem) + VRE_LOG_PAGE - 1) >> VRE_LOG_PAGE_SHIFT;
+	uint64_t len = ((pages + 63) / 64) * 8;
+	int fd;
+	void *base;
+
+	if (dev->log.map)
+		return 0;
+	fd = memfd_create("vre-test-dirty-log", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	base = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED)
+		return -errno;
+	dev->log = (struct ctl_log){ .map = base, .map_len = len, .forced = true,
+				     .log = { .bits = base, .npages = len * 8 } };
+	VRE_WARN(CTL_ROOM, "%s: VRE_TEST_DIRTY_LOG: logging every write (%llu pages)", dev->path,
+		 (unsigned long long)dev->log.log.npages);
+	return 0;
+}
+
 /* Queue (re)start: the log when LOG_ALL is on, else none. */
 void ctl_log_apply(struct vre_dev *dev, struct ctl_queue *cq)
 {
@@ -176,7 +222,17 @@ void ctl_log_apply(struct vre_dev *dev, struct ctl_queue *cq)
 	uint64_t ring = cq->addr.log, event = cq->addr.log;
 	bool ring_on = cq->addr.flags & VHU_ADDR_F_LOG;
 
-	if (!ctl_log_on(dev) || !dev->log.map) {
+	if (!ctl_log_on(dev) && forced_log() && force_log(dev) == 0) {
+		ring_on = vre_mem_uva_to_gpa(dev->mem, cq->addr.used, 4, &ring) == 0;
+		event = ring;
+		if (vq->packed)
+			ring_on = ring_on && vre_mem_uva_to_gpa(dev->mem, cq->addr.desc,
+								vre_packed_desc_bytes(cq->num),
+								&ring) == 0;
+		vre_vq_set_log(vq, &dev->log.log, ring_on, ring, event);
+		return;
+	}
+	if (!ctl_log_on(dev) || !dev->log.map || dev->log.forced) {
 		vre_vq_set_log(vq, NULL, false, 0, 0);
 		return;
 	}
