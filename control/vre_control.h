@@ -83,6 +83,14 @@
  * Guest memory that the frontend shrinks under a running device (SIGBUS)
  * costs only that device its connection: see vre_fault.h.
  *
+ * Live migration (dirty_log.c): with LOG_SHMFD negotiated, SET_LOG_BASE maps
+ * the frontend's dirty bitmap (checked like guest memory, covering the
+ * memory table, replied to always); VHOST_F_LOG_ALL, offered when the
+ * model's protocol features allow LOG_SHMFD, may be turned on and off by
+ * SET_FEATURES on started queues. Each queue gets the log at (re)start
+ * (vre_vq_set_log): the rings mark their own writes, the model marks what
+ * it writes into buffers (vre_vq_log_iov) while q->vq.log is set.
+ *
  * Replies: a request that always replies (GET_*) gets its reply, with the
  * spec's failure encoding where there is one (GET_CONFIG: size 0;
  * GET_INFLIGHT_FD: mmap_size 0 and no fd). GET_VRING_BASE and the other
