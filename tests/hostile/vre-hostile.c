@@ -865,10 +865,11 @@ static void sc_bad_features(const char *path)
 static void sc_bad_pf(const char *path)
 {
 	struct hs *s = proto(path, false);
-	uint64_t pf = PF_REPLY_ACK | PF_LOG_SHMFD;
+	/* CRYPTO_SESSION (7): never offered (LOG_SHMFD is, since migration) */
+	uint64_t pf = PF_REPLY_ACK | (1ull << 7);
 
 	expect_log("SET_PROTOCOL_FEATURES refused: protocol features have bits never offered");
-	must_refuse(s, SET_PROTOCOL_FEATURES, &pf, 8, NULL, 0, "LOG_SHMFD");
+	must_refuse(s, SET_PROTOCOL_FEATURES, &pf, 8, NULL, 0, "CRYPTO_SESSION");
 	pf = PF_REPLY_ACK | (1ull << 63);
 	must_refuse(s, SET_PROTOCOL_FEATURES, &pf, 8, NULL, 0, "protocol bit 63");
 }
