@@ -97,10 +97,9 @@ int vre_mem_hva_to_gpa(const struct vre_mem_map *m, uint32_t *hint, const void *
 
 	if (*hint < m->nregions) {
 		const struct vre_mem_region *r = &m->regions[*hint];
-		uintptr_t off = a - (uintptr_t)r->hva;
 
-		if (a >= (uintptr_t)r->hva && off < r->size && len <= r->size - off) {
-			*gpa = r->gpa + off;
+		if (vre_mem_range_in((uintptr_t)r->hva, r->size, a, len)) {
+			*gpa = r->gpa + (a - (uintptr_t)r->hva);
 			return 0;
 		}
 	}
@@ -109,15 +108,13 @@ int vre_mem_hva_to_gpa(const struct vre_mem_map *m, uint32_t *hint, const void *
 		/* the hint first, then every region in order */
 		uint32_t i = k == 0 ? *hint : k - 1;
 		const struct vre_mem_region *r;
-		uintptr_t off;
 
 		if (i >= m->nregions)
 			continue;
 		r = &m->regions[i];
-		off = a - (uintptr_t)r->hva;
-		if (a >= (uintptr_t)r->hva && off < r->size && len <= r->size - off) {
+		if (vre_mem_range_in((uintptr_t)r->hva, r->size, a, len)) {
 			*hint = i;
-			*gpa = r->gpa + off;
+			*gpa = r->gpa + (a - (uintptr_t)r->hva);
 			return 0;
 		}
 	}
@@ -140,8 +137,7 @@ int vre_log_batch_iov(struct vre_log_batch *b, const struct vre_mem_map *m, uint
 			continue;
 		/* the region of the last segment first: a burst's buffers
 		 * are nearly always in one region */
-		if (r && a >= (uintptr_t)r->hva && a - (uintptr_t)r->hva < r->size &&
-		    chunk <= r->size - (a - (uintptr_t)r->hva)) {
+		if (r && vre_mem_range_in((uintptr_t)r->hva, r->size, a, chunk)) {
 			gpa = r->gpa + (a - (uintptr_t)r->hva);
 		} else if (vre_mem_hva_to_gpa(m, hint, iov[i].iov_base, chunk, &gpa) == 0) {
 			r = &m->regions[*hint];
