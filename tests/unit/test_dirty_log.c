@@ -299,6 +299,7 @@ END_TEST
 START_TEST(test_notify_writes_logged)
 {
 	bool packed = _i;
+	uint64_t changed;
 	struct snap s;
 	struct rig r;
 
@@ -307,11 +308,21 @@ START_TEST(test_notify_writes_logged)
 	post_rx(r.rx, 1, 2048, 1);
 	send_frames(&r, 1, 60);
 	ck_assert_int_eq(vre_net_forward(r.txq, r.rxq), 1);
-	memset(r.bits, 0, r.npages / 8);
-	snap_take(&s, r.rx->q.vq.mem);
-	vre_vq_notify_enable(&r.rx->q.vq);
+	/* each call checked on its own: both write the same word, so a
+	 * check after the pair would not see one of them unlogged */
 	vre_vq_notify_disable(&r.rx->q.vq);
-	ck_assert_uint_gt(snap_check(&s, r.bits, r.npages, true), 0);
+	for (unsigned k = 0; k < 2; k++) {
+		memset(r.bits, 0, r.npages / 8);
+		snap_take(&s, r.rx->q.vq.mem);
+		if (k == 0)
+			vre_vq_notify_enable(&r.rx->q.vq);
+		else
+			vre_vq_notify_disable(&r.rx->q.vq);
+		changed = snap_check(&s, r.bits, r.npages, true);
+		/* split with EVENT_IDX: disabling writes nothing */
+		if (k == 0 || packed)
+			ck_assert_uint_gt(changed, 0);
+	}
 	rig_close(&r);
 }
 END_TEST
