@@ -1447,10 +1447,17 @@ static void log_setup(struct hs *s, const char *path, unsigned memfd_flags)
 
 /* Logging on, as QEMU does it: features with LOG_ALL, then every ring's
  * address again with the log flag and its used ring's GPA. */
-static int log_on(struct hs *s, bool on)
+/* SET_FEATURES with or without LOG_ALL, the rings' addresses untouched. */
+static int log_all(struct hs *s, bool on)
 {
 	uint64_t f = on ? s->features | F_LOG_ALL : s->features;
-	int r = ack(s, SET_FEATURES, &f, 8, NULL, 0);
+
+	return ack(s, SET_FEATURES, &f, 8, NULL, 0);
+}
+
+static int log_on(struct hs *s, bool on)
+{
+	int r = log_all(s, on);
 
 	for (uint32_t q = 0; q < 2 && r == 0; q++) {
 		struct addr_msg a = ring_addr(q);
@@ -1567,7 +1574,10 @@ static void sc_log_toggle(const char *path)
 		tx_good(s, 2 * i);
 		if (!(__atomic_load_n(&bits[page / 64], __ATOMIC_SEQ_CST) & (1ull << (page % 64))))
 			fail("round %u: the used ring's page was not marked", i);
-		if (log_on(s, false) != 0)
+		/* odd rounds as QEMU turns it off (features, then every
+		 * ring without the log flag); even rounds LOG_ALL alone,
+		 * the rings still flagged: LOG_ALL off is what stops it */
+		if ((i % 2 ? log_on(s, false) : log_all(s, false)) != 0)
 			fail("LOG_ALL off refused (round %u)", i);
 		__atomic_fetch_and(&bits[page / 64], ~(1ull << (page % 64)), __ATOMIC_SEQ_CST);
 		tx_good(s, 2 * i + 1);
