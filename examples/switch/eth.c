@@ -393,7 +393,7 @@ void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
 /* A flow's hash: the PMD's RSS hash, else the MACs, and for IPv4 the
  * addresses and (unfragmented TCP/UDP) the ports. Only spreads packets
  * over queues; the frame was received by us, so reading it is safe. */
-static uint32_t flow_hash(const struct rte_mbuf *m)
+uint32_t sw_flow_hash(const struct rte_mbuf *m)
 {
 	const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
 	uint32_t len = rte_pktmbuf_data_len(m);
@@ -435,7 +435,7 @@ void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, 
 	}
 
 	for (uint16_t k = 0; k < n; k++) {
-		unsigned q = flow_hash(m[k]) % nd;
+		unsigned q = sw_flow_hash(m[k]) % nd;
 
 		by[q][cnt[q]++] = m[k];
 	}
@@ -524,6 +524,9 @@ int sw_eth_attach(struct sw *s, struct sw_port *p)
 		it->nap_us = SW_ETH_NAP_US; /* polled: naps (see switch.h) */
 	it->name = "eth-rx";
 	sq->w = sw_eth_worker(s);
+	sq->wi = (uint16_t)sw_worker_index(s, sq->w);
+	/* learn mode: what goes to this port is sent by this worker only */
+	__atomic_store_n(&p->rx_wi[0], sq->wi, __ATOMIC_RELAXED);
 	err = vre_worker_add(sq->w, it);
 	if (err == 0)
 		sq->running = true;

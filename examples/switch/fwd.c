@@ -114,11 +114,15 @@ static bool is_vhost_tx(const struct sw_port *p, uint16_t index)
 
 int sw_queues_create(struct sw *s, struct sw_port *p)
 {
-	(void)s;
 	p->nq = p->eth ? 2 : (uint16_t)(2 * p->pairs + (p->pairs > 1));
 	p->q = calloc(p->nq, sizeof(p->q[0]));
 	if (!p->q)
 		return -ENOMEM;
+	if (s->mode == SW_LEARN &&
+	    !(p->lsc = aligned_alloc(64, sizeof(p->lsc[0]) * (s->pool.n ? s->pool.n : 1))))
+		return -ENOMEM;
+	if (p->lsc)
+		memset(p->lsc, 0, sizeof(p->lsc[0]) * (s->pool.n ? s->pool.n : 1));
 	for (uint16_t k = 0; k < p->nq; k++) {
 		p->q[k].port = p;
 		p->q[k].index = k;
@@ -135,6 +139,8 @@ void sw_queues_free(struct sw_port *p)
 	for (uint16_t k = 0; p->q && k < p->nq; k++)
 		free(p->q[k].burst);
 	free(p->q);
+	free(p->lsc);
+	p->lsc = NULL;
 	p->q = NULL;
 	p->nq = 0;
 }
@@ -199,6 +205,7 @@ static int add_item(struct sw *s, struct sw_queue *sq)
 	it->arm = it->wake_fd >= 0 ? q_arm : NULL;
 	it->disarm = q_disarm;
 	it->name = sq->nq->is_tx ? "tx" : "ctrl";
+	sq->wi = (uint16_t)sw_worker_index(s, sq->w);
 	return vre_worker_add(sq->w, it);
 }
 
@@ -291,9 +298,7 @@ static int assign_rx(struct sw *s, struct sw_port *p)
 	for (uint16_t pair = 0; pair < p->pairs; pair++) {
 		struct vre_worker *w;
 
-		if (s->mode == SW_LEARN) {
-			w = s->learn_w;
-		} else if (eth_linked(s, p)) {
+		if (eth_linked(s, p)) {
 			if (p->pin[pair] > 0)
 				VRE_WARN(ROOM, "port %u: exchanges with an ethdev port, so it stays on "
 					 "the first worker (pin of pair %u to worker %d ignored)",
@@ -310,8 +315,9 @@ static int assign_rx(struct sw *s, struct sw_port *p)
 			w = s->pool.w[s->rr++ % s->pool.n];
 		}
 		p->q[2 * pair].w = w;
+		p->rx_wi[pair] = (uint16_t)sw_worker_index(s, w);
 		if (s->mode == SW_LEARN)
-			p->q[2 * pair + 1].w = w;
+			p->q[2 * pair + 1].w = w; /* a pair stays together */
 	}
 	if (p->pairs > 1)
 		p->q[2 * p->pairs].w = p->q[0].w;
@@ -380,9 +386,10 @@ static void publish_rx(struct sw *s, struct sw_queue *rx, struct vre_net_queue *
 
 	__atomic_store_n(&p->rx_pub[pair], dst, __ATOMIC_RELEASE);
 	if (s->mode == SW_LEARN) {
-		/* every learn item reads rx_pub through the view, on one worker */
+		/* any worker may read rx_pub through the view (a sender, or
+		 * the owner's handoff drain) */
 		if (!dst)
-			vre_worker_sync(s->learn_w);
+			sw_sync_all(s);
 		return;
 	}
 	y = peer_of(s, p);
@@ -483,15 +490,14 @@ static struct vre_worker *next_worker(struct sw *s, struct vre_worker *w)
 	return s->pool.w[(unsigned)(i < 0 ? 0 : i + 1) % s->pool.n];
 }
 
-/* Every item off its worker first: once the removals returned, no worker
- * is inside any queue, RX ring or the MAC table. Then each queue goes to
- * the worker after its own. The members of a group (an RX queue and the
- * queues feeding it; in learn mode every queue) share a worker, so they
- * still do: each RX ring keeps one writer. */
-static int rotate_all(struct sw *s)
+/* Every running item off its worker (its queue in moved[]): once the
+ * removals returned, no worker is inside any queue, RX ring or, in learn
+ * mode, sending (the handoff drains still run: sw_learn_quiet then waits
+ * until they emptied their rings). -ENOMEM: some were taken off anyway. */
+static int take_all_off(struct sw *s, struct sw_queue ***out, unsigned *nout)
 {
 	struct sw_queue **moved = NULL;
-	unsigned nmoved = 0, cap = 0, fails = 0;
+	unsigned nmoved = 0, cap = 0;
 
 	for (unsigned i = 0; i < s->cap; i++) {
 		struct sw_port *p = s->ports[i];
@@ -499,22 +505,75 @@ static int rotate_all(struct sw *s)
 		for (uint16_t k = 0; p && k < p->nq; k++) {
 			struct sw_queue *sq = &p->q[k];
 
-			if (sq->item.w) {
-				if (nmoved == cap) {
-					struct sw_queue **m = realloc(moved, (cap ? 2 * cap : 64) *
-									     sizeof(*m));
-					if (!m) {
-						fails = 1;
-						goto add_back;
-					}
-					moved = m;
-					cap = cap ? 2 * cap : 64;
+			if (!sq->item.w)
+				continue;
+			if (nmoved == cap) {
+				struct sw_queue **m = realloc(moved, (cap ? 2 * cap : 64) * sizeof(*m));
+
+				if (!m) {
+					*out = moved, *nout = nmoved;
+					return -ENOMEM;
 				}
-				vre_worker_remove(&sq->item);
-				moved[nmoved++] = sq;
+				moved = m;
+				cap = cap ? 2 * cap : 64;
 			}
+			vre_worker_remove(&sq->item);
+			moved[nmoved++] = sq;
 		}
 	}
+	*out = moved, *nout = nmoved;
+	return 0;
+}
+
+/* The items take_all_off took, back on their (maybe new) workers. No
+ * fallback to an old worker: that would split a group and give an RX ring
+ * two writers. A queue that fails stays unpolled (its guest stalls) until
+ * its frontend restarts it. Returns the failures. */
+static unsigned put_back(struct sw *s, struct sw_queue **moved, unsigned nmoved, const char *what)
+{
+	unsigned fails = 0;
+
+	for (unsigned m = 0; m < nmoved; m++) {
+		int err = add_item(s, moved[m]);
+
+		if (err < 0) {
+			VRE_ERR(ROOM, "%s: port %u queue %u not polled any more: %s", what,
+				moved[m]->port->idx, moved[m]->index, strerror(-err));
+			fails++;
+		}
+	}
+	free(moved);
+	return fails;
+}
+
+/* Learn mode: each RX queue's owner index from its worker (nothing sends:
+ * see sw_learn_quiet). */
+static void learn_owners(struct sw *s)
+{
+	for (unsigned i = 0; i < s->cap; i++) {
+		struct sw_port *p = s->ports[i];
+
+		for (uint16_t pair = 0; p && !p->eth && pair < p->pairs; pair++)
+			__atomic_store_n(&p->rx_wi[pair],
+					 (uint16_t)sw_worker_index(s, p->q[2 * pair].w),
+					 __ATOMIC_RELAXED);
+	}
+}
+
+/* Every queue to the worker after its own. The members of a group (an RX
+ * queue and the queues feeding it; in learn mode a pair) share a worker,
+ * so they still do: each RX ring keeps one writer. */
+static int rotate_all(struct sw *s)
+{
+	struct sw_queue **moved;
+	unsigned nmoved, fails = 0;
+
+	if (take_all_off(s, &moved, &nmoved) < 0) {
+		fails = 1;
+		goto add_back;
+	}
+	if (s->mode == SW_LEARN)
+		sw_learn_quiet(s);
 	for (unsigned i = 0; i < s->cap; i++) {
 		struct sw_port *p = s->ports[i];
 
@@ -523,20 +582,12 @@ static int rotate_all(struct sw *s)
 				p->q[k].w = next_worker(s, p->q[k].w);
 	}
 	s->learn_w = next_worker(s, s->learn_w);
-add_back:
-	for (unsigned m = 0; m < nmoved; m++) {
-		int err = add_item(s, moved[m]);
-
-		/* No fallback to the old worker: that would split a group and
-		 * give an RX ring two writers. The queue stays unpolled (its
-		 * guest stalls) until its frontend restarts it. */
-		if (err < 0) {
-			VRE_ERR(ROOM, "rebalance: port %u queue %u not polled any more: %s",
-				moved[m]->port->idx, moved[m]->index, strerror(-err));
-			fails++;
-		}
+	if (s->mode == SW_LEARN) {
+		learn_owners(s);
+		sw_sync_all(s); /* the drains see the new owners before any sender runs */
 	}
-	free(moved);
+add_back:
+	fails += put_back(s, moved, nmoved, "rebalance");
 	return fails ? -EIO : (int)nmoved;
 }
 
@@ -598,6 +649,29 @@ static int pin_locked(struct sw *s, struct sw_port *p, unsigned pair, unsigned w
 	return 0;
 }
 
+/* Learn mode: any sender may feed any RX queue, so every sender goes off
+ * its worker while the pair changes owner (sw_learn_quiet). */
+static int pin_learn(struct sw *s, struct sw_port *p, unsigned pair, unsigned wi, char *why,
+		     size_t whylen)
+{
+	struct sw_queue **moved;
+	unsigned nmoved;
+	int r = take_all_off(s, &moved, &nmoved);
+
+	if (r == 0) {
+		sw_learn_quiet(s);
+		p->q[2 * pair].w = p->q[2 * pair + 1].w = s->pool.w[wi];
+		p->pin[pair] = (int)wi;
+		learn_owners(s);
+		sw_sync_all(s);
+	}
+	if (put_back(s, moved, nmoved, "rxq-pin") || r < 0) {
+		snprintf(why, whylen, "some queues could not be moved back (see the log)");
+		return -EIO;
+	}
+	return 0;
+}
+
 int sw_rxq_pin(struct sw *s, unsigned port, unsigned pair, unsigned wi, char *why, size_t whylen)
 {
 	struct sw_port *p;
@@ -606,10 +680,7 @@ int sw_rxq_pin(struct sw *s, unsigned port, unsigned pair, unsigned wi, char *wh
 	pthread_mutex_lock(&s->op_lock);
 	pthread_mutex_lock(&s->lock);
 	p = port < s->cap ? s->ports[port] : NULL;
-	if (s->mode == SW_LEARN) {
-		snprintf(why, whylen, "learn mode: one worker owns every queue (use rebalance)");
-		r = -ENOTSUP;
-	} else if (!p) {
+	if (!p) {
 		snprintf(why, whylen, "no port %u", port);
 		r = -ENOENT;
 	} else if (p->eth || pair >= p->pairs) {
@@ -618,6 +689,8 @@ int sw_rxq_pin(struct sw *s, unsigned port, unsigned pair, unsigned wi, char *wh
 	} else if (wi >= s->pool.n) {
 		snprintf(why, whylen, "no worker %u (there are %u)", wi, s->pool.n);
 		r = -EINVAL;
+	} else if (s->mode == SW_LEARN) {
+		r = pin_learn(s, p, pair, wi, why, whylen);
 	} else {
 		r = pin_locked(s, p, pair, wi, why, whylen);
 	}

@@ -165,11 +165,20 @@ static void serve(struct sw *s, const struct opts *o, const sigset_t *set, struc
 {
 	uint64_t period = (uint64_t)o->stats_interval * 1000000000u;
 	uint64_t next = period ? sw_now_ns() + period : 0;
+	uint64_t sweep = s->fdb ? sw_now_ns() + 1000000000u : 0;
 	struct snap t;
 	int sig;
 
 	sw_snap_take(s, prev);
-	while ((sig = wait_signal(set, next)) < 0 || sig == SIGUSR1 || sig == SIGUSR2) {
+	while ((sig = wait_signal(set, sweep && (!next || sweep < next) ? sweep : next)) < 0 ||
+	       sig == SIGUSR1 || sig == SIGUSR2) {
+		if (sweep && sw_now_ns() >= sweep) {
+			/* learn mode: dead MAC entries out, once a second */
+			sw_fdb_sweep(s);
+			sweep = sw_now_ns() + 1000000000u;
+		}
+		if (sig < 0 && (!next || sw_now_ns() < next))
+			continue;
 		if (sig == SIGUSR2) {
 			uint64_t t0 = sw_now_ns();
 			int n = sw_rebalance(s);
@@ -289,6 +298,10 @@ static int start(struct sw *s, const struct opts *o)
 		return 1;
 	}
 	s->view->list = s->view->by_no;
+	if (s->mode == SW_LEARN && sw_learn_start(s, why, sizeof(why)) < 0) {
+		fprintf(stderr, PROG ": %s\n", why);
+		return 1;
+	}
 	err = vre_server_create(&s->server);
 	if (err < 0) {
 		fprintf(stderr, PROG ": cannot create the vhost-user server: %s\n", strerror(-err));
@@ -312,7 +325,9 @@ static void stop(struct sw *s, const struct opts *o, struct snap *cur, bool fina
 	struct vre_worker_pool pool;
 
 	sw_telemetry_off(s);
+	sw_learn_stop(s);
 	sw_ports_stop(s);
+	sw_learn_free(s, s->pool.n); /* nothing sends any more */
 	if (final) {
 		sw_snap_take(s, cur);
 		sw_stats_print(s, cur, NULL, "final");

@@ -91,23 +91,27 @@
  * should not be lost to that), then completes the chains and counts the
  * packets as dropped, so a guest whose peer is gone does not stall.
  *
- * Learn mode (learn.c) bridges all ports with a MAC table. Any TX queue may
- * deliver to any port, so every queue and the table live on one worker (the
- * learn worker, the first until a rebalance moves them all). A TX queue of
- * pair i reaches the RX queue of pair i (mod the destination's pairs) of
- * the port the table names, through the port's rx_pub[] (published like
- * dst above). The per-packet cost does not depend on how many ports exist:
- * a unicast frame costs one table lookup and one view lookup; a burst's
- * flooded frames cost one pass over the existing ports (the view's list),
- * not over a fixed-size array. Flooding skips ports whose RX queue is not
- * running (a port without a frontend is not a drop); unicast to such a port
- * counts as drop-no-dst.
+ * Learn mode (learn.c) bridges all ports with a MAC table (fdb.c) that
+ * every worker reads and writes without a lock of ours. Queues are spread
+ * over the workers as in xconnect mode (a pair's TX queue with its RX
+ * queue); each RX queue still has one writer, its owner (p->rx_wi[pair]):
+ * a worker puts into the RX queues it owns directly and hands packets for
+ * other workers' RX queues over through a ring per (sender, owner) pair of
+ * workers, which the owner drains (learn.c says why this design). A TX
+ * queue of pair i reaches the RX queue of pair i (mod the destination's
+ * pairs) of the port the table names, through the port's rx_pub[]
+ * (published like dst above). The per-packet cost does not depend on how
+ * many ports exist: a unicast frame costs one table lookup and one view
+ * lookup; a burst's flooded frames cost one pass over the existing ports
+ * (the view's list), not over a fixed-size array. Flooding skips ports
+ * whose RX queue is not running (a port without a frontend is not a drop);
+ * unicast to such a port counts as drop-no-dst.
  *
  * DPDK ethdev ports (eth.c): every port the EAL probed (--vdev net_ring0,
  * net_tap0, a PCI NIC, ...) and every port-add ethdev (rte_dev_probe) is a
  * switch port. An ethdev port has one RX and one TX queue, both used only by
- * the ethdev worker (the learn worker in learn mode, the first worker
- * otherwise): its q[0] is the destination side (rte_eth_tx_burst, always
+ * the ethdev worker (the first worker, until a rebalance of a switch
+ * without ethdev ports moves it): its q[0] is the destination side (rte_eth_tx_burst, always
  * "running", no vhost queue behind it) and its q[1] the source side (a poll
  * item doing rte_eth_rx_burst). Every queue that feeds an ethdev port or is
  * fed by one therefore lives on that worker too.
@@ -214,6 +218,7 @@ struct sw_queue {
 	bool running;                /* between queue_start and queue_stop */
 	struct vre_net_queue *nq;    /* valid while running */
 	struct vre_worker *w;        /* owner: RX: the writer; TX/ctrl: the poller */
+	uint16_t wi;                 /* w's index in s->pool (set when its item is added) */
 	/* TX only (xconnect/loopback) */
 	struct sw_queue *dst_q;      /* the RX queue this TX feeds, NULL: no peer */
 	struct vre_net_queue *dst;   /* dst_q->nq while dst_q runs, else NULL (atomic) */
@@ -235,6 +240,14 @@ struct sw_queue {
 };
 
 struct sw;
+struct sw_lw;
+struct rte_mempool;
+
+/* One worker's per-burst scratch in a port (learn.c). */
+struct sw_lsc {
+	uint32_t stamp;
+	uint32_t mask;
+} __attribute__((aligned(64)));
 
 struct sw_port {
 	struct sw *sw;
@@ -248,9 +261,12 @@ struct sw_port {
 	/* learn mode and ethdev spreading: the RX queue of each pair while it
 	 * runs, else NULL (published with release, cleared + synced) */
 	struct vre_net_queue *rx_pub[SW_MAX_PAIRS];
-	/* learn worker's scratch for one burst (learn.c) */
-	uint32_t l_stamp;
-	uint32_t l_mask;
+	/* learn mode: the index of the worker that owns the RX queue of each
+	 * pair (an ethdev port: [0], the ethdev worker), the only one that
+	 * writes it; changed only while no sender runs (sw_learn_quiet) */
+	uint16_t rx_wi[SW_MAX_PAIRS];
+	/* learn mode: each worker's scratch for one burst, a line each */
+	struct sw_lsc *lsc;
 	/* vhost ports only */
 	char *path;
 	bool client;
@@ -295,10 +311,11 @@ struct sw {
 	uint32_t next_gen;
 	unsigned rr;                 /* round-robin cursor for RX queues */
 	struct vre_worker_pool pool;
-	struct vre_worker *learn_w;  /* learn mode: the worker of every queue */
+	struct vre_worker *learn_w;  /* learn mode: the ethdev worker */
 	struct vre_server *server;
 	struct sw_fdb *fdb;          /* learn mode */
-	uint32_t learn_stamp;        /* learn worker only: one per burst */
+	struct sw_lw *lw;            /* learn mode: per worker, learn.c */
+	struct rte_mempool *ho_pool; /* learn mode, 2+ workers: handoff mbufs */
 	struct sw_pool *free_pools;  /* ethdev pools of removed ports (eth.c) */
 	unsigned nworkers_hint;      /* for sizing ethdev pools */
 	struct vre_worker_stats *wbase; /* stats --clear: per worker (s->lock) */
@@ -342,7 +359,7 @@ struct sw_fdb *sw_fdb_create(unsigned aging_secs);
 void sw_fdb_destroy(struct sw_fdb *f);
 /* Live entries of existing ports (s->lock held). */
 uint64_t sw_fdb_count(struct sw *s);
-/* Forgets every entry (the learn worker sees it at its next burst).
+/* Forgets every entry (each worker sees it at its next burst).
  * Returns the entries that were live. s->lock held. */
 uint64_t sw_fdb_flush(struct sw *s);
 struct sw_fdb_row {
@@ -359,6 +376,23 @@ unsigned sw_fdb_list(struct sw *s, struct sw_fdb_row *rows, unsigned max);
 void sw_announce(struct sw_port *p, const uint8_t mac[6]);
 int sw_learn_poll(struct vre_poll_item *it);
 int sw_learn_eth_poll(struct vre_poll_item *it);
+/* Deletes dead, aged and flushed entries (main.c's thread, once a second;
+ * waits for the workers). Returns how many. */
+unsigned sw_fdb_sweep(struct sw *s);
+/* After the worker pool exists: per-worker state, and with 2+ workers the
+ * handoff rings, their mbuf pool and each worker's drain item. 0 or
+ * -errno with why[] set. */
+int sw_learn_start(struct sw *s, char *why, size_t whylen);
+/* Takes the drain items off the workers (shutdown, first). */
+void sw_learn_stop(struct sw *s);
+/* Frees what sw_learn_start made, once nothing sends any more. */
+void sw_learn_free(struct sw *s, unsigned nworkers);
+/* Packets handed to worker i whose destination was gone on arrival. */
+uint64_t sw_learn_handoff_drops(struct sw *s, unsigned i);
+/* With every sender off its worker (learn TX items, ethdev RX items):
+ * waits until the handoff rings are empty, so RX owners can change
+ * (s->lock held; bounded). */
+void sw_learn_quiet(struct sw *s);
 
 /* eth.c */
 struct rte_mbuf;
@@ -397,6 +431,8 @@ int sw_vhost_to_eth_poll(struct vre_poll_item *it);
 int sw_eth_rx_poll(struct vre_poll_item *it);
 /* Learn mode: the packets of sq's burst in mask, copied to ethdev port p. */
 void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask);
+/* A flow's hash (the NIC's RSS hash, else MACs, IPv4 addresses, ports). */
+uint32_t sw_flow_hash(const struct rte_mbuf *m);
 /* The port's pool, for mbufs going to it. */
 struct rte_mempool *sw_eth_mempool(const struct sw_port *p);
 
@@ -421,9 +457,9 @@ void sw_unlink_port(struct sw *s, struct sw_port *p);
  * not be added back (logged; that queue is no longer polled). Takes
  * s->op_lock and s->lock. */
 int sw_rebalance(struct sw *s);
-/* xconnect/loopback: puts the RX queue of (p, pair) and the TX queues
- * feeding it on worker wi. -ENOTSUP in learn mode or for a queue that must
- * stay on the ethdev worker, -EINVAL for a bad pair or worker. Takes
+/* Puts the RX queue of (p, pair) and the TX queues feeding it (learn
+ * mode: the pair's own TX queue) on worker wi. -ENOTSUP for a queue that
+ * must stay on the ethdev worker, -EINVAL for a bad pair or worker. Takes
  * s->op_lock and s->lock. */
 int sw_rxq_pin(struct sw *s, unsigned port, unsigned pair, unsigned wi, char *why, size_t whylen);
 /* The worker index of w, or -1. */
