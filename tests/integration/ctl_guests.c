@@ -20,10 +20,17 @@
  *     guest i+1 reaches only that guest; an unknown unicast floods; every
  *     frame's bytes are checked; the fdb holds one entry per guest.
  *
+ *   ctl-guests learnmw CTL SOCK0 SOCK1 SOCK2 SOCK3
+ *     learn over the 4 ports (which sit on different workers), then: a MAC
+ *     moves to another port and back and unicast follows it; fdb-flush
+ *     between the frames of a flow loses and reorders none; port-del of a
+ *     port that a guest keeps sending to, on another thread.
+ *
  * Prints one line per phase and exits 0 when everything held, 1 otherwise.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +296,174 @@ static int learn(int n, char **socks)
 	return 0;
 }
 
+/* ---- learn mode on several workers ---- */
+
+/* Sends a frame from guest g (src) to dst, tag, waiting for completion. */
+static void send_one(struct vguest *g, const uint8_t dst[6], const uint8_t src[6], uint32_t tag)
+{
+	uint8_t f[64];
+
+	frame(f, dst, src, tag, 64);
+	if (vguest_send_wait(g, f, 64, 5000) < 0)
+		die("frame %u not completed", tag);
+}
+
+/* Only guest `to` got exactly the frames [first, first + n), in order;
+ * every other guest but the sender got none (flood = 0) or each of them
+ * once (flood = 1). */
+static void expect_only(struct vguest **g, int ng, int from, int to, uint32_t first, unsigned n,
+			bool flood, const char *what)
+{
+	uint32_t *tags = calloc(n + 1, sizeof(*tags));
+	uint8_t mac[6];
+	unsigned got;
+
+	if (!tags)
+		die("out of memory");
+	for (int i = 0; i < ng; i++) {
+		if (!g[i])
+			continue;
+		mac_of((unsigned)i, mac);
+		got = drain(g[i], tags, n + 1, mac);
+		if (i == to || (flood && i != from)) {
+			if (got != n)
+				die("%s: guest %d got %u frames, want %u", what, i, got, n);
+			for (unsigned k = 0; k < n; k++)
+				if (tags[k] != first + k)
+					die("%s: guest %d: frame %u where %u was due (lost or reordered)",
+					    what, i, tags[k], first + k);
+		} else if (got) {
+			die("%s: guest %d got %u frame(s) (first tag %u), want none", what, i, got,
+			    tags[0]);
+		}
+	}
+	free(tags);
+}
+
+struct streamer {
+	struct vguest *g;
+	uint8_t src[6], dst[6];
+	unsigned sent;
+	int stop;
+};
+
+static void *stream(void *arg)
+{
+	struct streamer *st = arg;
+	uint8_t f[64];
+
+	while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE)) {
+		frame(f, st->dst, st->src, 50000u + st->sent, 64);
+		if (vguest_send_wait(st->g, f, 64, 5000) < 0)
+			die("streaming frame %u not completed", st->sent);
+		st->sent++;
+	}
+	return NULL;
+}
+
+/* The ports' queues sit on different workers (the switch spreads them
+ * round-robin over two): learn (above) across workers, then a MAC that
+ * moves between ports, fdb-flush between frames of a flow, and port-del of
+ * a port that another guest keeps sending to. Needs 4 guests. */
+static int learnmw(int n, char **socks)
+{
+	struct vguest *g[4];
+	uint8_t mac[4][6];
+	struct streamer st;
+	pthread_t th;
+	json_t *r;
+
+	if (n != 4)
+		die("learnmw wants 4 sockets");
+	learn(n, socks);
+	for (int i = 0; i < 4; i++) {
+		mac_of((unsigned)i, mac[i]);
+		if (!(g[i] = vguest_open(socks[i], 5000)))
+			die("guest %d could not attach again", i);
+	}
+	/* the table survived the reconnects: unicast 2 -> 3, 3 -> 0 */
+	send_one(g[2], mac[3], mac[2], 4000);
+	expect_only(g, 4, 2, 3, 4000, 1, false, "unicast after reconnect");
+	/* 1. guest 0's MAC moves to port 1, and back */
+	send_one(g[1], mac[3], mac[0], 4100); /* MAC 0 now on port 1 */
+	expect_only(g, 4, 1, 3, 4100, 1, false, "frame from the moved MAC");
+	for (unsigned k = 0; k < 8; k++)
+		send_one(g[2], mac[0], mac[2], 4200 + k);
+	expect_only(g, 4, 2, 1, 4200, 8, false, "unicast to a moved MAC");
+	send_one(g[0], mac[3], mac[0], 4300); /* back on port 0 */
+	expect_only(g, 4, 0, 3, 4300, 1, false, "frame from the MAC moved back");
+	for (unsigned k = 0; k < 8; k++)
+		send_one(g[3], mac[0], mac[3], 4400 + k);
+	expect_only(g, 4, 3, 0, 4400, 8, false, "unicast to a MAC moved back");
+	printf("learnmw: a MAC moved between ports on two workers and back, unicast followed it\n");
+	/* 2. fdb-flush between the frames of a flow: the frames after a
+	 * flush flood (every other guest gets them), the next ones are
+	 * unicast again; guest 3 gets every one, in order */
+	for (unsigned k = 0; k < 40; k++) {
+		if (k % 10 == 5)
+			json_decref(rpc("fdb-flush", NULL));
+		send_one(g[2], mac[3], mac[2], 5000 + k);
+		if (k % 10 == 5)
+			send_one(g[3], mac[2], mac[3], 5100 + k); /* 3 is learned again */
+	}
+	{
+		uint32_t tags[64];
+		unsigned got = drain(g[3], tags, 64, mac[3]);
+
+		if (got != 40)
+			die("fdb-flush: guest 3 got %u of 40 frames", got);
+		for (unsigned k = 0; k < 40; k++)
+			if (tags[k] != 5000 + k)
+				die("fdb-flush: frame %u where %u was due", tags[k], 5000 + k);
+		for (int i = 0; i < 2; i++)
+			(void)drain(g[i], tags, 64, mac[i]); /* floods and 3's replies */
+		(void)drain(g[2], tags, 64, mac[2]);
+	}
+	r = rpc("fdb-show", NULL);
+	if (geti(r, "count") != 2) /* 2 and 3 learned since the last flush */
+		die("fdb holds %lld entries after the flushes, want 2", geti(r, "count"));
+	json_decref(r);
+	printf("learnmw: fdb-flush between frames: none lost or reordered, the flow relearned\n");
+	/* 3. port-del of port 3 while guest 2 keeps sending to its MAC (its
+	 * RX queue is another worker's): every frame completes, none reaches
+	 * a port that is gone, and the switch stays up */
+	st = (struct streamer){ .g = g[2] };
+	memcpy(st.src, mac[2], 6);
+	memcpy(st.dst, mac[3], 6);
+	if (pthread_create(&th, NULL, stream, &st) != 0)
+		die("pthread_create");
+	{
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL); /* a head start; the frames' completion is the check */
+		json_decref(rpc("port-del", json_pack("{s:i}", "port", 3)));
+		nanosleep(&ts, NULL);
+	}
+	__atomic_store_n(&st.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	if (st.sent < 10)
+		die("port-del: guest 2 sent only %u frames", st.sent);
+	r = rpc("fdb-show", NULL);
+	if (geti(r, "count") != 1) /* port 3's MAC died with it */
+		die("fdb holds %lld entries after port-del, want 1 (guest 2)", geti(r, "count"));
+	json_decref(r);
+	{
+		uint32_t tags[1];
+
+		for (int i = 0; i < 2; i++) {
+			unsigned got = drain(g[i], tags, 0, mac[i]);
+
+			if (got > st.sent)
+				die("port-del: guest %d got %u frames of %u sent", i, got, st.sent);
+		}
+	}
+	printf("learnmw: port-del of a port another worker was sending to, %u frames streamed\n",
+	       st.sent);
+	for (int i = 0; i < 4; i++)
+		vguest_close(g[i]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && strcmp(argv[1], "churn") == 0) {
@@ -299,6 +474,11 @@ int main(int argc, char **argv)
 		ctl = argv[2];
 		return learn(argc - 3, argv + 3);
 	}
-	fprintf(stderr, "usage: ctl-guests churn CTL DIR CYCLES | learn CTL SOCK...\n");
+	if (argc >= 4 && strcmp(argv[1], "learnmw") == 0) {
+		ctl = argv[2];
+		return learnmw(argc - 3, argv + 3);
+	}
+	fprintf(stderr, "usage: ctl-guests churn CTL DIR CYCLES | learn CTL SOCK... | "
+		"learnmw CTL SOCK0..SOCK3\n");
 	return 2;
 }

@@ -459,6 +459,25 @@ case_ports1000() {
 	echo "PASS: ports1000"
 }
 
+# ---- learn mode on two workers ----
+
+# Four vhost ports spread round-robin over two workers (0 and 2 on the
+# first, 1 and 3 on the second), four test guests: flooding, unicast, a MAC
+# moving between ports, fdb-flush between frames and port-del of a port
+# another worker forwards to (ctl-guests learnmw; every frame's bytes
+# checked); both workers carried packets, and the switch stops cleanly.
+case_learnmw() {
+	start_switch --workers "0-$SW_CPU"
+	grep -q 'learn mode, 2 worker' "$DIR/sw.log" || fail "want learn mode on 2 workers"
+	for i in 0 1 2 3; do ok port-add vhost "$DIR/m$i.sock"; done
+	"$GUESTS" learnmw "$CTL" "$DIR/m0.sock" "$DIR/m1.sock" "$DIR/m2.sock" "$DIR/m3.sock" ||
+		fail "learn mode across workers"
+	ok --json worker-list
+	check_py 'all(w["packets"] > 0 for w in d["workers"])' "both workers carried packets"
+	stop_switch
+	echo "PASS: learnmw"
+}
+
 # ---- churn ----
 
 case_churn() {
@@ -501,6 +520,9 @@ case $CASE in
 basic) case_basic ;;
 ports1000) case_ports1000 ;;
 churn) case_churn ;;
+learnmw)
+	[ "$(nproc)" -ge 2 ] || { echo "SKIP: needs 2 CPUs"; exit 77; }
+	case_learnmw ;;
 hotadd|hostile)
 	command -v "$TESTPMD" >/dev/null || { echo "SKIP: $TESTPMD not installed"; exit 77; }
 	"case_$CASE" ;;
