@@ -45,8 +45,8 @@ static void usage(FILE *f)
 		"  --ctl PATH|none                   the JSON-RPC control socket (vre-ctl(8)), mode 0660\n"
 		"                                    (default " SW_CTL_DEFAULT_PATH ")\n"
 		"  --ctl-group GROUP                 the control socket's group (default: ours)\n"
-		"  --mode learn|xconnect|loopback    learn: a MAC-learning bridge over all ports, on\n"
-		"                                    the first worker (default);\n"
+		"  --mode learn|xconnect|loopback    learn: a MAC-learning bridge over all ports, its\n"
+		"                                    queues spread over the workers (default);\n"
 		"                                    xconnect: ports 0<->1, 2<->3, ...;\n"
 		"                                    loopback: a port's TX to its own RX\n"
 		"  --aging SECONDS                   learn: forget a MAC silent this long (default 300)\n"
@@ -416,8 +416,6 @@ void sw_parse_options(struct sw *s, struct opts *o, int argc, char **argv)
 	if (!o->workers)
 		o->workers = default_cpu();
 	check_cpus(o->workers);
-	if (s->mode == SW_LEARN && o->npins)
-		bad("--pin does not apply to --mode learn (one worker owns every queue)");
 	for (unsigned i = 0; i < o->npins; i++)
 		parse_pin(o, o->pins[i]);
 	if (!o->ctl)
