@@ -62,6 +62,7 @@
  * burst, through the same path as the guest's own frames.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -432,16 +433,14 @@ void sw_learn_free(struct sw *s, unsigned nworkers)
 		free(lw->in);
 		if (lw->efd >= 0)
 			close(lw->efd);
+		if (ld(&lw->ho_drops))
+			VRE_INFO(ROOM, "worker %u: %" PRIu64 " packet(s) handed over found their "
+				 "destination gone", j, ld(&lw->ho_drops));
 	}
 	free(s->lw);
 	s->lw = NULL;
 	rte_mempool_free(s->ho_pool);
 	s->ho_pool = NULL;
-}
-
-uint64_t sw_learn_handoff_drops(struct sw *s, unsigned i)
-{
-	return s->lw ? ld(&s->lw[i].ho_drops) : 0;
 }
 
 void sw_learn_quiet(struct sw *s)

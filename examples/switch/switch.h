@@ -387,8 +387,6 @@ int sw_learn_start(struct sw *s, char *why, size_t whylen);
 void sw_learn_stop(struct sw *s);
 /* Frees what sw_learn_start made, once nothing sends any more. */
 void sw_learn_free(struct sw *s, unsigned nworkers);
-/* Packets handed to worker i whose destination was gone on arrival. */
-uint64_t sw_learn_handoff_drops(struct sw *s, unsigned i);
 /* With every sender off its worker (learn TX items, ethdev RX items):
  * waits until the handoff rings are empty, so RX owners can change
  * (s->lock held; bounded). */
