@@ -23,8 +23,9 @@
  *   ctl-guests learnmw CTL SOCK0 SOCK1 SOCK2 SOCK3
  *     learn over the 4 ports (which sit on different workers), then: a MAC
  *     moves to another port and back and unicast follows it; fdb-flush
- *     between the frames of a flow loses and reorders none; port-del of a
- *     port that a guest keeps sending to, on another thread.
+ *     between the frames of a flow loses and reorders none; rxq-pin of a
+ *     pair to the other worker and back; port-del of a port that a guest
+ *     keeps sending to, on another thread.
  *
  * Prints one line per phase and exits 0 when everything held, 1 otherwise.
  */
@@ -424,7 +425,20 @@ static int learnmw(int n, char **socks)
 		die("fdb holds %lld entries after the flushes, want 2", geti(r, "count"));
 	json_decref(r);
 	printf("learnmw: fdb-flush between frames: none lost or reordered, the flow relearned\n");
-	/* 3. port-del of port 3 while guest 2 keeps sending to its MAC (its
+	/* 3. rxq-pin in learn mode: port 2's pair moves to the second worker
+	 * (where 3's is) and back; frames keep flowing both ways */
+	for (int round = 0; round < 2; round++) {
+		json_decref(rpc("rxq-pin", json_pack("{s:i, s:i, s:i}", "port", 2, "pair", 0,
+						     "worker", 1 - round)));
+		for (unsigned k = 0; k < 8; k++)
+			send_one(g[2], mac[3], mac[2], 6000 + 100 * (unsigned)round + k);
+		expect_only(g, 4, 2, 3, 6000 + 100 * (unsigned)round, 8, false, "after rxq-pin");
+		for (unsigned k = 0; k < 8; k++)
+			send_one(g[3], mac[2], mac[3], 6050 + 100 * (unsigned)round + k);
+		expect_only(g, 4, 3, 2, 6050 + 100 * (unsigned)round, 8, false, "to a pinned pair");
+	}
+	printf("learnmw: rxq-pin moved a pair to the other worker and back under traffic\n");
+	/* 4. port-del of port 3 while guest 2 keeps sending to its MAC (its
 	 * RX queue is another worker's): every frame completes, none reaches
 	 * a port that is gone, and the switch stays up */
 	st = (struct streamer){ .g = g[2] };
