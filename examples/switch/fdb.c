@@ -69,7 +69,7 @@ void fdb_destroy(struct sw_fdb *f)
 
 void fdb_now(const struct sw_fdb *f, struct fdb_now *now)
 {
-	now->t = mono_secs() / f->unit;
+	now->t = f->unit == 1 ? mono_secs() : mono_secs() / f->unit; /* no division per burst */
 	now->epoch = __atomic_load_n(&f->epoch, __ATOMIC_RELAXED);
 	now->aging = f->aging;
 }

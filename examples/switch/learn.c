@@ -501,19 +501,25 @@ static void classify(struct sw_lw *lw, const struct sw_view *v, const struct sw_
 	lb->nuni = 0;
 	lb->runts = 0;
 	fdb_now(f, &now);
-	/* distinct keys: a burst is mostly one flow, so compare with the last */
-	for (unsigned k = 0; k < n; k++) {
+	/* distinct keys: a burst is mostly one flow, so each destination is
+	 * compared with the last destination, each source with the last source */
+	for (unsigned k = 0, ld = 0xff, ls = 0xff; k < n; k++) {
 		uint64_t d, src;
 
 		dk[k] = sk[k] = 0xff;
 		if (!ok[k])
 			continue;
 		d = mac_key(hdr[k]), src = mac_key(hdr[k] + 6);
-		if (!(hdr[k][0] & 1))
-			dk[k] = nk && macs[nk - 1] == d ? (uint8_t)(nk - 1) : (macs[nk] = d, (uint8_t)nk++);
-		if (!(hdr[k][6] & 1))
-			sk[k] = nk && macs[nk - 1] == src ? (uint8_t)(nk - 1) :
-							   (macs[nk] = src, (uint8_t)nk++);
+		if (!(hdr[k][0] & 1)) {
+			if (ld == 0xff || macs[ld] != d)
+				macs[nk] = d, ld = nk++;
+			dk[k] = (uint8_t)ld;
+		}
+		if (!(hdr[k][6] & 1)) {
+			if (ls == 0xff || macs[ls] != src)
+				macs[nk] = src, ls = nk++;
+			sk[k] = (uint8_t)ls;
+		}
 	}
 	hits = fdb_lookup(f, &now, macs, nk, vals);
 	/* packet by packet, as if each were looked up after the one before
