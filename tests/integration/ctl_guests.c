@@ -224,6 +224,32 @@ static unsigned drain(struct vguest *g, uint32_t *tags, unsigned max, const uint
 	return n;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* drain until at least want frames came (up to 2 s): a frame the switch
+ * took is completed before it reaches its destination, and when the
+ * destination's RX queue is another worker's it is still on its way */
+static unsigned drain_want(struct vguest *g, uint32_t *tags, unsigned max, const uint8_t me[6],
+			   unsigned want)
+{
+	uint64_t end = now_ms() + 2000;
+	unsigned got = drain(g, tags, max, me);
+
+	while (got < want && now_ms() < end) {
+		struct timespec ts = { 0, 1000 * 1000 };
+
+		nanosleep(&ts, NULL); /* polling the ring for a condition, bounded */
+		got += drain(g, tags + (got < max ? got : max), got < max ? max - got : 0, me);
+	}
+	return got;
+}
+
 static int learn(int n, char **socks)
 {
 	static const uint8_t bc[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -247,7 +273,7 @@ static int learn(int n, char **socks)
 	}
 	for (int i = 0; i < n; i++) {
 		mac_of((unsigned)i, mac);
-		got = drain(g[i], tags, (unsigned)n, mac);
+		got = drain_want(g[i], tags, (unsigned)n, mac, (unsigned)n - 1);
 		if (got != (unsigned)n - 1)
 			die("guest %d got %u broadcasts, want %d", i, got, n - 1);
 		for (unsigned k = 0; k < got; k++)
@@ -266,7 +292,7 @@ static int learn(int n, char **socks)
 	}
 	for (int i = 0; i < n; i++) {
 		mac_of((unsigned)i, mac);
-		got = drain(g[i], tags, 1, mac);
+		got = drain_want(g[i], tags, 1, mac, 1);
 		if (got != 1 || tags[0] != 2000u + (unsigned)((i + n - 1) % n))
 			die("guest %d got %u unicast frame(s) (first tag %u), want only %d's", i, got,
 			    got ? tags[0] : 0, (i + n - 1) % n);
@@ -280,7 +306,7 @@ static int learn(int n, char **socks)
 		die("unknown unicast not completed");
 	for (int i = 0; i < n; i++) {
 		mac_of((unsigned)i, mac);
-		got = drain(g[i], tags, 1, mac);
+		got = drain_want(g[i], tags, 1, mac, i ? 1u : 0u);
 		if (got != (i ? 1u : 0u))
 			die("unknown unicast: guest %d got %u", i, got);
 	}
@@ -325,7 +351,7 @@ static void expect_only(struct vguest **g, int ng, int from, int to, uint32_t fi
 		if (!g[i])
 			continue;
 		mac_of((unsigned)i, mac);
-		got = drain(g[i], tags, n + 1, mac);
+		got = drain_want(g[i], tags, n + 1, mac, i == to || (flood && i != from) ? n : 0);
 		if (i == to || (flood && i != from)) {
 			if (got != n)
 				die("%s: guest %d got %u frames, want %u", what, i, got, n);
@@ -409,16 +435,19 @@ static int learnmw(int n, char **socks)
 	}
 	{
 		uint32_t tags[64];
-		unsigned got = drain(g[3], tags, 64, mac[3]);
+		unsigned got = drain_want(g[3], tags, 64, mac[3], 40);
 
 		if (got != 40)
 			die("fdb-flush: guest 3 got %u of 40 frames", got);
 		for (unsigned k = 0; k < 40; k++)
 			if (tags[k] != 5000 + k)
 				die("fdb-flush: frame %u where %u was due", tags[k], 5000 + k);
-		for (int i = 0; i < 2; i++)
-			(void)drain(g[i], tags, 64, mac[i]); /* floods and 3's replies */
-		(void)drain(g[2], tags, 64, mac[2]);
+		/* the 4 floods after the flushes, and 3's 4 replies to 2 */
+		for (int i = 0; i < 3; i++) {
+			got = drain_want(g[i], tags, 64, mac[i], 4);
+			if (got != 4)
+				die("fdb-flush: guest %d got %u frames, want 4", i, got);
+		}
 	}
 	r = rpc("fdb-show", NULL);
 	if (geti(r, "count") != 2) /* 2 and 3 learned since the last flush */
