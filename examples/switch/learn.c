@@ -572,6 +572,37 @@ static inline uint32_t mask_for(const struct lburst *lb, const struct sw_port *p
 	return lb->flood | *uni;
 }
 
+/* vre_net_tx_to_port's sink for packets handed to another worker. */
+struct ho_sink {
+	struct sw_lw *lw;
+	unsigned to, pair, lost;
+	const struct sw_port *p;
+};
+
+static void ho_sink(void *ctx, struct rte_mbuf **m, unsigned n)
+{
+	struct ho_sink *h = ctx;
+
+	h->lost += handoff(h->lw, h->to, h->p, h->pair, m, n);
+}
+
+/* The packets of sq's burst in mask as mbufs for worker `to`: for an
+ * ethdev port with the offloads it finishes itself, as sw_learn_to_eth
+ * makes them; for another guest finished here (checksums, segmentation),
+ * since an mbuf carries no virtio-net header to the guest. */
+static unsigned tx_handoff(struct sw_lw *lw, struct sw_queue *sq, struct sw_port *p, unsigned to,
+			   unsigned pair, uint32_t mask)
+{
+	struct ho_sink h = { .lw = lw, .to = to, .pair = pair, .p = p };
+	struct vre_net_mbuf_port port = { 0 };
+
+	if (p->eth)
+		port = (struct vre_net_mbuf_port){ .tx_offloads = p->eth_tx_ol, .mtu = p->eth_mtu };
+	vre_net_tx_to_port(sq->nq, sq->burst, mask, p->eth ? sw_eth_mempool(p) : lw->s->ho_pool,
+			   &port, ho_sink, &h);
+	return h.lost;
+}
+
 /* vhost TX -> port p (vhost or ethdev). Returns packets dropped for want
  * of a running RX queue (unicast only: a flood skips a port without one)
  * or of room in a handoff ring. */
@@ -580,8 +611,6 @@ static unsigned to_port(struct sw_lw *lw, struct sw_queue *sq, struct sw_port *p
 {
 	unsigned pair = sq->index / 2u, o;
 	struct vre_net_queue *dst;
-	struct rte_mbuf *m[VRE_BURST];
-	int k;
 
 	if (p->eth) {
 		o = owner_of(p, 0);
@@ -589,8 +618,7 @@ static unsigned to_port(struct sw_lw *lw, struct sw_queue *sq, struct sw_port *p
 			sw_learn_to_eth(sq, p, mask); /* no mbuf: counted as drop_no_mbuf */
 			return 0;
 		}
-		k = vre_net_tx_to_mbufs(sq->nq, sq->burst, mask, sw_eth_mempool(p), m);
-		return k > 0 ? handoff(lw, o, p, HO_ETH, m, (unsigned)k) : 0;
+		return tx_handoff(lw, sq, p, o, HO_ETH, mask);
 	}
 	pair = pair < p->pairs ? pair : pair % p->pairs;
 	dst = __atomic_load_n(&p->rx_pub[pair], __ATOMIC_ACQUIRE);
@@ -601,8 +629,7 @@ static unsigned to_port(struct sw_lw *lw, struct sw_queue *sq, struct sw_port *p
 		vre_net_rx_put(dst, sq->burst, mask);
 		return 0;
 	}
-	k = vre_net_tx_to_mbufs(sq->nq, sq->burst, mask, lw->s->ho_pool, m);
-	return k > 0 ? handoff(lw, o, p, pair, m, (unsigned)k) : 0;
+	return tx_handoff(lw, sq, p, o, pair, mask);
 }
 
 /*
