@@ -717,6 +717,10 @@ static void learn_deliver(struct sw_queue *sq, struct vre_net_tx_burst *b)
 		__atomic_store_n(&sq->drop_no_dst, sq->drop_no_dst + dropped, __ATOMIC_RELAXED);
 }
 
+/* sq->announce: 0, or the announced MAC (48 bits) with ANNOUNCE_SET. */
+#define ANNOUNCE_SET (1ull << 63)
+#define ANNOUNCE_MAC 0xffffffffffffull
+
 void sw_announce(struct sw_port *p, const uint8_t mac[6])
 {
 	if (p->sw->mode != SW_LEARN || p->eth || !p->q || p->nq < 2) {
@@ -726,7 +730,7 @@ void sw_announce(struct sw_port *p, const uint8_t mac[6])
 	}
 	VRE_INFO("switch", "port %u: guest %02x:%02x:%02x:%02x:%02x:%02x announced (SEND_RARP): learning it here, flooding a RARP from it",
 		 p->idx, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-	__atomic_store_n(&p->q[1].announce, mac_key(mac) | IN_USE, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->q[1].announce, mac_key(mac) | ANNOUNCE_SET, __ATOMIC_RELEASE);
 }
 
 /*
@@ -740,7 +744,7 @@ void sw_announce(struct sw_port *p, const uint8_t mac[6])
  */
 static __attribute__((noinline, cold)) void learn_announce(struct sw_queue *sq)
 {
-	uint64_t key = __atomic_exchange_n(&sq->announce, 0, __ATOMIC_ACQUIRE) & MAC_MASK;
+	uint64_t key = __atomic_exchange_n(&sq->announce, 0, __ATOMIC_ACQUIRE) & ANNOUNCE_MAC;
 	struct vre_net_tx_burst *b = sq->burst;
 	uint8_t mac[6], frame[VRE_NET_RARP_LEN];
 	struct iovec iov;
