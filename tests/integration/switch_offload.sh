@@ -90,10 +90,14 @@ testpmd() { # testpmd LOG VDEVS... -- APP...: on CPU 0 with its own prefix
 }
 
 if [ "$CASE" = vhost ]; then
-	# B: its virtio-user port (no offloads) -> a pcap file, untouched
-	testpmd "$DIR/b.log" --vdev "net_virtio_user0,path=$DIR/b.sock,queues=1,mac=02:00:00:00:00:b0" \
+	# B: its virtio-user port (no offloads) -> a pcap file, untouched. Its
+	# ring holds 1,024 RX buffers, more than the 568 segments the switch
+	# makes of A's 200 frames: B shares CPU 0 with A, and when it does not
+	# run while A sends, a 256-entry ring fills and the switch rightly
+	# drops the rest (drop-no-rx-buf), which is not what this test checks.
+	testpmd "$DIR/b.log" --vdev "net_virtio_user0,path=$DIR/b.sock,queues=1,queue_size=1024,mac=02:00:00:00:00:b0" \
 		--vdev "net_pcap1,rx_pcap=$DIR/empty.pcap,tx_pcap=$DIR/out.pcap" -- \
-		--forward-mode=io --stats-period 1 &
+		--forward-mode=io --stats-period 1 --rxd=1024 --txd=1024 &
 	B_PID=$!
 	wait_for 30 "$DIR/b.log" 'io packet forwarding' || fail "testpmd B did not start"
 fi
