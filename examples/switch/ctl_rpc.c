@@ -218,10 +218,12 @@ static bool perm_params(json_t *params, struct sw_port_spec *spec, struct rpc_er
 static json_t *m_port_add(struct sw *s, json_t *params, struct rpc_error *e)
 {
 	static const char *const keys[] = { "kind", "path", "client", "queues", "name", "owner",
-					    "group", "mode", "devargs", "port", NULL };
+					    "group", "mode", "mtu", "offloads", "devargs", "port",
+					    NULL };
 	struct sw_port_spec spec;
 	const char *kind = NULL, *name = NULL;
-	long long q = 1, num = -1;
+	long long q = 1, num = -1, mtu = 1500;
+	bool offloads = true;
 	char why[256];
 	int r;
 
@@ -243,7 +245,8 @@ static json_t *m_port_add(struct sw *s, json_t *params, struct rpc_error *e)
 		if (!get_str(params, "path", &spec.path, true, e) ||
 		    !get_bool(params, "client", &spec.client, e) ||
 		    !get_int(params, "queues", 1, SW_MAX_PAIRS, &q, false, e) ||
-		    !perm_params(params, &spec, e))
+		    !get_int(params, "mtu", 68, 65535, &mtu, false, e) ||
+		    !get_bool(params, "offloads", &offloads, e) || !perm_params(params, &spec, e))
 			return NULL;
 		if (strlen(spec.path) >= 108)
 			return fail(e, RPC_INVALID_PARAMS, 0, "socket path longer than 107 bytes");
@@ -251,6 +254,8 @@ static json_t *m_port_add(struct sw *s, json_t *params, struct rpc_error *e)
 			return fail(e, RPC_INVALID_PARAMS, 0,
 				    "owner, group and mode apply to a socket we listen on, not with client");
 		spec.pairs = (uint16_t)q;
+		spec.mtu = (uint16_t)mtu;
+		spec.no_offloads = !offloads;
 	} else if (strcmp(kind, "ethdev") == 0) {
 		static const char *const ekeys[] = { "kind", "devargs", "name", "port", NULL };
 
@@ -525,6 +530,8 @@ static json_t *m_port_show(struct sw *s, json_t *params, struct rpc_error *e)
 			"memory_faults", (json_int_t)ds.memory_faults,
 			"notify_blocked", (json_int_t)ds.notify_blocked,
 			"stalled", (json_int_t)ds.stalled));
+		json_object_set_new(o, "mtu", json_integer(p->mtu));
+		json_object_set_new(o, "offloads", json_boolean(!p->no_offloads));
 		if (p->perm.mode || p->perm.set_owner || p->perm.set_group) {
 			char t[8];
 
@@ -771,7 +778,7 @@ static json_t *m_methods(struct sw *s, json_t *params, struct rpc_error *e);
 
 static const struct sw_rpc_method methods[] = {
 	{ "port-add", true, m_port_add,
-	  "kind (\"vhost\"|\"ethdev\"); vhost: path, client, queues, owner, group, mode; ethdev: "
+	  "kind (\"vhost\"|\"ethdev\"); vhost: path, client, queues, owner, group, mode, mtu, offloads; ethdev: "
 	  "devargs; both: name, port",
 	  "adds a port; result {port, name}" },
 	{ "port-del", true, m_port_del, "port (number or name)",

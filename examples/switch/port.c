@@ -353,6 +353,8 @@ static int add_vhost(struct sw *s, const struct sw_port_spec *spec, char *why, s
 		return -ENOMEM;
 	}
 	p->client = spec->client;
+	p->mtu = spec->mtu;
+	p->no_offloads = spec->no_offloads;
 	p->perm = spec->perm;
 	/* the MAC the device offers: a locally administered one per port */
 	nc.mac[0] = 0x02; nc.mac[1] = 0x56; nc.mac[2] = 0x52; nc.mac[3] = 0x45;

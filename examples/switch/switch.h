@@ -270,6 +270,8 @@ struct sw_port {
 	/* vhost ports only */
 	char *path;
 	bool client;
+	uint16_t mtu;                /* offered MTU (spec's mtu=) */
+	bool no_offloads;            /* spec's offloads=off */
 	int pin[SW_MAX_PAIRS];       /* worker index per pair, -1 = round-robin */
 	struct vre_sock_perm perm;
 	struct vre_net_dev *net;

@@ -142,7 +142,7 @@ case_basic() {
 	# vhost ports, with a name, queues, socket permissions
 	ok port-add vhost "$DIR/s0" name=vm0
 	grep -q '^port 0 (vm0) added' "$DIR/out" || fail "port-add: $(cat "$DIR/out")"
-	ok port-add vhost "$DIR/s1" queues=2 group=nogroup mode=0600
+	ok port-add vhost "$DIR/s1" queues=2 group=nogroup mode=0600 mtu=9000 offloads=off
 	[ "$(stat -c '%a %G' "$DIR/s1")" = "600 nogroup" ] ||
 		fail "s1: $(stat -c '%a %U %G' "$DIR/s1"), want 600 nogroup"
 	refused -32002 port-add vhost "$DIR/s0"
@@ -159,9 +159,9 @@ case_basic() {
 	ok port-list
 	cat "$DIR/out"
 	ok --json port-show vm0
-	check_py 'd["port"] == 0 and d["connection"]["connected"] is False and [q["role"] for q in d["queue_list"]] == ["rx", "tx"]' "port-show vm0"
+	check_py 'd["port"] == 0 and d["connection"]["connected"] is False and [q["role"] for q in d["queue_list"]] == ["rx", "tx"] and d["mtu"] == 1500 and d["offloads"] is True' "port-show vm0"
 	ok --json port-show 1
-	check_py '[q["role"] for q in d["queue_list"]] == ["rx", "tx", "rx", "tx", "ctrl"] and d["socket"]["mode"] == "0600"' "port-show 1"
+	check_py '[q["role"] for q in d["queue_list"]] == ["rx", "tx", "rx", "tx", "ctrl"] and d["socket"]["mode"] == "0600" and d["mtu"] == 9000 and d["offloads"] is False' "port-show 1"
 	ok --json port-show net_ring0
 	check_py 'd["kind"] == "ethdev" and d["device"] == "net_ring0" and d["link"]["up"]' "port-show net_ring0"
 	refused -32001 port-show 9

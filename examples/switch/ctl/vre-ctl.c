@@ -45,7 +45,7 @@ static void usage(FILE *f)
 		"  --timeout SECONDS how long to wait for the answer (default 60)\n"
 		"commands:\n"
 		"  port-add vhost PATH [client] [queues=N] [name=NAME] [owner=USER] [group=GROUP]\n"
-		"                 [mode=OCTAL] [port=N]\n"
+		"                 [mode=OCTAL] [mtu=M] [offloads=on|off] [port=N]\n"
 		"  port-add ethdev DEVARGS [name=NAME] [port=N]   (DPDK hot-plug: net_ring0,\n"
 		"                 net_tap0,iface=t0, a PCI address)\n"
 		"  port-del PORT                 PORT: a number or a name\n"
@@ -134,6 +134,11 @@ static void add_opts(json_t *p, char **w, int n, bool vhost)
 			json_object_set_new(p, "port", json_integer(num(eq, 0, 65535, "port=")));
 		else if (vhost && strcmp(key, "queues") == 0)
 			json_object_set_new(p, "queues", json_integer(num(eq, 1, 16, "queues=")));
+		else if (vhost && strcmp(key, "mtu") == 0)
+			json_object_set_new(p, "mtu", json_integer(num(eq, 68, 65535, "mtu=")));
+		else if (vhost && strcmp(key, "offloads") == 0 &&
+			 (strcmp(eq, "on") == 0 || strcmp(eq, "off") == 0))
+			json_object_set_new(p, "offloads", json_boolean(eq[1] == 'n'));
 		else if (vhost && (strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 ||
 				   strcmp(key, "mode") == 0))
 			json_object_set_new(p, key, json_string(eq));
@@ -355,6 +360,9 @@ static void print_port(json_t *r)
 		printf("  %-20s%s (ethdev %lld)%s%s\n", "device", S(r, "device"), I(r, "ethdev_id"),
 		       *S(r, "devargs") ? ", devargs " : "", S(r, "devargs"));
 	printf("  %-20s%s\n", "mac", S(r, "mac"));
+	if (json_object_get(r, "mtu"))
+		printf("  %-20s%lld, offloads %s\n", "mtu", I(r, "mtu"),
+		       json_is_true(json_object_get(r, "offloads")) ? "offered" : "off");
 	if (c) {
 		printf("  %-20s%s, %lld memory region(s), queues started/enabled/running "
 		       "%lld/%lld/%lld, pairs %lld (active %lld)\n", "frontend",
