@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "../ctl_proto.h"
+#include "../num.h"
 #include "vre_version.h"
 
 #define PROG "vre-ctl"
@@ -94,12 +95,9 @@ static void __attribute__((noreturn, format(printf, 1, 2))) noanswer(const char 
 
 static long num(const char *s, long lo, long hi, const char *what)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
+	if (num_parse(s, lo, hi, &v) < 0)
 		bad("%s: '%s' is not a number in %ld..%ld", what, s, lo, hi);
 	return v;
 }
