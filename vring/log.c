@@ -159,6 +159,18 @@ void vre_logf_rl(struct vre_ratelimit *rl, enum vre_log_level level, const char 
 	va_end(ap);
 }
 
+void vre_ratelimit_flush(struct vre_ratelimit *rl, enum vre_log_level level, const char *room,
+			 bool force)
+{
+	if (!rl->suppressed)
+		return;
+	if (!force && mono_ns() - rl->start_ns < VRE_RL_INTERVAL_MS * 1000000ull)
+		return;
+	VRE_LOG(level, room, "%u similar lines suppressed", rl->suppressed);
+	rl->suppressed = 0;
+	rl->start_ns = 0; /* the next line opens a fresh interval */
+}
+
 const char *vre_log_escape(const char *in, char *out, size_t len)
 {
 	size_t o = 0;

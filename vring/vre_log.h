@@ -77,6 +77,13 @@ void vre_logf_rl(struct vre_ratelimit *rl, enum vre_log_level level, const char 
 			vre_logf_rl((rl), (level), (room), __VA_ARGS__);       \
 	} while (0)
 
+/* For an owner that polls (a control loop): once rl's interval is over
+ * (or now, with force, e.g. at shutdown), logs how many lines it dropped
+ * since the last one let through, so a flood's count is told even when
+ * no later line comes to carry it. Nothing when none were dropped. */
+void vre_ratelimit_flush(struct vre_ratelimit *rl, enum vre_log_level level, const char *room,
+			 bool force);
+
 /* Copies peer-chosen text into out (len bytes, len > 0) for a log line:
  * control characters, backslash and bytes above 0x7e become \xNN, and text
  * that does not fit ends in "...". Returns out. */

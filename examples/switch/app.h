@@ -69,6 +69,13 @@ struct json_t;
 struct json_t *sw_stats_json(struct sw *s, const struct snap *cur, const struct snap *prev);
 /* One port's counters as a JSON object (stats, port-list, port-show). */
 struct json_t *sw_port_counters_json(const struct sw_port_totals *t);
+/* A worker's busy cycles per packet, told only over at least
+ * SW_CPP_MIN_PACKETS packets: the passes that carried a few packets each
+ * polled every queue, from a cold cache after idling, so 3 packets after a
+ * second of idle polling read as a huge per-packet cost that no forwarding
+ * has. Below it the text says "-", JSON null and telemetry 0. */
+#define SW_CPP_MIN_PACKETS 1000
+bool sw_cycles_per_pkt(const struct vre_worker_stats *st, double *cpp);
 /* One worker's line as a JSON object (stats, worker-list). s->lock held. */
 struct json_t *sw_worker_json(struct sw *s, unsigned i);
 /* sw_stats_json written to path (to PATH.tmp, then renamed). */

@@ -28,8 +28,6 @@
 #define KEY_DONE 3
 #define KEY_CLIENT0 16       /* client ids start here */
 #define REQS_PER_ROUND 16    /* requests of one client per loop round */
-#define LOG_BURST 10         /* log lines about clients per LOG_WINDOW_MS */
-#define LOG_WINDOW_MS 5000
 
 /* The incremental request scanner: brace depth outside strings. */
 struct scan {
@@ -82,8 +80,10 @@ struct sw_ctl {
 	pthread_cond_t cv;
 	struct job *todo, **todo_tail, *done;
 	bool stop;
-	uint64_t log_start;
-	unsigned log_n, log_dropped;
+	/* One limit for the lines about all clients, not one per client:
+	 * clients are cheap, so 200 of them would each get their own burst.
+	 * The control thread owns it. */
+	struct vre_ratelimit log_rl;
 };
 
 static uint64_t now_ms(void)
@@ -94,37 +94,9 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Ends the log window when it is over (or, with force, now): the lines
- * left out are counted in one line then, not only when a later line comes,
- * which may be never. */
-static void log_window_end(struct sw_ctl *c, uint64_t now, bool force)
-{
-	if (!force && now - c->log_start < LOG_WINDOW_MS)
-		return;
-	if (c->log_dropped)
-		VRE_WARN(ROOM, "%u more lines about clients were not logged", c->log_dropped);
-	c->log_start = now;
-	c->log_n = c->log_dropped = 0;
-}
-
-/* One line about a client, at most LOG_BURST per LOG_WINDOW_MS: a hostile
- * client (or 200 of them) cannot flood the log. */
-static void __attribute__((format(printf, 2, 3))) client_log(struct sw_ctl *c, const char *fmt, ...)
-{
-	uint64_t now = now_ms();
-	char line[256];
-	va_list ap;
-
-	log_window_end(c, now, false);
-	if (c->log_n++ >= LOG_BURST) {
-		c->log_dropped++;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	VRE_WARN(ROOM, "%s", line);
-}
+/* One line about a client: a hostile client (or 200 of them) cannot flood
+ * the log. */
+#define client_log(c, ...) VRE_LOG_RL(&(c)->log_rl, VRE_LOG_WARN, ROOM, __VA_ARGS__)
 
 static int ep(struct sw_ctl *c, int op, int fd, uint32_t events, uint64_t key)
 {
@@ -632,7 +604,7 @@ static void *ctl_thread(void *arg)
 			struct client *k;
 
 			if (key == KEY_WAKE) {
-				log_window_end(c, now_ms(), true);
+				vre_ratelimit_flush(&c->log_rl, VRE_LOG_WARN, ROOM, true);
 				return NULL;
 			}
 			if (key == KEY_LISTEN) {
@@ -667,8 +639,7 @@ static void *ctl_thread(void *arg)
 				more |= process(c, k, &gone) && !gone;
 		}
 		check_timeouts(c);
-		if (c->log_dropped)
-			log_window_end(c, now_ms(), false);
+		vre_ratelimit_flush(&c->log_rl, VRE_LOG_WARN, ROOM, false);
 	}
 }
 

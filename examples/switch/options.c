@@ -15,6 +15,7 @@
 #include "app.h"
 #include "vre_version.h"
 #include "ctl_proto.h"
+#include "num.h"
 
 /* Where the option being applied came from, for bad()'s message:
  * "FILE:LINE: " while reading --config, "" on the command line. */
@@ -93,12 +94,9 @@ static void __attribute__((noreturn, format(printf, 1, 2))) bad(const char *fmt,
 
 static long parse_num(const char *s, long lo, long hi, const char *what)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
+	if (num_parse(s, lo, hi, &v) < 0)
 		bad("%s: '%s' is not a number in %ld..%ld", what, s, lo, hi);
 	return v;
 }

@@ -37,17 +37,29 @@ void sw_sync_all(struct sw *s)
 
 /* ---- spec fields ---- */
 
-int sw_parse_owner(const char *name, uid_t *uid)
+/* A user or group given as a decimal number. (uid_t)-1 is "no change" to
+ * chown(2), so it is no valid id. 0 when `name` is a number. */
+static int parse_id_number(const char *name, uint32_t *id)
 {
-	char buf[4096];
-	struct passwd pw, *res = NULL;
 	char *end;
 	unsigned long v;
 
 	errno = 0;
 	v = strtoul(name, &end, 10);
-	if (*name && !*end && !errno && v < UINT32_MAX) {
-		*uid = (uid_t)v;
+	if (!*name || *end || errno || v >= UINT32_MAX)
+		return -EINVAL;
+	*id = (uint32_t)v;
+	return 0;
+}
+
+int sw_parse_owner(const char *name, uid_t *uid)
+{
+	char buf[4096];
+	struct passwd pw, *res = NULL;
+	uint32_t id;
+
+	if (parse_id_number(name, &id) == 0) {
+		*uid = (uid_t)id;
 		return 0;
 	}
 	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || !res)
@@ -60,13 +72,10 @@ int sw_parse_group(const char *name, gid_t *gid)
 {
 	char buf[4096];
 	struct group gr, *res = NULL;
-	char *end;
-	unsigned long v;
+	uint32_t id;
 
-	errno = 0;
-	v = strtoul(name, &end, 10);
-	if (*name && !*end && !errno && v < UINT32_MAX) {
-		*gid = (gid_t)v;
+	if (parse_id_number(name, &id) == 0) {
+		*gid = (gid_t)id;
 		return 0;
 	}
 	if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) != 0 || !res)

@@ -137,13 +137,16 @@ void sw_stats_print(struct sw *s, const struct snap *cur, const struct snap *pre
 		printf("%s fdb: %" PRIu64 " MAC addresses learned\n", tag, sw_fdb_count(s));
 	for (unsigned i = 0; i < s->pool.n; i++) {
 		struct vre_worker_stats st;
+		char cpp[32] = "-";
+		double c;
 
 		sw_worker_stats(s, i, &st);
+		if (sw_cycles_per_pkt(&st, &c))
+			snprintf(cpp, sizeof(cpp), "%.1f", c);
 		printf("%s worker %u cpu %d: packets %" PRIu64 " busy-cycles %" PRIu64
-		       " cycles/pkt %.1f busy-ms %.1f polls %" PRIu64 " empty-polls %" PRIu64
+		       " cycles/pkt %s busy-ms %.1f polls %" PRIu64 " empty-polls %" PRIu64
 		       " sleeps %" PRIu64 " wakeups %" PRIu64 "\n",
-		       tag, i, vre_worker_cpu(s->pool.w[i]), st.packets, st.busy_cycles,
-		       st.packets ? (double)st.busy_cycles / (double)st.packets : 0.0,
+		       tag, i, vre_worker_cpu(s->pool.w[i]), st.packets, st.busy_cycles, cpp,
 		       (double)st.busy_cycles * 1e3 / (double)hz, st.polls, st.empty_polls,
 		       st.sleeps, st.wakeups);
 	}
@@ -180,17 +183,26 @@ json_t *sw_port_counters_json(const struct sw_port_totals *t)
 			 "drop_mtu", (json_int_t)t->drop_mtu, "offload", offload_json(t));
 }
 
+bool sw_cycles_per_pkt(const struct vre_worker_stats *st, double *cpp)
+{
+	if (st->packets < SW_CPP_MIN_PACKETS)
+		return false;
+	*cpp = (double)st->busy_cycles / (double)st->packets;
+	return true;
+}
+
 json_t *sw_worker_json(struct sw *s, unsigned i)
 {
 	struct vre_worker_stats st;
+	double cpp;
 
 	sw_worker_stats(s, i, &st);
-	return json_pack("{s:i, s:i, s:i, s:I, s:I, s:f, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:i, s:i, s:i, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
 			 "worker", (int)i, "cpu", vre_worker_cpu(s->pool.w[i]),
 			 "items", (int)vre_worker_num_items(s->pool.w[i]),
 			 "packets", (json_int_t)st.packets, "busy_cycles", (json_int_t)st.busy_cycles,
 			 "cycles_per_pkt",
-			 st.packets ? (double)st.busy_cycles / (double)st.packets : 0.0,
+			 sw_cycles_per_pkt(&st, &cpp) ? json_real(cpp) : json_null(),
 			 "polls", (json_int_t)st.polls, "empty_polls", (json_int_t)st.empty_polls,
 			 "sleeps", (json_int_t)st.sleeps, "wakeups", (json_int_t)st.wakeups);
 }

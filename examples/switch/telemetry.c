@@ -9,7 +9,8 @@
  *   /vre/port,N      port N: name, kind, path or device, counters
  *   /vre/workers     per counter an array indexed by worker: cpu, poll
  *                    items, packets, busy cycles, cycles per packet (x100,
- *                    an integer), polls, empty polls, sleeps, wakeups
+ *                    an integer; 0 below SW_CPP_MIN_PACKETS packets), polls,
+ *                    empty polls, sleeps, wakeups
  * The callbacks run on DPDK's telemetry thread and read under s->lock.
  * DPDK 22.11 has no per-command context pointer, hence the one static.
  */
@@ -135,13 +136,14 @@ static int t_workers(const char *cmd, const char *params, struct rte_tel_data *d
 	for (unsigned i = 0; !off(s) && i < s->pool.n; i++) {
 		struct vre_worker_stats st;
 		uint64_t v[NCOL];
+		double cpp;
 
 		sw_worker_stats(s, i, &st);
 		v[0] = (uint64_t)vre_worker_cpu(s->pool.w[i]);
 		v[1] = vre_worker_num_items(s->pool.w[i]);
 		v[2] = st.packets;
 		v[3] = st.busy_cycles;
-		v[4] = st.packets ? st.busy_cycles * 100 / st.packets : 0;
+		v[4] = sw_cycles_per_pkt(&st, &cpp) ? (uint64_t)(cpp * 100) : 0;
 		v[5] = st.polls;
 		v[6] = st.empty_polls;
 		v[7] = st.sleeps;

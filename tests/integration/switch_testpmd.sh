@@ -649,12 +649,39 @@ learn_round() {
 	echo "from port $2 to $3: sent $SENT, offered to ports 0/1/2: $OFF0 $OFF1 $OFF2"
 }
 
+# mono: seconds since boot (steady, unlike the wall clock), 10 ms steps.
+mono() {
+	local up _
+	read -r up _ </proc/uptime
+	echo "$up"
+}
+
+# elapsed T0: seconds since T0 (a mono).
+elapsed() {
+	awk -v a="$1" -v b="$(mono)" 'BEGIN { printf "%.2f\n", b - a }'
+}
+
+# fdb_macs: how many MACs the last table says the switch knows.
+fdb_macs() {
+	grep '^now fdb:' "$DIR/sw.log" | tail -n 1 | awk '{ print $3 }'
+}
+
 # Learn mode over three vhost ports (MACs ...:10, :11, :12): broadcast and
 # unknown unicast flood to every other port and never back; unicast to a
 # learned MAC reaches only its port; after --aging seconds of silence the
 # MAC is forgotten and floods again.
+#
+# Aging is checked against the clock, not slept for: an entry counts in
+# whole seconds of CLOCK_MONOTONIC_COARSE, so one refreshed at time L is
+# gone no earlier than L + AGING - 1 (minus a tick; 1.1 s here) and, being
+# judged when the table is read, at once after L + AGING. The test polls
+# (bounded) until both are gone and fails when a table read back before
+# the earliest legal time already missed them. AGING is 10 s, not less:
+# :11 is taught in round 3 and must live through round 4 and the table
+# after it (about 2.5 s on an idle machine; 10 s leaves a loaded one 3x).
 case_learn3() {
-	start_switch --aging 4 --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2"
+	local aging=10 t3 t4 t deadline
+	start_switch --aging $aging --workers "$SW_CPU" --vhost "$DIR/s0" --vhost "$DIR/s1" --vhost "$DIR/s2"
 	grep -q 'learn mode' "$DIR/sw.log" || fail "learn is not the default mode"
 	start_testpmd "$(vdev 0 1 split 1 0),mac=02:00:00:00:00:10" \
 		"$(vdev 1 1 packed 1 0),mac=02:00:00:00:00:11" \
@@ -664,16 +691,29 @@ case_learn3() {
 	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq "$SENT" ] || fail "broadcast"
 	learn_round 0x1 0 02:00:00:00:00:99
 	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq "$SENT" ] || fail "unknown unicast"
+	t3=$(mono) # :11 is refreshed no earlier than this
 	learn_round 0x2 1 ff:ff:ff:ff:ff:ff # teaches :11 on port 1
 	[ "$OFF0" -eq "$SENT" ] && [ "$OFF1" -eq 0 ] && [ "$OFF2" -eq "$SENT" ] || fail "broadcast from 1"
+	t4=$(mono) # :10's last refresh is no earlier than this
 	learn_round 0x1 0 02:00:00:00:00:11
-	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq 0 ] || fail "learned unicast flooded"
-	sw_now rx-pkts 0 >/dev/null
-	grep '^now fdb:' "$DIR/sw.log" | tail -n 1 | grep -q ' 2 MAC' || fail "want 2 MACs learned"
-	sleep 5.5 # the aging under test (4 s)
-	sw_now rx-pkts 0 >/dev/null
-	grep '^now fdb:' "$DIR/sw.log" | tail -n 1 | grep -q ' 0 MAC' ||
-		fail "MACs not aged: $(grep '^now fdb:' "$DIR/sw.log" | tail -n 1)"
+	[ "$OFF0" -eq 0 ] && [ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq 0 ] ||
+		fail "learned unicast flooded ($(elapsed "$t3") s after :11 was taught, aging $aging s)"
+	sw_table
+	[ "$(fdb_macs)" -eq 2 ] ||
+		fail "want 2 MACs learned, $(fdb_macs) ($(elapsed "$t3") s after :11 was taught)"
+	# both age out: not before the earliest legal time, and within a
+	# bounded wait after the latest
+	deadline=$((SECONDS + aging + 20))
+	while :; do
+		sw_table
+		t=$(elapsed "$t4")
+		[ "$(fdb_macs)" -eq 0 ] && break
+		[ $SECONDS -lt $deadline ] || fail "MACs not aged $t s after round 4 began (aging $aging s)"
+		sleep 0.25 # poll interval
+	done
+	awk -v t="$t" -v a="$aging" 'BEGIN { exit !(t >= a - 1.1) }' ||
+		fail "MACs aged after $t s, before the $aging s of --aging"
+	echo "MACs aged out; table read $t s after round 4 began (aging $aging s)"
 	learn_round 0x1 0 02:00:00:00:00:11
 	[ "$OFF1" -eq "$SENT" ] && [ "$OFF2" -eq "$SENT" ] || fail "aged MAC did not flood"
 	tp_quit

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "net_guest.h"
+#include "rig.h"
 #include "vdrv_split.h"
 #include "vre_dirty_log.h"
 #include "vre_net.h"
@@ -23,8 +24,6 @@
 #define F(b) (1ull << (b))
 #define F_V1 F(VRE_F_VERSION_1)
 #define F_MRG F(VRE_NET_F_MRG_RXBUF)
-#define F_PACKED F(VRE_F_RING_PACKED)
-#define QSIZE 512
 #define HEAP (2u << 20)
 
 /* ---- the bitmap ---------------------------------------------------------- */
@@ -157,12 +156,6 @@ static uint64_t snap_check(struct snap *s, const uint64_t *bits, uint64_t npages
 	return changed;
 }
 
-static struct vre_net_queue *start(struct vre_net_dev *n, struct guest *g)
-{
-	ck_assert_int_eq(vre_net_dev_ops(n)->queue_start(n, &g->q), 0);
-	return g->q.dp;
-}
-
 /* The ring's device-written part in GPA, as control computes it. */
 static void log_on(struct guest *g, const struct vre_dirty_log *log)
 {
@@ -177,27 +170,18 @@ static void log_on(struct guest *g, const struct vre_dirty_log *log)
 	vre_vq_set_log(vq, log, true, ring, event);
 }
 
-struct rig {
-	struct vre_net_dev *n;
-	struct guest *rx, *tx;
-	struct vre_net_queue *rxq, *txq;
-	uint16_t hdr;
+/* The shared rig (rig.h) and a dirty log per guest. */
+struct log_rig {
+	struct port net;
 	uint64_t *bits, *tx_bits; /* one log per guest: their GPAs overlap */
 	uint64_t npages;
 	struct vre_dirty_log log, tx_log;
 };
 
-static void rig_open(struct rig *r, bool packed, uint64_t features, bool logging)
+static void log_rig_open(struct log_rig *r, bool packed, uint64_t features, bool logging)
 {
-	struct vre_net_config cfg = { .mac = { 2, 0, 0, 0, 0, 1 }, .max_queue_pairs = 1 };
-
 	memset(r, 0, sizeof(*r));
-	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &r->n), 0);
-	if (packed)
-		features |= F_PACKED | F_V1;
-	ck_assert_int_eq(vre_net_dev_ops(r->n)->set_features(r->n, features), 0);
-	r->rx = guest_new(packed, QSIZE, HEAP, true, 0);
-	r->tx = guest_new(packed, QSIZE, HEAP, true, 1);
+	port_create(&r->net, packed, features, true, HEAP);
 	/* both guests' memory lies below 16 MiB: 4096 pages */
 	r->npages = 4096;
 	r->bits = calloc(r->npages / 64, 8);
@@ -205,69 +189,41 @@ static void rig_open(struct rig *r, bool packed, uint64_t features, bool logging
 	r->log = (struct vre_dirty_log){ .bits = r->bits, .npages = r->npages };
 	r->tx_log = (struct vre_dirty_log){ .bits = r->tx_bits, .npages = r->npages };
 	if (logging) {
-		log_on(r->rx, &r->log);
-		log_on(r->tx, &r->tx_log);
+		log_on(r->net.rx, &r->log);
+		log_on(r->net.tx, &r->tx_log);
 	}
-	r->rxq = start(r->n, r->rx);
-	r->txq = start(r->n, r->tx);
-	r->hdr = r->txq->hdr_len;
+	port_start(&r->net);
 }
 
-static void rig_close(struct rig *r)
+static void log_rig_close(struct log_rig *r)
 {
-	ck_assert(guest_guards_ok(r->rx) && guest_guards_ok(r->tx));
-	vre_net_dev_ops(r->n)->queue_stop(r->n, &r->rx->q);
-	vre_net_dev_ops(r->n)->queue_stop(r->n, &r->tx->q);
-	guest_free(r->rx);
-	guest_free(r->tx);
-	vre_net_dev_destroy(r->n);
+	port_close(&r->net);
 	free(r->bits);
 	free(r->tx_bits);
 }
 
-/* RX chains of size bytes over ndesc descriptors, filled with 0xee. */
-static void post_rx(struct guest *g, unsigned nchains, uint32_t size, unsigned ndesc)
+/* n frames of len bytes on r's TX guest. */
+static void send_frames(struct log_rig *r, unsigned n, uint32_t len)
 {
-	for (unsigned c = 0; c < nchains; c++) {
-		uint64_t gpa = guest_alloc(g, size);
-		struct gbuf b[4];
-		uint32_t off = 0;
+	static uint8_t f[9000];
 
-		memset(guest_ptr(g, gpa), 0xee, size);
-		for (unsigned d = 0; d < ndesc; d++) {
-			uint32_t l = d + 1 < ndesc ? size / ndesc : size - off;
-
-			b[d] = (struct gbuf){ gpa + off, l, true };
-			off += l;
-		}
-		ck_assert_int_ge(guest_add(g, b, ndesc, gpa), 0);
-	}
-}
-
-static void send_frames(struct rig *r, unsigned n, uint32_t len)
-{
+	ck_assert_uint_le(len, sizeof(f));
 	for (unsigned k = 0; k < n; k++) {
-		uint64_t gpa = guest_alloc(r->tx, r->hdr + len);
-		uint8_t *p = guest_ptr(r->tx, gpa);
-		struct gbuf b = { gpa, r->hdr + len, false };
-
-		memset(p, 0, r->hdr);
-		for (uint32_t i = 0; i < len; i++)
-			p[r->hdr + i] = (uint8_t)(k * 13 + i * 7 + 1); /* never 0xee */
-		ck_assert_int_ge(guest_add(r->tx, &b, 1, gpa), 0);
+		make_frame(f, len, k);
+		ck_assert_int_ge(send_frame(r->net.tx, r->net.hdr, f, len, false), 0);
 	}
 }
 
 /* Forwards n packets from r's TX guest to its RX guest: the general path
  * alone, or as vre-switch does it, the fused path first and the general
  * one when it steps aside (-EAGAIN). */
-static void forward_all(struct rig *r, bool fused, int n)
+static void forward_all(struct log_rig *r, bool fused, int n)
 {
 	for (int tries = 0; n > 0 && tries < 16; tries++) {
-		int k = fused ? vre_net_forward_fused(r->txq, r->rxq) : -EAGAIN;
+		int k = fused ? vre_net_forward_fused(r->net.txq, r->net.rxq) : -EAGAIN;
 
 		if (k == -EAGAIN)
-			k = vre_net_forward(r->txq, r->rxq);
+			k = vre_net_forward(r->net.txq, r->net.rxq);
 		ck_assert_int_ge(k, 0);
 		n -= k;
 	}
@@ -285,21 +241,21 @@ START_TEST(test_net_rx_logged)
 	bool packed = _i & 1, mrg = _i & 2, three = _i & 4, off = _i & 8, fused = _i & 16;
 	static const uint32_t lens[] = { 60, 1514, 3000, 9000 };
 	struct snap srx, stx;
-	struct rig r;
+	struct log_rig r;
 	uint64_t changed;
 
-	rig_open(&r, packed, F_V1 | (mrg ? F_MRG : 0), !off);
-	post_rx(r.rx, 96, mrg ? 1526 : 9100, three ? 3 : 1);
+	log_rig_open(&r, packed, F_V1 | (mrg ? F_MRG : 0), !off);
+	post_rx(r.net.rx, 96, mrg ? 1526 : 9100, three ? 3 : 1);
 	send_frames(&r, 32, 60);
 	for (unsigned k = 0; k < 4; k++)
 		send_frames(&r, 3, lens[k]);
-	snap_take(&srx, r.rx->q.vq.mem);
-	snap_take(&stx, r.tx->q.vq.mem);
+	snap_take(&srx, r.net.rx->q.vq.mem);
+	snap_take(&stx, r.net.tx->q.vq.mem);
 	if (fused) {
 		forward_all(&r, true, 44);
 	} else {
-		ck_assert_int_eq(vre_net_forward(r.txq, r.rxq), 32);
-		ck_assert_int_eq(vre_net_forward(r.txq, r.rxq), 12);
+		ck_assert_int_eq(vre_net_forward(r.net.txq, r.net.rxq), 32);
+		ck_assert_int_eq(vre_net_forward(r.net.txq, r.net.rxq), 12);
 	}
 	changed = snap_check(&srx, r.bits, r.npages, !off);
 	ck_assert_uint_gt(changed, 32 * 60);
@@ -313,7 +269,7 @@ START_TEST(test_net_rx_logged)
 		/* TX writes only its used ring: a page or two */
 		ck_assert_uint_le(popcount_words(r.tx_bits, (unsigned)(r.npages / 64)), 2);
 	}
-	rig_close(&r);
+	log_rig_close(&r);
 }
 END_TEST
 
@@ -323,29 +279,29 @@ START_TEST(test_notify_writes_logged)
 	bool packed = _i;
 	uint64_t changed;
 	struct snap s;
-	struct rig r;
+	struct log_rig r;
 
-	rig_open(&r, packed, F_V1, true);
+	log_rig_open(&r, packed, F_V1, true);
 	/* one packet first, so the avail position (split: avail_event) moves */
-	post_rx(r.rx, 1, 2048, 1);
+	post_rx(r.net.rx, 1, 2048, 1);
 	send_frames(&r, 1, 60);
-	ck_assert_int_eq(vre_net_forward(r.txq, r.rxq), 1);
+	ck_assert_int_eq(vre_net_forward(r.net.txq, r.net.rxq), 1);
 	/* each call checked on its own: both write the same word, so a
 	 * check after the pair would not see one of them unlogged */
-	vre_vq_notify_disable(&r.rx->q.vq);
+	vre_vq_notify_disable(&r.net.rx->q.vq);
 	for (unsigned k = 0; k < 2; k++) {
 		memset(r.bits, 0, r.npages / 8);
-		snap_take(&s, r.rx->q.vq.mem);
+		snap_take(&s, r.net.rx->q.vq.mem);
 		if (k == 0)
-			vre_vq_notify_enable(&r.rx->q.vq);
+			vre_vq_notify_enable(&r.net.rx->q.vq);
 		else
-			vre_vq_notify_disable(&r.rx->q.vq);
+			vre_vq_notify_disable(&r.net.rx->q.vq);
 		changed = snap_check(&s, r.bits, r.npages, true);
 		/* split with EVENT_IDX: disabling writes nothing */
 		if (k == 0 || packed)
 			ck_assert_uint_gt(changed, 0);
 	}
-	rig_close(&r);
+	log_rig_close(&r);
 }
 END_TEST
 
@@ -353,22 +309,22 @@ END_TEST
  * its used ring is not. */
 START_TEST(test_ring_flag_off)
 {
-	struct rig r;
+	struct log_rig r;
 	struct vre_vq *vq;
 	uint32_t hint = 0;
 	uint64_t used;
 
-	rig_open(&r, false, F_V1, true);
-	vq = &r.rx->q.vq;
+	log_rig_open(&r, false, F_V1, true);
+	vq = &r.net.rx->q.vq;
 	vre_vq_set_log(vq, &r.log, false, 0, 0);
 	memset(r.bits, 0, r.npages / 8); /* what starting the queue marked */
 	ck_assert_int_eq(vre_mem_hva_to_gpa(vq->mem, &hint, vq->sp.used, 8, &used), 0);
-	post_rx(r.rx, 4, 9100, 1);
+	post_rx(r.net.rx, 4, 9100, 1);
 	send_frames(&r, 1, 60);
-	ck_assert_int_eq(vre_net_forward(r.txq, r.rxq), 1);
+	ck_assert_int_eq(vre_net_forward(r.net.txq, r.net.rxq), 1);
 	ck_assert(!bit(r.bits, used >> 12));
 	ck_assert_uint_gt(popcount_words(r.bits, (unsigned)(r.npages / 64)), 0);
-	rig_close(&r);
+	log_rig_close(&r);
 }
 END_TEST
 

@@ -201,6 +201,34 @@ START_TEST(test_ratelimit)
 }
 END_TEST
 
+/* A poller's flush tells the count once the interval is over (or at
+ * once when forced), in one line, and only once. */
+START_TEST(test_ratelimit_flush)
+{
+	struct vre_ratelimit rl = { 0 };
+
+	vre_ratelimit_flush(&rl, VRE_LOG_WARN, "test", true); /* nothing dropped */
+	ck_assert_uint_eq(cap_count("suppressed"), 0);
+	for (int i = 0; i < 100; i++)
+		VRE_LOG_RL(&rl, VRE_LOG_WARN, "test", "flood %d", i);
+	ck_assert_uint_eq(cap_count("flood"), VRE_RL_BURST);
+	vre_ratelimit_flush(&rl, VRE_LOG_WARN, "test", false); /* interval not over */
+	ck_assert_uint_eq(cap_count("suppressed"), 0);
+	rl.start_ns -= (uint64_t)VRE_RL_INTERVAL_MS * 1000000u;
+	vre_ratelimit_flush(&rl, VRE_LOG_WARN, "test", false);
+	ck_assert_uint_eq(cap_count("vre warn test: 90 similar lines suppressed\n"), 1);
+	vre_ratelimit_flush(&rl, VRE_LOG_WARN, "test", true); /* told already */
+	ck_assert_uint_eq(cap_count("suppressed"), 1);
+	/* the next line opens a fresh interval and carries no stale count */
+	VRE_LOG_RL(&rl, VRE_LOG_WARN, "test", "after");
+	ck_assert_uint_eq(cap_count("suppressed"), 1);
+	for (int i = 0; i < VRE_RL_BURST + 3; i++)
+		VRE_LOG_RL(&rl, VRE_LOG_WARN, "test", "again %d", i);
+	vre_ratelimit_flush(&rl, VRE_LOG_WARN, "test", true); /* shutdown */
+	ck_assert_uint_eq(cap_count("4 similar lines suppressed"), 1);
+}
+END_TEST
+
 /* ---- refusals: one line each, with the request's name and reason ---- */
 
 /* Sends a request that must be refused and checks its single line. */
@@ -766,6 +794,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, cap_start, cap_stop);
 	tcase_add_test(tc, test_log_escape);
 	tcase_add_test(tc, test_ratelimit);
+	tcase_add_test(tc, test_ratelimit_flush);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ctl, iso_setup, iso_teardown);
 	tcase_set_timeout(ctl, 60);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "net_guest.h"
+#include "rig.h"
 #include "vdrv_split.h"
 #include "vre_net.h"
 
@@ -17,42 +18,10 @@
 #define F_MRG F(VRE_NET_F_MRG_RXBUF)
 #define F_PACKED F(VRE_F_RING_PACKED)
 #define HEAP (4u << 20)
-#define QSIZE 512
 
 /* ---- helpers ------------------------------------------------------------ */
 
-struct port {
-	struct vre_net_dev *n;
-	struct guest *tx, *rx;
-	struct vre_net_queue *txq, *rxq;
-	uint16_t hdr;
-};
-
-static struct vre_net_queue *start(struct vre_net_dev *n, struct guest *g)
-{
-	ck_assert_int_eq(vre_net_dev_ops(n)->queue_start(n, &g->q), 0);
-	ck_assert_ptr_nonnull(g->q.dp);
-	return g->q.dp;
-}
-
-static void port_open_heap(struct port *p, bool packed, uint64_t features, bool event_idx,
-			   size_t heap)
-{
-	struct vre_net_config cfg = { .mac = { 2, 0, 0, 0, 0, 1 }, .max_queue_pairs = 1 };
-
-	memset(p, 0, sizeof(*p));
-	ck_assert_int_eq(vre_net_dev_create(&cfg, NULL, NULL, &p->n), 0);
-	if (packed)
-		features |= F_PACKED | F_V1;
-	ck_assert_int_eq(vre_net_dev_ops(p->n)->set_features(p->n, features), 0);
-	p->rx = guest_new(packed, QSIZE, heap, event_idx, 0);
-	p->tx = guest_new(packed, QSIZE, heap, event_idx, 1);
-	p->rxq = start(p->n, p->rx);
-	p->txq = start(p->n, p->tx);
-	p->hdr = p->txq->hdr_len;
-	ck_assert(!p->rxq->is_tx && p->txq->is_tx);
-}
-
+/* The rig (rig.h) with this file's defaults: HEAP bytes per guest. */
 static void port_open_ex(struct port *p, bool packed, uint64_t features, bool event_idx)
 {
 	port_open_heap(p, packed, features, event_idx, HEAP);
@@ -61,64 +30,6 @@ static void port_open_ex(struct port *p, bool packed, uint64_t features, bool ev
 static void port_open(struct port *p, bool packed, uint64_t features)
 {
 	port_open_ex(p, packed, features, false);
-}
-
-static void port_close(struct port *p)
-{
-	ck_assert(guest_guards_ok(p->rx) && guest_guards_ok(p->tx));
-	vre_net_dev_ops(p->n)->queue_stop(p->n, &p->rx->q);
-	vre_net_dev_ops(p->n)->queue_stop(p->n, &p->tx->q);
-	ck_assert_ptr_null(p->rx->q.dp);
-	guest_free(p->rx);
-	guest_free(p->tx);
-	vre_net_dev_destroy(p->n);
-}
-
-static void make_frame(uint8_t *f, uint32_t len, unsigned seed)
-{
-	for (uint32_t i = 0; i < len; i++)
-		f[i] = (uint8_t)(seed * 31u + i * 7u + (i >> 8));
-}
-
-/* A TX chain: a header of garbage (the device must neither parse nor
- * forward it) and the frame, in one descriptor or hdr | frame. */
-static int send_frame(struct guest *g, uint16_t hdr, const uint8_t *frame, uint32_t len,
-		      bool split_hdr)
-{
-	uint64_t gpa = guest_alloc(g, hdr + len);
-	uint8_t *h = guest_ptr(g, gpa);
-
-	memset(h, 0x5a, hdr);
-	memcpy(h + hdr, frame, len);
-	if (split_hdr) {
-		struct gbuf b[2] = { { gpa, hdr, false }, { gpa + hdr, len, false } };
-
-		return guest_add(g, b, len ? 2 : 1, gpa);
-	}
-	struct gbuf b = { gpa, hdr + len, false };
-
-	return guest_add(g, &b, 1, gpa);
-}
-
-/* RX chains of size bytes each, one contiguous buffer per chain spread over
- * ndesc descriptors; the token is the buffer's GPA. Buffers start as 0xee. */
-static void post_rx(struct guest *g, unsigned nchains, uint32_t size, unsigned ndesc)
-{
-	for (unsigned c = 0; c < nchains; c++) {
-		uint64_t gpa = guest_alloc(g, size);
-		struct gbuf b[8];
-		uint32_t off = 0;
-
-		ck_assert_uint_le(ndesc, 8);
-		memset(guest_ptr(g, gpa), 0xee, size);
-		for (unsigned d = 0; d < ndesc; d++) {
-			uint32_t l = d + 1 < ndesc ? size / ndesc : size - off;
-
-			b[d] = (struct gbuf){ gpa + off, l, true };
-			off += l;
-		}
-		ck_assert_int_ge(guest_add(g, b, ndesc, gpa), 0);
-	}
 }
 
 /* Reads one received packet: its header, payload (across num_buffers
@@ -146,8 +57,6 @@ static uint32_t recv_frame(struct port *p, uint8_t *out, uint16_t *nbufs)
 	return total;
 }
 
-static unsigned drain_used(struct guest *g, uint32_t *lens, unsigned max);
-
 /* Every TX chain came back to the guest, with len 0 (nothing written). */
 static void tx_all_back(struct port *p)
 {
@@ -157,21 +66,6 @@ static void tx_all_back(struct port *p)
 	for (unsigned i = 0; i < n && i < 64; i++)
 		ck_assert_uint_eq(lens[i], 0);
 	ck_assert_uint_eq(guest_inflight(p->tx), 0);
-}
-
-static unsigned drain_used(struct guest *g, uint32_t *lens, unsigned max)
-{
-	unsigned n = 0;
-	uint16_t id;
-	uint32_t len;
-	uint64_t token;
-
-	while (guest_get_used(g, &id, &len, &token) == 1) {
-		if (n < max)
-			lens[n] = len;
-		n++;
-	}
-	return n;
 }
 
 /* ---- device model ------------------------------------------------------- */
@@ -1502,7 +1396,7 @@ static void ctrl_open(struct ctrl *c, bool packed)
 					       (packed ? F_PACKED : 0)),
 			 0);
 	c->g = guest_new(packed, 64, 1 << 16, false, 8);
-	c->cq = start(c->n, c->g);
+	c->cq = queue_start(c->n, c->g);
 	ck_assert(c->cq->is_ctrl);
 }
 

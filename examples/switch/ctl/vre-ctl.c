@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "../ctl_proto.h"
+#include "../num.h"
 #include "vre_version.h"
 
 #define PROG "vre-ctl"
@@ -94,12 +95,9 @@ static void __attribute__((noreturn, format(printf, 1, 2))) noanswer(const char 
 
 static long num(const char *s, long lo, long hi, const char *what)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
+	if (num_parse(s, lo, hi, &v) < 0)
 		bad("%s: '%s' is not a number in %ld..%ld", what, s, lo, hi);
 	return v;
 }
@@ -401,11 +399,16 @@ static void print_workers(json_t *ws)
 
 	printf("%-7s %-4s %-7s %14s %16s %11s %12s %10s\n", "WORKER", "CPU", "QUEUES", "PACKETS",
 	       "BUSY-CYCLES", "CYCLES/PKT", "POLLS", "SLEEPS");
-	json_array_foreach(ws, i, w)
-		printf("%-7lld %-4lld %-7lld %14lld %16lld %11.1f %12lld %10lld\n", I(w, "worker"),
-		       I(w, "cpu"), I(w, "items"), I(w, "packets"), I(w, "busy_cycles"),
-		       json_real_value(json_object_get(w, "cycles_per_pkt")), I(w, "polls"),
-		       I(w, "sleeps"));
+	json_array_foreach(ws, i, w) {
+		json_t *c = json_object_get(w, "cycles_per_pkt");
+		char cpp[32] = "-"; /* null: too few packets to mean anything */
+
+		if (json_is_number(c))
+			snprintf(cpp, sizeof(cpp), "%.1f", json_number_value(c));
+		printf("%-7lld %-4lld %-7lld %14lld %16lld %11s %12lld %10lld\n", I(w, "worker"),
+		       I(w, "cpu"), I(w, "items"), I(w, "packets"), I(w, "busy_cycles"), cpp,
+		       I(w, "polls"), I(w, "sleeps"));
+	}
 }
 
 static void print_stats(json_t *r)
