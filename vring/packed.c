@@ -825,33 +825,38 @@ void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
 	vq->last_avail_idx = (uint16_t)(idx - back);
 }
 
-/* complete_plain for one-slot chains, straight from the run: the later
- * slots id/len/flags, the first slot whole at the end; or, in order
- * without lengths, one used descriptor for the batch. */
-void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
+/* complete_plain for one-slot chains, straight from the run (chains
+ * from..from + n - 1): the later slots id/len then flags, the first slot
+ * whole at the end; or, in order without lengths, one used descriptor for
+ * the batch. A STEP after every store to the ring lets the tests look at
+ * what the driver could see in between (tests/unit/test_net.c). */
+void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned from, unsigned n,
+			 bool with_len)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
 	uint8_t *busy = vq->pk.id_busy;
+	const uint16_t *ids = r->id + from;
+	const uint32_t *lens = r->len + from;
 	uint32_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
 	bool wrap = vq->used_wrap;
 	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0, first_flags = used_pat;
 	uint32_t first_len = 0;
-	uint16_t first_id = r->id[0];
+	uint16_t first_id = ids[0];
 
 	busy[first_id] = 0;
 	if (!with_len && vq->in_order) {
 		for (unsigned i = 1; i < n; i++)
-			busy[r->id[i]] = 0;
-		first_id = r->id[n - 1];
+			busy[ids[i]] = 0;
+		first_id = ids[n - 1];
 		idx += n - 1;
 	} else {
-		if (with_len && r->len[0]) {
-			first_len = r->len[0];
+		if (with_len && lens[0]) {
+			first_len = lens[0];
 			first_flags |= VRE_DESC_F_WRITE; /* len bytes were written */
 		}
 		for (unsigned i = 1; i < n; i++) {
 			struct vre_packed_desc *d;
-			uint32_t len = with_len ? r->len[i] : 0;
+			uint32_t len = with_len ? lens[i] : 0;
 
 			if (++idx == size) {
 				idx = 0;
@@ -859,15 +864,21 @@ void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n,
 				used_pat ^= F_AVAIL | F_USED;
 			}
 			d = &desc[idx];
-			busy[r->id[i]] = 0;
-			__atomic_store_n(&d->id, r->id[i], __ATOMIC_RELAXED);
+			busy[ids[i]] = 0;
+			__atomic_store_n(&d->id, ids[i], __ATOMIC_RELAXED);
+			STEP(vq, "complete: later id");
 			__atomic_store_n(&d->len, len, __ATOMIC_RELAXED);
+			STEP(vq, "complete: later len");
+			/* Release: id and len before the flags that make them
+			 * used. */
 			st16_rel(&d->flags, used_pat | (len ? VRE_DESC_F_WRITE : 0));
 			STEP(vq, "complete: later flags");
 		}
 	}
 	__atomic_store_n(&desc[first_pos].id, first_id, __ATOMIC_RELAXED);
+	STEP(vq, "complete: first id");
 	__atomic_store_n(&desc[first_pos].len, first_len, __ATOMIC_RELAXED);
+	STEP(vq, "complete: first len");
 	/* Release, last: the whole batch appears when the first slot does. */
 	st16_rel(&desc[first_pos].flags, first_flags);
 	STEP(vq, "complete: first flags");
