@@ -825,11 +825,25 @@ void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
 	vq->last_avail_idx = (uint16_t)(idx - back);
 }
 
-/* complete_plain for one-slot chains, straight from the run (chains
+/*
+ * complete_plain for one-slot chains, straight from the run (chains
  * from..from + n - 1): the later slots id/len then flags, the first slot
  * whole at the end; or, in order without lengths, one used descriptor for
- * the batch. A STEP after every store to the ring lets the tests look at
- * what the driver could see in between (tests/unit/test_net.c). */
+ * the batch. The fused path calls it a used-descriptor line at a time.
+ *
+ * The order: virtio 1.1+ "Polling of available and used descriptors" lets
+ * writes of used descriptors be reordered, the driver polling only the
+ * next slot, so each slot needs only its id/len before its flags
+ * (release). Writing the first slot last makes the group appear at once
+ * (its line moves once) and keeps "Multi-buffer requests" (a request's
+ * first buffer used after the rest). DPDK's vhost writes its shadow flush
+ * the same way (vhost_flush_enqueue_shadow_packed: later flags, the head's
+ * last); its aligned batch of 4 (vhost_flush_enqueue_batch_packed) writes
+ * the 4 ids/lens, a release fence, then the 4 flags in ring order.
+ *
+ * A STEP after every store to the ring lets the tests look at what the
+ * driver could see in between (tests/unit/test_net.c).
+ */
 void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned from, unsigned n,
 			 bool with_len)
 {
