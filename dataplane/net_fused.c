@@ -80,7 +80,7 @@ int vre_net_fused_put(struct vre_net_queue *src, struct vre_run *tx, struct vre_
 				      dst->mtu + VRE_NET_L2_MAX : VRE_NET_MAX_FRAME;
 	struct vre_run rx;
 	uint64_t bytes = 0;
-	unsigned k, n, pub = 0, line;
+	unsigned k, n;
 	int nrx;
 
 	nrx = fused_ok(dst) ? vre_vq_take_run(dvq, &rx, tx->n, true) : -EAGAIN;
@@ -89,14 +89,6 @@ int vre_net_fused_put(struct vre_net_queue *src, struct vre_run *tx, struct vre_
 	 * before it is stored: net_hdr_put) */
 	for (k = 0; k < n; k++)
 		__builtin_prefetch(rx.base[k] + dhdr, 1);
-	/* Packed: the RX used descriptors go out a descriptor line at a time
-	 * (4 slots), as soon as the copies fill one, so the driver starts on
-	 * the first line while the rest are copied; DPDK's vhost does the
-	 * same with its batches of 4 (virtio_dev_rx_batch_packed). line: the
-	 * number of chains (pub + what fills the used position's line) after
-	 * which the next part goes; split: 0, never (one used-index store for
-	 * the burst). */
-	line = vre_vq_used_line_room(dvq);
 	for (k = 0; k < n; k++) {
 		const uint8_t *t = tx->base[k];
 		uint32_t tlen = tx->len[k], flen;
@@ -114,21 +106,14 @@ int vre_net_fused_put(struct vre_net_queue *src, struct vre_run *tx, struct vre_
 		memmove(rx.base[k] + dhdr, t + shdr, flen);
 		rx.len[k] = dhdr + flen;
 		bytes += flen;
-		if (k + 1 == line) {
-			vre_vq_complete_run_from(dvq, &rx, pub, line - pub, true);
-			pub = line;
-			line += vre_vq_used_line_room(dvq);
-		}
 	}
 	vre_vq_untake_run(svq, tx, k);
 	if (n)
 		vre_vq_untake_run(dvq, &rx, k);
 	if (k == 0)
 		return -EAGAIN;
-	/* Published at the destination first (what no line took yet), then
-	 * the TX chains back; each side notified at most once. */
-	if (vre_vq_complete_run_from(dvq, &rx, pub, k - pub, true) == 0 &&
-	    vre_vq_needs_notify(dvq))
+	/* Published at the destination first, then the TX chains back. */
+	if (vre_vq_complete_run(dvq, &rx, k, true) == 0 && vre_vq_needs_notify(dvq))
 		vre_queue_notify(dst->q);
 	if (vre_vq_complete_run(svq, tx, k, false) == 0 && vre_vq_needs_notify(svq))
 		vre_queue_notify(src->q);

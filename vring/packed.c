@@ -826,10 +826,9 @@ void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
 }
 
 /*
- * complete_plain for one-slot chains, straight from the run (chains
- * from..from + n - 1): the later slots id/len then flags, the first slot
- * whole at the end; or, in order without lengths, one used descriptor for
- * the batch. The fused path calls it a used-descriptor line at a time.
+ * complete_plain for one-slot chains, straight from the run: the later
+ * slots id/len then flags, the first slot whole at the end; or, in order
+ * without lengths, one used descriptor for the batch.
  *
  * The order: virtio 1.1+ "Polling of available and used descriptors" lets
  * writes of used descriptors be reordered, the driver polling only the
@@ -844,13 +843,12 @@ void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
  * A STEP after every store to the ring lets the tests look at what the
  * driver could see in between (tests/unit/test_net.c).
  */
-void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned from, unsigned n,
-			 bool with_len)
+void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
 	uint8_t *busy = vq->pk.id_busy;
-	const uint16_t *ids = r->id + from;
-	const uint32_t *lens = r->len + from;
+	const uint16_t *ids = r->id;
+	const uint32_t *lens = r->len;
 	uint32_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
 	bool wrap = vq->used_wrap;
 	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0, first_flags = used_pat;

@@ -545,28 +545,24 @@ int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writ
 	return k ? (int)k : -EAGAIN;
 }
 
-/* The used elements straight from the run (chains from..from + n - 1);
- * with IN_ORDER and no lengths one element for all n, at the first
- * position. */
-void split_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned from, unsigned n,
-			bool with_len)
+/* The used elements straight from the run; with IN_ORDER and no lengths
+ * one element for all n, at the first position. */
+void split_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
 {
 	struct vre_used_ring *ur = vq->sp.used;
-	const uint16_t *ids = r->id + from;
-	const uint32_t *lens = r->len + from;
 	uint16_t mask = vq->size - 1, idx = vq->last_used_idx;
 
 	if (!with_len && vq->in_order) {
 		struct vre_used_elem *e = &ur->ring[idx & mask];
 
-		e->id = ids[n - 1];
+		e->id = r->id[n - 1];
 		e->len = 0;
 	} else {
 		for (unsigned i = 0; i < n; i++) {
 			struct vre_used_elem *e = &ur->ring[(uint16_t)(idx + i) & mask];
 
-			e->id = ids[i];
-			e->len = with_len ? lens[i] : 0;
+			e->id = r->id[i];
+			e->len = with_len ? r->len[i] : 0;
 		}
 	}
 	STEP(vq, "complete: elems");

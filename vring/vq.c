@@ -265,27 +265,21 @@ void vre_vq_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
 	r->n = (uint16_t)k;
 }
 
-int vre_vq_complete_run_from(struct vre_vq *vq, const struct vre_run *r, unsigned from,
-			     unsigned n, bool with_len)
+int vre_vq_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
 {
-	if (from > r->n || n > r->n - from)
+	if (n > r->n)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
 	if (vq->packed)
-		packed_complete_run(vq, r, from, n, with_len);
+		packed_complete_run(vq, r, n, with_len);
 	else
-		split_complete_run(vq, r, from, n, with_len);
+		split_complete_run(vq, r, n, with_len);
 	/* the fused path leaves logged rings to the general path; a caller
 	 * that did not still gets the ring marked */
 	if (__builtin_expect(vq->log != NULL, 0))
 		log_ring(vq);
 	return 0;
-}
-
-int vre_vq_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
-{
-	return vre_vq_complete_run_from(vq, r, 0, n, with_len);
 }
 
 bool vre_vq_needs_notify(struct vre_vq *vq)

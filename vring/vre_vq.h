@@ -263,10 +263,7 @@ int vre_vq_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, u
  * with_len: the used length of chain i is r->len[i] (the caller sets it to
  * the bytes written), else 0, and with IN_ORDER the batch goes back as one
  * used entry (vre_vq_complete_inorder). One used-index store (split) or the
- * first slot's flags last (packed). vre_vq_complete_run_from returns chains
- * from..from + n - 1 the same way, all chains of the run before from
- * already returned: a caller publishes a run in parts, e.g. a packed used
- * descriptor line at a time (vre_vq_used_line_room). -EINVAL past r->n.
+ * first slot's flags last (packed).
  */
 struct vre_run {
 	uint8_t *base[VRE_BURST];
@@ -278,32 +275,6 @@ struct vre_run {
 int vre_vq_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable);
 void vre_vq_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k);
 int vre_vq_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len);
-int vre_vq_complete_run_from(struct vre_vq *vq, const struct vre_run *r, unsigned from,
-			     unsigned n, bool with_len);
-
-/* Packed descriptors per 64-byte cache line (16 bytes each). */
-#define VRE_PACKED_DESC_PER_LINE 4u
-
-/*
- * How many one-slot chains, completed one used descriptor each, fill the
- * packed descriptor line the used position is in: up to the next slot
- * index that is a multiple of VRE_PACKED_DESC_PER_LINE, or to the ring's
- * end. That slot starts a line when the ring is line aligned, as the
- * drivers' rings are (page aligned: virtio-user, Linux, DPDK); a ring only
- * 16-byte aligned gets the same groups, correct but not line-shaped. 1..4 for a packed ring; 0 for a split
- * ring, whose used elements go out with one used-index store per burst
- * (publishing a line at a time would move the index line once per line).
- */
-static inline unsigned vre_vq_used_line_room(const struct vre_vq *vq)
-{
-	unsigned room, left;
-
-	if (!vq->packed)
-		return 0;
-	room = VRE_PACKED_DESC_PER_LINE - (vq->last_used_idx & (VRE_PACKED_DESC_PER_LINE - 1));
-	left = (unsigned)vq->size - vq->last_used_idx;
-	return room < left ? room : left;
-}
 
 /* After a complete: whether the driver asked to be notified of what was
  * just published (used flags / used_event; packed driver event area). */

@@ -36,8 +36,7 @@ int split_complete(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int split_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsigned n);
 int split_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
 int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable);
-void split_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned from, unsigned n,
-			bool with_len);
+void split_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len);
 bool split_needs_notify(struct vre_vq *vq);
 bool split_avail_pending(const struct vre_vq *vq);
 bool split_notify_enable(struct vre_vq *vq);
@@ -54,8 +53,7 @@ int packed_complete_fetched(struct vre_vq *vq, const struct vre_used *used, unsi
 int packed_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, unsigned n);
 int packed_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable);
 void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k);
-void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned from, unsigned n,
-			 bool with_len);
+void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len);
 bool packed_needs_notify(struct vre_vq *vq);
 bool packed_avail_pending(const struct vre_vq *vq);
 bool packed_notify_enable(struct vre_vq *vq);
