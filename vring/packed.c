@@ -366,32 +366,34 @@ static int fetch_one(struct vre_vq *vq, struct vre_chain *c, struct iovec *pool,
 }
 
 /*
- * A run of the common chain from the avail position: one direct
- * descriptor (no NEXT, no INDIRECT, len > 0) inside the last-hit region,
- * a free id, a slot we do not hold. At most lim chains (the caller has
- * checked the pool's room and that no inflight region is attached), iovec
- * k of the run in iov[k]. Stops before the first slot that is not
- * available or not common; what it read of that slot is dropped, and the
- * general walk reads the slot afresh and checks it with every rule. A
- * range inside a region cannot wrap (vre_mem_map_add refuses regions that
- * do), so no overflow check here. Everything the loop needs is in locals:
- * no call inside it, so nothing is spilled.
+ * The one reader of runs of the common chain from the avail position, for
+ * fetch (packed_fetch: chains and iov, either direction) and for
+ * vre_vq_take_run (r: the direction as asked). The common chain: the slot
+ * available at the run's wrap and, under fmask, its flags exactly pat (no
+ * NEXT, no INDIRECT; WRITE as asked when fmask has it), 1 or more bytes
+ * inside the last-hit region, an id below size and not in flight, a slot
+ * we do not hold. At most lim chains (the caller has checked the pool's
+ * room and that no inflight region is attached): chain k into chains[k]
+ * and iov[k], or into r's arrays with to_run (each caller passes a
+ * constant, so each gets its own loop); the ids are marked in flight as
+ * fetch marks them. Stops before the first slot that is not available or
+ * not common; what it read of that slot is dropped, and the general walk
+ * reads the slot afresh and checks it with every rule. A range inside a
+ * region cannot wrap (vre_mem_map_add refuses regions that do), so no
+ * overflow check here. Everything the loop needs is in locals: no call
+ * inside it, so nothing is spilled.
  */
-static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct iovec *iov,
-			  unsigned lim)
+static inline __attribute__((always_inline)) unsigned
+packed_run(struct vre_vq *vq, uint16_t fmask, uint16_t pat, unsigned lim,
+	   struct vre_chain *chains, struct iovec *iov, struct vre_run *r, bool to_run)
 {
 	const struct vre_mem_map *m = vq->mem;
 	struct vre_packed_desc *desc = vq->pk.desc, *end = desc + vq->size;
 	struct vre_packed_desc *d = desc + vq->last_avail_idx;
 	uint8_t *busy = vq->pk.id_busy;
 	const uint16_t size = vq->size;
-	/* AVAIL/USED of an available slot at this wrap, no NEXT/INDIRECT:
-	 * one compare for "available and not a chain or a table" (and the
-	 * wrap counter itself: F_AVAIL in pat for wrap 1) */
-	uint16_t pat = vq->avail_wrap ? F_AVAIL : F_USED;
-	const uint16_t mask = F_AVAIL | F_USED | VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT;
 	uint32_t held = held_slots(vq);
-	const struct vre_mem_region *r;
+	const struct vre_mem_region *rg;
 	uint64_t rgpa, rsize;
 	uint8_t *rhva;
 	unsigned k;
@@ -400,10 +402,10 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		return 0;
 	if (lim > size - held)
 		lim = size - held;
-	r = &m->regions[vq->mem_hint];
-	rgpa = r->gpa;
-	rsize = r->size;
-	rhva = r->hva;
+	rg = &m->regions[vq->mem_hint];
+	rgpa = rg->gpa;
+	rsize = rg->size;
+	rhva = rg->hva;
 	for (k = 0; k < lim; k++) {
 		/* Acquire: the body is read only after the flags say the
 		 * driver has published it. */
@@ -411,15 +413,21 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		uint64_t addr;
 		uint32_t len;
 
-		if ((f & mask) != pat)
+		if ((f & fmask) != pat)
 			break;
 		addr = ld64(&d->addr);
 		len = ld32(&d->len);
 		id = ld16(&d->id);
 		if (!vre_mem_range_in(rgpa, rsize, addr, len) || id >= size || busy[id])
 			break;
-		chain_single(&chains[k], &iov[k], rhva + (addr - rgpa), len,
-			     f & VRE_DESC_F_WRITE, id);
+		if (to_run) {
+			r->base[k] = rhva + (addr - rgpa);
+			r->len[k] = len;
+			r->id[k] = id;
+		} else {
+			chain_single(&chains[k], &iov[k], rhva + (addr - rgpa), len,
+				     f & VRE_DESC_F_WRITE, id);
+		}
 		busy[id] = 1;
 		if (++d == end) {
 			d = desc;
@@ -427,8 +435,18 @@ static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct io
 		}
 	}
 	vq->last_avail_idx = (uint16_t)(d - desc);
-	vq->avail_wrap = pat == F_AVAIL;
+	vq->avail_wrap = (pat & (F_AVAIL | F_USED)) == F_AVAIL;
 	return k;
+}
+
+/* A run for fetch: either direction. AVAIL/USED of an available slot at
+ * this wrap, no NEXT/INDIRECT: one compare for "available and not a chain
+ * or a table" (and the wrap counter itself: F_AVAIL in pat for wrap 1). */
+static unsigned fetch_run(struct vre_vq *vq, struct vre_chain *chains, struct iovec *iov,
+			  unsigned lim)
+{
+	return packed_run(vq, F_AVAIL | F_USED | VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT,
+			  vq->avail_wrap ? F_AVAIL : F_USED, lim, chains, iov, NULL, false);
 }
 
 int packed_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
@@ -774,63 +792,20 @@ int packed_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, u
 
 /* ---- Runs (vre_vq_take_run) -------------------------------------------- */
 
-/* fetch_run's rules, one slot per chain, the direction as asked; the ids
- * are marked in flight as fetch marks them. */
+/* packed_run for vre_vq_take_run, the direction as asked. */
 int packed_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable)
 {
-	const struct vre_mem_map *m = vq->mem;
-	struct vre_packed_desc *desc = vq->pk.desc;
-	uint8_t *busy = vq->pk.id_busy;
-	const uint16_t size = vq->size;
-	uint16_t idx = vq->last_avail_idx;
 	bool wrap = vq->avail_wrap;
-	uint16_t pat = (wrap ? F_AVAIL : F_USED) | (writable ? VRE_DESC_F_WRITE : 0);
-	const uint16_t fmask = F_AVAIL | F_USED | VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT |
-			       VRE_DESC_F_WRITE;
-	uint32_t held = held_slots(vq);
-	const struct vre_mem_region *rg;
-	uint64_t rgpa, rsize;
-	uint8_t *rhva;
 	unsigned k;
 
 	/* Empty: the first slot is not available (one load, as fetch). */
-	if ((ld16(&desc[idx].flags) & (F_AVAIL | F_USED)) != (wrap ? F_AVAIL : F_USED))
+	if ((ld16(&vq->pk.desc[vq->last_avail_idx].flags) & (F_AVAIL | F_USED)) !=
+	    (wrap ? F_AVAIL : F_USED))
 		return 0;
-	if (held >= size || vq->mem_hint >= m->nregions)
-		return -EAGAIN;
-	if (max > size - held)
-		max = size - held;
-	rg = &m->regions[vq->mem_hint];
-	rgpa = rg->gpa;
-	rsize = rg->size;
-	rhva = rg->hva;
-	for (k = 0; k < max; k++) {
-		struct vre_packed_desc *d = &desc[idx];
-		/* Acquire: the body is read only after the flags say the
-		 * driver has published it. */
-		uint16_t f = ld16_acq(&d->flags), id;
-		uint64_t addr;
-		uint32_t len;
-
-		if ((f & fmask) != pat)
-			break;
-		addr = ld64(&d->addr);
-		len = ld32(&d->len);
-		id = ld16(&d->id);
-		if (!vre_mem_range_in(rgpa, rsize, addr, len) || id >= size || busy[id])
-			break;
-		busy[id] = 1;
-		r->base[k] = rhva + (addr - rgpa);
-		r->len[k] = len;
-		r->id[k] = id;
-		if (++idx == size) {
-			idx = 0;
-			wrap = !wrap;
-			pat ^= F_AVAIL | F_USED;
-		}
-	}
-	vq->last_avail_idx = idx;
-	vq->avail_wrap = wrap;
+	k = packed_run(vq, F_AVAIL | F_USED | VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT |
+			       VRE_DESC_F_WRITE,
+		       (wrap ? F_AVAIL : F_USED) | (writable ? VRE_DESC_F_WRITE : 0), max, NULL,
+		       NULL, r, true);
 	r->n = (uint16_t)k;
 	return k ? (int)k : -EAGAIN;
 }
@@ -850,33 +825,50 @@ void packed_untake_run(struct vre_vq *vq, struct vre_run *r, unsigned k)
 	vq->last_avail_idx = (uint16_t)(idx - back);
 }
 
-/* complete_plain for one-slot chains, straight from the run: the later
- * slots id/len/flags, the first slot whole at the end; or, in order
- * without lengths, one used descriptor for the batch. */
+/*
+ * complete_plain for one-slot chains, straight from the run: the later
+ * slots id/len then flags, the first slot whole at the end; or, in order
+ * without lengths, one used descriptor for the batch.
+ *
+ * The order: virtio 1.1+ "Polling of available and used descriptors" lets
+ * writes of used descriptors be reordered, the driver polling only the
+ * next slot, so each slot needs only its id/len before its flags
+ * (release). Writing the first slot last makes the group appear at once
+ * (its line moves once) and keeps "Multi-buffer requests" (a request's
+ * first buffer used after the rest). DPDK's vhost writes its shadow flush
+ * the same way (vhost_flush_enqueue_shadow_packed: later flags, the head's
+ * last); its aligned batch of 4 (vhost_flush_enqueue_batch_packed) writes
+ * the 4 ids/lens, a release fence, then the 4 flags in ring order.
+ *
+ * A STEP after every store to the ring lets the tests look at what the
+ * driver could see in between (tests/unit/test_net.c).
+ */
 void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n, bool with_len)
 {
 	struct vre_packed_desc *desc = vq->pk.desc;
 	uint8_t *busy = vq->pk.id_busy;
+	const uint16_t *ids = r->id;
+	const uint32_t *lens = r->len;
 	uint32_t idx = vq->last_used_idx, size = vq->size, first_pos = idx;
 	bool wrap = vq->used_wrap;
 	uint16_t used_pat = wrap ? F_AVAIL | F_USED : 0, first_flags = used_pat;
 	uint32_t first_len = 0;
-	uint16_t first_id = r->id[0];
+	uint16_t first_id = ids[0];
 
 	busy[first_id] = 0;
 	if (!with_len && vq->in_order) {
 		for (unsigned i = 1; i < n; i++)
-			busy[r->id[i]] = 0;
-		first_id = r->id[n - 1];
+			busy[ids[i]] = 0;
+		first_id = ids[n - 1];
 		idx += n - 1;
 	} else {
-		if (with_len && r->len[0]) {
-			first_len = r->len[0];
+		if (with_len && lens[0]) {
+			first_len = lens[0];
 			first_flags |= VRE_DESC_F_WRITE; /* len bytes were written */
 		}
 		for (unsigned i = 1; i < n; i++) {
 			struct vre_packed_desc *d;
-			uint32_t len = with_len ? r->len[i] : 0;
+			uint32_t len = with_len ? lens[i] : 0;
 
 			if (++idx == size) {
 				idx = 0;
@@ -884,15 +876,21 @@ void packed_complete_run(struct vre_vq *vq, const struct vre_run *r, unsigned n,
 				used_pat ^= F_AVAIL | F_USED;
 			}
 			d = &desc[idx];
-			busy[r->id[i]] = 0;
-			__atomic_store_n(&d->id, r->id[i], __ATOMIC_RELAXED);
+			busy[ids[i]] = 0;
+			__atomic_store_n(&d->id, ids[i], __ATOMIC_RELAXED);
+			STEP(vq, "complete: later id");
 			__atomic_store_n(&d->len, len, __ATOMIC_RELAXED);
+			STEP(vq, "complete: later len");
+			/* Release: id and len before the flags that make them
+			 * used. */
 			st16_rel(&d->flags, used_pat | (len ? VRE_DESC_F_WRITE : 0));
 			STEP(vq, "complete: later flags");
 		}
 	}
 	__atomic_store_n(&desc[first_pos].id, first_id, __ATOMIC_RELAXED);
+	STEP(vq, "complete: first id");
 	__atomic_store_n(&desc[first_pos].len, first_len, __ATOMIC_RELAXED);
+	STEP(vq, "complete: first len");
 	/* Release, last: the whole batch appears when the first slot does. */
 	st16_rel(&desc[first_pos].flags, first_flags);
 	STEP(vq, "complete: first flags");

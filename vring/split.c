@@ -126,16 +126,26 @@ take_single(const struct hot_region *h, uint16_t head, const struct vre_desc *d,
 }
 
 /*
- * A run of common chains from avail position last: take_single's rules,
- * at most lim chains (pool room checked by the caller, no inflight
- * records), iovec k in iov[k]. Stops before the first entry that is not
- * common; what it read of that entry is dropped and the caller's general
- * path reads ring entry and descriptor afresh and checks them with every
- * rule. No call in the loop, so its values stay in registers.
+ * The one reader of runs of common chains from avail position last, for
+ * fetch (split_fetch: chains and iov, either direction) and for
+ * vre_vq_take_run (r: the direction as asked). A common chain: the ring
+ * entry's head below size, its descriptor copied once (desc_copy), under
+ * fmask its flags exactly want (no NEXT, no INDIRECT; WRITE as asked when
+ * fmask has it), 1 or more bytes inside the region of the last
+ * translation (one range check, vre_mem_range_in; a range inside a region
+ * cannot wrap, because a region's own range does not: vre_mem_map_add).
+ * At most lim chains (pool room checked by the caller, no inflight
+ * records): chain k into chains[k] and iov[k], or into r's arrays with
+ * to_run (each caller passes a constant, so each gets its own loop).
+ * Stops before the first entry that is not common; what it read of that
+ * entry is dropped, and fetch reads ring entry and descriptor afresh and
+ * checks them with every rule. No call in the loop, so its values stay in
+ * registers.
  */
-static inline unsigned split_run(const struct vre_desc *desc, const uint16_t *ring,
-				 uint16_t size, uint16_t last, const struct hot_region *hot,
-				 struct vre_chain *chains, struct iovec *iov, unsigned lim)
+static inline __attribute__((always_inline)) unsigned
+split_run(const struct vre_desc *desc, const uint16_t *ring, uint16_t size, uint16_t last,
+	  const struct hot_region *hot, uint16_t fmask, uint16_t want, unsigned lim,
+	  struct vre_chain *chains, struct iovec *iov, struct vre_run *r, bool to_run)
 {
 	const uint16_t mask = (uint16_t)(size - 1);
 	unsigned k;
@@ -144,12 +154,29 @@ static inline unsigned split_run(const struct vre_desc *desc, const uint16_t *ri
 		uint16_t head = __atomic_load_n(&ring[(uint16_t)(last + k) & mask],
 						__ATOMIC_RELAXED);
 		struct vre_desc d;
+		uint8_t *buf;
+		bool in;
 
 		if (head >= size)
 			break;
 		d = desc_copy(&desc[head]);
-		if (!take_single(hot, head, &d, &chains[k], &iov[k], 1))
+		if ((d.flags & fmask) != want)
 			break;
+		in = vre_mem_range_in(hot->gpa, hot->size, d.addr, d.len);
+		/* the hint lays fetch's loop out best, take_run's is best
+		 * without it (instructions per chain: perf/ring-bench,
+		 * perf/net-bench) */
+		if (to_run ? !in : __builtin_expect(!in, 0))
+			break;
+		buf = hot->hva + (d.addr - hot->gpa);
+		if (to_run) {
+			r->base[k] = buf;
+			r->len[k] = d.len;
+			r->id[k] = head;
+		} else {
+			chain_single(&chains[k], &iov[k], buf, d.len, d.flags & VRE_DESC_F_WRITE,
+				     head);
+		}
 	}
 	return k;
 }
@@ -288,8 +315,9 @@ int split_fetch(struct vre_vq *vq, struct vre_chain *chains, unsigned max,
 	for (; todo; todo--) {
 		if (!recorded && iov_used < pool_len) {
 			unsigned lim = todo < pool_len - iov_used ? todo : pool_len - iov_used;
-			unsigned k = split_run(desc, ring, size, last, &hot, &chains[n],
-					       pool + iov_used, lim);
+			unsigned k = split_run(desc, ring, size, last, &hot,
+					       VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT, 0, lim,
+					       &chains[n], pool + iov_used, NULL, false);
 
 			n += k;
 			iov_used += k;
@@ -482,16 +510,13 @@ int split_complete_inorder(struct vre_vq *vq, const struct vre_chain *chains, un
 	return 0;
 }
 
-/*
- * A run of common chains for vre_vq_take_run: take_single's rules (one
- * direct descriptor of the asked direction, 1..size - off bytes inside the
- * hot region, head below size), the avail index as fetch reads it.
- */
+/* A run of common chains for vre_vq_take_run (split_run, the direction
+ * as asked), the avail index as fetch reads it. */
 int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writable)
 {
 	const struct vre_desc *desc = vq->sp.desc;
 	const uint16_t *ring = vq->sp.avail->ring;
-	const uint16_t size = vq->size, mask = (uint16_t)(size - 1);
+	const uint16_t size = vq->size;
 	const uint16_t want = writable ? VRE_DESC_F_WRITE : 0;
 	uint16_t last = vq->last_avail_idx, pending = (uint16_t)(vq->sp.avail_seen - last);
 	struct hot_region hot;
@@ -512,21 +537,9 @@ int split_take_run(struct vre_vq *vq, struct vre_run *r, unsigned max, bool writ
 	if (max > pending)
 		max = pending;
 	hot_region_load(vq, &hot);
-	for (k = 0; k < max; k++) {
-		uint16_t head = __atomic_load_n(&ring[(uint16_t)(last + k) & mask],
-						__ATOMIC_RELAXED);
-		struct vre_desc d;
-
-		if (head >= size)
-			break;
-		d = desc_copy(&desc[head]);
-		if ((d.flags & (VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT | VRE_DESC_F_WRITE)) != want ||
-		    !vre_mem_range_in(hot.gpa, hot.size, d.addr, d.len))
-			break;
-		r->base[k] = hot.hva + (d.addr - hot.gpa);
-		r->len[k] = d.len;
-		r->id[k] = head;
-	}
+	k = split_run(desc, ring, size, last, &hot,
+		      VRE_DESC_F_NEXT | VRE_DESC_F_INDIRECT | VRE_DESC_F_WRITE, want, max, NULL,
+		      NULL, r, true);
 	vq->last_avail_idx = (uint16_t)(last + k);
 	r->n = (uint16_t)k;
 	return k ? (int)k : -EAGAIN;
