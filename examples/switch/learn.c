@@ -297,6 +297,9 @@ static void deliver(struct sw_lw *lw, const struct sw_view *v, const struct ho *
 		__atomic_store_n(&lw->ho_drops, lw->ho_drops + lost, __ATOMIC_RELAXED);
 }
 
+/* Returns what it moved so that the worker counts the pass as busy; the
+ * item is a relay (sw_learn_start), so these packets are not counted again
+ * in the worker's packets: the sender's poll counted them. */
 static int drain_poll(struct vre_poll_item *it)
 {
 	struct sw_lw *lw = it->ctx;
@@ -395,9 +398,13 @@ int sw_learn_start(struct sw *s, char *why, size_t whylen)
 				return -ENOMEM;
 			}
 		}
+		/* relay: a packet handed over was counted in the packets of
+		 * the worker that took it from its source (a guest's TX queue,
+		 * an ethdev RX queue), and is not counted a second time on the
+		 * worker that delivers it */
 		lw->item = (struct vre_poll_item){ .poll = drain_poll, .arm = drain_arm,
 						   .disarm = drain_disarm, .wake_fd = lw->efd,
-						   .ctx = lw, .name = "handoff" };
+						   .ctx = lw, .name = "handoff", .relay = true };
 		if (vre_worker_add(s->pool.w[j], &lw->item) < 0) {
 			snprintf(why, whylen, "cannot add the handoff item to worker %u", j);
 			return -ENOMEM;
