@@ -37,6 +37,7 @@
  *     RSS would); each guest's frames to the station leave on its own
  *     worker's TX queue (the PMD's per-queue counters); the workers count
  *     every packet once (their packets = the ports' taken packets);
+ *     rxq-pin and rebalance move the RX queues under traffic;
  *     port-del of the ethdev port while a guest and the station stream
  *     through it; the guests still reach each other afterwards.
  *
@@ -830,7 +831,34 @@ static int ethmq(char **socks, const char *ifname, unsigned ethport)
 		if (ws != taken)
 			die("workers' packets %lld != packets taken from the ports %lld", ws, taken);
 	}
-	/* 5. port-del of the ethdev port while guest 0 streams to the
+	/* 5. rxq-pin of RX queue 0 to the other RX queue's worker, then
+	 * rebalance (every queue to the next worker): the station's flows
+	 * still reach their guests through both queues */
+	{
+		long long w1 = qget(ethport, 1, "worker");
+
+		json_decref(rpc("rxq-pin", json_pack("{s:i, s:i, s:i}", "port", (int)ethport,
+						     "pair", 0, "worker", (int)w1)));
+		if (qget(ethport, 0, "worker") != w1)
+			die("rxq-pin: RX queue 0 is on worker %lld, want %lld",
+			    qget(ethport, 0, "worker"), w1);
+		for (int round = 0; round < 2; round++) {
+			if (round)
+				json_decref(rpc("rebalance", NULL));
+			for (unsigned t = 0; t < 2 * nflows; t++) {
+				ipframe(f, mac[t & 1], station, 3000u + 1000u * (unsigned)round + t);
+				if (send(fd, f, 64, 0) != 64)
+					die("the station could not send: %s", strerror(errno));
+			}
+			for (int i = 0; i < 2; i++)
+				if (drain_station(g[i], mac[i], tags, 256, nflows, NULL) != nflows)
+					die("after %s guest %d missed station frames",
+					    round ? "rebalance" : "rxq-pin", i);
+		}
+		printf("ethmq: RX queue 0 pinned to worker %lld, then a rebalance: the station's "
+		       "frames kept reaching both guests\n", w1);
+	}
+	/* 6. port-del of the ethdev port while guest 0 streams to the
 	 * station and the station to guest 1 */
 	{
 		struct streamer st = { .g = g[0] };
