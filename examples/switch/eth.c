@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * vre-switch: DPDK ethdev ports next to the vhost-user ports (see
- * switch.h for the numbering and the threading rule: everything that
- * touches an ethdev port runs on the ethdev worker).
+ * switch.h for the numbering and the threading rule: outside learn mode
+ * everything that touches an ethdev port runs on the ethdev worker; in
+ * learn mode RX queue k is polled by its worker and TX queue k is used
+ * by worker k only, sw_eth_txq).
  *
  * Hot-plug: port-add ethdev probes the device (rte_dev_probe) and takes the
  * ethdev ports that appeared; port-del stops and closes the port and removes
@@ -200,6 +202,11 @@ static void plan_queues(struct sw *s, struct sw_port *p, const struct rte_eth_de
 {
 	unsigned want = queues_wanted(s, p->eth_want), n;
 	bool first = !p->pairs; /* eth_start may run again: one line each */
+
+	if (first && p->eth_want > 1 && s->mode != SW_LEARN)
+		VRE_INFO(ROOM, "port %u (%s): queues=%u ignored: outside learn mode one worker "
+			 "serves an ethdev port, with one queue pair", p->idx, p->eth_name,
+			 p->eth_want);
 
 	n = RTE_MIN(want, (unsigned)RTE_MIN(info->max_rx_queues, info->max_tx_queues));
 	n = RTE_MIN(n, (unsigned)SW_MAX_PAIRS);
