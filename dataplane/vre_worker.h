@@ -74,6 +74,10 @@ struct vre_poll_item {
 	/* With arm set and wake_fd -1: the longest sleep (us) the item
 	 * allows, since only polling finds its work. 0: no bound of its own. */
 	uint32_t nap_us;
+	/* The item moves packets another item already returned (e.g. a
+	 * handoff between workers): its returns make the pass busy but are
+	 * not added to the packets counter, so each packet counts once. */
+	bool relay;
 
 	/* Owned by the worker library. */
 	struct vre_worker *w;
@@ -82,7 +86,7 @@ struct vre_poll_item {
 
 struct vre_worker_stats {
 	uint64_t busy_cycles;  /* TSC cycles of passes that did work */
-	uint64_t packets;      /* sum of poll() returns */
+	uint64_t packets;      /* sum of poll() returns, relay items' excepted */
 	uint64_t polls;        /* passes over the list */
 	uint64_t empty_polls;  /* passes without work */
 	uint64_t sleeps;       /* epoll_wait calls that slept */

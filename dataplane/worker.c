@@ -270,7 +270,7 @@ static void worker_loop(struct vre_worker *w)
 
 	while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
 		uint64_t g = __atomic_load_n(&w->req_gen, __ATOMIC_ACQUIRE);
-		uint64_t t0, t1, work = 0;
+		uint64_t t0, t1, work = 0, pkts = 0;
 
 		if (g != seen_gen) {
 			const struct poll_list *nl = __atomic_load_n(&w->list, __ATOMIC_ACQUIRE);
@@ -289,14 +289,16 @@ static void worker_loop(struct vre_worker *w)
 			struct vre_poll_item *it = l->it[i];
 			int r = it->poll(it);
 
-			if (r > 0)
+			if (r > 0) {
 				work += (unsigned)r;
+				pkts += it->relay ? 0 : (unsigned)r;
+			}
 		}
 		t1 = rdtsc();
 		STAT_ADD(w, polls, 1);
 		if (work) {
 			STAT_ADD(w, busy_cycles, t1 - t0);
-			STAT_ADD(w, packets, work);
+			STAT_ADD(w, packets, pkts);
 			last_work = t1;
 			nap = NAP_MIN_US;
 			continue;

@@ -257,11 +257,15 @@ static json_t *m_port_add(struct sw *s, json_t *params, struct rpc_error *e)
 		spec.mtu = (uint16_t)mtu;
 		spec.no_offloads = !offloads;
 	} else if (strcmp(kind, "ethdev") == 0) {
-		static const char *const ekeys[] = { "kind", "devargs", "name", "port", NULL };
+		static const char *const ekeys[] = { "kind", "devargs", "name", "port", "queues",
+						     NULL };
 
 		spec.kind = SW_ETHDEV;
-		if (!only(params, ekeys, e) || !get_str(params, "devargs", &spec.devargs, true, e))
+		q = 0;
+		if (!only(params, ekeys, e) || !get_str(params, "devargs", &spec.devargs, true, e) ||
+		    !get_int(params, "queues", 1, SW_MAX_PAIRS, &q, false, e))
 			return NULL;
+		spec.eth_queues = (uint16_t)q;
 		if (!*spec.devargs)
 			return fail(e, RPC_INVALID_PARAMS, 0, "devargs is empty");
 	} else {
@@ -326,8 +330,8 @@ static void row_of(struct sw *s, struct sw_port *p, struct port_row *r)
 	sw_port_totals(s, p, &r->t);
 	r->running = r->nq = 0;
 	for (uint16_t k = 0; k < p->nq; k++) {
-		if (p->eth && k == 0)
-			continue;
+		if (p->eth && !(k & 1))
+			continue; /* the TX side of an ethdev queue pair */
 		r->nq++;
 		r->running += p->q[k].running;
 	}
@@ -427,10 +431,29 @@ static json_t *hex(uint64_t v)
 	return json_string(t);
 }
 
+/* An ethdev RX queue's entry gets the counters of its queue pair k: what
+ * the switch took from RX queue k and sent on TX queue k, and what the PMD
+ * counted per queue (where it does). */
+static void eth_queue_json(const struct sw_port *p, uint16_t k, const struct rte_eth_stats *st,
+			   bool have_st, json_t *o)
+{
+	json_object_set_new(o, "rx_pkts", json_integer((json_int_t)__atomic_load_n(&p->eth_rxc[k].pkts, __ATOMIC_RELAXED)));
+	json_object_set_new(o, "rx_bytes", json_integer((json_int_t)__atomic_load_n(&p->eth_rxc[k].bytes, __ATOMIC_RELAXED)));
+	json_object_set_new(o, "tx_pkts", json_integer((json_int_t)__atomic_load_n(&p->eth_txc[k].pkts, __ATOMIC_RELAXED)));
+	json_object_set_new(o, "tx_bytes", json_integer((json_int_t)__atomic_load_n(&p->eth_txc[k].bytes, __ATOMIC_RELAXED)));
+	json_object_set_new(o, "tx_drop_full", json_integer((json_int_t)__atomic_load_n(&p->eth_txc[k].drop_full, __ATOMIC_RELAXED)));
+	if (have_st && k < RTE_ETHDEV_QUEUE_STAT_CNTRS) {
+		json_object_set_new(o, "pmd_rx_pkts", json_integer((json_int_t)st->q_ipackets[k]));
+		json_object_set_new(o, "pmd_tx_pkts", json_integer((json_int_t)st->q_opackets[k]));
+	}
+}
+
 /* The queues of p (s->lock held). */
 static json_t *queues_json(struct sw *s, struct sw_port *p)
 {
 	json_t *a = json_array();
+	struct rte_eth_stats st;
+	bool have_st = p->eth && rte_eth_stats_get(p->eth_id, &st) == 0;
 
 	for (uint16_t k = 0; k < p->nq; k++) {
 		const struct sw_queue *sq = &p->q[k];
@@ -439,14 +462,16 @@ static json_t *queues_json(struct sw *s, struct sw_port *p)
 		json_t *o;
 
 		if (p->eth)
-			role = k == 0 ? "tx" : "rx";
+			role = (k & 1) ? "rx" : "tx";
 		else
 			role = k == 2 * p->pairs ? "ctrl" : (k & 1) ? "tx" : "rx";
-		if (p->eth && k == 0)
-			continue; /* the device's TX side is no queue of ours to show */
+		if (p->eth && !(k & 1))
+			continue; /* shown with its RX queue (pair k / 2) */
 		o = json_pack("{s:i, s:s, s:i, s:b, s:i}", "queue", (int)k, "role", role, "pair",
 			      (int)(k / 2), "running", sq->running, "worker",
 			      sq->w ? sw_worker_index(s, sq->w) : -1);
+		if (p->eth && p->eth_rxc)
+			eth_queue_json(p, k / 2u, &st, have_st, o);
 		if (nq) {
 			json_object_set_new(o, "packets", json_integer((json_int_t)nq->st.packets));
 			json_object_set_new(o, "bytes", json_integer((json_int_t)nq->st.bytes));
@@ -495,6 +520,9 @@ static json_t *m_port_show(struct sw *s, json_t *params, struct rpc_error *e)
 		json_object_set_new(o, "ethdev_id", json_integer(p->eth_id));
 		json_object_set_new(o, "mac", json_string(m));
 		json_object_set_new(o, "rx_interrupts", json_boolean(p->eth_rx_fd >= 0));
+		json_object_set_new(o, "queue_pairs", json_integer(p->pairs));
+		json_object_set_new(o, "rss", json_boolean(p->eth_rss_hf != 0));
+		json_object_set_new(o, "rss_hf", hex(p->eth_rss_hf));
 		if (p->devargs)
 			json_object_set_new(o, "devargs", json_string(p->devargs));
 		if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
@@ -639,7 +667,7 @@ static json_t *m_worker_list(struct sw *s, json_t *params, struct rpc_error *e)
 
 			for (uint16_t k = 0; p && k < p->nq; k++)
 				if (p->q[k].w == s->pool.w[i] && (p->q[k].running || p->eth) &&
-				    !(p->eth && k == 0))
+				    !(p->eth && !(k & 1)))
 					json_array_append_new(q, json_pack("{s:i, s:i}", "port",
 									   (int)p->idx, "queue",
 									   (int)k));
@@ -779,7 +807,7 @@ static json_t *m_methods(struct sw *s, json_t *params, struct rpc_error *e);
 static const struct sw_rpc_method methods[] = {
 	{ "port-add", true, m_port_add,
 	  "kind (\"vhost\"|\"ethdev\"); vhost: path, client, queues, owner, group, mode, mtu, offloads; ethdev: "
-	  "devargs; both: name, port",
+	  "devargs, queues; both: name, port",
 	  "adds a port; result {port, name}" },
 	{ "port-del", true, m_port_del, "port (number or name)",
 	  "removes a port (its frontend disconnected, memory unmapped, fds closed)" },

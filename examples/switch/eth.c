@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * vre-switch: DPDK ethdev ports next to the vhost-user ports (see
- * switch.h for the numbering and the threading rule: everything that
- * touches an ethdev port runs on the ethdev worker).
+ * switch.h for the numbering and the threading rule: outside learn mode
+ * everything that touches an ethdev port runs on the ethdev worker; in
+ * learn mode RX queue k is polled by its worker and TX queue k is used
+ * by worker k only, sw_eth_txq).
  *
  * Hot-plug: port-add ethdev probes the device (rte_dev_probe) and takes the
  * ethdev ports that appeared; port-del stops and closes the port and removes
@@ -17,6 +19,7 @@
  * went.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -113,13 +116,26 @@ void sw_eth_free_pools(struct sw *s)
 	}
 }
 
+/* Queue pairs an ethdev port asks for: queues= (want), else in learn
+ * mode --eth-queues or one per worker; one in the other modes, where one
+ * worker serves the port. */
+static unsigned queues_wanted(const struct sw *s, unsigned want)
+{
+	if (s->mode != SW_LEARN)
+		return 1;
+	if (!want)
+		want = s->eth_queues ? s->eth_queues : s->pool.n ? s->pool.n : s->nworkers_hint;
+	return want ? want : 1;
+}
+
 int sw_eth_reserve_pools(struct sw *s, char *why, size_t whylen)
 {
 	uint16_t id;
+	unsigned nq = queues_wanted(s, 0);
 
 	RTE_ETH_FOREACH_DEV(id) {
 		int sock = rte_eth_dev_socket_id(id);
-		struct sw_pool *p = pool_new(pool_need(s, ETH_DESC, ETH_DESC),
+		struct sw_pool *p = pool_new(pool_need(s, nq * ETH_DESC, nq * ETH_DESC),
 					     sock < 0 ? SOCKET_ID_ANY : sock, why, whylen);
 
 		if (!p)
@@ -175,9 +191,44 @@ int sw_eth_probe(const char *devargs, uint16_t *ids, unsigned max, char *why, si
 #define ETH_RX_OL (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM | \
 		   RTE_ETH_RX_OFFLOAD_UDP_CKSUM)
 
-/* Configures and starts the port with one RX and one TX queue, with RX
- * interrupts when intr (PMDs without them may refuse) and the offloads of
- * ETH_TX_OL / ETH_RX_OL it has. */
+/* RSS over what a flow is: addresses, and TCP/UDP ports. */
+#define ETH_RSS_HF (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP)
+
+/* The queue pairs p gets (p->pairs): as many as asked for, at most what
+ * the PMD offers both ways. With several, RSS over ETH_RSS_HF where the
+ * PMD hashes some of it, else the PMD's own spreading (one line says so). */
+static void plan_queues(struct sw *s, struct sw_port *p, const struct rte_eth_dev_info *info,
+			struct rte_eth_conf *conf)
+{
+	unsigned want = queues_wanted(s, p->eth_want), n;
+	bool first = !p->pairs; /* eth_start may run again: one line each */
+
+	if (first && p->eth_want > 1 && s->mode != SW_LEARN)
+		VRE_INFO(ROOM, "port %u (%s): queues=%u ignored: outside learn mode one worker "
+			 "serves an ethdev port, with one queue pair", p->idx, p->eth_name,
+			 p->eth_want);
+
+	n = RTE_MIN(want, (unsigned)RTE_MIN(info->max_rx_queues, info->max_tx_queues));
+	n = RTE_MIN(n, (unsigned)SW_MAX_PAIRS);
+	if (n < want && first)
+		VRE_INFO(ROOM, "port %u (%s): %u queue pair(s): the PMD offers %u RX / %u TX",
+			 p->idx, p->eth_name, n, info->max_rx_queues, info->max_tx_queues);
+	p->pairs = (uint16_t)(n ? n : 1);
+	p->eth_rss_hf = p->pairs > 1 ? ETH_RSS_HF & info->flow_type_rss_offloads : 0;
+	if (p->eth_rss_hf) {
+		conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf->rx_adv_conf.rss_conf.rss_hf = p->eth_rss_hf;
+	} else if (p->pairs > 1 && first) {
+		VRE_INFO(ROOM, "port %u (%s): no RSS over IP/TCP/UDP (the PMD hashes 0x%" PRIx64
+			 "): %u RX queues fed as the PMD spreads them", p->idx, p->eth_name,
+			 info->flow_type_rss_offloads, p->pairs);
+	}
+}
+
+/* Configures and starts the port with p->pairs RX and TX queues (decided
+ * by plan_queues on the first call), with RX interrupts when intr (PMDs
+ * without them may refuse) and the offloads of ETH_TX_OL / ETH_RX_OL it
+ * has. */
 static int eth_start(struct sw *s, struct sw_port *p, bool intr, char *why, size_t whylen)
 {
 	struct rte_eth_conf conf;
@@ -196,26 +247,40 @@ static int eth_start(struct sw *s, struct sw_port *p, bool intr, char *why, size
 		conf.txmode.offloads = info.tx_offload_capa & ETH_TX_OL;
 		conf.rxmode.offloads = info.rx_offload_capa & ETH_RX_OL;
 		p->eth_tx_ol = conf.txmode.offloads;
+		plan_queues(s, p, &info, &conf);
+		r = rte_eth_dev_configure(p->eth_id, p->pairs, p->pairs, &conf);
 	}
 	if (r == 0)
-		r = rte_eth_dev_configure(p->eth_id, 1, 1, &conf);
-	if (r == 0)
 		r = rte_eth_dev_adjust_nb_rx_tx_desc(p->eth_id, &nrx, &ntx);
-	if (r == 0 && !p->pool && !(p->pool = pool_get(s, pool_need(s, nrx, ntx), sock, why,
-						       whylen)))
+	if (r == 0 && !p->pool &&
+	    !(p->pool = pool_get(s, pool_need(s, p->pairs * nrx, p->pairs * ntx), sock, why,
+				 whylen)))
 		return -ENOMEM;
-	if (r == 0)
-		r = rte_eth_rx_queue_setup(p->eth_id, 0, nrx, sock, NULL, p->pool->mp);
-	if (r == 0)
-		r = rte_eth_tx_queue_setup(p->eth_id, 0, ntx, sock, NULL);
+	for (uint16_t k = 0; r == 0 && k < p->pairs; k++) {
+		r = rte_eth_rx_queue_setup(p->eth_id, k, nrx, sock, NULL, p->pool->mp);
+		if (r == 0)
+			r = rte_eth_tx_queue_setup(p->eth_id, k, ntx, sock, NULL);
+	}
 	if (r == 0)
 		r = rte_eth_dev_start(p->eth_id);
 	return r;
 }
 
-/* The port's RX interrupt fd, or -1. ethdev logs an error for a PMD that
+/* The per-queue counters, once p->pairs is known. */
+static int eth_counters(struct sw_port *p)
+{
+	p->eth_rxc = aligned_alloc(64, sizeof(p->eth_rxc[0]) * p->pairs);
+	p->eth_txc = aligned_alloc(64, sizeof(p->eth_txc[0]) * p->pairs);
+	if (!p->eth_rxc || !p->eth_txc)
+		return -ENOMEM;
+	memset(p->eth_rxc, 0, sizeof(p->eth_rxc[0]) * p->pairs);
+	memset(p->eth_txc, 0, sizeof(p->eth_txc[0]) * p->pairs);
+	return 0;
+}
+
+/* RX queue q's interrupt fd, or -1. ethdev logs an error for a PMD that
  * has none (net_ring, net_pcap): an expected answer here, so quieted. */
-static int eth_rx_intr_fd(uint16_t id)
+static int eth_rx_intr_fd(uint16_t id, uint16_t q)
 {
 	int type = rte_log_register("lib.ethdev");
 	int level = type >= 0 ? rte_log_get_level((uint32_t)type) : -1;
@@ -223,7 +288,7 @@ static int eth_rx_intr_fd(uint16_t id)
 
 	if (level >= 0)
 		rte_log_set_level((uint32_t)type, RTE_LOG_CRIT);
-	fd = rte_eth_dev_rx_intr_ctl_q_get_fd(id, 0);
+	fd = rte_eth_dev_rx_intr_ctl_q_get_fd(id, q);
 	if (level >= 0)
 		rte_log_set_level((uint32_t)type, (uint32_t)level);
 	return fd < 0 ? -1 : fd;
@@ -243,7 +308,19 @@ int sw_eth_open(struct sw *s, struct sw_port *p, char *why, size_t whylen)
 		rte_eth_dev_stop(p->eth_id); /* may have started: configure again */
 		r = eth_start(s, p, false, why, whylen);
 	} else {
-		p->eth_rx_fd = eth_rx_intr_fd(p->eth_id);
+		p->eth_rx_fd = eth_rx_intr_fd(p->eth_id, 0);
+	}
+	if (r < 0 && p->pairs > 1) {
+		VRE_INFO(ROOM, "port %u (%s): %u queue pairs refused (%s): one", p->idx,
+			 p->eth_name, p->pairs, strerror(-r));
+		rte_eth_dev_stop(p->eth_id);
+		p->eth_want = 1;
+		r = eth_start(s, p, false, why, whylen);
+	}
+	if (r == 0 && eth_counters(p) < 0) {
+		snprintf(why, whylen, "out of memory");
+		rte_eth_dev_stop(p->eth_id);
+		return -ENOMEM;
 	}
 	if (r < 0) {
 		if (!why[0])
@@ -265,13 +342,17 @@ int sw_eth_open(struct sw *s, struct sw_port *p, char *why, size_t whylen)
 	/* link state: a virtual port is up at once, a NIC may still be
 	 * negotiating (reported as down here, it keeps working once up) */
 	if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
-		printf("vre-switch: port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex, %s\n",
-		       p->idx, p->eth_id, p->eth_name, link.link_status ? "up" : "down",
-		       link.link_speed, link.link_duplex ? "full" : "half",
-		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
+		printf("vre-switch: port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex, %s, "
+		       "%u queue pair(s)%s\n", p->idx, p->eth_id, p->eth_name,
+		       link.link_status ? "up" : "down", link.link_speed,
+		       link.link_duplex ? "full" : "half",
+		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled", p->pairs,
+		       p->eth_rss_hf ? ", rss" : "");
 	else
-		printf("vre-switch: port %u: ethdev %u (%s) started, link unknown, %s\n", p->idx,
-		       p->eth_id, p->eth_name, p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled");
+		printf("vre-switch: port %u: ethdev %u (%s) started, link unknown, %s, "
+		       "%u queue pair(s)%s\n", p->idx, p->eth_id, p->eth_name,
+		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled", p->pairs,
+		       p->eth_rss_hf ? ", rss" : "");
 	fflush(stdout);
 	return 0;
 }
@@ -308,17 +389,17 @@ void sw_eth_close(struct sw *s, struct sw_port *p)
 /* Mbufs carrying offload flags get the PMD's preparation (pseudo header
  * checksums as the NIC wants them); one it refuses is dropped and counted.
  * Returns the mbufs left, compacted in m. */
-static unsigned eth_prepare(struct sw_port *p, struct rte_mbuf **m, unsigned n)
+static unsigned eth_prepare(struct sw_port *p, uint16_t txq, struct rte_mbuf **m, unsigned n)
 {
 	unsigned done = 0;
 
 	while (done < n) {
-		uint16_t ok = rte_eth_tx_prepare(p->eth_id, 0, m + done, (uint16_t)(n - done));
+		uint16_t ok = rte_eth_tx_prepare(p->eth_id, txq, m + done, (uint16_t)(n - done));
 
 		done += ok;
 		if (done < n) { /* m[done] is refused: out of the list */
 			rte_pktmbuf_free(m[done]);
-			add(&p->eth_drop_prep, 1);
+			add(&p->eth_txc[txq].drop_prep, 1);
 			memmove(m + done, m + done + 1, (n - done - 1) * sizeof(m[0]));
 			n--;
 		}
@@ -326,29 +407,30 @@ static unsigned eth_prepare(struct sw_port *p, struct rte_mbuf **m, unsigned n)
 	return n;
 }
 
-void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n)
+void sw_eth_send(struct sw_port *p, uint16_t txq, struct rte_mbuf **m, unsigned n)
 {
+	struct sw_eth_txc *c = &p->eth_txc[txq];
 	unsigned sent = 0, tries = 0;
 	uint64_t bytes = 0, ol = 0;
 
 	for (unsigned k = 0; k < n; k++)
 		ol |= m[k]->ol_flags;
 	if (ol & RTE_MBUF_F_TX_OFFLOAD_MASK)
-		n = eth_prepare(p, m, n);
+		n = eth_prepare(p, txq, m, n);
 
 	/* lengths first: once sent, the mbufs belong to the PMD */
 	for (unsigned k = 0; k < n; k++)
 		bytes += rte_pktmbuf_pkt_len(m[k]);
 	while (sent < n && tries++ < SEND_RETRIES)
-		sent += rte_eth_tx_burst(p->eth_id, 0, m + sent, (uint16_t)(n - sent));
+		sent += rte_eth_tx_burst(p->eth_id, txq, m + sent, (uint16_t)(n - sent));
 	for (unsigned k = sent; k < n; k++)
 		bytes -= rte_pktmbuf_pkt_len(m[k]);
 	if (sent < n) {
 		rte_pktmbuf_free_bulk(m + sent, n - sent);
-		add(&p->eth_drop_full, n - sent);
+		add(&c->drop_full, n - sent);
 	}
-	add(&p->eth_out_pkts, sent);
-	add(&p->eth_out_bytes, bytes);
+	add(&c->pkts, sent);
+	add(&c->bytes, bytes);
 }
 
 static inline uint32_t mask_all(unsigned n)
@@ -356,18 +438,27 @@ static inline uint32_t mask_all(unsigned n)
 	return n >= 32 ? UINT32_MAX : (1u << n) - 1;
 }
 
+struct eth_sink_ctx {
+	struct sw_port *p;
+	uint16_t txq;
+};
+
 static void eth_sink(void *ctx, struct rte_mbuf **m, unsigned n)
 {
-	sw_eth_send(ctx, m, n);
+	struct eth_sink_ctx *c = ctx;
+
+	sw_eth_send(c->p, c->txq, m, n);
 }
 
-/* The packets of sq's burst in mask to ethdev port p: offload requests
- * left to the port where it can, finished in software where not. */
-static void to_port(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
+/* The packets of sq's burst in mask to TX queue txq of ethdev port p:
+ * offload requests left to the port where it can, finished in software
+ * where not. */
+static void to_port(struct sw_queue *sq, struct sw_port *p, uint16_t txq, uint32_t mask)
 {
 	const struct vre_net_mbuf_port port = { .tx_offloads = p->eth_tx_ol, .mtu = p->eth_mtu };
+	struct eth_sink_ctx c = { p, txq };
 
-	vre_net_tx_to_port(sq->nq, sq->burst, mask, p->pool->mp, &port, eth_sink, p);
+	vre_net_tx_to_port(sq->nq, sq->burst, mask, p->pool->mp, &port, eth_sink, &c);
 }
 
 int sw_vhost_to_eth_poll(struct vre_poll_item *it)
@@ -379,15 +470,15 @@ int sw_vhost_to_eth_poll(struct vre_poll_item *it)
 	if (n < 0 || taken == 0)
 		return 0;
 	if (b->npkts)
-		to_port(sq, sq->dst_q->port, mask_all(b->npkts));
+		to_port(sq, sq->dst_q->port, 0, mask_all(b->npkts));
 	/* only now: the port took (or we dropped) every packet */
 	vre_net_tx_done(sq->nq, b);
 	return taken;
 }
 
-void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask)
+void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint16_t txq, uint32_t mask)
 {
-	to_port(sq, p, mask); /* no mbuf: counted as drop_no_mbuf */
+	to_port(sq, p, txq, mask); /* no mbuf: counted as drop_no_mbuf */
 }
 
 /* A flow's hash: the PMD's RSS hash, else the MACs, and for IPv4 the
@@ -474,10 +565,10 @@ int sw_eth_rx_poll(struct vre_poll_item *it)
 		return 0;
 	for (uint16_t i = 0; i < n; i++)
 		bytes += rte_pktmbuf_pkt_len(m[i]);
-	add(&p->eth_in_pkts, n);
-	add(&p->eth_in_bytes, bytes);
+	add(&p->eth_rxc[0].pkts, n);
+	add(&p->eth_rxc[0].bytes, bytes);
 	if (dp->eth) {
-		sw_eth_send(dp, m, n);
+		sw_eth_send(dp, 0, m, n);
 		return n;
 	}
 	sw_rx_spread(dst, nd, m, n);
@@ -493,11 +584,11 @@ int sw_eth_rx_poll(struct vre_poll_item *it)
 static bool eth_arm(struct vre_poll_item *it)
 {
 	struct sw_queue *sq = it->ctx;
-	uint16_t id = sq->port->eth_id;
+	uint16_t id = sq->port->eth_id, q = sq->index / 2u;
 
 	if (sq->port->eth_rx_fd >= 0)
-		rte_eth_dev_rx_intr_enable(id, 0);
-	return rte_eth_rx_queue_count(id, 0) > 0;
+		rte_eth_dev_rx_intr_enable(id, q);
+	return rte_eth_rx_queue_count(id, q) > 0;
 }
 
 static void eth_disarm(struct vre_poll_item *it)
@@ -505,12 +596,12 @@ static void eth_disarm(struct vre_poll_item *it)
 	struct sw_queue *sq = it->ctx;
 
 	if (sq->port->eth_rx_fd >= 0)
-		rte_eth_dev_rx_intr_disable(sq->port->eth_id, 0);
+		rte_eth_dev_rx_intr_disable(sq->port->eth_id, sq->index / 2u);
 }
 
-int sw_eth_attach(struct sw *s, struct sw_port *p)
+int sw_eth_attach_queue(struct sw *s, struct sw_queue *sq)
 {
-	struct sw_queue *sq = &p->q[1];
+	struct sw_port *p = sq->port;
 	struct vre_poll_item *it = &sq->item;
 	int err;
 
@@ -519,24 +610,37 @@ int sw_eth_attach(struct sw *s, struct sw_port *p)
 	it->ctx = sq;
 	it->arm = eth_arm;
 	it->disarm = eth_disarm;
-	it->wake_fd = p->eth_rx_fd;
+	it->wake_fd = p->eth_rx_fd >= 0 ? eth_rx_intr_fd(p->eth_id, sq->index / 2u) : -1;
 	if (it->wake_fd < 0)
 		it->nap_us = SW_ETH_NAP_US; /* polled: naps (see switch.h) */
 	it->name = "eth-rx";
-	sq->w = sw_eth_worker(s);
+	if (!sq->w)
+		sq->w = sw_eth_worker(s);
 	sq->wi = (uint16_t)sw_worker_index(s, sq->w);
-	/* learn mode: what goes to this port is sent by this worker only */
-	__atomic_store_n(&p->rx_wi[0], sq->wi, __ATOMIC_RELAXED);
 	err = vre_worker_add(sq->w, it);
 	if (err == 0)
 		sq->running = true;
 	return err;
 }
 
+int sw_eth_attach(struct sw *s, struct sw_port *p)
+{
+	for (uint16_t k = 0; k < p->pairs; k++) {
+		int err = sw_eth_attach_queue(s, &p->q[2 * k + 1]);
+
+		if (err < 0) {
+			sw_eth_detach(p);
+			return err;
+		}
+	}
+	return 0;
+}
+
 void sw_eth_detach(struct sw_port *p)
 {
-	if (p->q && p->q[1].item.w)
-		vre_worker_remove(&p->q[1].item);
-	if (p->q)
-		p->q[1].running = false;
+	for (uint16_t k = 0; p->q && k < p->pairs; k++) {
+		if (p->q[2 * k + 1].item.w)
+			vre_worker_remove(&p->q[2 * k + 1].item);
+		p->q[2 * k + 1].running = false;
+	}
 }

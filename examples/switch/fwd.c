@@ -114,7 +114,7 @@ static bool is_vhost_tx(const struct sw_port *p, uint16_t index)
 
 int sw_queues_create(struct sw *s, struct sw_port *p)
 {
-	p->nq = p->eth ? 2 : (uint16_t)(2 * p->pairs + (p->pairs > 1));
+	p->nq = (uint16_t)(2 * p->pairs + (!p->eth && p->pairs > 1));
 	p->q = calloc(p->nq, sizeof(p->q[0]));
 	if (!p->q)
 		return -ENOMEM;
@@ -129,8 +129,8 @@ int sw_queues_create(struct sw *s, struct sw_port *p)
 		if (is_vhost_tx(p, k) && !(p->q[k].burst = calloc(1, sizeof(*p->q[k].burst))))
 			return -ENOMEM; /* sw_queues_free frees what was made */
 	}
-	if (p->eth)
-		p->q[0].running = true; /* an ethdev port always takes packets */
+	for (uint16_t k = 0; p->eth && k < p->pairs; k++)
+		p->q[2 * k].running = true; /* an ethdev port always takes packets */
 	return 0;
 }
 
@@ -196,7 +196,7 @@ static int add_item(struct sw *s, struct sw_queue *sq)
 	struct vre_poll_item *it = &sq->item;
 
 	if (sq->port->eth)
-		return sw_eth_attach(s, sq->port);
+		return sw_eth_attach_queue(s, sq);
 	memset(it, 0, sizeof(*it));
 	it->ctx = sq;
 	it->poll = is_ctrl(sq->port, sq->index) ? ctrl_poll : tx_fn(s, sq);
@@ -286,12 +286,13 @@ static void relink(struct sw *s, struct sw_port *x)
 	}
 }
 
-/* Workers for a new port's RX (and control) queues. */
+/* Workers for a new port's RX (and control) queues; an ethdev port's RX
+ * items (q[2k+1]) in learn mode are spread as a vhost port's pairs. */
 static int assign_rx(struct sw *s, struct sw_port *p)
 {
 	struct vre_worker *ew = sw_eth_worker(s);
 
-	if (p->eth) {
+	if (p->eth && s->mode != SW_LEARN) {
 		p->q[0].w = p->q[1].w = ew;
 		return 0;
 	}
@@ -319,7 +320,7 @@ static int assign_rx(struct sw *s, struct sw_port *p)
 		if (s->mode == SW_LEARN)
 			p->q[2 * pair + 1].w = w; /* a pair stays together */
 	}
-	if (p->pairs > 1)
+	if (p->pairs > 1 && !p->eth)
 		p->q[2 * p->pairs].w = p->q[0].w;
 	return 0;
 }
@@ -338,11 +339,8 @@ int sw_plan_port(struct sw *s, struct sw_port *p)
 	struct sw_port *y;
 	int err = assign_rx(s, p);
 
-	if (err < 0 || s->mode == SW_LEARN) {
-		if (p->eth)
-			p->q[1].w = s->learn_w;
+	if (err < 0 || s->mode == SW_LEARN)
 		return err;
-	}
 	y = peer_of(s, p);
 	if (y && y != p && p->eth && !y->eth)
 		move_rx_to_eth_worker(s, y);
@@ -599,7 +597,7 @@ int sw_rebalance(struct sw *s)
 		return 0;
 	pthread_mutex_lock(&s->op_lock);
 	pthread_mutex_lock(&s->lock);
-	if (s->nvhost != s->nports) {
+	if (s->mode != SW_LEARN && s->nvhost != s->nports) {
 		VRE_WARN(ROOM, "rebalance: ethdev ports are served by one worker only; "
 			 "nothing moved");
 		r = -ENOTSUP;
@@ -683,8 +681,12 @@ int sw_rxq_pin(struct sw *s, unsigned port, unsigned pair, unsigned wi, char *wh
 	if (!p) {
 		snprintf(why, whylen, "no port %u", port);
 		r = -ENOENT;
-	} else if (p->eth || pair >= p->pairs) {
-		snprintf(why, whylen, "port %u has no vhost queue pair %u", port, pair);
+	} else if (p->eth && s->mode != SW_LEARN) {
+		snprintf(why, whylen, "port %u is an ethdev port: outside learn mode its queue "
+			 "stays on the first worker", port);
+		r = -ENOTSUP;
+	} else if (pair >= p->pairs) {
+		snprintf(why, whylen, "port %u has no queue pair %u", port, pair);
 		r = -EINVAL;
 	} else if (wi >= s->pool.n) {
 		snprintf(why, whylen, "no worker %u (there are %u)", wi, s->pool.n);
@@ -735,14 +737,17 @@ static void raw_totals(struct sw_port *p, struct sw_port_totals *t)
 {
 	memset(t, 0, sizeof(*t));
 	if (p->eth) {
-		/* named from the switch's side as for a guest: rx = into the port */
-		t->rx_pkts = ld(&p->eth_out_pkts);
-		t->rx_bytes = ld(&p->eth_out_bytes);
-		t->tx_pkts = ld(&p->eth_in_pkts);
-		t->tx_bytes = ld(&p->eth_in_bytes);
-		t->drop_no_rx_buf = ld(&p->eth_drop_full);
-		t->drop_no_dst = p->q ? ld(&p->q[1].drop_no_dst) : 0;
-		t->drop_bad = ld(&p->eth_drop_prep);
+		/* named from the switch's side as for a guest: rx = into the
+		 * port, summed over its queues */
+		for (uint16_t k = 0; p->eth_rxc && p->eth_txc && k < p->pairs; k++) {
+			t->rx_pkts += ld(&p->eth_txc[k].pkts);
+			t->rx_bytes += ld(&p->eth_txc[k].bytes);
+			t->drop_no_rx_buf += ld(&p->eth_txc[k].drop_full);
+			t->drop_bad += ld(&p->eth_txc[k].drop_prep);
+			t->tx_pkts += ld(&p->eth_rxc[k].pkts);
+			t->tx_bytes += ld(&p->eth_rxc[k].bytes);
+			t->drop_no_dst += p->q ? ld(&p->q[2 * k + 1].drop_no_dst) : 0;
+		}
 		t->drops = t->drop_no_rx_buf + t->drop_no_dst + t->drop_bad;
 		return;
 	}

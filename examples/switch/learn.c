@@ -21,7 +21,9 @@
  * Queues are spread over the workers as in xconnect mode (round-robin,
  * --vhost pin=, rxq-pin, rebalance); a queue pair's TX queue lives with its
  * RX queue. Every RX ring still has exactly one writer, its owner
- * (p->rx_wi[pair]; an ethdev port's TX queue: the ethdev worker). A worker
+ * (p->rx_wi[pair]; an ethdev port's TX queue k: worker k, sw_eth_txq, so a
+ * worker sends to an ethdev port on its own TX queue and hands over only
+ * when the port has fewer TX queues than there are workers). A worker
  * puts into the RX rings it owns directly, from the guest's TX chains (one
  * copy), and hands packets for another worker's ring over as mbufs through
  * a ring per (sender, owner) pair of workers (rte_ring, single producer,
@@ -272,10 +274,10 @@ static void deliver(struct sw_lw *lw, const struct sw_view *v, const struct ho *
 		lost = n; /* the port went away meanwhile */
 		rte_pktmbuf_free_bulk(m, n);
 	} else if (p->eth) {
-		unsigned o = owner_of(p, 0);
+		unsigned o = sw_eth_txq(p, lw->idx);
 
 		if (o == lw->idx)
-			sw_eth_send(p, m, n); /* takes them */
+			sw_eth_send(p, (uint16_t)o, m, n); /* takes them */
 		else
 			lost = handoff(lw, o, p, HO_ETH, m, n);
 	} else {
@@ -297,6 +299,9 @@ static void deliver(struct sw_lw *lw, const struct sw_view *v, const struct ho *
 		__atomic_store_n(&lw->ho_drops, lw->ho_drops + lost, __ATOMIC_RELAXED);
 }
 
+/* Returns what it moved so that the worker counts the pass as busy; the
+ * item is a relay (sw_learn_start), so these packets are not counted again
+ * in the worker's packets: the sender's poll counted them. */
 static int drain_poll(struct vre_poll_item *it)
 {
 	struct sw_lw *lw = it->ctx;
@@ -395,9 +400,13 @@ int sw_learn_start(struct sw *s, char *why, size_t whylen)
 				return -ENOMEM;
 			}
 		}
+		/* relay: a packet handed over was counted in the packets of
+		 * the worker that took it from its source (a guest's TX queue,
+		 * an ethdev RX queue), and is not counted a second time on the
+		 * worker that delivers it */
 		lw->item = (struct vre_poll_item){ .poll = drain_poll, .arm = drain_arm,
 						   .disarm = drain_disarm, .wake_fd = lw->efd,
-						   .ctx = lw, .name = "handoff" };
+						   .ctx = lw, .name = "handoff", .relay = true };
 		if (vre_worker_add(s->pool.w[j], &lw->item) < 0) {
 			snprintf(why, whylen, "cannot add the handoff item to worker %u", j);
 			return -ENOMEM;
@@ -613,9 +622,10 @@ static unsigned to_port(struct sw_lw *lw, struct sw_queue *sq, struct sw_port *p
 	struct vre_net_queue *dst;
 
 	if (p->eth) {
-		o = owner_of(p, 0);
+		o = sw_eth_txq(p, lw->idx);
 		if (o == lw->idx) {
-			sw_learn_to_eth(sq, p, mask); /* no mbuf: counted as drop_no_mbuf */
+			/* its own TX queue; no mbuf: counted as drop_no_mbuf */
+			sw_learn_to_eth(sq, p, (uint16_t)o, mask);
 			return 0;
 		}
 		return tx_handoff(lw, sq, p, o, HO_ETH, mask);
@@ -814,12 +824,12 @@ static unsigned eth_to_port(struct sw_lw *lw, struct sw_port *p, struct rte_mbuf
 		if (mask & (1u << k))
 			sel[ns++] = m[k];
 	if (p->eth) {
-		unsigned o = owner_of(p, 0);
+		unsigned o = sw_eth_txq(p, lw->idx);
 
 		for (unsigned k = 0; k < ns; k++)
 			rte_pktmbuf_refcnt_update(sel[k], 1);
 		if (o == lw->idx) {
-			sw_eth_send(p, sel, ns);
+			sw_eth_send(p, (uint16_t)o, sel, ns);
 			return 0;
 		}
 		return handoff(lw, o, p, HO_ETH, sel, ns);
@@ -859,7 +869,8 @@ int sw_learn_eth_poll(struct vre_poll_item *it)
 	struct lburst lb;
 	uint64_t bytes = 0, dropped;
 	uint32_t mk, uni;
-	uint16_t n = rte_eth_rx_burst(me->eth_id, 0, m, VRE_BURST);
+	struct sw_eth_rxc *c = &me->eth_rxc[sq->index / 2u];
+	uint16_t n = rte_eth_rx_burst(me->eth_id, sq->index / 2u, m, VRE_BURST);
 
 	if (n == 0)
 		return 0;
@@ -869,8 +880,8 @@ int sw_learn_eth_poll(struct vre_poll_item *it)
 		if (ok[k])
 			memcpy(hdr[k], rte_pktmbuf_mtod(m[k], const uint8_t *), 12);
 	}
-	__atomic_store_n(&me->eth_in_pkts, me->eth_in_pkts + n, __ATOMIC_RELAXED);
-	__atomic_store_n(&me->eth_in_bytes, me->eth_in_bytes + bytes, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->pkts, c->pkts + n, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->bytes, c->bytes + bytes, __ATOMIC_RELAXED);
 	classify(lw, v, me, hdr, ok, n, &lb);
 	dropped = lb.runts;
 	if (lb.flood) {

@@ -37,9 +37,14 @@ static void usage(FILE *f)
 		"                                    'net_tap0,iface=t0', a PCI address); repeatable\n"
 		"  (EAL options)                     every DPDK ethdev port the EAL probes (--vdev\n"
 		"                                    net_ring0, --vdev net_tap0, -a PCI, ...) is a\n"
-		"                                    switch port too: one RX and one TX queue on the\n"
-		"                                    first worker, which sleeps on RX interrupts when\n"
-		"                                    idle (net_tap, NICs) or naps up to 1 ms (others)\n"
+		"                                    switch port too. In learn mode it gets an RX and\n"
+		"                                    a TX queue per worker (RSS over IP/TCP/UDP where\n"
+		"                                    the PMD has it), else one of each on the first\n"
+		"                                    worker; workers sleep on RX interrupts when idle\n"
+		"                                    (net_tap, NICs) or nap up to 1 ms (others)\n"
+		"  --eth-queues N                    learn mode: queue pairs of each ethdev port given\n"
+		"                                    here (1..16, at most what the PMD offers; default\n"
+		"                                    one per worker); vre-ctl port-add ethdev queues=N\n"
 		"  Port numbers: vhost ports 0..V-1 in command-line order, then ethdev ports V..\n"
 		"  in DPDK port order, then --ethdev ports; a port added at runtime takes the lowest\n"
 		"  free number. xconnect pairs and the tables use these numbers.\n"
@@ -215,7 +220,8 @@ static const char *default_cpu(void)
 }
 
 enum { O_VHOST = 256, O_MODE, O_WORKERS, O_POLL, O_STATS, O_LOG, O_PIN, O_HELP, O_AGING,
-       O_JSON, O_CONFIG, O_ETHDEV, O_CTL, O_CTL_GROUP, O_VERSION, O_MSG_TIMEOUT };
+       O_JSON, O_CONFIG, O_ETHDEV, O_CTL, O_CTL_GROUP, O_VERSION, O_MSG_TIMEOUT,
+       O_ETH_QUEUES };
 static const struct option long_opts[] = {
 	{ "vhost", required_argument, NULL, O_VHOST },
 	{ "mode", required_argument, NULL, O_MODE },
@@ -229,6 +235,7 @@ static const struct option long_opts[] = {
 	{ "msg-timeout-ms", required_argument, NULL, O_MSG_TIMEOUT },
 	{ "config", required_argument, NULL, O_CONFIG },
 	{ "ethdev", required_argument, NULL, O_ETHDEV },
+	{ "eth-queues", required_argument, NULL, O_ETH_QUEUES },
 	{ "ctl", required_argument, NULL, O_CTL },
 	{ "ctl-group", required_argument, NULL, O_CTL_GROUP },
 	{ "help", no_argument, NULL, O_HELP },
@@ -248,6 +255,9 @@ static void apply_opt(struct sw *s, struct opts *o, int c, char *arg)
 		if (!*arg)
 			bad("--ethdev needs device arguments");
 		new_spec(o, SW_ETHDEV)->devargs = arg;
+		break;
+	case O_ETH_QUEUES:
+		s->eth_queues = (unsigned)parse_num(arg, 1, SW_MAX_PAIRS, "--eth-queues");
 		break;
 	case O_CTL:
 		if (!*arg)

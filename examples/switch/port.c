@@ -256,6 +256,8 @@ static void port_free(struct sw_port *p)
 		vre_net_dev_destroy(p->net);
 	free(p->path);
 	free(p->devargs);
+	free(p->eth_rxc);
+	free(p->eth_txc);
 	free(p);
 }
 
@@ -270,7 +272,9 @@ static struct sw_port *port_new(struct sw *s, const struct sw_port_spec *spec)
 	p->sw = s;
 	p->gen = ++s->next_gen;
 	p->eth = spec->kind == SW_ETHDEV;
-	p->pairs = p->eth || !spec->pairs ? 1 : spec->pairs;
+	/* an ethdev port's pairs: sw_eth_open, by what the PMD offers */
+	p->pairs = p->eth ? 0 : !spec->pairs ? 1 : spec->pairs;
+	p->eth_want = spec->eth_queues;
 	p->eth_rx_fd = -1;
 	for (int i = 0; i < SW_MAX_PAIRS; i++)
 		p->pin[i] = spec->pin[i];
@@ -438,9 +442,9 @@ static int add_one_eth(struct sw *s, const struct sw_port_spec *spec, uint16_t i
 	p->idx = (unsigned)n; /* for the log lines of open */
 	if (rte_eth_dev_get_name_by_port(id, p->eth_name) != 0)
 		snprintf(p->eth_name, sizeof(p->eth_name), "ethdev%u", id);
-	r = sw_queues_create(s, p);
+	r = sw_eth_open(s, p, why, whylen); /* sets p->pairs: before the queue table */
 	if (r == 0)
-		r = sw_eth_open(s, p, why, whylen);
+		r = sw_queues_create(s, p);
 	if (r < 0) {
 		if (!why[0])
 			snprintf(why, whylen, "%s: %s", p->eth_name, strerror(-r));

@@ -109,12 +109,20 @@
  *
  * DPDK ethdev ports (eth.c): every port the EAL probed (--vdev net_ring0,
  * net_tap0, a PCI NIC, ...) and every port-add ethdev (rte_dev_probe) is a
- * switch port. An ethdev port has one RX and one TX queue, both used only by
- * the ethdev worker (the first worker, until a rebalance of a switch
- * without ethdev ports moves it): its q[0] is the destination side (rte_eth_tx_burst, always
- * "running", no vhost queue behind it) and its q[1] the source side (a poll
- * item doing rte_eth_rx_burst). Every queue that feeds an ethdev port or is
- * fed by one therefore lives on that worker too.
+ * switch port. An ethdev port has N queue pairs (p->pairs; ethdev RX and
+ * TX queue k): its q[2k] is the destination side of TX queue k
+ * (rte_eth_tx_burst, always "running", no vhost queue behind it) and its
+ * q[2k+1] the source side, a poll item doing rte_eth_rx_burst on RX queue
+ * k. In xconnect and loopback mode N is 1 and everything touching the port
+ * runs on the ethdev worker (the first worker, until a rebalance of a
+ * switch without ethdev ports moves it): every queue that feeds an ethdev
+ * port or is fed by one lives on that worker too. In learn mode N is by
+ * default the number of workers (queues=, --eth-queues; at most what the
+ * PMD offers), the RX queues are spread over the workers as vhost pairs
+ * are (round-robin, pin, rxq-pin, rebalance) with RSS spreading flows over
+ * them, and worker i sends on TX queue i (its own: no lock, no handoff);
+ * a worker i >= N hands its packets for the port to worker i mod N
+ * (sw_eth_txq).
  *
  * An ethdev port xconnected (or, in learn mode, sending) to a multi-queue
  * vhost port spreads what it receives over the vhost port's running RX
@@ -182,6 +190,7 @@ struct sw_port_spec {
 	 * already probed (eth_id >= 0, devargs NULL) */
 	const char *devargs;
 	int eth_id;
+	uint16_t eth_queues;        /* queues=: queue pairs wanted, 0: the default */
 };
 void sw_port_spec_init(struct sw_port_spec *spec);
 
@@ -249,6 +258,18 @@ struct sw_lsc {
 	uint32_t mask;
 } __attribute__((aligned(64)));
 
+/* An ethdev port's counters of one RX queue and of one TX queue, a line
+ * each: each has one writer. */
+struct sw_eth_rxc {
+	uint64_t pkts, bytes;        /* taken from the port (rx_burst) */
+} __attribute__((aligned(64)));
+
+struct sw_eth_txc {
+	uint64_t pkts, bytes;        /* the port took them (tx_burst) */
+	uint64_t drop_full;          /* the port did not take them */
+	uint64_t drop_prep;          /* refused by rte_eth_tx_prepare (offload flags) */
+} __attribute__((aligned(64)));
+
 struct sw_port {
 	struct sw *sw;
 	unsigned idx;                /* port number */
@@ -262,8 +283,9 @@ struct sw_port {
 	 * runs, else NULL (published with release, cleared + synced) */
 	struct vre_net_queue *rx_pub[SW_MAX_PAIRS];
 	/* learn mode: the index of the worker that owns the RX queue of each
-	 * pair (an ethdev port: [0], the ethdev worker), the only one that
-	 * writes it; changed only while no sender runs (sw_learn_quiet) */
+	 * pair of a vhost port, the only one that writes it; changed only
+	 * while no sender runs (sw_learn_quiet). Unused for ethdev ports
+	 * (sw_eth_txq) */
 	uint16_t rx_wi[SW_MAX_PAIRS];
 	/* learn mode: each worker's scratch for one burst, a line each */
 	struct sw_lsc *lsc;
@@ -281,14 +303,16 @@ struct sw_port {
 	char eth_name[64];
 	char *devargs;               /* hot-plugged with these, else NULL */
 	struct sw_pool *pool;        /* its mbufs (eth.c) */
-	uint64_t eth_in_pkts, eth_in_bytes;   /* taken from the port (rx_burst) */
-	uint64_t eth_out_pkts, eth_out_bytes; /* the port took them (tx_burst) */
-	uint64_t eth_drop_full;               /* the port did not take them */
-	uint64_t eth_drop_prep;               /* refused by rte_eth_tx_prepare (offload flags) */
+	uint16_t eth_want;           /* spec's queues=, 0: the default */
+	uint64_t eth_rss_hf;         /* RSS hash types in use, 0: no RSS */
+	/* per queue (pairs entries each): RX queue k's counters are written
+	 * by its poller, TX queue k's by worker k (sw_eth_txq) */
+	struct sw_eth_rxc *eth_rxc;
+	struct sw_eth_txc *eth_txc;
 	uint64_t eth_tx_ol;          /* RTE_ETH_TX_OFFLOAD_* enabled on the port (what the
 				      * switch leaves to it), see eth.c */
 	uint16_t eth_mtu;
-	int eth_rx_fd;               /* RX interrupt fd (owned by the PMD), or -1 */
+	int eth_rx_fd;               /* RX queue 0's interrupt fd (owned by the PMD), or -1 */
 	bool eth_started;            /* rte_eth_dev_start succeeded */
 	/* stats --clear: the raw totals at the last clear (s->lock) */
 	struct sw_port_totals base;
@@ -320,6 +344,8 @@ struct sw {
 	struct rte_mempool *ho_pool; /* learn mode, 2+ workers: handoff mbufs */
 	struct sw_pool *free_pools;  /* ethdev pools of removed ports (eth.c) */
 	unsigned nworkers_hint;      /* for sizing ethdev pools */
+	unsigned eth_queues;         /* --eth-queues: default queue pairs of an ethdev port
+				      * in learn mode, 0: one per worker */
 	struct vre_worker_stats *wbase; /* stats --clear: per worker (s->lock) */
 	pthread_mutex_t lock;        /* see the top of this file */
 	pthread_mutex_t op_lock;
@@ -402,10 +428,20 @@ struct rte_mbuf;
 int sw_eth_probe(const char *devargs, uint16_t *ids, unsigned max, char *why, size_t whylen);
 /* Gives p a mempool, configures and starts it. */
 int sw_eth_open(struct sw *s, struct sw_port *p, char *why, size_t whylen);
-/* Adds p's RX poll item to the ethdev worker. s->lock held. */
+/* Adds p's RX poll items to their workers (sq->w, set by sw_plan_port).
+ * s->lock held. */
 int sw_eth_attach(struct sw *s, struct sw_port *p);
-/* Removes the RX item (s->lock held). */
+/* Adds the poll item of one RX queue (p->q[2k+1]) to sq->w. s->lock held. */
+int sw_eth_attach_queue(struct sw *s, struct sw_queue *sq);
+/* Removes the RX items (s->lock held). */
 void sw_eth_detach(struct sw_port *p);
+/* The TX queue worker wi sends on, which is also the worker that sends on
+ * it: wi itself when the port has a TX queue per worker, else worker
+ * wi mod N, to which wi hands its packets over (learn.c). */
+static inline unsigned sw_eth_txq(const struct sw_port *p, unsigned wi)
+{
+	return wi < p->pairs ? wi : wi % p->pairs;
+}
 /* Stops, closes and (when no other port uses its device) removes the
  * ethdev, and keeps its pool for the next ethdev port. After detach and a
  * sync of every worker. */
@@ -419,9 +455,10 @@ void sw_eth_release(uint16_t id, bool started);
 int sw_eth_reserve_pools(struct sw *s, char *why, size_t whylen);
 /* Frees the pools kept (at exit, when no port is left). */
 void sw_eth_free_pools(struct sw *s);
-/* Sends n mbufs to ethdev port p; what it does not take is freed and
- * counted. Ethdev worker only. */
-void sw_eth_send(struct sw_port *p, struct rte_mbuf **m, unsigned n);
+/* Sends n mbufs on TX queue txq of ethdev port p; what it does not take is
+ * freed and counted. Only the worker that owns txq (sw_eth_txq; the ethdev
+ * worker outside learn mode). */
+void sw_eth_send(struct sw_port *p, uint16_t txq, struct rte_mbuf **m, unsigned n);
 /* Delivers n mbufs to the vhost RX queues dst[0..nd), each flow to one of
  * them (nd >= 1); the caller still owns and frees the mbufs. */
 void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, uint16_t n);
@@ -429,8 +466,9 @@ void sw_rx_spread(struct vre_net_queue **dst, unsigned nd, struct rte_mbuf **m, 
 int sw_vhost_to_eth_poll(struct vre_poll_item *it);
 /* ethdev RX -> its xconnect/loopback destination. */
 int sw_eth_rx_poll(struct vre_poll_item *it);
-/* Learn mode: the packets of sq's burst in mask, copied to ethdev port p. */
-void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint32_t mask);
+/* Learn mode: the packets of sq's burst in mask, copied to ethdev port p's
+ * TX queue txq. */
+void sw_learn_to_eth(struct sw_queue *sq, struct sw_port *p, uint16_t txq, uint32_t mask);
 /* A flow's hash (the NIC's RSS hash, else MACs, IPv4 addresses, ports). */
 uint32_t sw_flow_hash(const struct rte_mbuf *m);
 /* The port's pool, for mbufs going to it. */
@@ -453,7 +491,7 @@ void sw_unlink_port(struct sw *s, struct sw_port *p);
  * (each removal returns once its worker is out), the owners rotate, the
  * items are added again. Groups stay together, so every RX ring keeps a
  * single writer. Returns the items moved, 0 with one worker, -ENOTSUP with
- * ethdev ports (they belong to the first worker), -EIO when an item could
+ * ethdev ports outside learn mode (they belong to the first worker), -EIO when an item could
  * not be added back (logged; that queue is no longer polled). Takes
  * s->op_lock and s->lock. */
 int sw_rebalance(struct sw *s);

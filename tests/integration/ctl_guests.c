@@ -27,9 +27,27 @@
  *     pair to the other worker and back; port-del of a port that a guest
  *     keeps sending to, on another thread.
  *
+ *   ctl-guests ethmq CTL SOCK0 SOCK1 IFACE ETHPORT
+ *     learn mode on two workers with guests on ports 0 and 1 (one per
+ *     worker) and ethdev port ETHPORT, a net_tap with two queue pairs whose
+ *     kernel side IFACE this program reads and writes (AF_PACKET; run it in
+ *     the switch's network namespace): IPv4/UDP frames of 64 flows from a
+ *     station behind the tap reach both guests byte for byte and came in
+ *     through both RX queues (the kernel's multi-queue tap spreads flows as
+ *     RSS would); each guest's frames to the station leave on its own
+ *     worker's TX queue (the PMD's per-queue counters); the workers count
+ *     every packet once (their packets = the ports' taken packets);
+ *     rxq-pin and rebalance move the RX queues under traffic;
+ *     port-del of the ethdev port while a guest and the station stream
+ *     through it; the guests still reach each other afterwards.
+ *
  * Prints one line per phase and exits 0 when everything held, 1 otherwise.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -517,6 +535,371 @@ static int learnmw(int n, char **socks)
 	return 0;
 }
 
+/* ---- an ethdev port with a queue pair per worker ---- */
+
+static const uint8_t station[6] = { 0x02, 0xee, 0, 0, 0, 0x01 };
+
+/* A 64-byte IPv4/UDP frame of flow tag % 64 (source port), the tag in
+ * the payload; the rest a pattern of the tag, checked on arrival. */
+static void ipframe(uint8_t *f, const uint8_t dst[6], const uint8_t src[6], uint32_t tag)
+{
+	static const uint8_t ip[20] = { 0x45, 0, 0, 50, 0, 0, 0, 0, 64, 17, 0, 0,
+					10, 98, 0, 1, 10, 98, 0, 2 };
+	uint16_t sport = htons((uint16_t)(4000 + tag % 64)), dport = htons(9), ulen = htons(30);
+	uint32_t sum = 0;
+
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x08, f[13] = 0x00;
+	memcpy(f + 14, ip, 20);
+	for (int i = 0; i < 20; i += 2)
+		sum += (uint32_t)f[14 + i] << 8 | f[15 + i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	f[24] = (uint8_t)(~sum >> 8), f[25] = (uint8_t)~sum;
+	memcpy(f + 34, &sport, 2);
+	memcpy(f + 36, &dport, 2);
+	memcpy(f + 38, &ulen, 2);
+	f[40] = f[41] = 0;
+	memcpy(f + 42, &tag, 4);
+	for (int i = 46; i < 64; i++)
+		f[i] = (uint8_t)(tag * 7 + (unsigned)i);
+}
+
+/* The station's frames a guest holds now, each checked byte for byte;
+ * their tags in tags[] (up to max). Up to 2 s for want of them. With
+ * guests set, other guests' frames (frame()) may come too: checked,
+ * counted there, not returned. */
+static unsigned drain_station(struct vguest *g, const uint8_t me[6], uint32_t *tags, unsigned max,
+			      unsigned want, unsigned *guests)
+{
+	uint64_t end = now_ms() + 2000;
+	uint8_t buf[VGUEST_BUF], ref[64];
+	unsigned n = 0;
+	size_t len;
+
+	for (;;) {
+		while ((len = vguest_recv(g, buf, sizeof(buf))) > 0) {
+			uint32_t tag;
+
+			if (len != 64)
+				die("a frame of %zu bytes, want 64", len);
+			if (guests && buf[12] == 0x88 && buf[13] == 0xb5) {
+				memcpy(&tag, buf + 14, 4);
+				frame(ref, buf, buf + 6, tag, 64);
+				if (memcmp(ref, buf, 64) != 0)
+					die("guest frame %u arrived corrupted", tag);
+				(*guests)++;
+				continue;
+			}
+			memcpy(&tag, buf + 42, 4);
+			ipframe(ref, me, station, tag);
+			if (memcmp(ref, buf, 64) != 0)
+				die("station frame %u arrived corrupted or misdirected", tag);
+			if (n < max)
+				tags[n] = tag;
+			n++;
+		}
+		if (n >= want || now_ms() >= end)
+			return n;
+		struct timespec ts = { 0, 1000 * 1000 };
+
+		nanosleep(&ts, NULL); /* polling the ring for a condition, bounded */
+	}
+}
+
+static int raw_open(const char *ifname)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+
+	sll.sll_ifindex = (int)if_nametoindex(ifname);
+	if (fd < 0 || !sll.sll_ifindex || bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		die("cannot open a packet socket on %s: %s", ifname, strerror(errno));
+	return fd;
+}
+
+/* Guest frames (frame(): from src, any tag) the station got, checked
+ * byte for byte, counted by source guest (mac_of index < 2); up to 2 s
+ * for want in all. Frames the station sent itself are skipped. */
+static unsigned raw_drain(int fd, unsigned got[2], unsigned want)
+{
+	uint64_t end = now_ms() + 2000;
+	unsigned n = 0;
+
+	while (n < want) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct sockaddr_ll from;
+		socklen_t fl = sizeof(from);
+		uint8_t buf[2048], ref[64], m0[6], m1[6];
+		uint32_t tag;
+		ssize_t len;
+		int64_t left = (int64_t)(end - now_ms());
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		len = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		if (len < 0 || from.sll_pkttype == PACKET_OUTGOING)
+			continue;
+		if (len != 64 || buf[12] != 0x88 || buf[13] != 0xb5)
+			die("the station got an unexpected frame of %zd bytes (ethertype %02x%02x)",
+			    len, buf[12], buf[13]);
+		memcpy(&tag, buf + 14, 4);
+		frame(ref, buf, buf + 6, tag, 64);
+		if (memcmp(ref, buf, 64) != 0)
+			die("frame %u reached the station corrupted", tag);
+		mac_of(0, m0);
+		mac_of(1, m1);
+		if (memcmp(buf + 6, m0, 6) && memcmp(buf + 6, m1, 6))
+			die("frame %u from an unknown source reached the station", tag);
+		got[memcmp(buf + 6, m0, 6) == 0 ? 0 : 1]++;
+		n++;
+	}
+	return n;
+}
+
+/* port-show PORT's queue_list entry with this pair (ethdev: per queue
+ * pair counters), or role's entry of a vhost port (new reference). */
+static json_t *queue_of(unsigned port, const char *role, int pair)
+{
+	json_t *r = rpc("port-show", json_pack("{s:i}", "port", (int)port)), *q, *res = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(r, "queue_list"), i, q)
+		if (strcmp(json_string_value(json_object_get(q, "role")), role) == 0 &&
+		    geti(q, "pair") == pair) {
+			res = json_incref(q);
+			break;
+		}
+	json_decref(r);
+	if (!res)
+		die("port %u has no %s queue of pair %d", port, role, pair);
+	return res;
+}
+
+static long long qget(unsigned port, int pair, const char *key)
+{
+	json_t *q = queue_of(port, "rx", pair);
+	long long v = geti(q, key);
+
+	if (!json_object_get(q, key))
+		die("port %u queue pair %d: no %s", port, pair, key);
+	json_decref(q);
+	return v;
+}
+
+/* Sum of the workers' packets and of the ports' packets taken from their
+ * sources (tx_pkts: guests' TX, an ethdev port's RX). */
+static void packet_sums(long long *workers, long long *taken)
+{
+	json_t *r = rpc("worker-list", NULL), *v;
+	size_t i;
+
+	*workers = *taken = 0;
+	json_array_foreach(json_object_get(r, "workers"), i, v)
+		*workers += geti(v, "packets");
+	json_decref(r);
+	r = rpc("port-list", NULL);
+	json_array_foreach(json_object_get(r, "ports"), i, v)
+		*taken += geti(v, "tx_pkts");
+	json_decref(r);
+}
+
+struct station_streamer {
+	int fd;
+	uint8_t dst[6];
+	unsigned sent;
+	int stop;
+};
+
+static void *station_stream(void *arg)
+{
+	struct station_streamer *st = arg;
+	uint8_t f[64];
+
+	while (!__atomic_load_n(&st->stop, __ATOMIC_ACQUIRE)) {
+		struct timespec ts = { 0, 100 * 1000 };
+
+		ipframe(f, st->dst, station, 90000u + st->sent);
+		if (send(st->fd, f, 64, 0) == 64)
+			st->sent++;
+		nanosleep(&ts, NULL); /* a pace, not a synchronisation */
+	}
+	return NULL;
+}
+
+static int ethmq(char **socks, const char *ifname, unsigned ethport)
+{
+	struct vguest *g[2];
+	uint8_t mac[2][6], bc[6], f[64];
+	unsigned wtx[2], rxq[2] = { 0 }, got[2] = { 0 }, nflows = 64, sent[2] = { 40, 25 };
+	uint32_t tags[256];
+	long long pmd0[2], sw0[2], ws, taken;
+	int fd = raw_open(ifname);
+
+	memset(bc, 0xff, 6);
+	for (int i = 0; i < 2; i++) {
+		json_t *q;
+
+		mac_of((unsigned)i, mac[i]);
+		if (!(g[i] = vguest_open(socks[i], 5000)))
+			die("guest %d could not attach to %s", i, socks[i]);
+		q = queue_of((unsigned)i, "tx", 0);
+		wtx[i] = (unsigned)geti(q, "worker");
+		json_decref(q);
+	}
+	if (wtx[0] == wtx[1])
+		die("both guests' TX queues are on worker %u: want one per worker", wtx[0]);
+	if (qget(ethport, 0, "worker") == qget(ethport, 1, "worker"))
+		die("both ethdev RX queues are on one worker");
+	/* 1. the guests announce themselves: a broadcast each, which the
+	 * other guest and the station get */
+	for (int i = 0; i < 2; i++) {
+		frame(f, bc, mac[i], 100u + (unsigned)i, 64);
+		if (vguest_send_wait(g[i], f, 64, 5000) < 0)
+			die("broadcast from guest %d not completed", i);
+		if (drain_want(g[1 - i], tags, 4, mac[1 - i], 1) != 1 || tags[0] != 100u + (unsigned)i)
+			die("guest %d's broadcast did not reach guest %d once", i, 1 - i);
+	}
+	if (raw_drain(fd, got, 2) != 2 || got[0] != 1 || got[1] != 1)
+		die("the station got %u/%u broadcasts, want 1/1", got[0], got[1]);
+	/* 2. station -> guests over 64 flows: the tap spreads them over its
+	 * two queues (RX queue k is worker k's), each reaches its guest
+	 * (on the other worker for half of them: a handoff) */
+	for (int k = 0; k < 2; k++)
+		rxq[k] = (unsigned)qget(ethport, k, "rx_pkts");
+	for (unsigned t = 0; t < 2 * nflows; t++) {
+		ipframe(f, mac[t & 1], station, 1000u + t);
+		if (send(fd, f, 64, 0) != 64)
+			die("the station could not send: %s", strerror(errno));
+	}
+	for (int i = 0; i < 2; i++) {
+		unsigned n = drain_station(g[i], mac[i], tags, 256, nflows, NULL);
+
+		if (n != nflows)
+			die("guest %d got %u of the station's %u frames", i, n, nflows);
+		for (unsigned k = 0; k < n; k++)
+			if (tags[k] % 2 != (unsigned)i)
+				die("guest %d got frame %u of guest %d", i, tags[k], 1 - i);
+	}
+	{
+		long long r0 = qget(ethport, 0, "rx_pkts") - rxq[0];
+		long long r1 = qget(ethport, 1, "rx_pkts") - rxq[1];
+
+		printf("ethmq: %u station frames over %u flows reached their guests; RX queue 0 took "
+		       "%lld, RX queue 1 %lld\n", 2 * nflows, nflows, r0, r1);
+		if (r0 + r1 != 2 * nflows || !r0 || !r1)
+			die("want both RX queues used, %u frames in all", 2 * nflows);
+	}
+	/* 3. guests -> station: each guest's frames leave on its worker's own
+	 * TX queue (the PMD counts per queue) */
+	for (int k = 0; k < 2; k++) {
+		pmd0[k] = qget(ethport, k, "pmd_tx_pkts");
+		sw0[k] = qget(ethport, k, "tx_pkts");
+	}
+	got[0] = got[1] = 0;
+	for (int i = 0; i < 2; i++)
+		for (unsigned k = 0; k < sent[i]; k++) {
+			frame(f, station, mac[i], 2000u + 100u * (unsigned)i + k, 64);
+			if (vguest_send_wait(g[i], f, 64, 5000) < 0)
+				die("frame to the station from guest %d not completed", i);
+		}
+	if (raw_drain(fd, got, sent[0] + sent[1]) != sent[0] + sent[1] || got[0] != sent[0] ||
+	    got[1] != sent[1])
+		die("the station got %u and %u frames from the guests, want %u and %u", got[0],
+		    got[1], sent[0], sent[1]);
+	for (int i = 0; i < 2; i++) {
+		long long pmd = qget(ethport, (int)wtx[i], "pmd_tx_pkts") - pmd0[wtx[i]];
+		long long sw = qget(ethport, (int)wtx[i], "tx_pkts") - sw0[wtx[i]];
+
+		printf("ethmq: guest %d (worker %u) sent %u to the station: TX queue %u carried %lld "
+		       "(PMD's count %lld)\n", i, wtx[i], sent[i], wtx[i], sw, pmd);
+		if (pmd != sent[i] || sw != sent[i])
+			die("TX queue %u carried %lld (PMD: %lld) frames, want guest %d's %u: a worker "
+			    "used another worker's TX queue", wtx[i], sw, pmd, i, sent[i]);
+	}
+	/* 4. each packet counted once by the workers: after all of the
+	 * above (handoffs both ways included), the workers' packets are the
+	 * packets taken from the ports (up to 2 s for the last pass's count) */
+	{
+		uint64_t end = now_ms() + 2000;
+
+		do
+			packet_sums(&ws, &taken);
+		while (ws != taken && now_ms() < end);
+		printf("ethmq: the workers counted %lld packets, the ports gave %lld\n", ws, taken);
+		if (ws != taken)
+			die("workers' packets %lld != packets taken from the ports %lld", ws, taken);
+	}
+	/* 5. rxq-pin of RX queue 0 to the other RX queue's worker, then
+	 * rebalance (every queue to the next worker): the station's flows
+	 * still reach their guests through both queues */
+	{
+		long long w1 = qget(ethport, 1, "worker");
+
+		json_decref(rpc("rxq-pin", json_pack("{s:i, s:i, s:i}", "port", (int)ethport,
+						     "pair", 0, "worker", (int)w1)));
+		if (qget(ethport, 0, "worker") != w1)
+			die("rxq-pin: RX queue 0 is on worker %lld, want %lld",
+			    qget(ethport, 0, "worker"), w1);
+		for (int round = 0; round < 2; round++) {
+			if (round)
+				json_decref(rpc("rebalance", NULL));
+			for (unsigned t = 0; t < 2 * nflows; t++) {
+				ipframe(f, mac[t & 1], station, 3000u + 1000u * (unsigned)round + t);
+				if (send(fd, f, 64, 0) != 64)
+					die("the station could not send: %s", strerror(errno));
+			}
+			for (int i = 0; i < 2; i++)
+				if (drain_station(g[i], mac[i], tags, 256, nflows, NULL) != nflows)
+					die("after %s guest %d missed station frames",
+					    round ? "rebalance" : "rxq-pin", i);
+		}
+		printf("ethmq: RX queue 0 pinned to worker %lld, then a rebalance: the station's "
+		       "frames kept reaching both guests\n", w1);
+	}
+	/* 6. port-del of the ethdev port while guest 0 streams to the
+	 * station and the station to guest 1 */
+	{
+		struct streamer st = { .g = g[0] };
+		struct station_streamer ss = { .fd = fd };
+		pthread_t th, th2;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		uint32_t t;
+		unsigned n, floods = 0;
+
+		memcpy(st.src, mac[0], 6);
+		memcpy(st.dst, station, 6);
+		memcpy(ss.dst, mac[1], 6);
+		if (pthread_create(&th, NULL, stream, &st) || pthread_create(&th2, NULL, station_stream, &ss))
+			die("pthread_create");
+		nanosleep(&ts, NULL); /* a head start; the frames' completion is the check */
+		json_decref(rpc("port-del", json_pack("{s:i}", "port", (int)ethport)));
+		nanosleep(&ts, NULL);
+		__atomic_store_n(&st.stop, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&ss.stop, 1, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+		pthread_join(th2, NULL);
+		/* what the station sent before the port went, and guest 0's
+		 * frames to the station once its MAC died with the port (they
+		 * flood to guest 1) */
+		n = drain_station(g[1], mac[1], tags, 256, 0, &floods);
+		if (st.sent < 10 || ss.sent < 10)
+			die("port-del: streamed only %u and %u frames", st.sent, ss.sent);
+		/* the guests still reach each other (guest 0 gets nothing else) */
+		send_one(g[1], mac[0], mac[1], 7000);
+		if (drain_want(g[0], &t, 1, mac[0], 1) != 1 || t != 7000)
+			die("after port-del guest 0 did not get guest 1's frame");
+		printf("ethmq: port-del of the ethdev port under traffic (guest 0 sent %u frames, the "
+		       "station %u; guest 1 got %u of the station's and %u flooded); the guests "
+		       "still reach each other\n", st.sent, ss.sent, n, floods);
+	}
+	close(fd);
+	for (int i = 0; i < 2; i++)
+		vguest_close(g[i]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && strcmp(argv[1], "churn") == 0) {
@@ -531,7 +914,11 @@ int main(int argc, char **argv)
 		ctl = argv[2];
 		return learnmw(argc - 3, argv + 3);
 	}
+	if (argc == 7 && strcmp(argv[1], "ethmq") == 0) {
+		ctl = argv[2];
+		return ethmq(argv + 3, argv[5], (unsigned)strtoul(argv[6], NULL, 10));
+	}
 	fprintf(stderr, "usage: ctl-guests churn CTL DIR CYCLES | learn CTL SOCK... | "
-		"learnmw CTL SOCK0..SOCK3\n");
+		"learnmw CTL SOCK0..SOCK3 | ethmq CTL SOCK0 SOCK1 IFACE ETHPORT\n");
 	return 2;
 }

@@ -23,6 +23,13 @@
 #   churn    ctl-guests churn: 1,000 port-add/port-del cycles with a guest
 #            attached each time; flat fds, mappings and heap (scripts/test
 #            runs it against the ASan+UBSan switch too)
+#   ethmq    learn mode on two workers, guests on ports 0 and 1 and a net_tap
+#            ethdev port with two queue pairs (in a network namespace of
+#            its own; needs root): ctl-guests ethmq checks both RX queues
+#            used, each worker's frames on its own TX queue (the PMD's
+#            per-queue counters), each packet counted once by the workers,
+#            port-del of the tap under traffic (scripts/test runs it
+#            against the ASan+UBSan switch too)
 #   hostile  tests/integration/ctl_hostile.py against the control socket
 #            (malformed JSON, huge and stalled requests, 200 parallel
 #            clients, clients that do not read) while testpmd forwards
@@ -45,6 +52,7 @@ DIR=$(mktemp -d /tmp/vre-ctl.XXXXXX)
 chmod 711 "$DIR"
 PREFIX=vre-ctlt$$
 SW_PID= SW2_PID= TP_PID= TP_FD= TPB_PID= TPB_FD=
+NS= PRE=() # ethmq: the switch runs in network namespace NS (PRE: the prefix)
 
 . "$HERE/../../scripts/lib/proc.sh"
 
@@ -63,6 +71,7 @@ cleanup() {
 	kill_wait "$SW2_PID"
 	kill_wait "$SW_PID"
 	rm -rf "/var/run/dpdk/$PREFIX" "/var/run/dpdk/$PREFIX-b"
+	[ -z "$NS" ] || ip netns del "$NS"
 	[ -n "${KEEP_DIR:-}" ] && { echo "kept $DIR"; return; }
 	rm -rf "$DIR"
 }
@@ -79,7 +88,7 @@ start_switch() {
 	# after wait_for has already seen the previous switch's ready line, and
 	# a signal sent then finds the new switch before it blocks its signals
 	: >"$DIR/sw.log"
-	"$SWITCH" "${EAL[@]}" -- --ctl "$CTL" --workers "$SW_CPU" "$@" >"$DIR/sw.log" 2>&1 &
+	"${PRE[@]}" "$SWITCH" "${EAL[@]}" -- --ctl "$CTL" --workers "$SW_CPU" "$@" >"$DIR/sw.log" 2>&1 &
 	SW_PID=$!
 	wait_for 20 "$DIR/sw.log" '^vre-switch: ready' || fail "switch did not come up"
 }
@@ -488,6 +497,35 @@ case_learnmw() {
 	echo "PASS: learnmw"
 }
 
+# ---- an ethdev port with a queue pair per worker ----
+
+case_ethmq() {
+	local tap=vremq$$
+	NS=vre-ethmq-$$
+	ip netns add "$NS" || fail "cannot add network namespace $NS"
+	# no IPv6 chatter from the tap's kernel side: every frame is the test's
+	ip netns exec "$NS" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 \
+		net.ipv6.conf.all.disable_ipv6=1 || fail "cannot disable IPv6 in $NS"
+	PRE=(ip netns exec "$NS")
+	start_switch --workers "0-$SW_CPU"
+	grep -q 'learn mode, 2 worker' "$DIR/sw.log" || fail "want learn mode on 2 workers"
+	ok port-add vhost "$DIR/m0.sock"
+	ok port-add vhost "$DIR/m1.sock"
+	ok port-add ethdev "net_tap9,iface=$tap"
+	grep -q 'net_tap9) started, .*, 2 queue pair(s)' "$DIR/sw.log" ||
+		fail "want 2 queue pairs on the tap: $(grep net_tap9 "$DIR/sw.log")"
+	ok --json port-show 2
+	check_py 'd["queue_pairs"] == 2 and len(d["queue_list"]) == 2' "port-show: 2 queue pairs"
+	echo "tap: RSS $(jq_py 'd["rss"], d["rss_hf"]')"
+	"${PRE[@]}" "$GUESTS" ethmq "$CTL" "$DIR/m0.sock" "$DIR/m1.sock" "$tap" 2 ||
+		fail "ethdev queue pair per worker"
+	ok --json port-list
+	check_py 'len(d["ports"]) == 2' "the ethdev port is gone, the guests' ports are left"
+	stop_switch
+	! grep -qiE 'sanitizer|runtime error' "$DIR/sw.log" || fail "sanitizer report"
+	echo "PASS: ethmq"
+}
+
 # ---- churn ----
 
 case_churn() {
@@ -535,6 +573,10 @@ churn) case_churn ;;
 learnmw)
 	[ "$(nproc)" -ge 2 ] || { echo "SKIP: needs 2 CPUs"; exit 77; }
 	case_learnmw ;;
+ethmq)
+	[ "$(nproc)" -ge 2 ] || { echo "SKIP: needs 2 CPUs"; exit 77; }
+	[ "$(id -u)" = 0 ] && command -v ip >/dev/null || { echo "SKIP: needs root and ip"; exit 77; }
+	case_ethmq ;;
 hotadd|hostile)
 	command -v "$TESTPMD" >/dev/null || { echo "SKIP: $TESTPMD not installed"; exit 77; }
 	"case_$CASE" ;;

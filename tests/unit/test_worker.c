@@ -304,6 +304,34 @@ END_TEST
 START_TEST(test_traffic_interrupt) { run_traffic(VRE_POLL_INTERRUPT); }
 END_TEST
 
+/* A relay item (a handoff between workers) keeps the worker busy but its
+ * packets were counted by the item that took them: packets counts the
+ * other items' returns only. */
+START_TEST(test_relay_not_counted)
+{
+	struct vre_worker *w = start(VRE_POLL_BUSY);
+	struct vre_worker_stats st;
+	struct fake a, b;
+
+	fake_init(&a, true);
+	fake_init(&b, true);
+	b.it.relay = true;
+	ck_assert_int_eq(vre_worker_add(w, &a.it), 0);
+	ck_assert_int_eq(vre_worker_add(w, &b.it), 0);
+	fake_produce(&b, 500);
+	ck_assert(WAIT_FOR(__atomic_load_n(&b.taken, __ATOMIC_ACQUIRE) == 500u, 2000));
+	fake_produce(&a, 1000);
+	ck_assert(WAIT_FOR(__atomic_load_n(&a.taken, __ATOMIC_ACQUIRE) == 1000u, 2000));
+	vre_worker_remove(&a.it);
+	vre_worker_remove(&b.it);
+	vre_worker_get_stats(w, &st);
+	ck_assert_uint_eq(st.packets, 1000);
+	vre_worker_destroy(w);
+	fake_fini(&a);
+	fake_fini(&b);
+}
+END_TEST
+
 /* Interrupt mode sleeps after the first empty pass: an idle worker makes
  * only a handful of passes. */
 START_TEST(test_interrupt_sleeps)
@@ -627,6 +655,7 @@ static Suite *worker_suite(void)
 	tcase_add_test(tc, test_traffic_busy);
 	tcase_add_test(tc, test_traffic_adaptive);
 	tcase_add_test(tc, test_traffic_interrupt);
+	tcase_add_test(tc, test_relay_not_counted);
 	tcase_add_test(tc, test_interrupt_sleeps);
 	tcase_add_test(tc, test_sleep_is_bounded);
 	tcase_add_test(tc, test_no_arm_never_sleeps);

@@ -47,7 +47,7 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  port-add vhost PATH [client] [queues=N] [name=NAME] [owner=USER] [group=GROUP]\n"
 		"                 [mode=OCTAL] [mtu=M] [offloads=on|off] [port=N]\n"
-		"  port-add ethdev DEVARGS [name=NAME] [port=N]   (DPDK hot-plug: net_ring0,\n"
+		"  port-add ethdev DEVARGS [name=NAME] [port=N] [queues=N]   (DPDK hot-plug: net_ring0,\n"
 		"                 net_tap0,iface=t0, a PCI address)\n"
 		"  port-del PORT                 PORT: a number or a name\n"
 		"  port-list\n"
@@ -130,7 +130,7 @@ static void add_opts(json_t *p, char **w, int n, bool vhost)
 			json_object_set_new(p, "name", json_string(eq));
 		else if (strcmp(key, "port") == 0)
 			json_object_set_new(p, "port", json_integer(num(eq, 0, 65535, "port=")));
-		else if (vhost && strcmp(key, "queues") == 0)
+		else if (strcmp(key, "queues") == 0)
 			json_object_set_new(p, "queues", json_integer(num(eq, 1, 16, "queues=")));
 		else if (vhost && strcmp(key, "mtu") == 0)
 			json_object_set_new(p, "mtu", json_integer(num(eq, 68, 65535, "mtu=")));
@@ -386,10 +386,17 @@ static void print_port(json_t *r)
 	       I(ctr, "drop_no_rx_buf"), I(ctr, "drop_bad"));
 	printf("  %-6s %-5s %-5s %-8s %-7s %12s\n", "QUEUE", "ROLE", "PAIR", "RUNNING", "WORKER",
 	       "PACKETS");
-	json_array_foreach(json_object_get(r, "queue_list"), i, q)
-		printf("  %-6lld %-5s %-5lld %-8s %-7lld %12lld\n", I(q, "queue"), S(q, "role"),
+	json_array_foreach(json_object_get(r, "queue_list"), i, q) {
+		bool eth = json_object_get(q, "tx_pkts") != NULL; /* an ethdev queue pair */
+
+		printf("  %-6lld %-5s %-5lld %-8s %-7lld %12lld", I(q, "queue"), S(q, "role"),
 		       I(q, "pair"), json_is_true(json_object_get(q, "running")) ? "yes" : "no",
-		       I(q, "worker"), I(q, "packets"));
+		       I(q, "worker"), eth ? I(q, "rx_pkts") : I(q, "packets"));
+		if (eth)
+			printf("  (sent on TX queue %lld: %lld; PMD's queue counters: in %lld out %lld)",
+			       I(q, "pair"), I(q, "tx_pkts"), I(q, "pmd_rx_pkts"), I(q, "pmd_tx_pkts"));
+		printf("\n");
+	}
 }
 
 static void print_workers(json_t *ws)
