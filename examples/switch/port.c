@@ -13,6 +13,7 @@
 
 #include <rte_ethdev.h>
 
+#include "num.h"
 #include "switch.h"
 #include "vre_log.h"
 
@@ -39,14 +40,12 @@ void sw_sync_all(struct sw *s)
 
 /* A user or group given as a decimal number. (uid_t)-1 is "no change" to
  * chown(2), so it is no valid id. 0 when `name` is a number. */
+_Static_assert(sizeof(long) > sizeof(uint32_t), "ids up to UINT32_MAX - 1 fit in a long");
 static int parse_id_number(const char *name, uint32_t *id)
 {
-	char *end;
-	unsigned long v;
+	long v;
 
-	errno = 0;
-	v = strtoul(name, &end, 10);
-	if (!*name || *end || errno || v >= UINT32_MAX)
+	if (num_parse(name, 0, (long)UINT32_MAX - 1, &v) < 0)
 		return -EINVAL;
 	*id = (uint32_t)v;
 	return 0;
