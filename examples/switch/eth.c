@@ -297,6 +297,7 @@ static int eth_rx_intr_fd(uint16_t id, uint16_t q)
 int sw_eth_open(struct sw *s, struct sw_port *p, char *why, size_t whylen)
 {
 	struct rte_eth_link link;
+	char ls[64]; /* the link, as the start line tells it */
 	int r;
 
 	why[0] = 0;
@@ -342,17 +343,14 @@ int sw_eth_open(struct sw *s, struct sw_port *p, char *why, size_t whylen)
 	/* link state: a virtual port is up at once, a NIC may still be
 	 * negotiating (reported as down here, it keeps working once up) */
 	if (rte_eth_link_get_nowait(p->eth_id, &link) == 0)
-		printf("vre-switch: port %u: ethdev %u (%s) started, link %s %u Mbps %s-duplex, %s, "
-		       "%u queue pair(s)%s\n", p->idx, p->eth_id, p->eth_name,
-		       link.link_status ? "up" : "down", link.link_speed,
-		       link.link_duplex ? "full" : "half",
-		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled", p->pairs,
-		       p->eth_rss_hf ? ", rss" : "");
+		snprintf(ls, sizeof(ls), "%s %u Mbps %s-duplex", link.link_status ? "up" : "down",
+			 link.link_speed, link.link_duplex ? "full" : "half");
 	else
-		printf("vre-switch: port %u: ethdev %u (%s) started, link unknown, %s, "
-		       "%u queue pair(s)%s\n", p->idx, p->eth_id, p->eth_name,
-		       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled", p->pairs,
-		       p->eth_rss_hf ? ", rss" : "");
+		snprintf(ls, sizeof(ls), "unknown");
+	printf("vre-switch: port %u: ethdev %u (%s) started, link %s, %s, %u queue pair(s)%s\n",
+	       p->idx, p->eth_id, p->eth_name, ls,
+	       p->eth_rx_fd >= 0 ? "rx interrupts" : "rx polled", p->pairs,
+	       p->eth_rss_hf ? ", rss" : "");
 	fflush(stdout);
 	return 0;
 }
